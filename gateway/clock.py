@@ -1,0 +1,64 @@
+"""Injected time: the store keeps UTC, people read Asia/Shanghai.
+
+Every component that needs "now" takes a :class:`Clock`; tests and the demo use
+:class:`ManualClock` or :class:`FastClock` to move time without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+
+
+class Clock:
+    """Real time."""
+
+    def __init__(self, tz: ZoneInfo = LOCAL_TZ) -> None:
+        self.tz = tz
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware, in UTC."""
+        return datetime.now(UTC)
+
+    def local(self, when: datetime | None = None) -> datetime:
+        """``when`` (default: now) in the people's timezone."""
+        return (when or self.now()).astimezone(self.tz)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class ManualClock(Clock):
+    """A clock that only moves when told; ``sleep`` yields but does not wait."""
+
+    def __init__(self, start: datetime, tz: ZoneInfo = LOCAL_TZ) -> None:
+        super().__init__(tz)
+        if start.tzinfo is None:
+            raise ValueError("ManualClock needs a timezone-aware start")
+        self._now = start.astimezone(UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, delta: timedelta | float) -> None:
+        if not isinstance(delta, timedelta):
+            delta = timedelta(seconds=delta)
+        self._now += delta
+
+    async def sleep(self, seconds: float) -> None:
+        self.advance(max(0.0, seconds))
+        await asyncio.sleep(0)
+
+
+def utc_iso(when: datetime) -> str:
+    """The store's text form of a time: ISO 8601 in UTC with microseconds."""
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_utc(text: str) -> datetime:
+    """The inverse of :func:`utc_iso`."""
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,315 @@
+"""Configuration in layers: defaults → TOML file → environment → command line.
+
+Loaded once by the command line and passed down; no other module reads the
+environment. Every key is described in ``gateway.example.toml``. A key that is
+unknown, missing or of the wrong type stops the start with a message naming the
+key and where it came from.
+
+Environment: ``GATEWAY_<SECTION>_<KEY>`` for any key of a section, e.g.
+``GATEWAY_SMS_AUTH_TOKEN``; ``GATEWAY_PBX_<NAME>_<KEY>`` for one PBX, e.g.
+``GATEWAY_PBX_MAIN_SECRET``. Command line: ``--set section.key=value``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import GatewayError
+
+
+class ConfigError(GatewayError):
+    """A configuration value is missing, unknown or malformed."""
+
+    def __init__(self, key: str, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {key}: {reason}")
+        self.key = key
+        self.source = source
+        self.reason = reason
+
+
+class Secret:
+    """A value that never shows itself in a repr, a log line or an error."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class GatewaySection:
+    data_dir: Path = Path("gateway-data")
+    timezone: str = "Asia/Shanghai"
+    log_level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class StoreSection:
+    # Empty: <data_dir>/gateway.sqlite3
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class PbxSection:
+    name: str = "main"
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "gateway"
+    secret: Secret = Secret("")
+    auth: str = "md5"  # "md5" (challenge) or "plain"
+    ping_interval: float = 10.0
+    ping_timeout: float = 5.0
+    action_timeout: float = 10.0
+    connect_timeout: float = 5.0
+    reconnect_min: float = 0.5
+    reconnect_max: float = 30.0
+    login_attempts: int = 5
+    # Outbound calls go out as <trunk_prefix><number>, e.g. "PJSIP/trunk/".
+    trunk_prefix: str = "PJSIP/trunk/"
+    hotline_context: str = "hotline"
+
+
+@dataclass(frozen=True)
+class SmsSection:
+    # https://api.twilio.com for the real Twilio; the simulated one in the demo.
+    api_base_url: str = "https://api.twilio.com"
+    account_sid: str = ""
+    auth_token: Secret = Secret("")
+    from_number: str = ""
+    messaging_service_sid: str = ""
+    rate_per_second: float = 10.0
+    http_timeout: float = 15.0
+    max_attempts: int = 8
+    backoff_min: float = 1.0
+    backoff_max: float = 600.0
+    quiet_start: str = "21:00"  # local time; texts to citizens wait until quiet_end
+    quiet_end: str = "08:00"
+    workers: int = 4
+
+
+@dataclass(frozen=True)
+class WebSection:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # The URL Twilio uses to reach us; signatures are computed over it.
+    public_url: str = "http://127.0.0.1:8080"
+    # Bearer token for the API; the dashboard logs in with it too.
+    api_token: Secret = Secret("")
+
+
+@dataclass(frozen=True)
+class Config:
+    gateway: GatewaySection = field(default_factory=GatewaySection)
+    store: StoreSection = field(default_factory=StoreSection)
+    pbx: tuple[PbxSection, ...] = (PbxSection(),)
+    sms: SmsSection = field(default_factory=SmsSection)
+    web: WebSection = field(default_factory=WebSection)
+    # Where the settings came from, for messages: "defaults" or a file name.
+    source: str = "defaults"
+
+    @property
+    def store_path(self) -> Path:
+        if self.store.path:
+            return Path(self.store.path)
+        return self.gateway.data_dir / "gateway.sqlite3"
+
+
+SECTIONS: dict[str, type[Any]] = {
+    f.name: typing.get_type_hints(Config)[f.name]
+    for f in dataclasses.fields(Config)
+    if f.name != "source"
+}
+
+
+def load(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Sequence[str] = (),
+) -> Config:
+    """Build the configuration from its layers. ``env`` is ``os.environ`` in production."""
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError("(file)", source, "no such file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("(file)", source, f"not valid TOML: {exc}") from None
+    for name in raw:
+        if name not in SECTIONS:
+            raise ConfigError(name, source, f"unknown section (known: {', '.join(SECTIONS)})")
+
+    sections: dict[str, Any] = {}
+    for name, hint in SECTIONS.items():
+        if typing.get_origin(hint) is tuple:
+            item_type = typing.get_args(hint)[0]
+            items = raw.get(name, [{}])
+            if not isinstance(items, list):
+                raise ConfigError(name, source, "must be an array of tables ([[" + name + "]])")
+            built = []
+            for index, item in enumerate(items):
+                label = f"{name}[{index}]"
+                values = _section(item_type, item, label, source)
+                built.append(values)
+            sections[name] = built
+        else:
+            sections[name] = _section(hint, raw.get(name, {}), name, source)
+
+    _apply_env(sections, env or {})
+    _apply_overrides(sections, overrides)
+
+    kwargs: dict[str, Any] = {}
+    for name, hint in SECTIONS.items():
+        if typing.get_origin(hint) is tuple:
+            item_type = typing.get_args(hint)[0]
+            objs = tuple(item_type(**v) for v in sections[name])
+            names = [o.name for o in objs]
+            if len(set(names)) != len(names):
+                raise ConfigError(name, source, f"names must differ, got {names}")
+            kwargs[name] = objs
+        else:
+            kwargs[name] = hint(**sections[name])
+    return Config(**kwargs, source=source)
+
+
+def _section(cls: type[Any], raw: Any, label: str, source: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(label, source, "must be a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(f"{label}.{key}", source, f"unknown key (known: {', '.join(sorted(known))})")
+        values[key] = _coerce(hints[key], value, f"{label}.{key}", source, from_text=False)
+    for f in dataclasses.fields(cls):
+        if f.name not in values:
+            if f.default is dataclasses.MISSING:
+                raise ConfigError(f"{label}.{f.name}", source, "missing")
+            values[f.name] = f.default
+    return values
+
+
+def _coerce(hint: Any, value: Any, key: str, source: str, *, from_text: bool) -> Any:
+    """Check (from a file) or convert (from text: environment, command line) one value."""
+    if isinstance(hint, types.UnionType):  # e.g. str | None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    try:
+        if hint is Secret:
+            if not isinstance(value, str):
+                raise TypeError("a string")
+            return Secret(value)
+        if hint is Path:
+            if not isinstance(value, str):
+                raise TypeError("a path string")
+            return Path(value)
+        if hint is bool:
+            if from_text and isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered in ("1", "true", "yes", "on"):
+                    return True
+                if lowered in ("0", "false", "no", "off"):
+                    return False
+                raise TypeError("true or false")
+            if not isinstance(value, bool):
+                raise TypeError("true or false")
+            return value
+        if hint is int:
+            if from_text and isinstance(value, str):
+                return int(value)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError("an integer")
+            return value
+        if hint is float:
+            if from_text and isinstance(value, str):
+                return float(value)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError("a number")
+            return float(value)
+        if hint is str:
+            if not isinstance(value, str):
+                raise TypeError("a string")
+            return value
+        if typing.get_origin(hint) is tuple:
+            item = typing.get_args(hint)[0]
+            if from_text and isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list):
+                raise TypeError("an array")
+            return tuple(_coerce(item, v, key, source, from_text=from_text) for v in value)
+    except (TypeError, ValueError) as exc:
+        expected = str(exc) if isinstance(exc, TypeError) else f"a value of type {hint.__name__}"
+        raise ConfigError(key, source, f"must be {expected}, got {value!r}") from None
+    raise ConfigError(key, source, f"unsupported type {hint!r}")
+
+
+def _apply_env(sections: dict[str, Any], env: Mapping[str, str]) -> None:
+    for var, text in env.items():
+        if not var.startswith("GATEWAY_"):
+            continue
+        rest = var[len("GATEWAY_") :].lower()
+        for name, hint in SECTIONS.items():
+            if not rest.startswith(name + "_"):
+                continue
+            tail = rest[len(name) + 1 :]
+            if typing.get_origin(hint) is tuple:
+                item_type = typing.get_args(hint)[0]
+                for item in sections[name]:
+                    prefix = str(item["name"]).lower() + "_"
+                    if tail.startswith(prefix):
+                        _set(item, item_type, tail[len(prefix) :], text, var, "environment")
+            else:
+                _set(sections[name], hint, tail, text, var, "environment")
+
+
+def _apply_overrides(sections: dict[str, Any], overrides: Sequence[str]) -> None:
+    for override in overrides:
+        target, sep, text = override.partition("=")
+        if not sep or "." not in target:
+            raise ConfigError(override, "command line", "use --set section.key=value")
+        name, _, key = target.partition(".")
+        hint = SECTIONS.get(name)
+        if hint is None:
+            raise ConfigError(target, "command line", "unknown section")
+        if typing.get_origin(hint) is tuple:
+            # --set pbx.main.secret=...
+            item_name, _, key = key.partition(".")
+            matches = [i for i in sections[name] if i["name"] == item_name]
+            if not matches:
+                raise ConfigError(target, "command line", f"no {name} named {item_name!r}")
+            _set(matches[0], typing.get_args(hint)[0], key, text, target, "command line")
+        else:
+            _set(sections[name], hint, key, text, target, "command line")
+
+
+def _set(values: dict[str, Any], cls: type[Any], key: str, text: str, label: str, source: str) -> None:
+    hints = typing.get_type_hints(cls)
+    if key not in hints:
+        raise ConfigError(label, source, f"unknown key {key!r}")
+    values[key] = _coerce(hints[key], text, label, source, from_text=True)

@@ -1,0 +1,20 @@
+"""The root of the gateway's exceptions.
+
+Each feature package keeps its own exceptions module; every class there derives
+from :class:`GatewayError` so a command line or a web handler can catch the whole
+family at one place::
+
+    GatewayError
+    ├── ConfigError            (gateway.config)
+    ├── StoreError             (gateway.store)
+    ├── InvalidPhoneNumber     (gateway.phone)
+    ├── AmiError               (gateway.pbx.exceptions)
+    │   ├── AmiLoginError, AmiActionTimeout, AmiConnectionLost ...
+    │   └── ChannelHungUp      (the caller hung up: one type, caught once)
+    ├── FlowError              (gateway.ivr)
+    └── SmsError               (gateway.sms)
+"""
+
+
+class GatewayError(Exception):
+    """Anything the gateway itself reports as a failure with a reason."""

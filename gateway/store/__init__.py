@@ -1,0 +1,35 @@
+"""The case store: the only package that writes SQL.
+
+``Store`` opens the database and gathers one repository per feature::
+
+    async with Store.open(path, clock) as store:
+        await store.units.add_unit(...)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from gateway.clock import Clock
+from gateway.store.db import Database, StoreError
+from gateway.store.units import Officer, Unit, UnitRepository
+
+__all__ = ["Database", "Officer", "Store", "StoreError", "Unit"]
+
+
+class Store:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        self.units = UnitRepository(db, clock)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, path: Path, clock: Clock, *, migrate: bool = True) -> AsyncIterator[Store]:
+        async with Database.open(path, migrate=migrate) as db:
+            yield cls(db, clock)
+
+    async def ping(self) -> None:
+        await self.db.fetchone("SELECT 1")

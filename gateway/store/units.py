@@ -1,0 +1,128 @@
+"""Units (the police organisation) and officers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.clock import Clock, utc_iso
+from gateway.store.db import Database, StoreError
+
+UNIT_KINDS = ("city", "sub_bureau", "county_bureau", "station", "department", "office")
+
+
+@dataclass(frozen=True)
+class Unit:
+    id: int
+    code: str
+    name: str
+    kind: str
+    parent_id: int | None
+
+
+@dataclass(frozen=True)
+class Officer:
+    id: int
+    code: str
+    name: str
+    mobile: str | None
+    unit_id: int
+    role: str
+
+
+class UnitRepository:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def add_unit(self, code: str, name: str, kind: str, parent_code: str | None = None) -> Unit:
+        if kind not in UNIT_KINDS:
+            raise StoreError(f"unit {code}: unknown kind {kind!r} (known: {', '.join(UNIT_KINDS)})")
+        parent_id = None
+        if parent_code is not None:
+            parent = await self.unit_by_code(parent_code)
+            if parent is None:
+                raise StoreError(f"unit {code}: parent {parent_code!r} does not exist")
+            parent_id = parent.id
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO units (code, name, kind, parent_id, created_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (code) DO UPDATE SET name = excluded.name, kind = excluded.kind,"
+                " parent_id = excluded.parent_id RETURNING id",
+                (code, name, kind, parent_id, utc_iso(self._clock.now())),
+            )
+            row = await cursor.fetchone()
+        assert row is not None
+        return Unit(int(row[0]), code, name, kind, parent_id)
+
+    async def add_officer(
+        self, code: str, name: str, unit_code: str, role: str, mobile: str | None
+    ) -> Officer:
+        unit = await self.unit_by_code(unit_code)
+        if unit is None:
+            raise StoreError(f"officer {code}: unit {unit_code!r} does not exist")
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO officers (code, name, mobile, unit_id, role, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO UPDATE SET name = excluded.name,"
+                " mobile = excluded.mobile, unit_id = excluded.unit_id, role = excluded.role"
+                " RETURNING id",
+                (code, name, mobile, unit.id, role, utc_iso(self._clock.now())),
+            )
+            row = await cursor.fetchone()
+        assert row is not None
+        return Officer(int(row[0]), code, name, mobile, unit.id, role)
+
+    async def unit_by_code(self, code: str) -> Unit | None:
+        row = await self._db.fetchone(
+            "SELECT id, code, name, kind, parent_id FROM units WHERE code = ?", (code,)
+        )
+        return _unit(row) if row else None
+
+    async def unit(self, unit_id: int) -> Unit | None:
+        row = await self._db.fetchone(
+            "SELECT id, code, name, kind, parent_id FROM units WHERE id = ?", (unit_id,)
+        )
+        return _unit(row) if row else None
+
+    async def units(self, kind: str | None = None) -> list[Unit]:
+        if kind is None:
+            rows = await self._db.fetchall(
+                "SELECT id, code, name, kind, parent_id FROM units ORDER BY id"
+            )
+        else:
+            rows = await self._db.fetchall(
+                "SELECT id, code, name, kind, parent_id FROM units WHERE kind = ? ORDER BY id",
+                (kind,),
+            )
+        return [_unit(r) for r in rows]
+
+    async def ancestors(self, unit_id: int) -> list[Unit]:
+        """The unit's parents, nearest first (excluding the unit itself)."""
+        chain: list[Unit] = []
+        current = await self.unit(unit_id)
+        while current is not None and current.parent_id is not None:
+            current = await self.unit(current.parent_id)
+            if current is not None:
+                chain.append(current)
+        return chain
+
+    async def officers(self, unit_id: int | None = None, role: str | None = None) -> list[Officer]:
+        sql = "SELECT id, code, name, mobile, unit_id, role FROM officers WHERE 1=1"
+        params: list[object] = []
+        if unit_id is not None:
+            sql += " AND unit_id = ?"
+            params.append(unit_id)
+        if role is not None:
+            sql += " AND role = ?"
+            params.append(role)
+        rows = await self._db.fetchall(sql + " ORDER BY id", params)
+        return [Officer(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    async def chief(self, unit_id: int) -> Officer | None:
+        chiefs = await self.officers(unit_id, "chief")
+        return chiefs[0] if chiefs else None
+
+
+def _unit(row: object) -> Unit:
+    r = row  # aiosqlite.Row
+    return Unit(r[0], r[1], r[2], r[3], r[4])  # type: ignore[index]

@@ -1,0 +1,78 @@
+"""The case store: migrations, units, officers, the demo seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.clock import ManualClock
+from gateway.store import Store, StoreError
+from gateway.store.seed import demo_city, load_seed
+
+
+async def test_migrations_apply_once(tmp_path: Path, clock: ManualClock) -> None:
+    """A new file gets every migration; opening it again applies none."""
+    path = tmp_path / "s.sqlite3"
+    async with Store.open(path, clock, migrate=False) as store:
+        first = await store.db.migrate()
+        assert first and first[0].startswith("0001_")
+    async with Store.open(path, clock, migrate=False) as store:
+        assert await store.db.migrate() == []
+        assert await store.db.schema_version() == int(first[-1][:4])
+
+
+async def test_demo_city_has_the_promised_shape(store: Store) -> None:
+    """The demo city has 15 stations under 3 sub-bureaus and 2 county bureaus, each with a chief."""
+    await load_seed(store.units, demo_city(), "demo-city.toml")
+    stations = await store.units.units("station")
+    assert len(stations) == 15
+    assert len(await store.units.units("sub_bureau")) == 3
+    assert len(await store.units.units("county_bureau")) == 2
+    for station in stations:
+        parents = await store.units.ancestors(station.id)
+        assert parents[0].kind in ("sub_bureau", "county_bureau")
+        assert parents[-1].kind == "city"
+        assert await store.units.chief(station.id) is not None
+    chiefs = await store.units.officers(role="chief")
+    assert all(c.mobile is None or c.mobile.startswith("+86") for c in chiefs)
+
+
+async def test_seed_is_idempotent(store: Store) -> None:
+    """Loading the same seed twice updates rows instead of duplicating them."""
+    await load_seed(store.units, demo_city(), "demo-city.toml")
+    await load_seed(store.units, demo_city(), "demo-city.toml")
+    assert len(await store.units.units("station")) == 15
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[unit]]\ncode='A'\nname='x'\nkind='planet'\n", "unknown kind 'planet'"),
+        ("[[unit]]\ncode='A'\nname='x'\nkind='station'\nparent='NOPE'\n", "parent 'NOPE'"),
+        ("[[officer]]\ncode='J1'\nname='x'\nunit='A'\nrole='chief'\n", "unit 'A' does not exist"),
+        (
+            "[[unit]]\ncode='A'\nname='x'\nkind='station'\n"
+            "[[officer]]\ncode='J1'\nname='x'\nunit='A'\nrole='chief'\nmobile='010 1234 5678'\n",
+            "officer[0] (J1): mobile: a fixed line cannot receive texts",
+        ),
+        ("[[unit]]\nname='x'\n", "unit[0]: 'code' is missing"),
+        ("[[unit]\n", "not valid TOML"),
+        ("[[station]]\ncode='A'\n", "unknown tables ['station']"),
+    ],
+)
+async def test_bad_seed_names_what_is_wrong(store: Store, text: str, message: str) -> None:
+    """A bad seed file is refused with a message naming the item and the problem."""
+    with pytest.raises(StoreError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+        await load_seed(store.units, text, "bad.toml")
+
+
+async def test_failed_transaction_rolls_back(store: Store) -> None:
+    """An exception inside a transaction leaves nothing behind."""
+    with pytest.raises(RuntimeError):
+        async with store.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO units (code, name, kind, created_at) VALUES ('X', 'x', 'city', 'now')"
+            )
+            raise RuntimeError("boom")
+    assert await store.units.unit_by_code("X") is None
