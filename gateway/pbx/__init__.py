@@ -1,0 +1,1 @@
+"""The AMI session to each PBX and the AsyncAGI channels it carries."""

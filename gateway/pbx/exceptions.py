@@ -1,0 +1,71 @@
+"""Errors of the PBX link. Each carries the facts that explain it.
+
+::
+
+    AmiError
+    ├── AmiLoginError        (pbx, username, message from Asterisk)
+    ├── AmiConnectionLost    (pbx, while doing what)
+    ├── AmiActionTimeout     (pbx, action, action_id, seconds)
+    ├── AmiActionFailed      (pbx, action, action_id, message)
+    ├── AgiCommandFailed     (channel, command, code, text)
+    └── ChannelHungUp        (channel): the caller is gone; caught once by the flow engine
+"""
+
+from __future__ import annotations
+
+from gateway.errors import GatewayError
+
+
+class AmiError(GatewayError):
+    """Something went wrong on an AMI link."""
+
+
+class AmiLoginError(AmiError):
+    def __init__(self, pbx: str, username: str, message: str) -> None:
+        super().__init__(f"PBX {pbx}: login as {username!r} refused: {message}")
+        self.pbx = pbx
+        self.username = username
+        self.message = message
+
+
+class AmiConnectionLost(AmiError):
+    def __init__(self, pbx: str, during: str) -> None:
+        super().__init__(f"PBX {pbx}: connection lost during {during}")
+        self.pbx = pbx
+        self.during = during
+
+
+class AmiActionTimeout(AmiError):
+    def __init__(self, pbx: str, action: str, action_id: str, seconds: float) -> None:
+        super().__init__(f"PBX {pbx}: no answer to {action} ({action_id}) in {seconds:g}s")
+        self.pbx = pbx
+        self.action = action
+        self.action_id = action_id
+        self.seconds = seconds
+
+
+class AmiActionFailed(AmiError):
+    def __init__(self, pbx: str, action: str, action_id: str, message: str) -> None:
+        super().__init__(f"PBX {pbx}: {action} ({action_id}) failed: {message}")
+        self.pbx = pbx
+        self.action = action
+        self.action_id = action_id
+        self.message = message
+
+
+class AgiCommandFailed(AmiError):
+    def __init__(self, channel: str, command: str, code: int, text: str) -> None:
+        super().__init__(f"channel {channel}: AGI {command!r} answered {code} {text}")
+        self.channel = channel
+        self.command = command
+        self.code = code
+        self.text = text
+
+
+class ChannelHungUp(AmiError):
+    """The caller hung up (or the channel is gone); whatever was running stops."""
+
+    def __init__(self, channel: str, during: str = "") -> None:
+        super().__init__(f"channel {channel} hung up" + (f" during {during}" if during else ""))
+        self.channel = channel
+        self.during = during
