@@ -27,6 +27,7 @@ log = logging.getLogger("gateway")
 # Modules whose register() adds subcommands, in the order `gateway --help` lists them.
 COMMAND_MODULES = (
     "gateway.store.commands",
+    "gateway.sim.commands",
 )
 
 Handler = Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]]

@@ -1,0 +1,25 @@
+"""``gateway sim ami`` and ``gateway sim twilio``: each simulator alone, for any client."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Each module has register(sim_subparsers) adding its own subcommand.
+SIM_MODULES = (
+    "gateway.sim.ami.commands",
+    "gateway.sim.twilio.commands",
+)
+
+
+def register(sub: Any) -> None:
+    sim = sub.add_parser("sim", help="run a simulated peer (PBX or Twilio) on its own")
+    sim_sub = sim.add_subparsers(dest="sim_command", metavar="PEER", required=True)
+    for name in SIM_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # that simulator is not part of this build
+        module.register(sim_sub)
