@@ -1,0 +1,1 @@
+"""Evaluation callbacks: served items, survey calls, ratings, rectification orders."""
