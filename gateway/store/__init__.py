@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gateway.clock import Clock
 from gateway.store.db import Database, StoreError
+from gateway.store.callbacks import CallbackRepository
 from gateway.store.units import Officer, Unit, UnitRepository
 
 __all__ = ["Database", "Officer", "Store", "StoreError", "Unit"]
@@ -24,6 +25,7 @@ class Store:
         self.db = db
         self.clock = clock
         self.units = UnitRepository(db, clock)
+        self.callbacks = CallbackRepository(db, clock)
 
     @classmethod
     @contextlib.asynccontextmanager

@@ -1,0 +1,527 @@
+"""Served items, callback attempts, ratings and rectification orders.
+
+The state machine of an item lives in ``gateway.callbacks``; this module only
+reads and writes rows, each change in one transaction so a crash never leaves an
+item half-moved. A call is written as an attempt row *before* it is placed
+(:meth:`CallbackRepository.claim_due`), so a restart can tell which attempts were
+already used and never calls a citizen twice for the same attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+from gateway.clock import Clock, parse_utc, utc_iso
+from gateway.store.db import Database, StoreError
+
+
+class DuplicateReference(StoreError):
+    def __init__(self, reference: str) -> None:
+        super().__init__(f"served item {reference!r} was already reported")
+        self.reference = reference
+
+
+@dataclass(frozen=True)
+class ServedItem:
+    id: int
+    reference: str
+    kind_code: str
+    unit_id: int
+    officer_code: str | None
+    citizen_number: str
+    citizen_name: str | None
+    served_at: datetime
+    status: str
+    round: int
+    attempts: int
+    next_attempt_at: datetime | None
+    sms_expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: int
+    item_id: int
+    round: int
+    attempt: int
+    channel: str
+    outcome: str
+
+
+@dataclass(frozen=True)
+class Rating:
+    id: int
+    item_id: int
+    round: int
+    channel: str
+    score: int
+    reason: str | None
+    recording: str | None
+    rated_at: datetime
+
+
+@dataclass(frozen=True)
+class Order:
+    id: int
+    ref: str
+    item_id: int
+    rating_id: int
+    level: int
+    status: str
+    deadline_at: datetime
+    reported_at: datetime | None
+    reported_by: str | None
+    report_note: str | None
+    closed_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    at: datetime
+    level: int
+    action: str
+    actor: str | None
+    note: str | None
+
+
+_ITEM_COLUMNS = (
+    "id, reference, kind_code, unit_id, officer_code, citizen_number, citizen_name, served_at,"
+    " status, round, attempts, next_attempt_at, sms_expires_at"
+)
+_ORDER_COLUMNS = (
+    "id, ref, item_id, rating_id, level, status, deadline_at, reported_at, reported_by,"
+    " report_note, closed_at, created_at"
+)
+
+
+def _dt(text: str | None) -> datetime | None:
+    return parse_utc(text) if text else None
+
+
+def _item(r: Any) -> ServedItem:
+    return ServedItem(
+        r[0], r[1], r[2], r[3], r[4], r[5], r[6], parse_utc(r[7]), r[8], r[9], r[10],
+        _dt(r[11]), _dt(r[12]),
+    )
+
+
+def _order(r: Any) -> Order:
+    return Order(
+        r[0], r[1], r[2], r[3], r[4], r[5], parse_utc(r[6]), _dt(r[7]), r[8], r[9],
+        _dt(r[10]), parse_utc(r[11]),
+    )
+
+
+class CallbackRepository:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    # -- served items -------------------------------------------------------
+
+    async def add_item(
+        self,
+        *,
+        reference: str,
+        kind_code: str,
+        unit_id: int,
+        officer_code: str | None,
+        citizen_number: str,
+        citizen_name: str | None,
+        served_at: datetime,
+        due_at: datetime | None,
+        source: str = "api",
+    ) -> ServedItem:
+        """Insert a served item; ``due_at`` None means its kind is not called back."""
+        now = utc_iso(self._clock.now())
+        status = "pending" if due_at is not None else "skipped"
+        try:
+            async with self._db.transaction() as conn:
+                cursor = await conn.execute(
+                    "INSERT INTO served_items (reference, kind_code, unit_id, officer_code,"
+                    " citizen_number, citizen_name, served_at, source, status, next_attempt_at,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    f" RETURNING {_ITEM_COLUMNS}",
+                    (
+                        reference, kind_code, unit_id, officer_code, citizen_number, citizen_name,
+                        utc_iso(served_at), source, status,
+                        utc_iso(due_at) if due_at else None, now, now,
+                    ),
+                )
+                row = await cursor.fetchone()
+        except aiosqlite.IntegrityError as exc:
+            if "served_items.reference" in str(exc):
+                raise DuplicateReference(reference) from None
+            raise StoreError(f"served item {reference!r}: {exc}") from exc
+        assert row is not None
+        return _item(row)
+
+    async def item(self, item_id: int) -> ServedItem | None:
+        row = await self._db.fetchone(
+            f"SELECT {_ITEM_COLUMNS} FROM served_items WHERE id = ?", (item_id,)
+        )
+        return _item(row) if row else None
+
+    async def item_by_reference(self, reference: str) -> ServedItem | None:
+        row = await self._db.fetchone(
+            f"SELECT {_ITEM_COLUMNS} FROM served_items WHERE reference = ?", (reference,)
+        )
+        return _item(row) if row else None
+
+    async def items(self, status: str | None = None, limit: int = 1000) -> list[ServedItem]:
+        if status is None:
+            rows = await self._db.fetchall(
+                f"SELECT {_ITEM_COLUMNS} FROM served_items ORDER BY id DESC LIMIT ?", (limit,)
+            )
+        else:
+            rows = await self._db.fetchall(
+                f"SELECT {_ITEM_COLUMNS} FROM served_items WHERE status = ?"
+                " ORDER BY id DESC LIMIT ?",
+                (status, limit),
+            )
+        return [_item(r) for r in rows]
+
+    async def status_counts(self) -> dict[str, int]:
+        rows = await self._db.fetchall(
+            "SELECT status, COUNT(*) FROM served_items GROUP BY status ORDER BY status"
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def next_due_at(self) -> datetime | None:
+        row = await self._db.fetchone(
+            "SELECT MIN(next_attempt_at) FROM served_items WHERE status = 'pending'"
+        )
+        return _dt(row[0]) if row else None
+
+    async def claim_due(
+        self, now: datetime, limit: int, pbx: str
+    ) -> list[tuple[ServedItem, Attempt]]:
+        """Move up to ``limit`` due items to ``calling`` and write their attempt rows."""
+        if limit <= 0:
+            return []
+        stamp = utc_iso(now)
+        claimed: list[tuple[ServedItem, Attempt]] = []
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE served_items SET status = 'calling', attempts = attempts + 1,"
+                " next_attempt_at = NULL, updated_at = ?"
+                " WHERE id IN (SELECT id FROM served_items WHERE status = 'pending'"
+                " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?)"
+                f" RETURNING {_ITEM_COLUMNS}",
+                (stamp, stamp, limit),
+            )
+            rows = await cursor.fetchall()
+            for row in rows:
+                item = _item(row)
+                attempt_cursor = await conn.execute(
+                    "INSERT INTO callback_attempts (item_id, round, attempt, channel, outcome, pbx,"
+                    " started_at) VALUES (?, ?, ?, 'call', 'placed', ?, ?) RETURNING id",
+                    (item.id, item.round, item.attempts, pbx, stamp),
+                )
+                attempt_row = await attempt_cursor.fetchone()
+                assert attempt_row is not None
+                attempt = Attempt(
+                    attempt_row[0], item.id, item.round, item.attempts, "call", "placed"
+                )
+                claimed.append((item, attempt))
+        claimed.sort(key=lambda pair: pair[0].id)
+        return claimed
+
+    async def set_attempt_outcome(
+        self,
+        attempt_id: int,
+        outcome: str,
+        *,
+        action_id: str | None = None,
+        uniqueid: str | None = None,
+        ended: bool = True,
+    ) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE callback_attempts SET outcome = ?, action_id = COALESCE(?, action_id),"
+                " uniqueid = COALESCE(?, uniqueid), ended_at = CASE WHEN ? THEN ? ELSE ended_at END"
+                " WHERE id = ?",
+                (outcome, action_id, uniqueid, ended, utc_iso(self._clock.now()), attempt_id),
+            )
+
+    async def attempt(self, attempt_id: int) -> Attempt | None:
+        row = await self._db.fetchone(
+            "SELECT id, item_id, round, attempt, channel, outcome FROM callback_attempts"
+            " WHERE id = ?",
+            (attempt_id,),
+        )
+        return Attempt(*row) if row else None
+
+    async def attempts(self, item_id: int) -> list[Attempt]:
+        rows = await self._db.fetchall(
+            "SELECT id, item_id, round, attempt, channel, outcome FROM callback_attempts"
+            " WHERE item_id = ? ORDER BY id",
+            (item_id,),
+        )
+        return [Attempt(*r) for r in rows]
+
+    async def add_sms_attempt(self, item_id: int, round_: int) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT OR IGNORE INTO callback_attempts (item_id, round, attempt, channel,"
+                " outcome, started_at) VALUES (?, ?, 1, 'sms', 'sent', ?)",
+                (item_id, round_, utc_iso(self._clock.now())),
+            )
+
+    async def move_item(
+        self,
+        item_id: int,
+        status: str,
+        *,
+        next_attempt_at: datetime | None = None,
+        sms_expires_at: datetime | None = None,
+        new_round: bool = False,
+    ) -> None:
+        """Set an item's status (and, for a new round after rectification, reset its attempts)."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE served_items SET status = ?, next_attempt_at = ?, sms_expires_at = ?,"
+                " round = round + ?, attempts = CASE WHEN ? THEN 0 ELSE attempts END,"
+                " updated_at = ? WHERE id = ?",
+                (
+                    status,
+                    utc_iso(next_attempt_at) if next_attempt_at else None,
+                    utc_iso(sms_expires_at) if sms_expires_at else None,
+                    1 if new_round else 0,
+                    new_round,
+                    utc_iso(self._clock.now()),
+                    item_id,
+                ),
+            )
+
+    async def recover_interrupted(self, now: datetime) -> list[ServedItem]:
+        """After a restart: calls that were out when the gateway stopped are marked
+        ``unknown`` (the attempt counts as used) and their items wait for the next try."""
+        stamp = utc_iso(now)
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE callback_attempts SET outcome = 'unknown', ended_at = ?"
+                " WHERE outcome IN ('placed', 'answered') AND ended_at IS NULL",
+                (stamp,),
+            )
+            cursor = await conn.execute(
+                "UPDATE served_items SET status = 'pending', next_attempt_at = ?, updated_at = ?"
+                f" WHERE status = 'calling' RETURNING {_ITEM_COLUMNS}",
+                (stamp, stamp),
+            )
+            rows = await cursor.fetchall()
+        return [_item(r) for r in rows]
+
+    async def sms_item_for(self, citizen_number: str) -> ServedItem | None:
+        """The newest item of this citizen waiting for an SMS rating (expired or not)."""
+        row = await self._db.fetchone(
+            f"SELECT {_ITEM_COLUMNS} FROM served_items WHERE citizen_number = ?"
+            " AND status = 'sms' ORDER BY updated_at DESC, id DESC LIMIT 1",
+            (citizen_number,),
+        )
+        return _item(row) if row else None
+
+    async def expired_sms_items(self, now: datetime) -> list[ServedItem]:
+        rows = await self._db.fetchall(
+            f"SELECT {_ITEM_COLUMNS} FROM served_items WHERE status = 'sms'"
+            " AND sms_expires_at <= ? ORDER BY id",
+            (utc_iso(now),),
+        )
+        return [_item(r) for r in rows]
+
+    # -- ratings ------------------------------------------------------------
+
+    async def add_rating(
+        self,
+        *,
+        item_id: int,
+        round_: int,
+        attempt_id: int | None,
+        channel: str,
+        score: int,
+        reason: str | None = None,
+        recording: str | None = None,
+    ) -> tuple[Rating, bool]:
+        """Record the round's rating; (the rating, True) or (the earlier one, False)."""
+        now = self._clock.now()
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO ratings (item_id, attempt_id, round, channel, score, reason,"
+                " recording, rated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (item_id, round) DO NOTHING RETURNING id",
+                (item_id, attempt_id, round_, channel, score, reason, recording, utc_iso(now)),
+            )
+            row = await cursor.fetchone()
+        if row is not None:
+            return Rating(row[0], item_id, round_, channel, score, reason, recording, now), True
+        existing = await self.rating(item_id, round_)
+        assert existing is not None
+        return existing, False
+
+    async def rating(self, item_id: int, round_: int) -> Rating | None:
+        row = await self._db.fetchone(
+            "SELECT id, item_id, round, channel, score, reason, recording, rated_at FROM ratings"
+            " WHERE item_id = ? AND round = ?",
+            (item_id, round_),
+        )
+        if row is None:
+            return None
+        return Rating(row[0], row[1], row[2], row[3], row[4], row[5], row[6], parse_utc(row[7]))
+
+    async def first_round_ratings(self) -> list[dict[str, Any]]:
+        """Every first-callback rating with its unit, kind and local day (for the tables)."""
+        rows = await self._db.fetchall(
+            "SELECT r.score, r.channel, r.rated_at, i.unit_id, u.code, u.name, i.kind_code"
+            " FROM ratings r JOIN served_items i ON i.id = r.item_id"
+            " JOIN units u ON u.id = i.unit_id WHERE r.round = 1 ORDER BY r.id"
+        )
+        return [
+            {
+                "score": r[0], "channel": r[1], "rated_at": parse_utc(r[2]), "unit_id": r[3],
+                "unit_code": r[4], "unit_name": r[5], "kind_code": r[6],
+            }
+            for r in rows
+        ]
+
+    # -- rectification orders ----------------------------------------------
+
+    async def create_order(
+        self, *, item_id: int, rating_id: int, level: int, deadline_at: datetime
+    ) -> tuple[Order, bool]:
+        """Open the order for a dissatisfied rating; (order, created). One per rating."""
+        now = self._clock.now()
+        day = self._clock.local(now).strftime("%Y%m%d")
+        async with self._db.transaction() as conn:
+            existing = await (
+                await conn.execute(
+                    f"SELECT {_ORDER_COLUMNS} FROM rectification_orders WHERE rating_id = ?",
+                    (rating_id,),
+                )
+            ).fetchone()
+            if existing is not None:
+                return _order(existing), False
+            count_row = await (
+                await conn.execute(
+                    "SELECT COUNT(*) FROM rectification_orders WHERE ref LIKE ?", (f"ZG{day}-%",)
+                )
+            ).fetchone()
+            ref = f"ZG{day}-{(count_row[0] if count_row else 0) + 1:04d}"
+            cursor = await conn.execute(
+                "INSERT INTO rectification_orders (ref, item_id, rating_id, level, status,"
+                " deadline_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'open', ?, ?, ?)"
+                f" RETURNING {_ORDER_COLUMNS}",
+                (ref, item_id, rating_id, level, utc_iso(deadline_at), utc_iso(now), utc_iso(now)),
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            order = _order(row)
+            await conn.execute(
+                "INSERT INTO order_events (order_id, at, level, action, actor, note)"
+                " VALUES (?, ?, ?, 'created', 'system', NULL)",
+                (order.id, utc_iso(now), level),
+            )
+        return order, True
+
+    async def order(self, order_id: int) -> Order | None:
+        row = await self._db.fetchone(
+            f"SELECT {_ORDER_COLUMNS} FROM rectification_orders WHERE id = ?", (order_id,)
+        )
+        return _order(row) if row else None
+
+    async def order_by_ref(self, ref: str) -> Order | None:
+        row = await self._db.fetchone(
+            f"SELECT {_ORDER_COLUMNS} FROM rectification_orders WHERE ref = ?", (ref,)
+        )
+        return _order(row) if row else None
+
+    async def order_for_item(self, item_id: int) -> Order | None:
+        """The item's order that is not closed yet, if any."""
+        row = await self._db.fetchone(
+            f"SELECT {_ORDER_COLUMNS} FROM rectification_orders WHERE item_id = ?"
+            " AND status != 'closed' ORDER BY id DESC LIMIT 1",
+            (item_id,),
+        )
+        return _order(row) if row else None
+
+    async def orders(self, statuses: Sequence[str] = ("open", "reported", "closed")) -> list[Order]:
+        marks = ",".join("?" for _ in statuses)
+        rows = await self._db.fetchall(
+            f"SELECT {_ORDER_COLUMNS} FROM rectification_orders WHERE status IN ({marks})"
+            " ORDER BY level DESC, created_at",
+            tuple(statuses),
+        )
+        return [_order(r) for r in rows]
+
+    async def overdue_orders(self, now: datetime) -> list[Order]:
+        rows = await self._db.fetchall(
+            f"SELECT {_ORDER_COLUMNS} FROM rectification_orders WHERE status = 'open'"
+            " AND deadline_at <= ? ORDER BY deadline_at",
+            (utc_iso(now),),
+        )
+        return [_order(r) for r in rows]
+
+    async def update_order(
+        self,
+        order_id: int,
+        *,
+        action: str,
+        actor: str | None = None,
+        note: str | None = None,
+        status: str | None = None,
+        level: int | None = None,
+        deadline_at: datetime | None = None,
+        reported: bool = False,
+        closed: bool = False,
+    ) -> Order:
+        """Change an order and write the event that explains the change, together."""
+        now = self._clock.now()
+        stamp = utc_iso(now)
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE rectification_orders SET status = COALESCE(?, status),"
+                " level = COALESCE(?, level), deadline_at = COALESCE(?, deadline_at),"
+                " reported_at = CASE WHEN ? THEN ? ELSE reported_at END,"
+                " reported_by = CASE WHEN ? THEN ? ELSE reported_by END,"
+                " report_note = CASE WHEN ? THEN ? ELSE report_note END,"
+                " closed_at = CASE WHEN ? THEN ? ELSE closed_at END, updated_at = ?"
+                f" WHERE id = ? RETURNING {_ORDER_COLUMNS}",
+                (
+                    status, level, utc_iso(deadline_at) if deadline_at else None,
+                    reported, stamp, reported, actor, reported, note,
+                    closed, stamp, stamp, order_id,
+                ),
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                raise StoreError(f"no rectification order {order_id}")
+            order = _order(row)
+            await conn.execute(
+                "INSERT INTO order_events (order_id, at, level, action, actor, note)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (order_id, stamp, order.level, action, actor, note),
+            )
+        return order
+
+    async def add_order_event(
+        self, order_id: int, level: int, action: str, actor: str | None, note: str | None
+    ) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO order_events (order_id, at, level, action, actor, note)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (order_id, utc_iso(self._clock.now()), level, action, actor, note),
+            )
+
+    async def order_events(self, order_id: int) -> list[OrderEvent]:
+        rows = await self._db.fetchall(
+            "SELECT at, level, action, actor, note FROM order_events WHERE order_id = ?"
+            " ORDER BY id",
+            (order_id,),
+        )
+        return [OrderEvent(parse_utc(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
