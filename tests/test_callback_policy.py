@@ -97,7 +97,10 @@ def test_levels_climb_to_four_and_stop() -> None:
         next_level(5)
 
 
-@pytest.mark.parametrize(("text", "ok"), [("72,48,24,24", True), ("72,48", False), ("a,b,c,d", False), ("1,0,1,1", False)])
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [("72,48,24,24", True), ("72,48", False), ("a,b,c,d", False), ("1,0,1,1", False)],
+)
 def test_deadlines_per_level(text: str, ok: bool) -> None:
     """Order deadlines are four positive numbers of hours."""
     if ok:
