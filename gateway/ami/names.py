@@ -96,6 +96,28 @@ H_ENV: Final = "Env"
 H_REASON: Final = "Reason"
 H_VARIABLE: Final = "Variable"
 H_OUTPUT: Final = "Output"
+H_VALUE: Final = "Value"  # in VarSet, with Variable
+H_APPLICATION: Final = "Application"
+H_APP_DATA: Final = "AppData"
+H_DIAL_STATUS: Final = "DialStatus"
+H_DIAL_STRING: Final = "DialString"
+H_DEST_UNIQUEID: Final = "DestUniqueid"
+H_DEST_LINKEDID: Final = "DestLinkedid"
+H_QUEUE: Final = "Queue"
+H_MEMBER_NAME: Final = "MemberName"
+H_INTERFACE: Final = "Interface"
+H_HOLD_TIME: Final = "HoldTime"
+H_DIRECTION: Final = "Direction"  # in DTMFBegin/DTMFEnd: Received or Sent
+H_DURATION: Final = "Duration"  # in Cdr (seconds) and CoreShowChannel (HH:MM:SS)
+# Cdr (cdr_manager) headers; note ``UniqueID`` (Cdr) against ``Uniqueid`` (channel events)
+H_CDR_UNIQUEID: Final = "UniqueID"
+H_CDR_SOURCE: Final = "Source"
+H_CDR_DESTINATION: Final = "Destination"
+H_CDR_START_TIME: Final = "StartTime"
+H_CDR_ANSWER_TIME: Final = "AnswerTime"
+H_CDR_END_TIME: Final = "EndTime"
+H_CDR_BILLABLE_SECONDS: Final = "BillableSeconds"
+H_CDR_DISPOSITION: Final = "Disposition"
 
 RESPONSE_SUCCESS: Final = "Success"
 RESPONSE_ERROR: Final = "Error"
@@ -109,3 +131,12 @@ REASON_RING_TIMEOUT: Final = 3
 REASON_ANSWERED: Final = 4
 REASON_BUSY: Final = 5
 REASON_CONGESTION: Final = 8
+
+# Channel variables
+# Set by Asterisk's MixMonitor to the file it records to.
+VAR_MIXMONITOR_FILENAME: Final = "MIXMONITOR_FILENAME"
+# Set by the gateway on the calls it originates (Originate ``Variable:``):
+# GATEWAY_ORIGIN=callback marks the call outbound in the call log, and
+# GATEWAY_DIALLED=<number> names the number it dialled.
+VAR_GATEWAY_ORIGIN: Final = "GATEWAY_ORIGIN"
+VAR_GATEWAY_DIALLED: Final = "GATEWAY_DIALLED"
