@@ -122,12 +122,40 @@ class WebSection:
 
 
 @dataclass(frozen=True)
+class CallbacksSection:
+    # Hours after the service before the citizen is first called back.
+    delay_hours: float = 24.0
+    # Local-time windows in which citizens may be called, and days never called.
+    windows: str = "09:00-12:00,14:00-20:30"
+    excluded_weekdays: tuple[int, ...] = ()  # 0 = Monday … 6 = Sunday
+    excluded_dates: tuple[str, ...] = ()  # "2026-10-01", public holidays
+    # Trunk lines for callbacks: at most this many calls at once.
+    max_concurrent_calls: int = 4
+    max_attempts: int = 3  # calls per round before the SMS fallback
+    retry_spacing_minutes: float = 30.0
+    ring_timeout_seconds: float = 30.0
+    originate_context: str = "callback"
+    # After the last unanswered call a rating request goes by SMS, valid this long.
+    sms_fallback: bool = True
+    sms_valid_hours: float = 48.0
+    # Deadline of a rectification order at levels 1..4, in hours.
+    order_deadline_hours: str = "72,48,24,24"
+    # After a chief reports a rectification done, the citizen is called again this much later.
+    recall_delay_hours: float = 2.0
+    # Level 3 and level 4 recipients: the chiefs of these units (codes in the unit tree).
+    supervision_unit: str = "LZ-DUCHA"
+    leadership_units: tuple[str, ...] = ("LZ-LEAD", "LZ-JIJIAN")
+    poll_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
 class Config:
     gateway: GatewaySection = field(default_factory=GatewaySection)
     store: StoreSection = field(default_factory=StoreSection)
     pbx: tuple[PbxSection, ...] = (PbxSection(),)
     sms: SmsSection = field(default_factory=SmsSection)
     web: WebSection = field(default_factory=WebSection)
+    callbacks: CallbacksSection = field(default_factory=CallbacksSection)
     # Where the settings came from, for messages: "defaults" or a file name.
     source: str = "defaults"
 
