@@ -123,8 +123,8 @@ class WebSection:
 
 @dataclass(frozen=True)
 class CallbacksSection:
-    # Hours after the service before the citizen is first called back.
-    delay_hours: float = 24.0
+    # (How long after the service the first callback is due is set per kind in
+    # the catalogue of business: gateway/callbacks/catalogue.toml.)
     # Local-time windows in which citizens may be called, and days never called.
     windows: str = "09:00-12:00,14:00-20:30"
     excluded_weekdays: tuple[int, ...] = ()  # 0 = Monday … 6 = Sunday

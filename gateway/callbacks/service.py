@@ -1,0 +1,567 @@
+"""The callback service: served items in, survey calls out, ratings, rectification orders.
+
+It owns the state machine of a served item and of a rectification order; the
+store keeps the state, the policy (``gateway.callbacks.policy``) decides, and
+two ports reach the outside: a :class:`Dialer` (AMI Originate) and a
+:class:`Texter` (the SMS outbox). Every step is written to the store before the
+outside is touched, so a restart resumes without calling or texting twice.
+
+Item states: pending → calling → (rated | pending for a retry | sms → rated or
+unreachable). A dissatisfied rating opens an order at level 1; the chief's
+report moves the item to a new round (pending again); the next rating closes
+the order (1, 2) or climbs it a level (3), as does a missed deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Protocol
+
+from gateway.callbacks.catalogue import Catalogue, UnknownCode
+from gateway.callbacks.policy import (
+    LEVEL_NAMES,
+    CallingWindows,
+    CallOutcome,
+    after_unanswered,
+    next_level,
+    parse_hours_per_level,
+    parse_rating_reply,
+    parse_rectification_reply,
+    parse_windows,
+)
+from gateway.clock import Clock
+from gateway.config import CallbacksSection
+from gateway.errors import GatewayError
+from gateway.phone import InvalidPhoneNumber, Use, mask, to_e164
+from gateway.store import Store
+from gateway.store.callbacks import Order, ServedItem
+from gateway.store.units import Officer
+
+log = logging.getLogger(__name__)
+
+REASONS = {
+    "attitude": "服务态度差",
+    "slow": "办事拖拉",
+    "unfair": "处理结果不公",
+    "unsolved": "问题未解决",
+    "other": "其他原因",
+}
+
+
+class CallbackError(GatewayError):
+    """A served item or a report was refused; the message says why."""
+
+
+class InvalidServedItem(CallbackError):
+    def __init__(self, reference: str, field: str, reason: str) -> None:
+        super().__init__(f"served item {reference!r}: {field}: {reason}")
+        self.reference = reference
+        self.field = field
+        self.reason = reason
+
+
+class UnknownOrder(CallbackError):
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"no rectification order {ref!r}")
+        self.ref = ref
+
+
+@dataclass(frozen=True)
+class DialResult:
+    outcome: CallOutcome
+    uniqueid: str | None = None
+    action_id: str | None = None
+
+
+class Dialer(Protocol):
+    async def call(
+        self, number: str, variables: Mapping[str, str], timeout_s: float
+    ) -> DialResult: ...
+
+
+class Texter(Protocol):
+    async def send(
+        self,
+        *,
+        purpose: str,
+        to: str,
+        template: str,
+        variables: Mapping[str, object],
+        idempotency_key: str,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class ServedItemInput:
+    """One served item as a police system reports it (all strings, as received)."""
+
+    reference: str
+    kind: str
+    unit: str
+    citizen_number: str
+    served_at: str  # ISO 8601; local time if it has no offset
+    citizen_name: str = ""
+    officer: str = ""
+
+
+@dataclass(frozen=True)
+class SurveyContext:
+    """What the survey flow says to the citizen and where it records the answer."""
+
+    item_id: int
+    attempt_id: int
+    unit_code: str
+    unit_name: str
+    kind_code: str
+    kind_name: str
+    served_on: date  # local date
+    round: int
+
+
+class CallbackService:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        catalogue: Catalogue,
+        settings: CallbacksSection,
+        texter: Texter,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.catalogue = catalogue
+        self.settings = settings
+        self.texter = texter
+        self.windows = CallingWindows(
+            parse_windows(settings.windows),
+            excluded_weekdays=frozenset(settings.excluded_weekdays),
+            excluded_dates=frozenset(date.fromisoformat(d) for d in settings.excluded_dates),
+        )
+        self.deadline_hours = parse_hours_per_level(settings.order_deadline_hours)
+        # Survey calls in progress, by attempt id: set when the survey flow ends.
+        self._surveys: dict[int, asyncio.Event] = {}
+
+    # -- served items in ----------------------------------------------------
+
+    async def serve(self, data: ServedItemInput, *, source: str = "api") -> ServedItem:
+        """Validate and store one served item; its first callback is scheduled."""
+        ref = data.reference.strip()
+        if not ref:
+            raise InvalidServedItem(data.reference, "reference", "empty")
+        try:
+            kind = self.catalogue.kind(data.kind.strip())
+        except UnknownCode as exc:
+            raise InvalidServedItem(ref, "kind", str(exc)) from None
+        unit = await self.store.units.unit_by_code(data.unit.strip())
+        if unit is None:
+            raise InvalidServedItem(ref, "unit", f"no unit with code {data.unit!r}")
+        try:
+            number = to_e164(data.citizen_number, use=Use.CALL)
+        except InvalidPhoneNumber as exc:
+            raise InvalidServedItem(ref, "citizen_number", exc.reason) from None
+        try:
+            served_at = datetime.fromisoformat(data.served_at.strip())
+        except ValueError:
+            raise InvalidServedItem(
+                ref, "served_at", f"{data.served_at!r} is not an ISO 8601 time"
+            ) from None
+        if served_at.tzinfo is None:
+            served_at = served_at.replace(tzinfo=self.clock.tz)
+        if served_at > self.clock.now() + timedelta(minutes=5):
+            raise InvalidServedItem(ref, "served_at", "is in the future")
+        due = None
+        if kind.callback:
+            due = self._in_window(max(served_at + kind.callback_delay, self.clock.now()))
+        return await self.store.callbacks.add_item(
+            reference=ref,
+            kind_code=kind.code,
+            unit_id=unit.id,
+            officer_code=data.officer.strip() or None,
+            citizen_number=number,
+            citizen_name=data.citizen_name.strip() or None,
+            served_at=served_at,
+            due_at=due,
+            source=source,
+        )
+
+    def _in_window(self, when: datetime) -> datetime:
+        return self.windows.next_open(self.clock.local(when))
+
+    # -- calls ----------------------------------------------------------------
+
+    async def claim_calls(self, free_lines: int, pbx: str) -> list[tuple[ServedItem, int]]:
+        """Due items to call now (inside a window), each with its attempt row's id."""
+        now = self.clock.now()
+        if free_lines <= 0 or not self.windows.is_open(self.clock.local(now)):
+            return []
+        claimed = await self.store.callbacks.claim_due(now, free_lines, pbx)
+        return [(item, attempt.id) for item, attempt in claimed]
+
+    def call_variables(self, item: ServedItem, attempt_id: int) -> dict[str, str]:
+        """Channel variables that bring the answered call back to its item."""
+        return {"GW_ITEM": str(item.id), "GW_ATTEMPT": str(attempt_id)}
+
+    async def call_finished(self, item: ServedItem, attempt_id: int, result: DialResult) -> None:
+        """Record an Originate outcome; an unanswered call is retried or falls back to SMS."""
+        await self.store.callbacks.set_attempt_outcome(
+            attempt_id,
+            result.outcome.value,
+            action_id=result.action_id,
+            uniqueid=result.uniqueid,
+            ended=result.outcome is not CallOutcome.ANSWERED,
+        )
+        if result.outcome is CallOutcome.ANSWERED:
+            self._surveys.setdefault(attempt_id, asyncio.Event())
+            return  # the survey flow reports the rest through survey_ended()
+        await self._not_reached(item, result.outcome)
+
+    async def _not_reached(self, item: ServedItem, outcome: CallOutcome) -> None:
+        now = self.clock.now()
+        step = after_unanswered(
+            outcome,
+            item.attempts,
+            self.settings.max_attempts,
+            timedelta(minutes=self.settings.retry_spacing_minutes),
+            now,
+            sms_fallback=self.settings.sms_fallback,
+        )
+        if step.action == "retry" and step.at is not None:
+            await self.store.callbacks.move_item(
+                item.id, "pending", next_attempt_at=self._in_window(step.at)
+            )
+        elif step.action == "sms":
+            await self._request_rating_by_sms(item)
+        else:
+            await self.store.callbacks.move_item(item.id, "unreachable")
+            log.info(
+                "item %s: %s unreachable after %d calls",
+                item.reference,
+                mask(item.citizen_number),
+                item.attempts,
+            )
+
+    async def _request_rating_by_sms(self, item: ServedItem) -> None:
+        expires = self.clock.now() + timedelta(hours=self.settings.sms_valid_hours)
+        await self.store.callbacks.move_item(item.id, "sms", sms_expires_at=expires)
+        await self.store.callbacks.add_sms_attempt(item.id, item.round)
+        unit = await self.store.units.unit(item.unit_id)
+        await self.texter.send(
+            purpose="rating_request",
+            to=item.citizen_number,
+            template="rating_request",
+            variables={
+                "unit": unit.name if unit else "",
+                "business": self.catalogue.kind(item.kind_code).name,
+            },
+            idempotency_key=f"rating:{item.id}:round:{item.round}",
+        )
+
+    # -- the survey flow ------------------------------------------------------
+
+    async def survey_context(self, item_id: int, attempt_id: int) -> SurveyContext:
+        item = await self.store.callbacks.item(item_id)
+        attempt = await self.store.callbacks.attempt(attempt_id)
+        if item is None or attempt is None or attempt.item_id != item_id:
+            raise CallbackError(f"no callback attempt {attempt_id} for item {item_id}")
+        unit = await self.store.units.unit(item.unit_id)
+        kind = self.catalogue.kind(item.kind_code)
+        return SurveyContext(
+            item_id=item.id,
+            attempt_id=attempt_id,
+            unit_code=unit.code if unit else "",
+            unit_name=unit.name if unit else "",
+            kind_code=kind.code,
+            kind_name=kind.name,
+            served_on=self.clock.local(item.served_at).date(),
+            round=item.round,
+        )
+
+    async def record_phone_rating(
+        self,
+        item_id: int,
+        attempt_id: int,
+        score: int,
+        reason: str | None = None,
+        recording: str | None = None,
+    ) -> None:
+        """The citizen pressed 1, 2 or 3 (and, for 3, a reason and maybe a message)."""
+        item = await self.store.callbacks.item(item_id)
+        if item is None:
+            raise CallbackError(f"no served item {item_id}")
+        await self._rated(item, score, "phone", attempt_id, reason, recording)
+
+    async def wait_survey(self, attempt_id: int, max_seconds: float) -> None:
+        """Wait until the survey flow of an answered call has ended (or ``max_seconds``)."""
+        event = self._surveys.setdefault(attempt_id, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), max_seconds)
+        except TimeoutError:
+            log.warning("callback attempt %d: no end of survey in %gs", attempt_id, max_seconds)
+        finally:
+            self._surveys.pop(attempt_id, None)
+
+    async def survey_ended(self, item_id: int, attempt_id: int, rated: bool) -> None:
+        """The survey call is over; without a rating it counts as an unanswered try."""
+        self._surveys.setdefault(attempt_id, asyncio.Event()).set()
+        await self.store.callbacks.set_attempt_outcome(
+            attempt_id, "rated" if rated else "no_rating"
+        )
+        if rated:
+            return
+        item = await self.store.callbacks.item(item_id)
+        if item is not None and item.status == "calling":
+            await self._not_reached(item, CallOutcome.NO_ANSWER)
+
+    async def _rated(
+        self,
+        item: ServedItem,
+        score: int,
+        channel: str,
+        attempt_id: int | None,
+        reason: str | None,
+        recording: str | None,
+    ) -> None:
+        if reason is not None and reason not in REASONS:
+            raise CallbackError(f"unknown reason {reason!r} (known: {', '.join(REASONS)})")
+        rating, created = await self.store.callbacks.add_rating(
+            item_id=item.id,
+            round_=item.round,
+            attempt_id=attempt_id,
+            channel=channel,
+            score=score,
+            reason=reason,
+            recording=recording,
+        )
+        if not created:
+            log.info(
+                "item %s round %d already rated; %s rating ignored",
+                item.reference,
+                item.round,
+                channel,
+            )
+            return
+        await self.store.callbacks.move_item(item.id, "rated")
+        order = await self.store.callbacks.order_for_item(item.id)
+        if order is not None:
+            await self._recalled(order, score)
+        elif score == 3:
+            await self._open_order(item, rating.id)
+
+    # -- SMS replies ------------------------------------------------------------
+
+    async def on_text(self, from_number: str, body: str) -> bool:
+        """An inbound text: a citizen's 1/2/3 or a chief's ``整改 <ref> <note>``.
+
+        Returns True when the text was one of ours to handle."""
+        report = parse_rectification_reply(body)
+        if report is not None:
+            ref, note = report
+            officer = await self._officer_by_mobile(from_number)
+            if officer is None:
+                log.warning(
+                    "rectification report for %s from %s, who is no officer on file",
+                    ref,
+                    mask(from_number),
+                )
+                return True
+            try:
+                await self.report_done(ref, note, actor=officer.code)
+            except UnknownOrder:
+                log.warning(
+                    "rectification report from %s names unknown order %r", officer.code, ref
+                )
+            return True
+        score = parse_rating_reply(body)
+        item = await self.store.callbacks.sms_item_for(from_number)
+        if item is None:
+            return False
+        if item.sms_expires_at is not None and item.sms_expires_at <= self.clock.now():
+            log.info("rating reply for %s arrived after its request expired", item.reference)
+            return True
+        if score is None:
+            log.info("reply %r to rating request %s is not 1, 2 or 3", body[:20], item.reference)
+            return True
+        await self._rated(item, score, "sms", None, None, None)
+        return True
+
+    async def _officer_by_mobile(self, number: str) -> Officer | None:
+        for officer in await self.store.units.officers():
+            if officer.mobile == number:
+                return officer
+        return None
+
+    async def expire_sms_requests(self) -> int:
+        """Rating requests nobody answered in time: the item is unreachable."""
+        expired = await self.store.callbacks.expired_sms_items(self.clock.now())
+        for item in expired:
+            await self.store.callbacks.move_item(item.id, "unreachable")
+        return len(expired)
+
+    # -- rectification orders ------------------------------------------------
+
+    async def _open_order(self, item: ServedItem, rating_id: int) -> None:
+        deadline = self.clock.now() + timedelta(hours=self.deadline_hours[0])
+        order, created = await self.store.callbacks.create_order(
+            item_id=item.id, rating_id=rating_id, level=1, deadline_at=deadline
+        )
+        if created:
+            await self._notify(order, item)
+
+    async def report_done(self, ref: str, note: str, *, actor: str) -> Order:
+        """The unit reports the rectification done: the citizen is called again."""
+        order = await self.store.callbacks.order_by_ref(ref.strip().upper())
+        if order is None:
+            raise UnknownOrder(ref)
+        if order.status != "open":
+            log.info("order %s is %s; report from %s recorded only", ref, order.status, actor)
+            await self.store.callbacks.add_order_event(
+                order.id, order.level, "reported_again", actor, note
+            )
+            return order
+        order = await self.store.callbacks.update_order(
+            order.id, action="reported", actor=actor, note=note, status="reported", reported=True
+        )
+        item = await self.store.callbacks.item(order.item_id)
+        assert item is not None
+        due = self._in_window(self.clock.now() + timedelta(hours=self.settings.recall_delay_hours))
+        await self.store.callbacks.move_item(
+            item.id, "pending", next_attempt_at=due, new_round=True
+        )
+        return order
+
+    async def _recalled(self, order: Order, score: int) -> None:
+        """A later callback's answer on an item with an order."""
+        if score in (1, 2):
+            await self.store.callbacks.update_order(
+                order.id,
+                action="closed",
+                actor="citizen",
+                note=f"回访评价：{'满意' if score == 1 else '基本满意'}",
+                status="closed",
+                closed=True,
+            )
+            return
+        await self._escalate(order, "群众仍不满意")
+
+    async def escalate_overdue(self) -> int:
+        """Open orders past their deadline climb one level."""
+        overdue = await self.store.callbacks.overdue_orders(self.clock.now())
+        for order in overdue:
+            await self._escalate(order, "逾期未整改")
+        return len(overdue)
+
+    async def _escalate(self, order: Order, why: str) -> None:
+        level = next_level(order.level)
+        if level is None:
+            # Already at the top: the leadership is told again, with a new deadline.
+            level = order.level
+        deadline = self.clock.now() + timedelta(hours=self.deadline_hours[level - 1])
+        order = await self.store.callbacks.update_order(
+            order.id,
+            action="escalated",
+            actor="system",
+            note=why,
+            status="open",
+            level=level,
+            deadline_at=deadline,
+        )
+        item = await self.store.callbacks.item(order.item_id)
+        assert item is not None
+        # The next level must act; the citizen is called again after its report.
+        await self._notify(order, item, why=why)
+
+    async def _notify(self, order: Order, item: ServedItem, why: str | None = None) -> None:
+        """Text the heads of the order's level; a level with nobody reachable passes it up."""
+        level = order.level
+        skipped: list[str] = []
+        while True:
+            recipients, missing = await self._recipients(item, level)
+            if recipients:
+                break
+            skipped.extend(missing)
+            await self.store.callbacks.add_order_event(
+                order.id,
+                level,
+                "skipped_no_mobile",
+                "system",
+                f"{LEVEL_NAMES[level]}无手机号码在册：{'、'.join(missing) or '无负责人'}",
+            )
+            up = next_level(level)
+            if up is None:
+                log.error("order %s: nobody at any level can receive it", order.ref)
+                return
+            level = up
+            deadline = self.clock.now() + timedelta(hours=self.deadline_hours[level - 1])
+            order = await self.store.callbacks.update_order(
+                order.id,
+                action="escalated",
+                actor="system",
+                note="负责人无手机号码，直接升级",
+                level=level,
+                deadline_at=deadline,
+            )
+        unit = await self.store.units.unit(item.unit_id)
+        rating = await self.store.callbacks.rating(item.id, item.round)
+        reason = REASONS.get(rating.reason or "", "未说明原因") if rating else "未说明原因"
+        if why:
+            reason = f"{why}；{reason}"
+        if skipped:
+            reason = f"{reason}（{'、'.join(skipped)}无手机号，已越级）"
+        deadline_text = self.clock.local(order.deadline_at).strftime("%m月%d日%H时")
+        for officer in recipients:
+            assert officer.mobile is not None
+            await self.texter.send(
+                purpose="rectification_order",
+                to=officer.mobile,
+                template="rectification_order",
+                variables={
+                    "unit": unit.name if unit else "",
+                    "business": self.catalogue.kind(item.kind_code).name,
+                    "case_ref": order.ref,
+                    "reason": reason,
+                    "citizen": item.citizen_number,
+                    "deadline": deadline_text,
+                },
+                idempotency_key=f"order:{order.id}:level:{level}:{officer.code}",
+            )
+            await self.store.callbacks.add_order_event(
+                order.id,
+                level,
+                "notified",
+                "system",
+                f"{LEVEL_NAMES[level]} {officer.name}（{officer.code}）",
+            )
+
+    async def _recipients(self, item: ServedItem, level: int) -> tuple[list[Officer], list[str]]:
+        """Who heads the order at ``level``, split into reachable and without a mobile."""
+        units = []
+        if level == 1:
+            units = [item.unit_id]
+        elif level == 2:
+            parents = await self.store.units.ancestors(item.unit_id)
+            units = [parents[0].id] if parents else []
+        else:
+            codes = (
+                (self.settings.supervision_unit,) if level == 3 else self.settings.leadership_units
+            )
+            for code in codes:
+                unit = await self.store.units.unit_by_code(code)
+                if unit is None:
+                    log.error("callbacks: level %d unit %r is not in the unit tree", level, code)
+                    continue
+                units.append(unit.id)
+        reachable: list[Officer] = []
+        missing: list[str] = []
+        for unit_id in units:
+            heads = await self.store.units.officers(unit_id, "chief")
+            heads = heads or await self.store.units.officers(unit_id, "leader")
+            for officer in heads:
+                if officer.mobile:
+                    reachable.append(officer)
+                else:
+                    missing.append(officer.name)
+        return reachable, missing
