@@ -38,7 +38,7 @@ from gateway.config import CallbacksSection
 from gateway.errors import GatewayError
 from gateway.phone import InvalidPhoneNumber, Use, mask, to_e164
 from gateway.store import Store
-from gateway.store.callbacks import Order, ServedItem
+from gateway.store.callbacks import Order, Rating, ServedItem
 from gateway.store.units import Officer
 
 log = logging.getLogger(__name__)
@@ -280,19 +280,22 @@ class CallbackService:
             round=item.round,
         )
 
-    async def record_phone_rating(
-        self,
-        item_id: int,
-        attempt_id: int,
-        score: int,
-        reason: str | None = None,
-        recording: str | None = None,
-    ) -> None:
-        """The citizen pressed 1, 2 or 3 (and, for 3, a reason and maybe a message)."""
+    async def record_phone_rating(self, item_id: int, attempt_id: int, score: int) -> None:
+        """The citizen pressed 1, 2 or 3. What follows (an order, a closing) waits for
+        the end of the call, when the reason and the voice message are known too."""
         item = await self.store.callbacks.item(item_id)
         if item is None:
             raise CallbackError(f"no served item {item_id}")
-        await self._rated(item, score, "phone", attempt_id, reason, recording)
+        await self._rated(item, score, "phone", attempt_id)
+
+    async def record_reason(self, item_id: int, reason: str | None, recording: str | None) -> None:
+        """Why the citizen is dissatisfied, and the path of the voice message if any."""
+        if reason is not None and reason not in REASONS:
+            raise CallbackError(f"unknown reason {reason!r} (known: {', '.join(REASONS)})")
+        item = await self.store.callbacks.item(item_id)
+        if item is None:
+            raise CallbackError(f"no served item {item_id}")
+        await self.store.callbacks.set_rating_reason(item.id, item.round, reason, recording)
 
     async def wait_survey(self, attempt_id: int, max_seconds: float) -> None:
         """Wait until the survey flow of an answered call has ended (or ``max_seconds``)."""
@@ -304,37 +307,35 @@ class CallbackService:
         finally:
             self._surveys.pop(attempt_id, None)
 
-    async def survey_ended(self, item_id: int, attempt_id: int, rated: bool) -> None:
-        """The survey call is over; without a rating it counts as an unanswered try."""
-        self._surveys.setdefault(attempt_id, asyncio.Event()).set()
-        await self.store.callbacks.set_attempt_outcome(
-            attempt_id, "rated" if rated else "no_rating"
-        )
-        if rated:
-            return
-        item = await self.store.callbacks.item(item_id)
-        if item is not None and item.status == "calling":
-            await self._not_reached(item, CallOutcome.NO_ANSWER)
+    async def survey_ended(self, item_id: int, attempt_id: int) -> None:
+        """The survey call is over (completed or hung up). With a rating, act on it;
+        without one it counts as an attempt that did not reach the citizen."""
+        try:
+            item = await self.store.callbacks.item(item_id)
+            if item is None:
+                raise CallbackError(f"no served item {item_id}")
+            rating = await self.store.callbacks.rating(item.id, item.round)
+            rated = rating is not None and rating.attempt_id == attempt_id
+            await self.store.callbacks.set_attempt_outcome(
+                attempt_id, "rated" if rated else "no_rating"
+            )
+            if rated and rating is not None:
+                await self._after_rating(item, rating)
+            elif item.status == "calling":
+                await self._not_reached(item, CallOutcome.NO_ANSWER)
+        finally:
+            self._surveys.setdefault(attempt_id, asyncio.Event()).set()
 
     async def _rated(
-        self,
-        item: ServedItem,
-        score: int,
-        channel: str,
-        attempt_id: int | None,
-        reason: str | None,
-        recording: str | None,
-    ) -> None:
-        if reason is not None and reason not in REASONS:
-            raise CallbackError(f"unknown reason {reason!r} (known: {', '.join(REASONS)})")
+        self, item: ServedItem, score: int, channel: str, attempt_id: int | None
+    ) -> Rating | None:
+        """Store the round's rating; None if the round was already rated."""
         rating, created = await self.store.callbacks.add_rating(
             item_id=item.id,
             round_=item.round,
             attempt_id=attempt_id,
             channel=channel,
             score=score,
-            reason=reason,
-            recording=recording,
         )
         if not created:
             log.info(
@@ -343,12 +344,15 @@ class CallbackService:
                 item.round,
                 channel,
             )
-            return
+            return None
         await self.store.callbacks.move_item(item.id, "rated")
+        return rating
+
+    async def _after_rating(self, item: ServedItem, rating: Rating) -> None:
         order = await self.store.callbacks.order_for_item(item.id)
         if order is not None:
-            await self._recalled(order, score)
-        elif score == 3:
+            await self._recalled(order, rating.score)
+        elif rating.score == 3:
             await self._open_order(item, rating.id)
 
     # -- SMS replies ------------------------------------------------------------
@@ -385,7 +389,9 @@ class CallbackService:
         if score is None:
             log.info("reply %r to rating request %s is not 1, 2 or 3", body[:20], item.reference)
             return True
-        await self._rated(item, score, "sms", None, None, None)
+        rating = await self._rated(item, score, "sms", None)
+        if rating is not None:
+            await self._after_rating(item, rating)
         return True
 
     async def _officer_by_mobile(self, number: str) -> Officer | None:

@@ -57,6 +57,7 @@ class Attempt:
 class Rating:
     id: int
     item_id: int
+    attempt_id: int | None
     round: int
     channel: str
     score: int
@@ -106,15 +107,36 @@ def _dt(text: str | None) -> datetime | None:
 
 def _item(r: Any) -> ServedItem:
     return ServedItem(
-        r[0], r[1], r[2], r[3], r[4], r[5], r[6], parse_utc(r[7]), r[8], r[9], r[10],
-        _dt(r[11]), _dt(r[12]),
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        parse_utc(r[7]),
+        r[8],
+        r[9],
+        r[10],
+        _dt(r[11]),
+        _dt(r[12]),
     )
 
 
 def _order(r: Any) -> Order:
     return Order(
-        r[0], r[1], r[2], r[3], r[4], r[5], parse_utc(r[6]), _dt(r[7]), r[8], r[9],
-        _dt(r[10]), parse_utc(r[11]),
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        parse_utc(r[6]),
+        _dt(r[7]),
+        r[8],
+        r[9],
+        _dt(r[10]),
+        parse_utc(r[11]),
     )
 
 
@@ -149,9 +171,18 @@ class CallbackRepository:
                     " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     f" RETURNING {_ITEM_COLUMNS}",
                     (
-                        reference, kind_code, unit_id, officer_code, citizen_number, citizen_name,
-                        utc_iso(served_at), source, status,
-                        utc_iso(due_at) if due_at else None, now, now,
+                        reference,
+                        kind_code,
+                        unit_id,
+                        officer_code,
+                        citizen_number,
+                        citizen_name,
+                        utc_iso(served_at),
+                        source,
+                        status,
+                        utc_iso(due_at) if due_at else None,
+                        now,
+                        now,
                     ),
                 )
                 row = await cursor.fetchone()
@@ -359,20 +390,37 @@ class CallbackRepository:
             )
             row = await cursor.fetchone()
         if row is not None:
-            return Rating(row[0], item_id, round_, channel, score, reason, recording, now), True
+            rating = Rating(
+                row[0], item_id, attempt_id, round_, channel, score, reason, recording, now
+            )
+            return rating, True
         existing = await self.rating(item_id, round_)
         assert existing is not None
         return existing, False
 
     async def rating(self, item_id: int, round_: int) -> Rating | None:
         row = await self._db.fetchone(
-            "SELECT id, item_id, round, channel, score, reason, recording, rated_at FROM ratings"
-            " WHERE item_id = ? AND round = ?",
+            "SELECT id, item_id, attempt_id, round, channel, score, reason, recording, rated_at"
+            " FROM ratings WHERE item_id = ? AND round = ?",
             (item_id, round_),
         )
         if row is None:
             return None
-        return Rating(row[0], row[1], row[2], row[3], row[4], row[5], row[6], parse_utc(row[7]))
+        return Rating(
+            row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], parse_utc(row[8])
+        )
+
+    async def set_rating_reason(
+        self, item_id: int, round_: int, reason: str | None, recording: str | None
+    ) -> None:
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE ratings SET reason = COALESCE(?, reason),"
+                " recording = COALESCE(?, recording) WHERE item_id = ? AND round = ?",
+                (reason, recording, item_id, round_),
+            )
+            if cursor.rowcount == 0:
+                raise StoreError(f"item {item_id} has no rating in round {round_} to give a reason")
 
     async def first_round_ratings(self) -> list[dict[str, Any]]:
         """Every first-callback rating with its unit, kind and local day (for the tables)."""
@@ -383,8 +431,13 @@ class CallbackRepository:
         )
         return [
             {
-                "score": r[0], "channel": r[1], "rated_at": parse_utc(r[2]), "unit_id": r[3],
-                "unit_code": r[4], "unit_name": r[5], "kind_code": r[6],
+                "score": r[0],
+                "channel": r[1],
+                "rated_at": parse_utc(r[2]),
+                "unit_id": r[3],
+                "unit_code": r[4],
+                "unit_name": r[5],
+                "kind_code": r[6],
             }
             for r in rows
         ]
@@ -492,9 +545,19 @@ class CallbackRepository:
                 " closed_at = CASE WHEN ? THEN ? ELSE closed_at END, updated_at = ?"
                 f" WHERE id = ? RETURNING {_ORDER_COLUMNS}",
                 (
-                    status, level, utc_iso(deadline_at) if deadline_at else None,
-                    reported, stamp, reported, actor, reported, note,
-                    closed, stamp, stamp, order_id,
+                    status,
+                    level,
+                    utc_iso(deadline_at) if deadline_at else None,
+                    reported,
+                    stamp,
+                    reported,
+                    actor,
+                    reported,
+                    note,
+                    closed,
+                    stamp,
+                    stamp,
+                    order_id,
                 ),
             )
             row = await cursor.fetchone()
