@@ -15,6 +15,7 @@ from pathlib import Path
 from gateway.clock import Clock
 from gateway.store.db import Database, StoreError
 from gateway.store.callbacks import CallbackRepository
+from gateway.store.sms import SmsRepository
 from gateway.store.units import Officer, Unit, UnitRepository
 
 __all__ = ["Database", "Officer", "Store", "StoreError", "Unit"]
@@ -25,6 +26,7 @@ class Store:
         self.db = db
         self.clock = clock
         self.units = UnitRepository(db, clock)
+        self.sms = SmsRepository(db, clock)
         self.callbacks = CallbackRepository(db, clock)
 
     @classmethod

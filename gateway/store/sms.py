@@ -1,0 +1,462 @@
+"""Texts in the store: the outbox, its history, replies and opt-outs.
+
+The outbox's guarantees live here, in SQL:
+
+* a text is a row before any network call, and ``idempotency_key`` is unique, so
+  the same order never yields two rows;
+* :meth:`SmsRepository.claim_due` moves due rows ``queued → sending`` in one
+  ``UPDATE … RETURNING`` inside a write transaction: a row is claimed once;
+* provider updates go through :func:`gateway.sms.policy.advances`, so a status
+  never moves backwards whatever order callbacks come in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+from gateway.clock import Clock, parse_utc, utc_iso
+from gateway.sms.policy import FAILED, FINAL, QUEUED, SENDING, advances, from_provider_status
+from gateway.store.db import Database
+
+_COLUMNS = (
+    "id, purpose, audience, to_number, sender, template, variables, body, encoding, segments,"
+    " idempotency_key, status, attempts, next_attempt_at, claimed_at, needs_lookup,"
+    " provider_sid, error_code, error_message, created_at, updated_at, sent_at, final_at"
+)
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    id: int
+    purpose: str
+    audience: str
+    to: str
+    sender: str
+    template: str
+    variables: dict[str, str]
+    body: str
+    encoding: str
+    segments: int
+    idempotency_key: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    claimed_at: datetime | None
+    needs_lookup: bool
+    provider_sid: str | None
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+    final_at: datetime | None
+
+
+@dataclass(frozen=True)
+class NewText:
+    purpose: str
+    audience: str
+    to: str
+    sender: str
+    template: str
+    variables: dict[str, str]
+    body: str
+    encoding: str
+    segments: int
+    idempotency_key: str
+    next_attempt_at: datetime
+    status: str = QUEUED
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class SmsEvent:
+    id: int
+    message_id: int | None
+    provider_sid: str | None
+    kind: str
+    status: str | None
+    detail: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class InboundText:
+    id: int
+    provider_sid: str
+    from_number: str
+    to_number: str
+    body: str
+    received_at: datetime
+    handled_by: str | None
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """What a provider status report did: ``applied`` False when it changed nothing."""
+
+    message_id: int | None
+    applied: bool
+    status: str | None
+
+
+def _opt(text: str | None) -> datetime | None:
+    return parse_utc(text) if text else None
+
+
+def _message(row: Any) -> OutboxMessage:
+    return OutboxMessage(
+        id=int(row[0]), purpose=row[1], audience=row[2], to=row[3], sender=row[4],
+        template=row[5], variables=json.loads(row[6]), body=row[7], encoding=row[8],
+        segments=int(row[9]), idempotency_key=row[10], status=row[11], attempts=int(row[12]),
+        next_attempt_at=parse_utc(row[13]), claimed_at=_opt(row[14]),
+        needs_lookup=bool(row[15]), provider_sid=row[16], error_code=row[17],
+        error_message=row[18], created_at=parse_utc(row[19]), updated_at=parse_utc(row[20]),
+        sent_at=_opt(row[21]), final_at=_opt(row[22]),
+    )
+
+
+async def _event(
+    conn: aiosqlite.Connection, message_id: int | None, sid: str | None, kind: str,
+    status: str | None, detail: str, at: str,
+) -> None:
+    await conn.execute(
+        "INSERT INTO sms_events (message_id, provider_sid, kind, status, detail, at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (message_id, sid, kind, status, detail, at),
+    )
+
+
+class SmsRepository:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    # -- the outbox -------------------------------------------------------------
+
+    async def insert_or_get(self, text: NewText) -> tuple[OutboxMessage, bool]:
+        """Insert ``text``; if its idempotency key exists, return that row. ``(row, created)``."""
+        now = utc_iso(self._clock.now())
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                f"INSERT INTO sms_messages (purpose, audience, to_number, sender, template,"
+                f" variables, body, encoding, segments, idempotency_key, status, attempts,"
+                f" next_attempt_at, error_code, error_message, created_at, updated_at, final_at)"
+                f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)"
+                f" ON CONFLICT (idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
+                (
+                    text.purpose, text.audience, text.to, text.sender, text.template,
+                    json.dumps(text.variables, ensure_ascii=False, sort_keys=True), text.body,
+                    text.encoding, text.segments, text.idempotency_key, text.status,
+                    utc_iso(text.next_attempt_at), text.error_code, text.error_message, now, now,
+                    now if text.status in FINAL else None,
+                ),
+            )
+            row = await cursor.fetchone()
+            if row is not None:
+                message = _message(row)
+                detail = text.error_message or f"{text.segments} part(s), {text.encoding}"
+                await _event(conn, message.id, None, "enqueued", text.status, detail, now)
+                return message, True
+        existing = await self.by_key(text.idempotency_key)
+        assert existing is not None
+        return existing, False
+
+    async def by_key(self, key: str) -> OutboxMessage | None:
+        row = await self._db.fetchone(
+            f"SELECT {_COLUMNS} FROM sms_messages WHERE idempotency_key = ?", (key,)
+        )
+        return _message(row) if row else None
+
+    async def get(self, message_id: int) -> OutboxMessage | None:
+        row = await self._db.fetchone(
+            f"SELECT {_COLUMNS} FROM sms_messages WHERE id = ?", (message_id,)
+        )
+        return _message(row) if row else None
+
+    async def by_sid(self, sid: str) -> OutboxMessage | None:
+        row = await self._db.fetchone(
+            f"SELECT {_COLUMNS} FROM sms_messages WHERE provider_sid = ?", (sid,)
+        )
+        return _message(row) if row else None
+
+    async def recent(
+        self, *, status: str | None = None, to: str | None = None, limit: int = 50
+    ) -> list[OutboxMessage]:
+        """Newest first."""
+        sql = f"SELECT {_COLUMNS} FROM sms_messages WHERE 1=1"
+        params: list[object] = []
+        if status is not None:
+            sql += " AND status = ?"
+            params.append(status)
+        if to is not None:
+            sql += " AND to_number = ?"
+            params.append(to)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        return [_message(r) for r in await self._db.fetchall(sql, params)]
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self._db.fetchall(
+            "SELECT status, COUNT(*) FROM sms_messages GROUP BY status"
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    async def events(self, message_id: int) -> list[SmsEvent]:
+        rows = await self._db.fetchall(
+            "SELECT id, message_id, provider_sid, kind, status, detail, at FROM sms_events"
+            " WHERE message_id = ? ORDER BY id",
+            (message_id,),
+        )
+        return [SmsEvent(r[0], r[1], r[2], r[3], r[4], r[5], parse_utc(r[6])) for r in rows]
+
+    async def next_due(self) -> datetime | None:
+        row = await self._db.fetchone(
+            "SELECT MIN(next_attempt_at) FROM sms_messages WHERE status = ?", (QUEUED,)
+        )
+        return parse_utc(row[0]) if row and row[0] else None
+
+    async def claim_due(self, limit: int) -> list[OutboxMessage]:
+        """Move up to ``limit`` due rows ``queued → sending`` and return them (oldest first)."""
+        now = utc_iso(self._clock.now())
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                f"UPDATE sms_messages SET status = ?, claimed_at = ?, updated_at = ?,"
+                f" attempts = attempts + 1"
+                f" WHERE id IN (SELECT id FROM sms_messages WHERE status = ? AND"
+                f" next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?)"
+                f" RETURNING {_COLUMNS}",
+                (SENDING, now, now, QUEUED, now, limit),
+            )
+            rows = await cursor.fetchall()
+            claimed = sorted((_message(r) for r in rows), key=lambda m: (m.next_attempt_at, m.id))
+            for m in claimed:
+                await _event(conn, m.id, None, "claimed", SENDING, f"attempt {m.attempts}", now)
+        return claimed
+
+    async def reclaim_interrupted(self) -> int:
+        """Rows left ``sending`` with no provider sid (a crash mid-send) go back to the
+        queue marked for a look-up before any re-send. Returns how many."""
+        now = utc_iso(self._clock.now())
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE sms_messages SET status = ?, needs_lookup = 1, updated_at = ?,"
+                " next_attempt_at = ? WHERE status = ? AND provider_sid IS NULL RETURNING id",
+                (QUEUED, now, now, SENDING),
+            )
+            ids = [int(r[0]) for r in await cursor.fetchall()]
+            for message_id in ids:
+                await _event(
+                    conn, message_id, None, "interrupted", QUEUED,
+                    "found sending at start: look it up at the provider before re-sending", now,
+                )
+        return len(ids)
+
+    async def record_accepted(
+        self, message_id: int, sid: str, provider_status: str, detail: str = ""
+    ) -> OutboxMessage:
+        """The provider holds the text under ``sid``; apply any callback that came first."""
+        now = utc_iso(self._clock.now())
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE sms_messages SET provider_sid = ?, needs_lookup = 0, error_code = NULL,"
+                " error_message = NULL, updated_at = ? WHERE id = ?",
+                (sid, now, message_id),
+            )
+            await _event(
+                conn, message_id, sid, "accepted", SENDING,
+                detail or f"provider status {provider_status}", now,
+            )
+            status = from_provider_status(provider_status)
+            if status is not None:
+                await self._advance(conn, message_id, status, None, None, now)
+            # Callbacks that arrived before the sid was stored.
+            cursor = await conn.execute(
+                "SELECT id, status, detail FROM sms_events WHERE provider_sid = ?"
+                " AND message_id IS NULL ORDER BY id",
+                (sid,),
+            )
+            for event_id, early_status, early_detail in await cursor.fetchall():
+                await conn.execute(
+                    "UPDATE sms_events SET message_id = ? WHERE id = ?", (message_id, event_id)
+                )
+                if early_status:
+                    code = json.loads(early_detail).get("error_code") if early_detail else None
+                    await self._advance(conn, message_id, early_status, code, None, now)
+        message = await self.get(message_id)
+        assert message is not None
+        return message
+
+    async def record_retry(
+        self, message_id: int, next_attempt_at: datetime, *, code: str | None,
+        reason: str, needs_lookup: bool,
+    ) -> None:
+        now = utc_iso(self._clock.now())
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE sms_messages SET status = ?, next_attempt_at = ?, error_code = ?,"
+                " error_message = ?, needs_lookup = MAX(needs_lookup, ?), updated_at = ?"
+                " WHERE id = ? AND status = ?",
+                (QUEUED, utc_iso(next_attempt_at), code, reason, int(needs_lookup), now,
+                 message_id, SENDING),
+            )
+            await _event(
+                conn, message_id, None, "retry", QUEUED,
+                f"{reason}; next attempt at {utc_iso(next_attempt_at)}", now,
+            )
+
+    async def record_failed(self, message_id: int, *, code: str | None, reason: str) -> None:
+        now = utc_iso(self._clock.now())
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE sms_messages SET status = ?, error_code = ?, error_message = ?,"
+                " updated_at = ?, final_at = ?, needs_lookup = 0 WHERE id = ?",
+                (FAILED, code, reason, now, now, message_id),
+            )
+            await _event(conn, message_id, None, "failed", FAILED, reason, now)
+
+    async def hold(self, message_id: int, until: datetime, reason: str) -> None:
+        """Put a claimed row back without counting an attempt (quiet hours)."""
+        now = utc_iso(self._clock.now())
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE sms_messages SET status = ?, next_attempt_at = ?, updated_at = ?,"
+                " attempts = MAX(0, attempts - 1) WHERE id = ? AND status = ?",
+                (QUEUED, utc_iso(until), now, message_id, SENDING),
+            )
+            await _event(conn, message_id, None, "held", QUEUED, reason, now)
+
+    async def known_sids(self, sids: Sequence[str]) -> set[str]:
+        if not sids:
+            return set()
+        marks = ",".join("?" for _ in sids)
+        rows = await self._db.fetchall(
+            f"SELECT provider_sid FROM sms_messages WHERE provider_sid IN ({marks})", list(sids)
+        )
+        return {str(r[0]) for r in rows}
+
+    async def apply_status(
+        self, sid: str, provider_status: str, error_code: str | None, detail: str = ""
+    ) -> StatusUpdate:
+        """A provider status report (callback or look-up); idempotent, never backwards."""
+        status = from_provider_status(provider_status)
+        now = utc_iso(self._clock.now())
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "SELECT id FROM sms_messages WHERE provider_sid = ?", (sid,)
+            )
+            row = await cursor.fetchone()
+            message_id = int(row[0]) if row else None
+            payload = json.dumps(
+                {"provider_status": provider_status, "error_code": error_code, "note": detail},
+                ensure_ascii=False,
+            )
+            await _event(conn, message_id, sid, "status", status, payload, now)
+            if message_id is None or status is None:
+                return StatusUpdate(message_id, False, status)
+            applied = await self._advance(conn, message_id, status, error_code, None, now)
+            return StatusUpdate(message_id, applied, status)
+
+    async def _advance(
+        self, conn: aiosqlite.Connection, message_id: int, status: str,
+        error_code: str | None, reason: str | None, now: str,
+    ) -> bool:
+        cursor = await conn.execute(
+            "SELECT status FROM sms_messages WHERE id = ?", (message_id,)
+        )
+        row = await cursor.fetchone()
+        if row is None or not advances(str(row[0]), status):
+            return False
+        final = now if status in FINAL else None
+        await conn.execute(
+            "UPDATE sms_messages SET status = ?, updated_at = ?,"
+            " sent_at = COALESCE(sent_at, CASE WHEN ? IN ('sent', 'delivered') THEN ? END),"
+            " final_at = COALESCE(final_at, ?),"
+            " error_code = COALESCE(?, error_code), error_message = COALESCE(?, error_message)"
+            " WHERE id = ?",
+            (status, now, status, now, final, error_code, reason, message_id),
+        )
+        return True
+
+    # -- replies and opt-outs ----------------------------------------------------
+
+    async def store_inbound(
+        self, sid: str, from_number: str, to_number: str, body: str
+    ) -> tuple[InboundText, bool]:
+        """Store a reply once per provider sid; ``(reply, created)``."""
+        now = utc_iso(self._clock.now())
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO sms_inbound (provider_sid, from_number, to_number, body, received_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (provider_sid) DO NOTHING RETURNING id",
+                (sid, from_number, to_number, body, now),
+            )
+            row = await cursor.fetchone()
+        created = row is not None
+        found = await self._db.fetchone(
+            "SELECT id, provider_sid, from_number, to_number, body, received_at, handled_by"
+            " FROM sms_inbound WHERE provider_sid = ?",
+            (sid,),
+        )
+        assert found is not None
+        return _inbound(found), created
+
+    async def mark_handled(self, inbound_id: int, handler: str) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE sms_inbound SET handled_by = ? WHERE id = ?", (handler, inbound_id)
+            )
+
+    async def inbound(self, from_number: str | None = None, limit: int = 50) -> list[InboundText]:
+        sql = (
+            "SELECT id, provider_sid, from_number, to_number, body, received_at, handled_by"
+            " FROM sms_inbound"
+        )
+        params: list[object] = []
+        if from_number is not None:
+            sql += " WHERE from_number = ?"
+            params.append(from_number)
+        rows = await self._db.fetchall(sql + " ORDER BY id DESC LIMIT ?", [*params, limit])
+        return [_inbound(r) for r in rows]
+
+    async def opt_out(self, number: str, keyword: str) -> bool:
+        """Put ``number`` on the opt-out list; False if it was already there."""
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO sms_optouts (number, keyword, at) VALUES (?, ?, ?)"
+                " ON CONFLICT (number) DO NOTHING RETURNING number",
+                (number, keyword, utc_iso(self._clock.now())),
+            )
+            return await cursor.fetchone() is not None
+
+    async def opt_in(self, number: str) -> bool:
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM sms_optouts WHERE number = ? RETURNING number", (number,)
+            )
+            return await cursor.fetchone() is not None
+
+    async def is_opted_out(self, number: str) -> bool:
+        row = await self._db.fetchone("SELECT 1 FROM sms_optouts WHERE number = ?", (number,))
+        return row is not None
+
+    async def last_to(self, number: str, purpose: str | None = None) -> OutboxMessage | None:
+        """The latest text to ``number`` (of ``purpose``), e.g. to match a reply to a request."""
+        sql = f"SELECT {_COLUMNS} FROM sms_messages WHERE to_number = ?"
+        params: list[object] = [number]
+        if purpose is not None:
+            sql += " AND purpose = ?"
+            params.append(purpose)
+        row = await self._db.fetchone(sql + " ORDER BY id DESC LIMIT 1", params)
+        return _message(row) if row else None
+
+
+def _inbound(r: Any) -> InboundText:
+    return InboundText(int(r[0]), r[1], r[2], r[3], r[4], parse_utc(r[5]), r[6])
