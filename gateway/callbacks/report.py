@@ -1,0 +1,60 @@
+"""First-callback satisfaction tables: per unit, per kind, per local day, overall."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.callbacks.policy import Satisfaction, satisfaction
+from gateway.clock import Clock
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    label: str
+    figures: Satisfaction
+
+    def as_json(self) -> dict[str, Any]:
+        rate = self.figures.rate
+        return {
+            "key": self.key,
+            "label": self.label,
+            "rated": self.figures.rated,
+            "satisfied": self.figures.satisfied,
+            "basically_satisfied": self.figures.basically,
+            "dissatisfied": self.figures.dissatisfied,
+            "satisfaction": None if rate is None else round(rate, 4),
+        }
+
+
+def satisfaction_table(
+    ratings: Iterable[Mapping[str, Any]],
+    by: str,
+    clock: Clock,
+    kind_names: Mapping[str, str] | None = None,
+) -> list[Row]:
+    """Group first-callback ratings (``CallbackRepository.first_round_ratings``) by
+    ``unit``, ``kind``, ``day`` or ``all``; rows sorted by key."""
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for rating in ratings:
+        if by == "unit":
+            key = (rating["unit_code"], rating["unit_name"])
+        elif by == "kind":
+            code = rating["kind_code"]
+            key = (code, (kind_names or {}).get(code, code))
+        elif by == "day":
+            day = clock.local(rating["rated_at"]).date().isoformat()
+            key = (day, day)
+        elif by == "all":
+            key = ("all", "全部")
+        else:
+            raise ValueError(f"cannot group ratings by {by!r} (unit, kind, day, all)")
+        groups[key].append(rating["score"])
+    return [Row(k, label, satisfaction(scores)) for (k, label), scores in sorted(groups.items())]
+
+
+def percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.1f}%"
