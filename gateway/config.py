@@ -149,12 +149,31 @@ class CallbacksSection:
 
 
 @dataclass(frozen=True)
+class IvrSection:
+    # Flow files (*.yaml) and the prompt catalogue, relative to the working folder.
+    flows_dir: str = "flows"
+    prompts: str = "recordings/prompts.yaml"
+    # Callers' voice messages go under <data_dir>/<messages_dir>/YYYY/MM/DD/.
+    messages_dir: str = "messages"
+
+
+@dataclass(frozen=True)
+class HotlineSection:
+    # Local time (gateway.timezone); several spans allowed: "08:30-12:00,13:30-17:30".
+    working_hours: str = "08:30-17:30"
+    working_days: tuple[int, ...] = (1, 2, 3, 4, 5)  # ISO weekdays, 1 = Monday
+    holidays: tuple[str, ...] = ()  # YYYY-MM-DD days closed all day
+
+
+@dataclass(frozen=True)
 class Config:
     gateway: GatewaySection = field(default_factory=GatewaySection)
     store: StoreSection = field(default_factory=StoreSection)
     pbx: tuple[PbxSection, ...] = (PbxSection(),)
     sms: SmsSection = field(default_factory=SmsSection)
     web: WebSection = field(default_factory=WebSection)
+    ivr: IvrSection = field(default_factory=IvrSection)
+    hotline: HotlineSection = field(default_factory=HotlineSection)
     callbacks: CallbacksSection = field(default_factory=CallbacksSection)
     # Where the settings came from, for messages: "defaults" or a file name.
     source: str = "defaults"

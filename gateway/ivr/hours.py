@@ -1,0 +1,60 @@
+"""Working hours of the hotline, in local time: spans of the day, working days, holidays."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from gateway.clock import LOCAL_TZ
+
+
+class HoursError(ValueError):
+    """A working-hours setting cannot be read."""
+
+
+@dataclass(frozen=True)
+class WorkingHours:
+    spans: tuple[tuple[time, time], ...]
+    days: frozenset[int]  # ISO weekdays, 1 = Monday
+    holidays: frozenset[date] = frozenset()
+    tz: ZoneInfo = LOCAL_TZ
+
+    @classmethod
+    def parse(
+        cls,
+        spans: str,
+        days: Iterable[int] = (1, 2, 3, 4, 5),
+        holidays: Iterable[str] = (),
+        tz: ZoneInfo = LOCAL_TZ,
+    ) -> WorkingHours:
+        """``spans`` like ``"08:30-17:30"`` or ``"08:30-12:00,13:30-17:30"``."""
+        parsed: list[tuple[time, time]] = []
+        for part in spans.split(","):
+            start_text, sep, end_text = part.strip().partition("-")
+            try:
+                start, end = time.fromisoformat(start_text.strip()), time.fromisoformat(
+                    end_text.strip()
+                )
+            except ValueError:
+                raise HoursError(f"working hours {part.strip()!r}: use HH:MM-HH:MM") from None
+            if not sep or start >= end:
+                raise HoursError(f"working hours {part.strip()!r}: start must precede end")
+            parsed.append((start, end))
+        day_set = frozenset(days)
+        if not day_set or not day_set <= set(range(1, 8)):
+            raise HoursError(f"working days {sorted(day_set)} must be weekdays 1 (Monday) to 7")
+        try:
+            holiday_set = frozenset(date.fromisoformat(h) for h in holidays)
+        except ValueError as exc:
+            raise HoursError(f"holidays must be YYYY-MM-DD dates: {exc}") from None
+        return cls(tuple(parsed), day_set, holiday_set, tz)
+
+    def is_open(self, when: datetime) -> bool:
+        """Whether ``when`` (timezone-aware) falls in working hours, local time."""
+        local = when.astimezone(self.tz)
+        if local.isoweekday() not in self.days or local.date() in self.holidays:
+            return False
+        now = local.time().replace(tzinfo=None)
+        return any(start <= now < end for start, end in self.spans)
