@@ -15,6 +15,8 @@ from pathlib import Path
 from gateway.clock import Clock
 from gateway.store.db import Database, StoreError
 from gateway.store.callbacks import CallbackRepository
+from gateway.store.calls import CallRecordRepository
+from gateway.store.cases import CaseRepository
 from gateway.store.sms import SmsRepository
 from gateway.store.units import Officer, Unit, UnitRepository
 
@@ -28,6 +30,8 @@ class Store:
         self.units = UnitRepository(db, clock)
         self.sms = SmsRepository(db, clock)
         self.callbacks = CallbackRepository(db, clock)
+        self.calls = CallRecordRepository(db, clock)
+        self.cases = CaseRepository(db, clock)
 
     @classmethod
     @contextlib.asynccontextmanager
