@@ -109,6 +109,12 @@ class SmsSection:
     quiet_start: str = "21:00"  # local time; texts to citizens wait until quiet_end
     quiet_end: str = "08:00"
     workers: int = 4
+    # After a timeout, a 5xx or a dropped connection the text may have reached the
+    # provider: wait at least this long, then look it up before sending it again.
+    lookup_delay: float = 30.0
+    # The outbox worker looks for due texts at least this often (seconds), besides
+    # being woken whenever a text is queued.
+    poll_interval: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,167 @@
+"""The text service: what the rest of the gateway calls.
+
+``enqueue`` turns an order into an outbox row (checked number, rendered text,
+counted parts, quiet hours applied, opt-out honoured) and never touches the
+network; the :class:`~gateway.sms.outbox.OutboxWorker` sends it. ``handle_status``
+and ``handle_inbound`` take what the webhooks parsed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from gateway.clock import Clock
+from gateway.config import SmsSection
+from gateway.phone import InvalidPhoneNumber, Use, mask, to_e164
+from gateway.sms.exceptions import DuplicateKeyConflict, SmsError
+from gateway.sms.policy import FAILED, QUEUED, QuietHours, earliest_send
+from gateway.sms.templates import AUDIENCES, PURPOSES, TemplateSet
+from gateway.store.sms import InboundText, NewText, OutboxMessage, SmsRepository, StatusUpdate
+
+log = logging.getLogger(__name__)
+
+# A reply that is only one of these words puts the number on the opt-out list.
+OPT_OUT_WORDS = frozenset({"TD", "退订", "STOP", "UNSUBSCRIBE", "T"})
+# Twilio's code for an unsubscribed recipient, reused for our own opt-out list.
+OPTED_OUT_CODE = "21610"
+
+ReplyHandler = Callable[[InboundText], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    reply: InboundText
+    duplicate: bool
+    opted_out: bool
+    handled_by: str | None
+
+
+def is_opt_out(body: str) -> bool:
+    return body.strip().strip("。.!！").upper() in OPT_OUT_WORDS
+
+
+class SmsService:
+    def __init__(
+        self,
+        repo: SmsRepository,
+        templates: TemplateSet,
+        clock: Clock,
+        config: SmsSection,
+        *,
+        sender: str,
+        status_callback_url: str | None,
+    ) -> None:
+        self.repo = repo
+        self.templates = templates
+        self.clock = clock
+        self.config = config
+        self.sender = sender
+        self.status_callback_url = status_callback_url
+        self.quiet = QuietHours.parse(config.quiet_start, config.quiet_end, clock.tz)
+        self.wakeup = asyncio.Event()  # set when a text is queued; the worker waits on it
+        self._reply_handlers: list[tuple[str, ReplyHandler]] = []
+
+    async def enqueue(
+        self,
+        *,
+        to: str,
+        template: str,
+        variables: Mapping[str, object],
+        idempotency_key: str,
+        purpose: str | None = None,
+        audience: str | None = None,
+    ) -> OutboxMessage:
+        """Store one text to send; the same ``idempotency_key`` returns the same row.
+
+        Raises :class:`~gateway.phone.InvalidPhoneNumber` (invalid or fixed-line
+        number) and :class:`~gateway.sms.exceptions.TemplateError` subclasses
+        (unknown template, missing/unknown/over-long variable, too many parts). A
+        citizen on the opt-out list gets a row marked ``failed`` (code 21610), not
+        an exception, so the caller's record shows why nothing was sent.
+        """
+        spec = self.templates.get(template)
+        purpose = purpose or spec.purpose
+        audience = audience or spec.audience
+        if purpose not in PURPOSES:
+            raise SmsError(f"purpose {purpose!r} is not one of {', '.join(PURPOSES)}")
+        if audience not in AUDIENCES:
+            raise SmsError(f"audience {audience!r} is not one of {', '.join(AUDIENCES)}")
+        key = idempotency_key.strip()
+        if not key:
+            raise SmsError("an idempotency key is required (the same order must never text twice)")
+        number = to_e164(to, use=Use.TEXT)
+        rendered = self.templates.render(template, variables)
+        now = self.clock.now()
+        status, code, reason = QUEUED, None, None
+        if audience == "citizen" and await self.repo.is_opted_out(number):
+            status, code, reason = FAILED, OPTED_OUT_CODE, "recipient opted out (TD/退订/STOP)"
+        text = NewText(
+            purpose=purpose, audience=audience, to=number, sender=self.sender,
+            template=template, variables={k: str(v) for k, v in variables.items()},
+            body=rendered.body, encoding=rendered.segments.encoding.value,
+            segments=rendered.segments.parts, idempotency_key=key,
+            next_attempt_at=earliest_send(audience, now, self.quiet),
+            status=status, error_code=code, error_message=reason,
+        )
+        message, created = await self.repo.insert_or_get(text)
+        if not created:
+            if message.to != number or message.template != template or message.body != text.body:
+                raise DuplicateKeyConflict(key, message.id)
+            return message
+        log.info(
+            "text #%d queued: %s to %s, %d part(s)%s", message.id, template, mask(number),
+            message.segments,
+            f", held until {self.clock.local(message.next_attempt_at):%H:%M}"
+            if message.next_attempt_at > now else "",
+        )
+        if status == QUEUED:
+            self.wakeup.set()
+        return message
+
+    def add_reply_handler(self, handler: ReplyHandler, name: str | None = None) -> None:
+        """Offer every new reply to ``handler`` (in order); it returns True if it took it."""
+        label = name or str(getattr(handler, "__qualname__", "handler"))
+        self._reply_handlers.append((label, handler))
+
+    async def handle_status(
+        self, sid: str, provider_status: str, error_code: str | None
+    ) -> StatusUpdate:
+        update = await self.repo.apply_status(sid, provider_status, error_code)
+        if update.message_id is None:
+            log.info("status %s for unknown message %s kept for later", provider_status, sid)
+        return update
+
+    async def handle_inbound(
+        self, sid: str, from_number: str, to_number: str, body: str
+    ) -> InboundResult:
+        """Store a reply once, honour opt-out words, offer it to the reply handlers."""
+        try:
+            sender = to_e164(from_number)
+        except InvalidPhoneNumber:
+            sender = from_number.strip()  # kept as received: a short code or alphanumeric
+        reply, created = await self.repo.store_inbound(sid, sender, to_number.strip(), body)
+        if not created:
+            return InboundResult(reply, True, False, reply.handled_by)
+        if is_opt_out(body):
+            added = await self.repo.opt_out(sender, body.strip())
+            await self.repo.mark_handled(reply.id, "opt-out")
+            log.info("%s opted out of texts (%s)", mask(sender), "new" if added else "again")
+            return InboundResult(reply, False, True, "opt-out")
+        for name, handler in self._reply_handlers:
+            try:
+                taken = await handler(reply)
+            except Exception:
+                log.exception("reply handler %s failed on reply #%d", name, reply.id)
+                continue
+            if taken:
+                await self.repo.mark_handled(reply.id, name)
+                return InboundResult(reply, False, False, name)
+        known = await self.repo.last_to(sender)
+        log.info(
+            "reply #%d from %s %s; no handler took it", reply.id, mask(sender),
+            "to a text we sent" if known else "(a number we never texted)",
+        )
+        return InboundResult(reply, False, False, None)

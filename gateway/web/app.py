@@ -1,0 +1,155 @@
+"""The gateway's aiohttp application, built in one factory.
+
+    app = create_web_app(config, features=[add_sms])
+
+Every resource (store, SMS provider and outbox worker, later the AMI session) is
+opened and closed by its own cleanup context and kept under a typed
+``web.AppKey``. Each feature is a function ``feature(app)`` that adds its routes,
+its cleanup contexts and its health checks; the factory only wires.
+
+One middleware turns every error into JSON ``{"error", "message", "details"}``;
+another asks for ``Authorization: Bearer <web.api_token>`` on ``/api/``. Twilio's
+webhooks (``/twilio/``) are authenticated by their signature instead, and
+``/health`` is open: it says which peers answer, nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from gateway.clock import Clock
+from gateway.config import Config
+from gateway.errors import GatewayError
+from gateway.phone import InvalidPhoneNumber
+from gateway.sms.exceptions import NoSuchMessage, SmsError, TemplateError
+from gateway.store import Store
+from gateway.web.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+HealthCheck = Callable[[web.Application], Awaitable[None]]
+Feature = Callable[[web.Application], None]
+
+CONFIG = web.AppKey("config", Config)
+CLOCK = web.AppKey("clock", Clock)
+STORE = web.AppKey("store", Store)
+HEALTH_CHECKS: web.AppKey[dict[str, HealthCheck]] = web.AppKey("health_checks", dict)
+
+_STATUS_IDS = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media",
+    422: "unprocessable", 429: "too_many_requests",
+}
+
+
+def error_response(status: int, error_id: str, message: str, details: Any = None) -> web.Response:
+    return web.json_response(
+        {"error": error_id, "message": message, "details": details or {}}, status=status
+    )
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.error_id, exc.message, exc.details)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        error_id = _STATUS_IDS.get(exc.status, "http_error")
+        return error_response(exc.status, error_id, exc.reason, {"path": request.path})
+    except InvalidPhoneNumber as exc:
+        return error_response(400, "invalid_phone_number", str(exc), {"reason": exc.reason})
+    except NoSuchMessage as exc:
+        return error_response(404, "no_such_message", str(exc), {"id": exc.message_id})
+    except TemplateError as exc:
+        return error_response(
+            400, "invalid_text", str(exc), {"template": exc.template, "reason": exc.reason}
+        )
+    except SmsError as exc:
+        return error_response(400, "sms_error", str(exc))
+    except GatewayError as exc:
+        log.error("%s %s: %s", request.method, request.path, exc)
+        return error_response(500, "gateway_error", str(exc))
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(500, "internal_error", "internal error; see the gateway log")
+
+
+@web.middleware
+async def auth_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    if request.path.startswith("/api/"):
+        token = request.app[CONFIG].web.api_token
+        if not token:
+            raise ApiError(401, "unauthorized", "the API is closed: web.api_token is not set")
+        given = request.headers.get("Authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(
+            value.strip().encode(), token.reveal().encode()
+        ):
+            raise ApiError(401, "unauthorized", "missing or wrong bearer token")
+    return await handler(request)
+
+
+def _store_context(path_store: Store | None) -> Callable[[web.Application], Any]:
+    async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+        if path_store is not None:
+            app[STORE] = path_store  # owned by the caller (tests, the demo)
+            yield
+            return
+        async with Store.open(app[CONFIG].store_path, app[CLOCK]) as store:
+            app[STORE] = store
+            yield
+
+    return store_ctx
+
+
+async def _ping_store(app: web.Application) -> None:
+    await app[STORE].ping()
+
+
+async def health(request: web.Request) -> web.Response:
+    """Ping every peer; 200 if all answer, 503 naming the ones that did not."""
+    results: dict[str, dict[str, str]] = {}
+    ok = True
+    for name, check in request.app[HEALTH_CHECKS].items():
+        try:
+            await check(request.app)
+            results[name] = {"status": "ok"}
+        except Exception as exc:
+            ok = False
+            results[name] = {"status": "failing", "reason": str(exc)}
+            log.warning("health: %s failing: %s", name, exc)
+    return web.json_response(
+        {"status": "ok" if ok else "failing", "checks": results}, status=200 if ok else 503
+    )
+
+
+def create_web_app(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    store: Store | None = None,
+    features: Sequence[Feature] = (),
+) -> web.Application:
+    """The application: store, health, then each feature in order (closed in reverse)."""
+    app = web.Application(middlewares=[error_middleware, auth_middleware])
+    app[CONFIG] = config
+    app[CLOCK] = clock or Clock()
+    checks: dict[str, HealthCheck] = {"store": _ping_store}
+    app[HEALTH_CHECKS] = checks
+    app.cleanup_ctx.append(_store_context(store))
+    app.router.add_get("/health", health)
+    for feature in features:
+        feature(app)
+    return app

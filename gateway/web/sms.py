@@ -1,0 +1,204 @@
+"""The SMS feature of the web application: outbox and provider resources, Twilio's
+webhooks (signed), and the texts API.
+
+Routes: ``POST /twilio/status`` (delivery status callbacks), ``POST /twilio/inbound``
+(citizens' replies), ``GET /api/sms/messages``, ``GET /api/sms/messages/{id}``,
+``POST /api/sms/messages`` (queue a text from a template).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
+from twilio.request_validator import RequestValidator
+
+from gateway.clock import utc_iso
+from gateway.phone import mask
+from gateway.sms.exceptions import NoSuchMessage, SmsError
+from gateway.sms.outbox import OutboxWorker
+from gateway.sms.provider import SmsProvider, TwilioProvider
+from gateway.sms.service import SmsService
+from gateway.sms.templates import TemplateSet, load_templates
+from gateway.sms.webhooks import BadWebhook, parse_inbound, parse_status_callback
+from gateway.store.sms import OutboxMessage
+from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE
+from gateway.web.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+SMS = web.AppKey("sms", SmsService)
+SMS_PROVIDER = web.AppKey("sms_provider", SmsProvider)
+OUTBOX = web.AppKey("outbox", OutboxWorker)  # the running worker, when there is one
+
+STATUS_PATH = "/twilio/status"
+INBOUND_PATH = "/twilio/inbound"
+_EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+def add_sms(
+    app: web.Application,
+    *,
+    provider: SmsProvider | None = None,
+    templates: TemplateSet | None = None,
+    run_outbox: bool = True,
+) -> None:
+    """Add the SMS resources and routes to ``app``; ``provider`` overrides Twilio."""
+    app.cleanup_ctx.append(functools.partial(_sms_context, provider, templates, run_outbox))
+    app[HEALTH_CHECKS]["sms"] = _ping_sms
+    app.router.add_post(STATUS_PATH, status_callback)
+    app.router.add_post(INBOUND_PATH, inbound_text)
+    app.router.add_get("/api/sms/messages", list_messages)
+    app.router.add_post("/api/sms/messages", queue_message)
+    app.router.add_get("/api/sms/messages/{id:\\d+}", show_message)
+
+
+def sms_feature(**kwargs: Any) -> Callable[[web.Application], None]:
+    """``add_sms`` with options, as a feature for :func:`create_web_app`."""
+    return functools.partial(add_sms, **kwargs)
+
+
+async def _sms_context(
+    provider: SmsProvider | None, templates: TemplateSet | None, run_outbox: bool,
+    app: web.Application,
+) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    templates = templates or load_templates()
+    if provider is None:
+        async with TwilioProvider.open(config.sms) as twilio:
+            async for _ in _with_provider(app, twilio, templates, run_outbox):
+                yield
+    else:
+        async for _ in _with_provider(app, provider, templates, run_outbox):
+            yield
+
+
+async def _with_provider(
+    app: web.Application, provider: SmsProvider, templates: TemplateSet, run_outbox: bool
+) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    service = SmsService(
+        app[STORE].sms, templates, app[CLOCK], config.sms,
+        sender=provider.sender,
+        status_callback_url=config.web.public_url.rstrip("/") + STATUS_PATH,
+    )
+    app[SMS_PROVIDER] = provider
+    app[SMS] = service
+    if run_outbox:
+        async with OutboxWorker(service, provider) as worker:
+            app[OUTBOX] = worker
+            yield
+    else:
+        yield
+
+
+async def _ping_sms(app: web.Application) -> None:
+    await app[SMS_PROVIDER].ping()
+
+
+async def verified_form(request: web.Request) -> MultiDictProxy[str]:
+    """The webhook's form, if ``X-Twilio-Signature`` matches; else 403 (and a log line).
+
+    The signature covers the URL Twilio requested, which is ``web.public_url`` plus
+    the path and query: behind a proxy the local URL differs, so it is rebuilt.
+    """
+    config = request.app[CONFIG]
+    raw = await request.post()
+    form = MultiDictProxy(MultiDict[str]((k, v) for k, v in raw.items() if isinstance(v, str)))
+    url = config.web.public_url.rstrip("/") + request.rel_url.path_qs
+    signature = request.headers.get("X-Twilio-Signature", "")
+    validator = RequestValidator(config.sms.auth_token.reveal())
+    if not signature or not validator.validate(url, form, signature):
+        log.warning(
+            "refused %s webhook from %s: %s signature (From %s)", request.path,
+            request.remote, "wrong" if signature else "no", mask(form.get("From", "")),
+        )
+        raise ApiError(403, "bad_signature", "X-Twilio-Signature missing or wrong")
+    return form
+
+
+async def status_callback(request: web.Request) -> web.Response:
+    form = await verified_form(request)
+    try:
+        parsed = parse_status_callback(form)
+    except BadWebhook as exc:
+        raise ApiError(400, "bad_webhook", str(exc), {"field": exc.field}) from exc
+    update = await request.app[SMS].handle_status(parsed.sid, parsed.status, parsed.error_code)
+    log.debug("status %s for %s: %s", parsed.status, parsed.sid,
+              "applied" if update.applied else "no change")
+    return web.Response(status=204)
+
+
+async def inbound_text(request: web.Request) -> web.Response:
+    form = await verified_form(request)
+    try:
+        parsed = parse_inbound(form)
+    except BadWebhook as exc:
+        raise ApiError(400, "bad_webhook", str(exc), {"field": exc.field}) from exc
+    await request.app[SMS].handle_inbound(
+        parsed.sid, parsed.from_number, parsed.to_number, parsed.body
+    )
+    return web.Response(text=_EMPTY_TWIML, content_type="text/xml")
+
+
+def message_json(message: OutboxMessage) -> dict[str, Any]:
+    out = asdict(message)
+    for key, value in out.items():
+        if isinstance(value, datetime):
+            out[key] = utc_iso(value)
+    return out
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    status = request.query.get("status")
+    try:
+        limit = max(1, min(500, int(request.query.get("limit", "50"))))
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", "limit must be an integer") from exc
+    messages = await request.app[STORE].sms.recent(status=status, limit=limit)
+    return web.json_response({"messages": [message_json(m) for m in messages]})
+
+
+async def show_message(request: web.Request) -> web.Response:
+    message_id = int(request.match_info["id"])
+    message = await request.app[STORE].sms.get(message_id)
+    if message is None:
+        raise NoSuchMessage(message_id)
+    events = await request.app[STORE].sms.events(message_id)
+    return web.json_response({
+        "message": message_json(message),
+        "events": [
+            {"kind": e.kind, "status": e.status, "detail": e.detail, "at": utc_iso(e.at)}
+            for e in events
+        ],
+    })
+
+
+async def queue_message(request: web.Request) -> web.Response:
+    try:
+        payload = await request.json()
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", "the body must be JSON") from exc
+    if not isinstance(payload, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object")
+    for field in ("to", "template", "idempotency_key"):
+        if not isinstance(payload.get(field), str):
+            raise ApiError(400, "bad_request", f"{field} is required (a string)", {"field": field})
+    variables = payload.get("variables", {})
+    if not isinstance(variables, dict):
+        raise ApiError(400, "bad_request", "variables must be an object", {"field": "variables"})
+    try:
+        message = await request.app[SMS].enqueue(
+            to=payload["to"], template=payload["template"], variables=variables,
+            idempotency_key=payload["idempotency_key"],
+            purpose=payload.get("purpose"), audience=payload.get("audience"),
+        )
+    except SmsError:
+        raise
+    return web.json_response(message_json(message), status=201)
