@@ -46,7 +46,7 @@ async def test_fifty_concurrent_openings_get_fifty_numbers(city: Store) -> None:
 
 
 async def test_open_case_fields_and_history(city: Store, clock: ManualClock) -> None:
-    """A case keeps its citizen in E.164, Chinese text intact, owner, deadline and an opening entry."""
+    """A case keeps the citizen in E.164, Chinese text intact, owner, deadline, opening entry."""
     case = await city.cases.open_case(
         channel="hotline",
         category="complaint",
@@ -163,7 +163,7 @@ async def test_find_with_filters(city: Store) -> None:
 async def test_bad_input_opens_nothing(
     city: Store, kwargs: dict[str, str], error: type[Exception], message: str
 ) -> None:
-    """A case with a bad unit, phone, channel, category or actor is refused and nothing is written."""
+    """A bad unit, phone, channel, category or actor is refused and nothing is written."""
     fields = {"channel": "hotline", "category": "complaint", "actor": "ivr", **kwargs}
     with pytest.raises(error, match=message):
         await city.cases.open_case(**fields)  # type: ignore[arg-type]
