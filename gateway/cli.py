@@ -28,6 +28,7 @@ log = logging.getLogger("gateway")
 COMMAND_MODULES = (
     "gateway.store.commands",
     "gateway.sim.commands",
+    "gateway.ivr.commands",
 )
 
 Handler = Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]]

@@ -23,13 +23,13 @@ Declared actions
     prompt ``status/<code>``), ``not_found``.
 ``survey.record_rating(rating)``
     Store the citizen's rating for the item being called back: ``1`` satisfied,
-    ``2`` basically satisfied, ``3`` dissatisfied. Outcomes: ``recorded``,
-    ``failed``.
+    ``2`` basically satisfied, ``3`` dissatisfied. Outcomes: ``recorded``
+    (values: ``rating_id``, the stored rating's id), ``failed``.
 ``survey.record_reason(reason, message)``
     Store why the citizen is dissatisfied: ``reason`` ``1`` attitude, ``2``
     slow, ``3`` unfair result, ``4`` not solved, ``5`` other (empty if none was
     given); ``message`` the path of a short voice message (may be empty).
-    Outcomes: ``recorded``, ``failed``.
+    Outcomes: ``recorded`` (values: ``reason_id``), ``failed``.
 
 Every call also carries the call's facts (:class:`ActionCall`): channel,
 unique id, the caller's number and the flow's variables.
@@ -58,8 +58,10 @@ ACTION_SPECS: dict[str, ActionSpec] = {
             "hotline.open_case", ("kind", "message"), ("opened", "failed"), ("case_number",)
         ),
         ActionSpec("hotline.lookup_status", ("number",), ("found", "not_found"), ("status",)),
-        ActionSpec("survey.record_rating", ("rating",), ("recorded", "failed")),
-        ActionSpec("survey.record_reason", ("reason", "message"), ("recorded", "failed")),
+        ActionSpec("survey.record_rating", ("rating",), ("recorded", "failed"), ("rating_id",)),
+        ActionSpec(
+            "survey.record_reason", ("reason", "message"), ("recorded", "failed"), ("reason_id",)
+        ),
     )
 }
 

@@ -30,8 +30,8 @@ Node kinds and their fields (``*`` required)::
     hangup   prompt
 
 A prompt is a prompt name, or a list of pieces, each a prompt name or
-``{say: KIND, var: NAME}`` (KIND: digits, number, date, day, unit, kind, status,
-reason; see :mod:`gateway.ivr.say`).
+``{say: KIND, var: NAME}`` (KIND: digits, number, date, day, unit, kind, status;
+see :mod:`gateway.ivr.say`).
 
 In a menu, ``*`` repeats the prompt (not counted as a retry) and ``#`` alone is an
 empty, invalid answer; keys are single digits. In a number entry, ``#`` ends the
@@ -598,10 +598,12 @@ def parse_flow(
         _report_duplicates(b, duplicates, None)
     start = raw.get("start")
     on_hangup = raw.get("on_hangup")
-    if b.problems or not isinstance(name, str) or not isinstance(start, str):
-        if "start" in raw and not isinstance(start, str):
-            b.problem(None, raw.key_lines.get("start"), f"start must name a node, got {start!r}")
+    if "start" in raw and not isinstance(start, str):
+        b.problem(None, raw.key_lines.get("start"), f"start must name a node, got {start!r}")
+    if not isinstance(name, str) or not isinstance(start, str) or not isinstance(nodes_raw, dict):
         raise FlowError(file, b.problems)
+    # Nodes that could not be built still exist for the graph checks below.
+    failed = {str(n) for n in nodes_raw if n not in nodes}
     flow = Flow(
         name=name,
         file=file,
@@ -613,11 +615,11 @@ def parse_flow(
     )
     if "on_hangup" in raw and not isinstance(on_hangup, str):
         b.problem(None, raw.key_lines.get("on_hangup"), "on_hangup must name a node")
-    _check_graph(b, flow, raw)
+    _check_graph(b, flow, raw, failed)
     _check_prompts(b, flow)
     _check_variables(b, flow)
     if b.problems:
-        raise FlowError(file, b.problems)
+        raise FlowError(file, sorted(b.problems, key=lambda p: p.line or 0))
     return flow
 
 
@@ -641,23 +643,26 @@ def _report_duplicates(
         b.problem(owner, dup.second_line, str(dup))
 
 
-def _check_graph(b: _Builder, flow: Flow, raw: LineDict) -> None:
-    if flow.start not in flow.nodes:
+def _check_graph(b: _Builder, flow: Flow, raw: LineDict, failed: set[str]) -> None:
+    known = set(flow.nodes) | failed
+    if flow.start not in known:
         b.problem(None, raw.key_lines.get("start"), f"start node {flow.start!r} does not exist")
-    if flow.on_hangup is not None and flow.on_hangup not in flow.nodes:
+    if flow.on_hangup is not None and flow.on_hangup not in known:
         b.problem(None, raw.key_lines.get("on_hangup"),
                   f"on_hangup node {flow.on_hangup!r} does not exist")
     edges: dict[str, list[str]] = {}
+    missing = False
     for node in flow.nodes.values():
         edges[node.name] = []
         for field_name, target in node.successors():
-            if target not in flow.nodes:
+            if target not in known:
                 b.problem(node.name, node.line, f"{field_name} goes to node {target!r}, "
                           "which does not exist")
-            else:
+                missing = True
+            elif target in flow.nodes:
                 edges[node.name].append(target)
-    if b.problems:
-        return
+    if missing or failed or any(t not in flow.nodes for t in (flow.start, flow.on_hangup) if t):
+        return  # reachability needs every node: fix the ones reported first
     reached = _reach([flow.start], edges)
     if flow.on_hangup is not None:
         tail = _reach([flow.on_hangup], edges)

@@ -1,8 +1,11 @@
-"""The prompt catalogue: ``recordings/prompts.yaml``, prompt name → Chinese text.
+"""The prompt catalogue: every prompt a flow may play, name → Chinese text.
 
 A prompt's name is its file name under ``recordings/zh/`` without extension
-(``hotline/welcome``), which is also what ``STREAM FILE`` is given. The audio is
-rendered from the text; flows may only use names listed here.
+(``hotline/welcome``), which is also what ``STREAM FILE`` is given. The flows'
+own prompts are listed in ``recordings/prompts.yaml`` (the audio is rendered from
+that text); the pieces numbers and dates are said with, and the names of units
+and kinds of business, are rendered from other sources and found as
+``recordings/zh/<name>.txt``. The catalogue is both; ``prompts.yaml`` wins.
 """
 
 from __future__ import annotations
@@ -60,11 +63,25 @@ def parse_catalogue(text: str, source: str) -> PromptCatalogue:
     return PromptCatalogue(texts, source)
 
 
-def load_catalogue(path: Path) -> PromptCatalogue:
-    """Read ``path`` (blocking: call at start-up or through ``asyncio.to_thread``)."""
+def recorded_prompts(folder: Path) -> dict[str, str]:
+    """Prompts that exist as ``<folder>/<name>.txt`` (with their audio beside them)."""
+    texts: dict[str, str] = {}
+    if folder.is_dir():
+        for txt in sorted(folder.rglob("*.txt")):
+            name = txt.relative_to(folder).with_suffix("").as_posix()
+            texts[name] = txt.read_text(encoding="utf-8").strip()
+    return texts
+
+
+def load_catalogue(path: Path, recorded: Path | None = None) -> PromptCatalogue:
+    """``prompts.yaml`` at ``path`` plus the prompts recorded under ``recorded``
+    (default: ``zh/`` beside it). Blocking: call at start-up or in a thread."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         problem = Problem(str(path), None, None, f"cannot read: {exc}")
         raise FlowError(str(path), [problem]) from None
-    return parse_catalogue(text, str(path))
+    own = parse_catalogue(text, str(path))
+    texts = recorded_prompts(recorded if recorded is not None else path.parent / "zh")
+    texts.update(own.texts)
+    return PromptCatalogue(texts, str(path))

@@ -17,6 +17,9 @@ from datetime import date
 log = logging.getLogger("gateway.ivr.say")
 
 DIGIT_PROMPTS = tuple(f"digits/{d}" for d in "0123456789")
+# Inside a code (case or booking number) 1 is said 幺, as operators do.
+CODE_DIGIT_PROMPTS = ("digits/0", "digits/yao", *DIGIT_PROMPTS[2:])
+DASH = "pieces/dash"
 LETTER_PROMPTS = tuple(f"letters/{c}" for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 SHI, BAI, QIAN = "pieces/shi", "pieces/bai", "pieces/qian"
 NIAN, YUE, RI, HAO = "pieces/nian", "pieces/yue", "pieces/ri", "pieces/hao"
@@ -26,11 +29,12 @@ NAMED = {
     "unit": ("unit/", "unit/generic"),
     "kind": ("kind/", "kind/generic"),
     "status": ("status/", "status/unknown"),
-    "reason": ("reason/", "reason/other"),
 }
 
 PIECES: tuple[str, ...] = (
     *DIGIT_PROMPTS,
+    "digits/yao",
+    DASH,
     *LETTER_PROMPTS,
     SHI,
     BAI,
@@ -51,17 +55,19 @@ class SayError(ValueError):
 
 
 def digits(text: str) -> list[str]:
-    """Read a code one character at a time: ``TS-07`` → T, S, 零, 七.
+    """Read a code one character at a time: ``TS-17`` → T, S, 杠, 幺, 七.
 
-    Digits and Latin letters are said; separators (``-``, spaces) are skipped.
+    Digits (1 as 幺) and Latin letters are said, ``-`` as 杠; spaces are skipped.
     """
     pieces: list[str] = []
-    for char in text.upper():
+    for char in text.strip().upper():
         if "0" <= char <= "9":
-            pieces.append(DIGIT_PROMPTS[int(char)])
+            pieces.append(CODE_DIGIT_PROMPTS[int(char)])
         elif "A" <= char <= "Z":
             pieces.append(LETTER_PROMPTS[ord(char) - ord("A")])
-        elif char in "- _/.":
+        elif char == "-":
+            pieces.append(DASH)
+        elif char == " ":
             continue
         else:
             raise SayError(f"cannot read {char!r} in {text!r} aloud")
@@ -110,11 +116,12 @@ def day(when: date) -> list[str]:
 
 def full_date(when: date) -> list[str]:
     """Year, month and day: 2026年11月30日 (二零二六年十一月三十日)."""
-    return [*digits(f"{when.year:04d}"), NIAN, *number(when.month), YUE, *number(when.day), RI]
+    year = [DIGIT_PROMPTS[int(c)] for c in f"{when.year:04d}"]
+    return [*year, NIAN, *number(when.month), YUE, *number(when.day), RI]
 
 
 def named(kind: str, code: str, catalogue: Container[str]) -> list[str]:
-    """The recording of a unit, kind of business, status or reason; a generic one if none."""
+    """The recording of a unit, kind of business or status; a generic one if none."""
     prefix, fallback = NAMED[kind]
     name = prefix + code
     if code and name in catalogue:
