@@ -1,0 +1,97 @@
+"""Shared set-up of the SMS tests: the simulated Twilio and the gateway's web app on
+loopback ports, wired the way production wires them."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from gateway.clock import Clock
+from gateway.config import Config, Secret, SmsSection, WebSection
+from gateway.sim.twilio import SimulatedTwilio
+from gateway.sms.outbox import OutboxWorker
+from gateway.sms.service import SmsService
+from gateway.store import Store
+from gateway.web.app import create_web_app
+from gateway.web.sms import OUTBOX, SMS, sms_feature
+
+ACCOUNT = "AC" + "a1" * 16
+TOKEN = "sim-auth-token"
+FROM = "+8610690000001"
+CHIEF = "+8613912345678"
+CITIZEN = "+8613800138000"
+API_TOKEN = "api-token-for-tests"
+
+ORDER_VARS = {
+    "unit": "城关派出所", "business": "轻微伤害案件办理", "case_ref": "LZ2026-000123",
+    "reason": "案件进展慢，无人联系", "citizen": CITIZEN, "deadline": "12月3日18时",
+}
+
+
+def sms_config(api_base_url: str, public_url: str, **sms: Any) -> Config:
+    defaults: dict[str, Any] = {
+        "api_base_url": api_base_url, "account_sid": ACCOUNT, "auth_token": Secret(TOKEN),
+        "from_number": FROM, "rate_per_second": 1000.0, "http_timeout": 2.0,
+        "backoff_min": 0.01, "backoff_max": 0.05, "lookup_delay": 0.05,
+        "poll_interval": 0.05, "quiet_start": "00:00", "quiet_end": "00:00",
+    }
+    defaults.update(sms)
+    return Config(
+        sms=SmsSection(**defaults),
+        web=WebSection(public_url=public_url, api_token=Secret(API_TOKEN)),
+    )
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@dataclass
+class Gateway:
+    app: web.Application
+    url: str
+    config: Config
+
+    @property
+    def sms(self) -> SmsService:
+        return self.app[SMS]
+
+    @property
+    def worker(self) -> OutboxWorker:
+        return self.app[OUTBOX]
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    store: Store, tw: SimulatedTwilio, *, clock: Clock | None = None, run_outbox: bool = True,
+    **sms: Any,
+) -> AsyncIterator[Gateway]:
+    """The web app (SMS feature, outbox worker) on a loopback port, against ``tw``."""
+    sock = free_socket()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    config = sms_config(tw.base_url, url, **sms)
+    app = create_web_app(
+        config, clock=clock or store.clock, store=store,
+        features=[sms_feature(run_outbox=run_outbox)],
+    )
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.SockSite(runner, sock).start()
+        yield Gateway(app, url, config)
+    finally:
+        await runner.cleanup()
+        sock.close()
+
+
+def replace_sms(config: Config, **changes: Any) -> Config:
+    return dataclasses.replace(config, sms=dataclasses.replace(config.sms, **changes))
