@@ -96,6 +96,29 @@ _ORIGINATE_REASON = {
     names.REASON_BUSY: BUSY,
     names.REASON_CONGESTION: FAILED,
 }
+# The events the builder reads; give them to the session's add_listener(events=...).
+EVENTS = frozenset(
+    {
+        names.EV_NEWCHANNEL,
+        names.EV_NEWSTATE,
+        names.EV_NEWEXTEN,
+        names.EV_VARSET,
+        names.EV_DIAL_BEGIN,
+        names.EV_DIAL_END,
+        names.EV_QUEUE_CALLER_JOIN,
+        names.EV_QUEUE_CALLER_LEAVE,
+        names.EV_QUEUE_CALLER_ABANDON,
+        names.EV_AGENT_CALLED,
+        names.EV_AGENT_CONNECT,
+        names.EV_AGENT_COMPLETE,
+        names.EV_DTMF_END,
+        names.EV_MIX_MONITOR_START,
+        names.EV_ASYNC_AGI_START,
+        names.EV_ORIGINATE_RESPONSE,
+        names.EV_HANGUP,
+        names.EV_CDR,
+    }
+)
 _CDR_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _DIAL_CHARS = frozenset("+0123456789*#")
 

@@ -1,0 +1,275 @@
+"""The call log component: feeds the builder from the AMI session, stores the records.
+
+Wiring (one AMI session per PBX)::
+
+    async with CallLogService.from_config(config, store.calls, clock) as calllog:
+        calllog.connect(session)            # session.add_listener / add_resync_listener
+        ...                                  # flow runner: calllog.attach(linkedid, ...)
+
+With a manager that calls ``fn(pbx_name, frame)`` for several PBXs, register
+``calllog.on_pbx_event`` with ``events=EVENTS`` and ``calllog.on_resync`` instead.
+
+The listeners are synchronous and only touch the pure builder (trap 1 of
+asyncio telephony code: no task per event). One task, owned by this component,
+drains the changed records every ``flush_interval`` seconds, or at once when
+``batch_size`` of them are waiting, and upserts them; a failed write is logged
+and retried with the next batch, nothing is dropped. Leaving the context stops
+the task and stores everything, open calls included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from collections.abc import Callable, Collection, Iterable, Sequence
+from datetime import UTC, tzinfo
+from types import TracebackType
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from gateway.ami import names
+from gateway.ami.frames import Frame
+from gateway.calllog.builder import EVENTS, CallLogBuilder, CallRecord
+from gateway.clock import Clock
+from gateway.config import Config
+from gateway.errors import GatewayError
+from gateway.store.calls import CallRecordRepository
+
+log = logging.getLogger(__name__)
+
+
+class EventSource(Protocol):
+    """What the call log needs of an AMI session (``gateway.pbx.session.AmiSession``)."""
+
+    def add_listener(
+        self, fn: Callable[[Frame], None], events: Iterable[str] | None = None
+    ) -> None: ...
+
+    def add_resync_listener(self, fn: Callable[[Any], None]) -> None: ...
+
+
+class LiveChannel(Protocol):
+    """A channel alive after a (re)connect, as the session's resync report lists it."""
+
+    @property
+    def channel(self) -> str: ...
+
+    @property
+    def uniqueid(self) -> str: ...
+
+    @property
+    def linkedid(self) -> str: ...
+
+
+class CallLogService:
+    """One builder per PBX and the task that stores what they build."""
+
+    def __init__(
+        self,
+        repository: CallRecordRepository,
+        clock: Clock,
+        *,
+        pbx: str | Sequence[str] = "main",
+        hotline_contexts: Collection[str] = ("hotline",),
+        cdr_timezone: tzinfo = UTC,
+        flush_interval: float = 0.2,
+        batch_size: int = 200,
+    ) -> None:
+        if flush_interval <= 0:
+            raise ValueError(f"flush_interval must be positive, got {flush_interval}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        names_ = [pbx] if isinstance(pbx, str) else list(pbx)
+        if not names_:
+            raise ValueError("at least one PBX name is needed")
+        self._repository = repository
+        self._builders = {
+            name: CallLogBuilder(
+                name, clock, hotline_contexts=hotline_contexts, cdr_timezone=cdr_timezone
+            )
+            for name in names_
+        }
+        self._default = names_[0]
+        self._interval = flush_interval
+        self._batch = batch_size
+        self._waiting = 0  # changes since the last flush, to wake the task early
+        self._retry: dict[tuple[str, str], CallRecord] = {}
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.stored = 0  # rows written so far
+        self.failed_flushes = 0
+
+    @classmethod
+    def from_config(
+        cls, config: Config, repository: CallRecordRepository, clock: Clock, **kwargs: Any
+    ) -> CallLogService:
+        """One builder per configured PBX; Cdr times read in ``gateway.timezone``."""
+        contexts = sorted({p.hotline_context for p in config.pbx})
+        return cls(
+            repository,
+            clock,
+            pbx=[p.name for p in config.pbx],
+            hotline_contexts=contexts,
+            cdr_timezone=ZoneInfo(config.gateway.timezone),
+            **kwargs,
+        )
+
+    # ---------------------------------------------------------------- wiring
+
+    def connect(self, session: EventSource, pbx: str | None = None) -> None:
+        """Listen to one AMI session's events and resync reports."""
+        builder = self.builder(pbx)
+
+        def on_event(frame: Frame) -> None:
+            self._fed(builder.feed(frame))
+
+        session.add_listener(on_event, EVENTS)
+        session.add_resync_listener(self.on_resync)
+
+    def builder(self, pbx: str | None = None) -> CallLogBuilder:
+        name = pbx or self._default
+        try:
+            return self._builders[name]
+        except KeyError:
+            raise GatewayError(
+                f"call log: unknown PBX {name!r} (known: {', '.join(self._builders)})"
+            ) from None
+
+    def on_event(self, frame: Frame) -> None:
+        """Listener for the default PBX's session."""
+        self._fed(self._builders[self._default].feed(frame))
+
+    def on_pbx_event(self, pbx: str, frame: Frame) -> None:
+        """Listener for a manager that names the PBX of each event."""
+        builder = self._builders.get(pbx)
+        if builder is None:
+            log.warning("call log: event from unknown PBX %r ignored", pbx)
+            return
+        self._fed(builder.feed(frame))
+
+    def on_resync(self, report: Any) -> None:
+        """After a (re)connect. ``report`` is the session's resync report (``pbx``,
+        ``survived`` and ``appeared`` channels), or an iterable of live Uniqueids,
+        Linkedids or ``CoreShowChannel`` frames for the default PBX."""
+        pbx = getattr(report, "pbx", None)
+        if hasattr(report, "survived"):
+            channels = [*report.survived, *getattr(report, "appeared", ())]
+            live: list[str | Frame] = [_as_frame(c) for c in channels]
+        else:
+            live = list(report)
+        builder = self._builders.get(pbx or self._default)
+        if builder is None:
+            log.warning("call log: resync of unknown PBX %r ignored", pbx)
+            return
+        closed = builder.resync(live)
+        if closed:
+            log.info(
+                "call log %s: %d call(s) ended while the link was down", builder.pbx, len(closed)
+            )
+        self._fed(True)
+
+    def attach(
+        self,
+        linkedid: str,
+        *,
+        pbx: str | None = None,
+        ivr_path: Sequence[str] | None = None,
+        case_id: int | None = None,
+        recording: str | None = None,
+    ) -> None:
+        """What the flow runner knows of a call: see :meth:`CallLogBuilder.attach`."""
+        self.builder(pbx).attach(linkedid, ivr_path=ivr_path, case_id=case_id, recording=recording)
+        self._fed(True)
+
+    def expect_originate(self, action_id: str, pbx: str | None = None) -> None:
+        """The gateway is about to send an Originate with this ActionID: log it outbound."""
+        self.builder(pbx).expect_originate(action_id)
+
+    def _fed(self, changed: bool) -> None:
+        if changed:
+            self._waiting += 1
+            if self._waiting >= self._batch and self._wake is not None:
+                self._wake.set()
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def __aenter__(self) -> CallLogService:
+        if self._task is not None:
+            raise RuntimeError("the call log is already running")
+        self._stopping = False
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="calllog-flush")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopping = True
+            assert self._wake is not None
+            self._wake.set()
+            try:
+                await task
+            finally:
+                await self.flush()
+
+    def __del__(self) -> None:
+        if getattr(self, "_task", None) is not None:
+            warnings.warn("call log service was never stopped", ResourceWarning, stacklevel=1)
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while not self._stopping:
+            try:
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if not self._stopping:
+                await self.flush()
+
+    async def flush(self) -> int:
+        """Store every changed record now; return the rows written. A store error is
+        logged and the records are kept for the next flush."""
+        pending = self._retry
+        self._retry = {}
+        self._waiting = 0
+        for builder in self._builders.values():
+            for record in builder.drain():
+                pending[(record.pbx, record.linkedid)] = record  # the newest state wins
+        if not pending:
+            return 0
+        records = list(pending.values())
+        written = 0
+        for start in range(0, len(records), self._batch):
+            chunk = records[start : start + self._batch]
+            try:
+                written += await self._repository.upsert(chunk)
+            except Exception:  # a store error, a full disk: keep the records for the next flush
+                self.failed_flushes += 1
+                log.exception("call log: storing %d record(s) failed, will retry", len(chunk))
+                for record in records[start:]:
+                    self._retry.setdefault((record.pbx, record.linkedid), record)
+                break
+        self.stored += written
+        return written
+
+
+def _as_frame(channel: LiveChannel) -> Frame:
+    """A live channel of a resync report, in the shape of a ``CoreShowChannel`` event."""
+    frame = Frame()
+    frame[names.H_EVENT] = names.EV_CORE_SHOW_CHANNEL
+    frame[names.H_CHANNEL] = channel.channel
+    frame[names.H_UNIQUEID] = channel.uniqueid
+    frame[names.H_LINKEDID] = channel.linkedid or channel.uniqueid
+    caller = getattr(channel, "caller_number", "")
+    if caller:
+        frame[names.H_CALLER_ID_NUM] = caller
+    return frame
