@@ -35,7 +35,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import aiohttp
-from aiohttp import BasicAuth
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
@@ -108,9 +107,11 @@ class GatewayHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
     ) -> Response:
         assert self.session is not None
         total = timeout if timeout is not None else self.timeout
+        headers = dict(headers or {})
+        if auth is not None:
+            headers["Authorization"] = aiohttp.encode_basic_auth(auth[0], auth[1])
         async with self.session.request(
             method.upper(), url, params=params, data=data, headers=headers,
-            auth=BasicAuth(auth[0], auth[1]) if auth else None,
             timeout=aiohttp.ClientTimeout(total=total),
             allow_redirects=allow_redirects,
         ) as raw:

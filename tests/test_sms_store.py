@@ -1,0 +1,92 @@
+"""The outbox in the store: one row per key, claimed once, statuses never backwards."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from gateway.clock import ManualClock
+from gateway.store import Store
+from gateway.store.sms import NewText
+
+
+def _text(key: str = "order-1", **changes: object) -> NewText:
+    fields: dict[object, object] = {
+        "purpose": "rectification_order", "audience": "officer", "to": "+8613912345678",
+        "sender": "+8610690000001", "template": "rectification_order",
+        "variables": {"case_ref": "LZ1"}, "body": "【鲁州公安】整改", "encoding": "UCS-2",
+        "segments": 1, "idempotency_key": key, "next_attempt_at": None,
+    }
+    fields.update(changes)
+    return NewText(**fields)  # type: ignore[arg-type]
+
+
+async def test_same_key_returns_the_same_row(store: Store, clock: ManualClock) -> None:
+    """Inserting the same idempotency key twice yields one row."""
+    first, created = await store.sms.insert_or_get(_text(next_attempt_at=clock.now()))
+    again, created_again = await store.sms.insert_or_get(_text(next_attempt_at=clock.now()))
+    assert created and not created_again
+    assert again.id == first.id
+    assert await store.sms.counts() == {"queued": 1}
+
+
+async def test_claim_takes_due_rows_once(store: Store, clock: ManualClock) -> None:
+    """A due row is claimed by one claim only; a future row is not claimed yet."""
+    await store.sms.insert_or_get(_text("a", next_attempt_at=clock.now()))
+    await store.sms.insert_or_get(_text("b", next_attempt_at=clock.now() + timedelta(hours=1)))
+    first = await store.sms.claim_due(10)
+    second = await store.sms.claim_due(10)
+    assert [m.idempotency_key for m in first] == ["a"]
+    assert first[0].status == "sending" and first[0].attempts == 1
+    assert second == []
+    clock.advance(3600)
+    assert [m.idempotency_key for m in await store.sms.claim_due(10)] == ["b"]
+
+
+async def test_interrupted_send_is_requeued_for_a_look_up(store: Store, clock: ManualClock) -> None:
+    """A row left sending without a sid goes back to the queue marked for a look-up."""
+    await store.sms.insert_or_get(_text(next_attempt_at=clock.now()))
+    [claimed] = await store.sms.claim_due(1)
+    assert await store.sms.reclaim_interrupted() == 1
+    row = await store.sms.get(claimed.id)
+    assert row is not None and row.status == "queued" and row.needs_lookup
+
+
+async def test_statuses_never_move_backwards(store: Store, clock: ManualClock) -> None:
+    """delivered then a late sent leaves it delivered; a repeated delivered changes nothing."""
+    await store.sms.insert_or_get(_text(next_attempt_at=clock.now()))
+    [claimed] = await store.sms.claim_due(1)
+    await store.sms.record_accepted(claimed.id, "SM1", "queued")
+    assert (await store.sms.apply_status("SM1", "delivered", None)).applied
+    assert not (await store.sms.apply_status("SM1", "sent", None)).applied
+    assert not (await store.sms.apply_status("SM1", "delivered", None)).applied
+    row = await store.sms.get(claimed.id)
+    assert row is not None and row.status == "delivered" and row.final_at is not None
+
+
+async def test_callback_before_the_sid_is_stored_is_applied_later(
+    store: Store, clock: ManualClock
+) -> None:
+    """A status for a sid not yet recorded is kept and applied when the sid is stored."""
+    await store.sms.insert_or_get(_text(next_attempt_at=clock.now()))
+    [claimed] = await store.sms.claim_due(1)
+    early = await store.sms.apply_status("SM9", "undelivered", "30003")
+    assert early.message_id is None and not early.applied
+    row = await store.sms.record_accepted(claimed.id, "SM9", "queued")
+    assert row.status == "undelivered" and row.error_code == "30003"
+
+
+async def test_reply_stored_once_per_sid(store: Store) -> None:
+    """The same inbound webhook twice stores one reply."""
+    first, created = await store.sms.store_inbound("SMr", "+8613800138000", "+861069", "1")
+    again, created_again = await store.sms.store_inbound("SMr", "+8613800138000", "+861069", "1")
+    assert created and not created_again and first.id == again.id
+
+
+async def test_history_records_each_step(store: Store, clock: ManualClock) -> None:
+    """A text's events tell its story in order."""
+    message, _ = await store.sms.insert_or_get(_text(next_attempt_at=clock.now()))
+    await store.sms.claim_due(1)
+    await store.sms.record_accepted(message.id, "SM2", "queued")
+    await store.sms.apply_status("SM2", "sent", None)
+    kinds = [e.kind for e in await store.sms.events(message.id)]
+    assert kinds == ["enqueued", "claimed", "accepted", "status"]
