@@ -118,6 +118,17 @@ H_CDR_ANSWER_TIME: Final = "AnswerTime"
 H_CDR_END_TIME: Final = "EndTime"
 H_CDR_BILLABLE_SECONDS: Final = "BillableSeconds"
 H_CDR_DISPOSITION: Final = "Disposition"
+# Login, Originate and Shutdown headers the AMI session writes or reads
+H_USERNAME: Final = "Username"
+H_SECRET: Final = "Secret"
+H_EVENTS: Final = "Events"
+H_AUTH_TYPE: Final = "AuthType"
+H_KEY: Final = "Key"
+H_CHALLENGE: Final = "Challenge"
+H_ASYNC: Final = "Async"
+H_TIMEOUT: Final = "Timeout"
+H_CALLER_ID: Final = "CallerID"
+H_RESTART: Final = "Restart"
 
 RESPONSE_SUCCESS: Final = "Success"
 RESPONSE_ERROR: Final = "Error"
@@ -140,3 +151,6 @@ VAR_MIXMONITOR_FILENAME: Final = "MIXMONITOR_FILENAME"
 # GATEWAY_DIALLED=<number> names the number it dialled.
 VAR_GATEWAY_ORIGIN: Final = "GATEWAY_ORIGIN"
 VAR_GATEWAY_DIALLED: Final = "GATEWAY_DIALLED"
+# Set by the gateway's AMI session on every Originate (the Originate's ActionID), so
+# the AsyncAGI channel of an originated call finds the variables it was given.
+VAR_GATEWAY_CALL_ID: Final = "GATEWAY_CALL_ID"

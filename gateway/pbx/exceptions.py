@@ -5,6 +5,7 @@
     AmiError
     ├── AmiLoginError        (pbx, username, message from Asterisk)
     ├── AmiConnectionLost    (pbx, while doing what)
+    ├── AmiNotConnected      (pbx, what was asked, why): no link within the wait
     ├── AmiActionTimeout     (pbx, action, action_id, seconds)
     ├── AmiActionFailed      (pbx, action, action_id, message)
     ├── AgiCommandFailed     (channel, command, code, text)
@@ -33,6 +34,14 @@ class AmiConnectionLost(AmiError):
         super().__init__(f"PBX {pbx}: connection lost during {during}")
         self.pbx = pbx
         self.during = during
+
+
+class AmiNotConnected(AmiError):
+    def __init__(self, pbx: str, action: str, reason: str) -> None:
+        super().__init__(f"PBX {pbx}: cannot send {action}: {reason}")
+        self.pbx = pbx
+        self.action = action
+        self.reason = reason
 
 
 class AmiActionTimeout(AmiError):

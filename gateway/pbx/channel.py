@@ -1,0 +1,270 @@
+"""An AsyncAGI call driven over AMI: the :class:`gateway.ivr.channel.Channel` the flow engine sees.
+
+Each command is sent as ``Action: AGI`` with our own ``CommandID``; its result
+is the ``AsyncAGIExec`` event carrying the same ``CommandId``, matched by the
+session. One command runs at a time per channel, and the next one is sent as
+soon as the previous result arrives (Asterisk polls its queue every ~100 ms).
+
+Hang-up is an exception: once the caller is gone (a ``Hangup`` event for the
+channel, ``AsyncAGIEnd``, a ``511`` reply, ``result=-1`` confirmed by
+``CHANNEL STATUS``, the channel unknown to Asterisk, the AMI link lost) the
+pending command and every later one raise :class:`ChannelHungUp`. ``hangup()``
+on a channel that is already gone does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Protocol
+
+from gateway.ami import agi
+from gateway.ami.agi import AgiEnvironment, AgiResult
+from gateway.ivr.channel import RecordResult
+from gateway.pbx.exceptions import AgiCommandFailed, AmiConnectionLost, ChannelHungUp
+
+log = logging.getLogger(__name__)
+
+# Sample rates of the formats RECORD FILE writes, to turn endpos into milliseconds.
+_RATES = {"wav16": 16000, "sln16": 16000, "g722": 16000, "sln48": 48000}
+
+
+class AgiLink(Protocol):
+    """What a channel needs of its AMI session."""
+
+    @property
+    def pbx_name(self) -> str: ...
+
+    def next_command_id(self) -> str: ...
+
+    def agi_expect(self, command_id: str, channel: AgiChannel) -> None:
+        """Route the ``AsyncAGIExec`` with this ``CommandId`` to ``channel``."""
+        ...
+
+    def agi_forget(self, command_id: str) -> None: ...
+
+    async def agi_send(self, channel: str, command: str, command_id: str) -> None:
+        """Send ``Action: AGI`` and wait for Asterisk to queue it (raise if it refused)."""
+        ...
+
+
+class AgiChannel:
+    """One live AsyncAGI call. Built by the session on ``AsyncAGIStart``."""
+
+    def __init__(
+        self,
+        link: AgiLink,
+        env: AgiEnvironment,
+        *,
+        channel: str = "",
+        linkedid: str = "",
+        variables: Mapping[str, str] | None = None,
+    ) -> None:
+        self._link = link
+        self.env = env
+        self._name = channel or env.channel
+        self._linkedid = linkedid or env.uniqueid
+        self._variables: dict[str, str] = dict(variables or {})
+        self._lock = asyncio.Lock()
+        self._waiting: dict[str, asyncio.Future[AgiResult]] = {}
+        self._gone: str | None = None  # why the channel is gone, once it is
+
+    # -- identity -----------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def uniqueid(self) -> str:
+        return self.env.uniqueid
+
+    @property
+    def linkedid(self) -> str:
+        return self._linkedid
+
+    @property
+    def caller_number(self) -> str:
+        return self.env.callerid
+
+    @property
+    def caller_name(self) -> str:
+        return self.env.calleridname
+
+    @property
+    def dialled_number(self) -> str:
+        return self.env.dialled_number
+
+    @property
+    def hung_up(self) -> bool:
+        return self._gone is not None
+
+    @property
+    def gone_reason(self) -> str | None:
+        return self._gone
+
+    def variable(self, name: str) -> str | None:
+        return self._variables.get(name)
+
+    def set_variables(self, variables: Mapping[str, str]) -> None:
+        """Attach the variables an Originate gave this call (used by the session)."""
+        self._variables.update(variables)
+
+    def __repr__(self) -> str:
+        state = f" gone: {self._gone}" if self._gone else ""
+        return f"<AgiChannel {self._name} {self.uniqueid}{state}>"
+
+    # -- called by the session ----------------------------------------------
+
+    def deliver(self, command_id: str, result: AgiResult | Exception) -> None:
+        """The ``AsyncAGIExec`` for ``command_id`` arrived (or could not be read)."""
+        future = self._waiting.get(command_id)
+        if future is None or future.done():
+            return
+        if isinstance(result, Exception):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
+
+    def mark_gone(self, reason: str) -> list[str]:
+        """The call is over: fail what is pending; return the command ids it held."""
+        if self._gone is None:
+            self._gone = reason
+        pending = list(self._waiting)
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(ChannelHungUp(self._name, during=reason))
+        return pending
+
+    # -- the command loop ---------------------------------------------------
+
+    async def execute(self, command: str) -> AgiResult:
+        """Send one AGI command and return its result.
+
+        Raises ChannelHungUp when the channel is gone before, during or by this
+        command; AgiCommandFailed for 510/520 replies.
+        """
+        async with self._lock:
+            if self._gone is not None:
+                raise ChannelHungUp(self._name, during=command)
+            command_id = self._link.next_command_id()
+            future: asyncio.Future[AgiResult] = asyncio.get_running_loop().create_future()
+            self._waiting[command_id] = future
+            self._link.agi_expect(command_id, self)
+            try:
+                try:
+                    await self._link.agi_send(self._name, command, command_id)
+                except AmiConnectionLost as exc:
+                    self.mark_gone("AMI link lost")
+                    raise ChannelHungUp(self._name, during=command) from exc
+                result = await future
+            finally:
+                self._waiting.pop(command_id, None)
+                self._link.agi_forget(command_id)
+                if not future.done():
+                    future.cancel()
+                elif not future.cancelled():
+                    future.exception()  # mark it retrieved: the caller got its own error
+        if result.code == agi.AGI_DEAD_CHANNEL or (result.ok and result.data == "hangup"):
+            self.mark_gone(f"{command}: {result.text}")
+            raise ChannelHungUp(self._name, during=command)
+        if not result.ok:
+            raise AgiCommandFailed(self._name, command, result.code, result.text)
+        return result
+
+    async def _checked(self, command: str) -> AgiResult:
+        """Like :meth:`execute`, but ``result=-1`` is read as a hang-up only when
+        ``CHANNEL STATUS`` confirms it; otherwise it is a failed command (a missing
+        prompt file also answers -1)."""
+        result = await self.execute(command)
+        if result.result != "-1":
+            return result
+        try:
+            status = await self.execute("CHANNEL STATUS")
+        except ChannelHungUp:
+            raise ChannelHungUp(self._name, during=command) from None
+        if status.result == "-1":
+            self.mark_gone(f"{command}: {result.text}")
+            raise ChannelHungUp(self._name, during=command)
+        raise AgiCommandFailed(self._name, command, result.code, result.text)
+
+    # -- the Channel protocol -------------------------------------------------
+
+    async def answer(self) -> None:
+        await self._checked(agi.cmd_answer())
+
+    async def stream_file(self, prompt: str, escape_digits: str = "") -> str | None:
+        result = await self._checked(agi.cmd_stream_file(prompt, escape_digits))
+        return result.digit
+
+    async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> tuple[str, bool]:
+        result = await self._checked(agi.cmd_get_data(prompt, timeout_ms, max_digits))
+        return result.result, result.timed_out
+
+    async def wait_for_digit(self, timeout_ms: int) -> str | None:
+        result = await self._checked(agi.cmd_wait_for_digit(timeout_ms))
+        return result.digit
+
+    async def record_file(
+        self,
+        path: str,
+        fmt: str = "wav",
+        escape_digits: str = "#",
+        timeout_ms: int = 60000,
+        beep: bool = True,
+        silence_s: int | None = 5,
+    ) -> RecordResult:
+        command = agi.cmd_record_file(path, fmt, escape_digits, timeout_ms, beep, silence_s)
+        result = await self.execute(command)
+        rate = _RATES.get(fmt, 8000)
+        duration_ms = (result.endpos or 0) * 1000 // rate
+        if result.data == "hangup" or result.result == "-1":
+            # The recording up to the hang-up is kept: a caller who leaves a message
+            # and hangs up is the usual end. Later commands raise ChannelHungUp.
+            self.mark_gone(f"{command}: {result.text}")
+            return RecordResult(path, "hangup", None, duration_ms)
+        if result.data == "dtmf":
+            return RecordResult(path, "dtmf", result.digit, duration_ms)
+        if result.data == "silence":
+            return RecordResult(path, "silence", None, duration_ms)
+        if result.data == "timeout":
+            return RecordResult(path, "timeout", None, duration_ms)
+        if result.result not in ("0", ""):
+            raise AgiCommandFailed(self._name, command, result.code, result.text)
+        return RecordResult(path, "timeout", None, duration_ms)
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self._checked(agi.cmd_set_variable(name, value))
+
+    async def get_variable(self, name: str) -> str | None:
+        """A channel variable's value (``GET VARIABLE``), None when it is not set."""
+        result = await self.execute(agi.cmd_get_variable(name))
+        return result.data if result.result == "1" else None
+
+    async def exec(self, application: str, options: str = "") -> int:
+        command = agi.cmd_exec(application, options)
+        result = await self._checked(command)
+        value = result.value
+        if value is None or value == -2:
+            raise AgiCommandFailed(self._name, command, result.code, result.text)
+        return value
+
+    async def release(self) -> None:
+        """``ASYNCAGI BREAK``: hand the call back to the dialplan; no command after it."""
+        if self._gone is not None:
+            return
+        try:
+            await self.execute(agi.cmd_break())
+        except ChannelHungUp:
+            return  # AsyncAGIEnd (or the hang-up) overtook the result
+        self.mark_gone("released to the dialplan")
+
+    async def hangup(self) -> None:
+        if self._gone is not None:
+            return
+        try:
+            await self.execute(agi.cmd_hangup())
+        except ChannelHungUp:
+            return
+        self.mark_gone("hung up by the gateway")
