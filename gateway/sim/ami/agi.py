@@ -1,0 +1,725 @@
+"""AsyncAGI on a simulated channel: the command queue, the commands, and their results.
+
+Results are what res_agi writes (``200 result=49``, ``200 result=0 endpos=8000``,
+``510 Invalid or unknown command``…); the session URL-encodes them into the
+``Result`` of ``AsyncAGIExec``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import struct
+import wave
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from gateway.ami import names as n
+from gateway.sim.ami.channel import STATE_UP, SimChannel
+from gateway.sim.ami.world import PRIV_AGI, PRIV_CALL, World
+
+log = logging.getLogger("gateway.sim.ami")
+
+RATE = 8000  # samples per second of Asterisk's 8 kHz formats; endpos counts samples
+
+
+def uri_encode(text: str) -> str:
+    """Asterisk's ast_uri_encode with ast_uri_http: unreserved characters kept, the rest %XX."""
+    return quote(text, safe="-_.!~*'()")
+
+
+@dataclass(frozen=True)
+class AgiResult:
+    line: str  # "200 result=0\n"
+    code: int = 200
+    text: str = "Success"  # AGIExecEnd Result
+    control: str = ""  # "break": leave AsyncAGI; "hangup": the channel is being hung up
+
+
+def ok(result: str) -> AgiResult:
+    return AgiResult(f"200 result={result}\n")
+
+
+USAGE = {
+    "answer": "Usage: ANSWER",
+    "asyncagi break": "Usage: ASYNCAGI BREAK",
+    "channel status": "Usage: CHANNEL STATUS [<channelname>]",
+    "exec": "Usage: EXEC <application> <options>",
+    "get data": "Usage: GET DATA <file to be streamed> [timeout] [max digits]",
+    "get variable": "Usage: GET VARIABLE <variablename>",
+    "hangup": "Usage: HANGUP [<channelname>]",
+    "noop": "Usage: NOOP",
+    "record file": (
+        "Usage: RECORD FILE <filename> <format> <escape digits> <timeout> "
+        "[<offset samples>] [BEEP] [s=<silence>]"
+    ),
+    "say digits": "Usage: SAY DIGITS <number> <escape digits>",
+    "say number": "Usage: SAY NUMBER <number> <escape digits> [gender]",
+    "set variable": "Usage: SET VARIABLE <variablename> <value>",
+    "stream file": "Usage: STREAM FILE <filename> <escape digits> [<sample offset>]",
+    "verbose": "Usage: VERBOSE <message> <level>",
+    "wait for digit": "Usage: WAIT FOR DIGIT <timeout>",
+}
+
+
+def usage(key: str) -> AgiResult:
+    return AgiResult(
+        f"520-Invalid command syntax.  Proper usage follows:\n{USAGE[key]}\n"
+        "520 End of proper usage.\n",
+        520,
+        "Usage",
+    )
+
+
+UNKNOWN = AgiResult("510 Invalid or unknown command\n", 510, "Invalid or unknown command")
+
+
+def parse_args(command: str) -> list[str]:
+    """Split an AGI command line as res_agi does: blanks split, quotes group, \\ escapes."""
+    args: list[str] = []
+    current: list[str] = []
+    in_arg = quoted = escaped = False
+    for ch in command:
+        if escaped:
+            current.append(ch)
+            escaped = False
+            in_arg = True
+        elif ch == "\\":
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+            in_arg = True
+        elif ch in " \t" and not quoted:
+            if in_arg:
+                args.append("".join(current))
+                current = []
+                in_arg = False
+        else:
+            current.append(ch)
+            in_arg = True
+    if in_arg:
+        args.append("".join(current))
+    return args
+
+
+async def run_async_agi(
+    world: World, chan: SimChannel, after_start: Callable[[], None] | None = None
+) -> bool:
+    """``AGI(agi:async)``: run queued commands until ASYNCAGI BREAK or hangup.
+
+    Returns True when the call ended (hangup), False after ASYNCAGI BREAK.
+    """
+    chan.app, chan.appdata = "AGI", "agi:async"
+    chan.last_app, chan.last_data = "AGI", "agi:async"
+    chan.in_agi = True
+    world.chan_event(
+        n.EV_ASYNC_AGI_START, PRIV_AGI, chan, (n.H_ENV, uri_encode(agi_env(world, chan)))
+    )
+    if after_start is not None:
+        after_start()
+    status = "SUCCESS"
+    try:
+        while True:
+            item = await _next_command(chan)
+            if item is None:
+                status = "HANGUP"
+                # commands already queued still run (their media reports the hangup)
+                while not chan.agi_commands.empty():
+                    command, command_id = chan.agi_commands.get_nowait()
+                    await _run_one(world, chan, command, command_id)
+                break
+            command, command_id = item
+            result = await _run_one(world, chan, command, command_id)
+            if result.control == "break":
+                break
+            if result.control == "hangup":
+                status = "HANGUP"
+    finally:
+        chan.in_agi = False
+        if not chan.gone:
+            world.chan_event(n.EV_ASYNC_AGI_END, PRIV_AGI, chan)
+            world.set_var(chan, "AGISTATUS", status)
+    return chan.hangup_requested
+
+
+async def _next_command(chan: SimChannel) -> tuple[str, str] | None:
+    if not chan.agi_commands.empty():
+        return chan.agi_commands.get_nowait()
+    if chan.hangup_requested:
+        return None
+    getter = asyncio.ensure_future(chan.agi_commands.get())
+    hung = asyncio.ensure_future(chan.hungup.wait())
+    try:
+        await asyncio.wait({getter, hung}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hung.cancel()
+        if not getter.done():
+            getter.cancel()
+        await asyncio.gather(hung, getter, return_exceptions=True)
+    if getter.done() and not getter.cancelled():
+        return getter.result()
+    return None
+
+
+async def _run_one(world: World, chan: SimChannel, command: str, command_id: str) -> AgiResult:
+    words = command.split()
+    head = " ".join(words[:2]).lower()
+    # Asterisk polls the queue about every 100 ms; ANSWER and BREAK come back after a poll.
+    slow = head in ("asyncagi break",) or (words[:1] and words[0].lower() == "answer")
+    await world.sleep(0.1 if slow else 0.02)
+    exec_id = str(world.rng.randrange(100_000_000, 2_147_483_647))
+    world.chan_event(
+        n.EV_AGI_EXEC_START, PRIV_AGI, chan, ("CommandId", exec_id), (n.H_COMMAND, command)
+    )
+    try:
+        result = await execute(world, chan, command)
+    except Exception:
+        log.exception("AGI command %r failed in the simulator", command)
+        result = AgiResult("200 result=-1\n")
+    if not chan.gone:
+        world.chan_event(
+            n.EV_AGI_EXEC_END,
+            PRIV_AGI,
+            chan,
+            ("CommandId", exec_id),
+            (n.H_COMMAND, command),
+            ("ResultCode", str(result.code)),
+            (n.H_RESULT, result.text),
+        )
+        extra = [(n.H_COMMAND_ID_EVENT, command_id)] if command_id else []
+        world.chan_event(
+            n.EV_ASYNC_AGI_EXEC, PRIV_AGI, chan, (n.H_RESULT, uri_encode(result.line)), *extra
+        )
+    return result
+
+
+def agi_env(world: World, chan: SimChannel) -> str:
+    pairs = [
+        ("agi_request", "async"),
+        ("agi_channel", chan.name),
+        ("agi_language", chan.language),
+        ("agi_type", chan.tech),
+        ("agi_uniqueid", chan.uniqueid),
+        ("agi_version", world.config.version),
+        ("agi_callerid", chan.caller_num if chan.caller_num != "<unknown>" else "unknown"),
+        (
+            "agi_calleridname",
+            chan.caller_name if chan.caller_name not in ("", "<unknown>") else "unknown",
+        ),
+        ("agi_callingpres", "0"),
+        ("agi_callingani2", "0"),
+        ("agi_callington", "0"),
+        ("agi_callingtns", "0"),
+        ("agi_dnid", chan.dnid),
+        ("agi_rdnis", "unknown"),
+        ("agi_context", chan.context),
+        ("agi_extension", chan.exten),
+        ("agi_priority", str(chan.priority)),
+        ("agi_enhanced", "0.0"),
+        ("agi_accountcode", chan.accountcode),
+        ("agi_threadid", str(140_000_000_000_000 + zlib.crc32(chan.name.encode()))),
+    ]
+    return "".join(f"{k}: {v}\n" for k, v in pairs) + "\n"
+
+
+# --- media -----------------------------------------------------------------------
+
+
+def prompt_seconds(world: World, name: str, language: str) -> float | None:
+    """How long a prompt plays (simulated seconds); None if it must exist and does not."""
+    folder = world.config.recordings_dir
+    if folder is not None:
+        base = Path(name) if Path(name).is_absolute() else folder / name
+        candidates = [base, base.with_name(base.name + ".wav")]
+        if not Path(name).is_absolute():
+            candidates.append(folder / language / (name + ".wav"))
+        for path in candidates:
+            if path.is_file():
+                try:
+                    with wave.open(str(path), "rb") as wav:
+                        return wav.getnframes() / float(wav.getframerate())
+                except (wave.Error, EOFError, OSError):
+                    return None
+        if world.config.strict_sounds:
+            return None
+    stem = Path(name).name
+    if stem == "beep":
+        return 0.25
+    if name.startswith("digits/"):
+        return 0.5
+    return 1.0 + (zlib.crc32(stem.encode()) % 30) / 10
+
+
+async def _await_inbox(
+    world: World, chan: SimChannel, deadline: float | None
+) -> tuple[str, str] | None:
+    """The next thing the caller does before ``deadline`` (loop time), or None at the deadline."""
+    if chan.hangup_requested:
+        return ("hangup", "")
+    if deadline is None:
+        return await chan.inbox.get()
+    remaining = deadline - world.loop_time()
+    if remaining <= 0:
+        return None
+    try:
+        return await asyncio.wait_for(chan.inbox.get(), remaining)
+    except TimeoutError:
+        return None
+
+
+def _drain(chan: SimChannel) -> None:
+    while not chan.inbox.empty():
+        chan.inbox.get_nowait()
+
+
+async def play(
+    world: World, chan: SimChannel, name: str, escape: str, *, listening: bool
+) -> tuple[str, str, float] | None:
+    """Play a prompt. Returns (how it ended: "done"|"digit"|"hangup", digit, seconds played);
+    None if the file does not exist."""
+    seconds = prompt_seconds(world, name, chan.language)
+    if seconds is None:
+        return None
+    if chan.caller is not None:
+        chan.caller.heard(Path(name).name, listening=listening or bool(escape))
+    start = world.loop_time()
+    deadline = start + world.real(seconds)
+    _drain(chan)
+    chan.collecting = bool(escape)
+    try:
+        while True:
+            item = await _await_inbox(world, chan, deadline)
+            if item is None:
+                return ("done", "", seconds)
+            kind, value = item
+            played = world.sim(world.loop_time() - start)
+            if kind == "hangup":
+                return ("hangup", "", played)
+            if kind == "digit" and value in escape:
+                return ("digit", value, played)
+    finally:
+        chan.collecting = False
+
+
+async def collect(
+    world: World,
+    chan: SimChannel,
+    wait_seconds: float | None,
+    first: str = "",
+    max_digits: int = 1,
+    terminators: str = "#",
+) -> tuple[str, str]:
+    """Collect digits after a prompt: (digits, "done"|"timeout"|"hangup")."""
+    digits = first
+    if digits and len(digits) >= max_digits:
+        return digits, "done"
+    chan.collecting = True
+    try:
+        while True:
+            deadline = (
+                None if wait_seconds is None else world.loop_time() + world.real(wait_seconds)
+            )
+            item = await _await_inbox(world, chan, deadline)
+            if item is None:
+                return digits, "timeout"
+            kind, value = item
+            if kind == "hangup":
+                return digits, "hangup"
+            if kind != "digit":
+                continue
+            if value in terminators:
+                return digits, "done"
+            digits += value
+            if len(digits) >= max_digits:
+                return digits, "done"
+    finally:
+        chan.collecting = False
+
+
+# --- the commands -------------------------------------------------------------------
+
+
+async def execute(world: World, chan: SimChannel, command: str) -> AgiResult:
+    argv = parse_args(command)
+    if not argv:
+        return UNKNOWN
+    words = [a.lower() for a in argv]
+    key2 = " ".join(words[:2])
+    key3 = " ".join(words[:3])
+    dead = chan.hangup_requested
+    if words[0] == "answer":
+        if len(argv) != 1:
+            return usage("answer")
+        if dead:
+            return ok("-1")
+        world.set_state(chan, STATE_UP)
+        return ok("0")
+    if key2 == "asyncagi break":
+        return AgiResult("200 result=0\n", control="break")
+    if words[0] == "noop":
+        return ok("0")
+    if words[0] == "hangup":
+        return _hangup(world, chan, argv)
+    if key2 == "stream file":
+        if len(argv) not in (4, 5):
+            return usage("stream file")
+        return await _stream_file(world, chan, argv[2], argv[3])
+    if key2 == "get data":
+        if not 3 <= len(argv) <= 5:
+            return usage("get data")
+        return await _get_data(world, chan, argv)
+    if key3 == "wait for digit":
+        if len(argv) != 4:
+            return usage("wait for digit")
+        return await _wait_for_digit(world, chan, argv[3])
+    if key2 == "record file":
+        if len(argv) < 6:
+            return usage("record file")
+        return await _record_file(world, chan, argv)
+    if key2 == "set variable":
+        if len(argv) != 4:
+            return usage("set variable")
+        world.set_var(chan, argv[2], argv[3])
+        return ok("1")
+    if key2 == "get variable":
+        if len(argv) != 3:
+            return usage("get variable")
+        value = get_variable(chan, argv[2])
+        return ok("0") if value is None else ok(f"1 ({value})")
+    if key2 == "channel status":
+        return ok("-1") if dead else ok(str(chan.state))
+    if words[0] == "verbose":
+        return ok("1")
+    if key2 == "say digits":
+        if len(argv) != 4:
+            return usage("say digits")
+        return await _say_digits(world, chan, argv[2], argv[3])
+    if key2 == "say number":
+        if not 4 <= len(argv) <= 5:
+            return usage("say number")
+        return await _say_digits(world, chan, argv[2].lstrip("-"), argv[3])
+    if words[0] == "exec":
+        if len(argv) < 2:
+            return usage("exec")
+        res = await run_application(world, chan, argv[1], argv[2] if len(argv) > 2 else "")
+        return ok(str(res))
+    return UNKNOWN
+
+
+def get_variable(chan: SimChannel, name: str) -> str | None:
+    builtin = {
+        "CHANNEL": chan.name,
+        "UNIQUEID": chan.uniqueid,
+        "LINKEDID": chan.linkedid,
+        "CALLERID(num)": chan.caller_num,
+        "CALLERID(name)": chan.caller_name,
+        "CALLERID(all)": f'"{chan.caller_name}" <{chan.caller_num}>',
+        "EXTEN": chan.exten,
+        "CONTEXT": chan.context,
+        "PRIORITY": str(chan.priority),
+        "LANGUAGE()": chan.language,
+        "CHANNEL(language)": chan.language,
+    }
+    if name in builtin:
+        return builtin[name]
+    return chan.variables.get(name)
+
+
+def _hangup(world: World, chan: SimChannel, argv: list[str]) -> AgiResult:
+    if len(argv) > 2:
+        return usage("hangup")
+    target = chan
+    if len(argv) == 2:
+        found = world.find_channel(argv[1])
+        if found is None:
+            return ok("-1")
+        target = found
+    # AST_SOFTHANGUP_EXPLICIT (32) is what the SoftHangupRequest carries for AGI HANGUP
+    target.hangup_cause = 0
+    world.request_hangup(target, cause=0, soft_cause=32)
+    return AgiResult("200 result=1\n", control="hangup" if target is chan else "")
+
+
+async def _stream_file(world: World, chan: SimChannel, name: str, escape: str) -> AgiResult:
+    if chan.hangup_requested:
+        return ok("-1 endpos=0")
+    played = await play(world, chan, name, escape, listening=False)
+    if played is None:
+        log.warning("playback of %r failed: no such file", name)
+        return ok("-1 endpos=0")
+    how, digit, seconds = played
+    endpos = int(seconds * RATE)
+    if how == "hangup":
+        return ok(f"-1 endpos={endpos}")
+    if how == "digit":
+        return ok(f"{ord(digit)} endpos={endpos}")
+    return ok(f"0 endpos={endpos}")
+
+
+async def _get_data(world: World, chan: SimChannel, argv: list[str]) -> AgiResult:
+    try:
+        timeout_ms = int(argv[3]) if len(argv) > 3 else 0
+        max_digits = int(argv[4]) if len(argv) > 4 else 1024
+    except ValueError:
+        return usage("get data")
+    if chan.hangup_requested:
+        return ok("-1")
+    if chan.caller is not None:
+        chan.caller.input_requested("get data")
+    played = await play(world, chan, argv[2], "0123456789*#ABCD", listening=True)
+    first = ""
+    if played is not None:
+        how, first, _ = played
+        if how == "hangup":
+            return ok("-1")
+    # Asterisk's default when no timeout is given: the channel's response timeout (6 s)
+    timeout = (timeout_ms if timeout_ms > 0 else 6000) / 1000
+    if first == "#":
+        return ok("")
+    digits, how = await collect(world, chan, timeout, first, max_digits)
+    if how == "hangup":
+        return ok("-1")
+    if how == "timeout":
+        return ok(f"{digits} (timeout)")
+    return ok(digits)
+
+
+async def _wait_for_digit(world: World, chan: SimChannel, timeout_arg: str) -> AgiResult:
+    try:
+        timeout_ms = int(timeout_arg)
+    except ValueError:
+        return usage("wait for digit")
+    if chan.hangup_requested:
+        return ok("-1")
+    if chan.caller is not None:
+        chan.caller.input_requested("wait for digit")
+    _drain(chan)
+    chan.collecting = True
+    try:
+        deadline = None if timeout_ms < 0 else world.loop_time() + world.real(timeout_ms / 1000)
+        while True:
+            item = await _await_inbox(world, chan, deadline)
+            if item is None:
+                return ok("0")
+            if item[0] == "hangup":
+                return ok("-1")
+            if item[0] == "digit":
+                return ok(str(ord(item[1])))
+    finally:
+        chan.collecting = False
+
+
+async def _say_digits(world: World, chan: SimChannel, number: str, escape: str) -> AgiResult:
+    for ch in number:
+        if not ch.isdigit():
+            continue
+        played = await play(world, chan, f"digits/{ch}", escape, listening=False)
+        if played is None:
+            continue
+        how, digit, _ = played
+        if how == "hangup":
+            return ok("-1")
+        if how == "digit":
+            return ok(str(ord(digit)))
+    return ok("0")
+
+
+async def _record_file(world: World, chan: SimChannel, argv: list[str]) -> AgiResult:
+    name, fmt, escape = argv[2], argv[3], argv[4]
+    try:
+        timeout_ms = int(argv[5])
+    except ValueError:
+        return usage("record file")
+    beep = False
+    silence: float | None = None
+    for extra in argv[6:]:
+        if extra.lower() == "beep":
+            beep = True
+        elif extra.lower().startswith("s="):
+            try:
+                silence = float(extra[2:])
+            except ValueError:
+                return usage("record file")
+    if chan.hangup_requested:
+        return ok("-1 (hangup) endpos=0")
+    path = _record_path(world, name, fmt)
+    if path is None:
+        log.warning("record file %r format %r: cannot write", name, fmt)
+        return ok("-1 (writefile)")
+    if beep:
+        played = await play(world, chan, "beep", "", listening=False)
+        if played is not None and played[0] == "hangup":
+            return ok("-1 (hangup) endpos=0")
+    if chan.caller is not None:
+        chan.caller.input_requested("record file")
+    _drain(chan)
+    start = world.loop_time()
+    deadline = None if timeout_ms < 0 else start + world.real(timeout_ms / 1000)
+    speech = 0.0
+    heard_speech = False
+    ended = "timeout"
+    digit = ""
+    until: float | None
+    chan.collecting = bool(escape)
+    chan.recording = True
+    try:
+        while True:
+            now = world.loop_time()
+            if chan.speaking_until > now:
+                heard_speech = True
+                until = (
+                    chan.speaking_until if deadline is None else min(chan.speaking_until, deadline)
+                )
+                item = await _await_inbox(world, chan, until)
+                speech += min(world.loop_time(), chan.speaking_until) - now
+                if item is None:
+                    if deadline is not None and world.loop_time() >= deadline:
+                        break
+                    continue
+            else:
+                until = deadline
+                if silence is not None and heard_speech:
+                    quiet_end = now + world.real(silence)
+                    until = quiet_end if until is None else min(quiet_end, until)
+                item = await _await_inbox(world, chan, until)
+                if item is None:
+                    if silence is not None and heard_speech:
+                        ended = "silence"
+                    break
+            kind, value = item
+            if kind == "hangup":
+                ended = "hangup"
+                break
+            if kind == "digit" and value in escape:
+                ended, digit = "dtmf", value
+                break
+    finally:
+        chan.collecting = False
+        chan.recording = False
+    total = world.sim(world.loop_time() - start)
+    if ended == "silence" and silence is not None:
+        # Asterisk trims the trailing silence, keeping one second of it
+        total = max(0.0, total - (silence - 1.0))
+    endpos = int(total * RATE)
+    speech_s = min(world.sim(speech), total)
+    try:
+        await asyncio.to_thread(_write_audio, path, fmt, endpos, int(speech_s * RATE))
+    except OSError as exc:
+        log.warning("record file %s: %s", path, exc)
+        return ok("-1 (writefile)")
+    if chan.caller is not None:
+        chan.caller.outcome.recordings.append(str(path))
+    if ended == "hangup":
+        return ok(f"-1 (hangup) endpos={endpos}")
+    if ended == "dtmf":
+        return ok(f"{ord(digit)} (dtmf) endpos={endpos}")
+    return ok(f"0 (timeout) endpos={endpos}")
+
+
+FORMATS = {"wav": ".wav", "wav16": ".wav16", "sln": ".sln", "slin": ".sln", "raw": ".raw"}
+
+
+def _record_path(world: World, name: str, fmt: str) -> Path | None:
+    ext = FORMATS.get(fmt.lower())
+    if ext is None:
+        return None
+    base = Path(name)
+    if not base.is_absolute():
+        if world.config.recordings_dir is None:
+            return None
+        base = world.config.recordings_dir / base
+    if not base.parent.is_dir():
+        return None
+    return base.with_name(base.name + ext)
+
+
+def _write_audio(path: Path, fmt: str, samples: int, speech_samples: int) -> None:
+    """Write ``samples`` of 8 kHz audio: a pause, ``speech_samples`` of 'voice', then quiet."""
+    rate = 16000 if fmt.lower() == "wav16" else RATE
+    factor = rate // RATE
+    frames = bytearray()
+    lead = min(samples, RATE // 5)
+    for i in range(samples * factor):
+        t = i / rate
+        j = i // factor
+        if lead <= j < lead + speech_samples:
+            envelope = 0.5 + 0.5 * math.sin(2 * math.pi * 3 * t)
+            value = (
+                6000
+                * envelope
+                * (math.sin(2 * math.pi * 220 * t) + 0.5 * math.sin(2 * math.pi * 440 * t))
+            )
+        else:
+            value = 0.0
+        frames += struct.pack("<h", int(max(-32767, min(32767, value))))
+    if path.suffix in (".wav", ".wav16"):
+        with wave.open(str(path), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(rate)
+            wav.writeframes(bytes(frames))
+    else:
+        path.write_bytes(bytes(frames))
+
+
+# --- dialplan applications run by EXEC (or by Originate's Application) -------------------
+
+
+async def run_application(world: World, chan: SimChannel, app: str, data: str) -> int:
+    """Run a dialplan application on the channel; returns what pbx_exec returns."""
+    name = app.lower()
+    previous = (chan.app, chan.appdata)
+    chan.app, chan.appdata = app, data
+    chan.last_app, chan.last_data = app, data
+    try:
+        if chan.hangup_requested:
+            return -1
+        if name == "queue":
+            queue_name = data.split(",", 1)[0]
+            return await world.queue_call(chan, queue_name)
+        if name in ("playback", "background"):
+            for file in data.split(",", 1)[0].split("&"):
+                played = await play(world, chan, file, "", listening=False)
+                if played is not None and played[0] == "hangup":
+                    return -1
+            return 0
+        if name == "wait":
+            try:
+                seconds = float(data or "0")
+            except ValueError:
+                seconds = 0.0
+            deadline = world.loop_time() + world.real(seconds)
+            while True:
+                item = await _await_inbox(world, chan, deadline)
+                if item is None:
+                    return 0
+                if item[0] == "hangup":
+                    return -1
+        if name == "mixmonitor":
+            start_mixmonitor(world, chan)
+            return 0
+        if name == "hangup":
+            world.request_hangup(chan, cause=int(data) if data.isdigit() else 16)
+            return -1
+        if name == "answer":
+            world.set_state(chan, STATE_UP)
+            return 0
+        if name in ("noop", "set", "verbose"):
+            if name == "set" and "=" in data:
+                key, value = data.split("=", 1)
+                world.set_var(chan, key, value)
+            return 0
+        log.warning("could not find application (%s)", app)
+        return -2
+    finally:
+        if chan.in_agi:
+            chan.app, chan.appdata = previous
+
+
+def start_mixmonitor(world: World, chan: SimChannel) -> None:
+    chan.variables["__MIXMONITOR"] = "1"
+    world.chan_event(n.EV_MIX_MONITOR_START, PRIV_CALL, chan)

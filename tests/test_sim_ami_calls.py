@@ -1,0 +1,385 @@
+"""Scripted hotline calls driven by AsyncAGI over AMI, outbound Originate outcomes, queues."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+from gateway.sim.ami import (
+    Answer,
+    Busy,
+    CallerScript,
+    HangUp,
+    NoAnswer,
+    Press,
+    Silence,
+    SimConfig,
+    SimulatedPbx,
+    Speak,
+    Unreachable,
+    WaitForAgent,
+    WaitForPrompt,
+)
+from tests.sim_ami_client import RawAmi
+
+
+@pytest.fixture
+async def pbx(tmp_path: Path) -> AsyncIterator[SimulatedPbx]:
+    config = SimConfig(
+        port=0,
+        agents=1,
+        time_scale=0.01,
+        recordings_dir=tmp_path,
+        ring_seconds=(1, 1),
+        talk_seconds=(5, 5),
+    )
+    async with SimulatedPbx(config) as sim:
+        yield sim
+
+
+@pytest.fixture
+async def ami(pbx: SimulatedPbx) -> AsyncIterator[RawAmi]:
+    client = await RawAmi.connect(pbx.port)
+    await client.login()
+    yield client
+    await client.close()
+
+
+def env(frame: dict[str, str]) -> dict[str, str]:
+    text = unquote(frame["Env"])
+    return dict(line.split(": ", 1) for line in text.splitlines() if line)
+
+
+async def test_inbound_call_starts_async_agi_with_the_agi_environment(
+    ami: RawAmi, pbx: SimulatedPbx
+) -> None:
+    """A call enters the hotline: Newchannel, Answer, AsyncAGIStart with URL-encoded Env."""
+    call = pbx.place_call(
+        CallerScript(caller="+8613912345678", caller_name="张三", dialled="9600110")
+    )
+    new = await ami.event("Newchannel", Channel=call.channel)
+    assert new["ChannelState"] == "4" and new["Context"] == "hotline" and new["Exten"] == "9600110"
+    assert new["Uniqueid"] == new["Linkedid"] == call.uniqueid
+    start = await ami.event("AsyncAGIStart", Channel=call.channel)
+    assert start["Privilege"] == "agi,all" and start["ChannelState"] == "6"
+    values = env(start)
+    assert list(values)[:6] == [
+        "agi_request",
+        "agi_channel",
+        "agi_language",
+        "agi_type",
+        "agi_uniqueid",
+        "agi_version",
+    ]
+    assert values["agi_channel"] == call.channel and values["agi_type"] == "PJSIP"
+    assert values["agi_calleridname"] == "张三" and values["agi_dnid"] == "9600110"
+    assert start["Env"].endswith("%0A%0A")
+    await ami.action("Hangup", ("Channel", call.channel))
+    await asyncio.wait_for(call.finished, 5)
+
+
+async def test_wait_for_digit_returns_the_ascii_code_url_encoded(
+    ami: RawAmi, pbx: SimulatedPbx
+) -> None:
+    """The caller presses 1 during WAIT FOR DIGIT: Result 200%20result%3D49%0A."""
+    call = pbx.place_call(
+        CallerScript(caller="+8613912345678", steps=[WaitForPrompt(input=True), Press("1")])
+    )
+    await ami.event("AsyncAGIStart", Channel=call.channel)
+    result = await ami.agi(call.channel, "WAIT FOR DIGIT 5000", "c1")
+    assert result["Result"] == "200%20result%3D49%0A"
+    assert list(result)[-2:] == ["Result", "CommandId"]
+    dtmf = await ami.event("DTMFEnd", Channel=call.channel)
+    assert dtmf["Digit"] == "1" and dtmf["DurationMs"] == "100" and dtmf["Direction"] == "Received"
+    timeout = await ami.agi(call.channel, "WAIT FOR DIGIT 100", "c2")
+    assert timeout["Result"] == "200%20result%3D0%0A"
+    brk = await ami.agi(call.channel, "ASYNCAGI BREAK", "c3")
+    assert brk["Result"] == "200%20result%3D0%0A"
+    await ami.event("AsyncAGIEnd", Channel=call.channel)
+    await ami.action("Hangup", ("Channel", call.channel))
+    outcome = await asyncio.wait_for(call.finished, 5)
+    assert outcome.keys == "1"
+
+
+async def test_get_data_collects_digits_and_reports_timeout(ami: RawAmi, pbx: SimulatedPbx) -> None:
+    """GET DATA returns the digits pressed; silence gives 'result= (timeout)'."""
+    call = pbx.place_call(
+        CallerScript(
+            caller="+8613912345678",
+            steps=[
+                WaitForPrompt(name="menu"),
+                Press("12#"),
+                WaitForPrompt(name="again"),
+                Silence(30),
+            ],
+        )
+    )
+    await ami.event("AsyncAGIStart", Channel=call.channel)
+    got = await ami.agi(call.channel, "GET DATA menu 3000 4", "g1")
+    assert unquote(got["Result"]) == "200 result=12\n"
+    silent = await ami.agi(call.channel, "GET DATA again 500 4", "g2")
+    assert unquote(silent["Result"]) == "200 result= (timeout)\n"
+    await ami.action("Hangup", ("Channel", call.channel))
+    outcome = await asyncio.wait_for(call.finished, 5)
+    assert outcome.prompts == ["menu", "again"]
+
+
+async def test_digit_pressed_while_nobody_listens_is_lost(ami: RawAmi, pbx: SimulatedPbx) -> None:
+    """A key pressed during STREAM FILE without escape digits never reaches the IVR."""
+    call = pbx.place_call(
+        CallerScript(caller="+8613912345678", steps=[WaitForPrompt(name="welcome"), Press("5")])
+    )
+    await ami.event("AsyncAGIStart", Channel=call.channel)
+    played = await ami.agi(call.channel, 'STREAM FILE welcome ""', "s1")
+    assert unquote(played["Result"]).startswith("200 result=0 endpos=")
+    await ami.event("DTMFEnd", Channel=call.channel, Digit="5")
+    waited = await ami.agi(call.channel, "WAIT FOR DIGIT 200", "s2")
+    assert unquote(waited["Result"]) == "200 result=0\n"
+    await ami.action("Hangup", ("Channel", call.channel))
+    await asyncio.wait_for(call.finished, 5)
+
+
+async def test_stream_file_interrupted_by_an_escape_digit(ami: RawAmi, pbx: SimulatedPbx) -> None:
+    """STREAM FILE with escape digits returns the digit pressed (ascii) and the endpos."""
+    call = pbx.place_call(
+        CallerScript(caller="+8613912345678", steps=[WaitForPrompt(input=True), Press("9")])
+    )
+    await ami.event("AsyncAGIStart", Channel=call.channel)
+    played = await ami.agi(call.channel, "STREAM FILE long-menu 0123456789", "s1")
+    assert unquote(played["Result"]).startswith("200 result=57 endpos=")
+    await ami.action("Hangup", ("Channel", call.channel))
+    await asyncio.wait_for(call.finished, 5)
+
+
+async def test_record_file_writes_a_wav_of_the_callers_speech(
+    ami: RawAmi, pbx: SimulatedPbx, tmp_path: Path
+) -> None:
+    """RECORD FILE with BEEP and s=2 ends on silence after the caller spoke; the WAV exists."""
+    call = pbx.place_call(
+        CallerScript(
+            caller="+8613912345678",
+            steps=[WaitForPrompt(input=True), Speak(3.0), Silence(5), Press("#")],
+        )
+    )
+    await ami.event("AsyncAGIStart", Channel=call.channel)
+    target = tmp_path / "msg-1"
+    rec = await ami.agi(
+        call.channel, f"RECORD FILE {target} wav # 20000 BEEP s=2", "r1", timeout=10
+    )
+    text = unquote(rec["Result"])
+    assert text.startswith("200 result=0 (timeout) endpos=")
+    endpos = int(text.rsplit("=", 1)[1])
+    assert 3.0 * 8000 <= endpos <= 5.5 * 8000
+    with wave.open(str(target) + ".wav", "rb") as wav:
+        assert wav.getframerate() == 8000 and wav.getnchannels() == 1
+        assert wav.getnframes() == endpos
+    await ami.action("Hangup", ("Channel", call.channel))
+    outcome = await asyncio.wait_for(call.finished, 5)
+    assert outcome.prompts == ["beep"] and outcome.recordings == [str(target) + ".wav"]
+
+
+async def test_record_file_stops_on_the_escape_digit(
+    ami: RawAmi, pbx: SimulatedPbx, tmp_path: Path
+) -> None:
+    """Pressing # during RECORD FILE ends it with result=35 (dtmf)."""
+    call = pbx.place_call(
+        CallerScript(
+            caller="+8613912345678", steps=[WaitForPrompt(input=True), Speak(2.0), Press("#")]
+        )
+    )
+    await ami.event("AsyncAGIStart", Channel=call.channel)
+    rec = await ami.agi(call.channel, f"RECORD FILE {tmp_path / 'm2'} wav # -1", "r1", timeout=10)
+    assert unquote(rec["Result"]).startswith("200 result=35 (dtmf) endpos=")
+    await ami.action("Hangup", ("Channel", call.channel))
+    await asyncio.wait_for(call.finished, 5)
+
+
+async def test_variables_set_and_get(ami: RawAmi, pbx: SimulatedPbx) -> None:
+    """SET VARIABLE emits VarSet and GET VARIABLE reads it back as 'result=1 (value)'."""
+    call = pbx.place_call(CallerScript(caller="+8613912345678"))
+    await ami.event("AsyncAGIStart", Channel=call.channel)
+    setv = await ami.agi(call.channel, 'SET VARIABLE CASE_ID "A 42"', "v1")
+    assert unquote(setv["Result"]) == "200 result=1\n"
+    varset = await ami.event("VarSet", Channel=call.channel, Variable="CASE_ID")
+    assert varset["Value"] == "A 42"
+    getv = await ami.agi(call.channel, "GET VARIABLE CASE_ID", "v2")
+    assert unquote(getv["Result"]) == "200 result=1 (A 42)\n"
+    chan = await ami.agi(call.channel, "GET VARIABLE CHANNEL", "v3")
+    assert unquote(chan["Result"]) == f"200 result=1 ({call.channel})\n"
+    missing = await ami.agi(call.channel, "GET VARIABLE NOPE", "v4")
+    assert unquote(missing["Result"]) == "200 result=0\n"
+    await ami.action("Hangup", ("Channel", call.channel))
+    await asyncio.wait_for(call.finished, 5)
+
+
+async def test_unknown_agi_command_and_bad_usage(ami: RawAmi, pbx: SimulatedPbx) -> None:
+    """An unknown AGI command gives 510; a malformed one 520 with the usage."""
+    call = pbx.place_call(CallerScript(caller="+8613912345678"))
+    await ami.event("AsyncAGIStart", Channel=call.channel)
+    unknown = await ami.agi(call.channel, "DANCE WILDLY", "u1")
+    assert unquote(unknown["Result"]) == "510 Invalid or unknown command\n"
+    bad = await ami.agi(call.channel, "WAIT FOR DIGIT", "u2")
+    assert unquote(bad["Result"]).startswith("520-Invalid command syntax.  Proper usage follows:\n")
+    end = await ami.event("AGIExecEnd", Channel=call.channel, Command="WAIT FOR DIGIT")
+    assert end["ResultCode"] == "520" and end["Result"] == "Usage"
+    await ami.action("Hangup", ("Channel", call.channel))
+    await asyncio.wait_for(call.finished, 5)
+
+
+async def test_caller_hangup_during_a_command_returns_minus_one(
+    ami: RawAmi, pbx: SimulatedPbx
+) -> None:
+    """The caller hangs up during GET DATA: result=-1, AsyncAGIEnd, Hangup 16; later AGI refused."""
+    call = pbx.place_call(CallerScript(caller="+8613912345678", steps=[WaitForPrompt(), HangUp()]))
+    await ami.event("AsyncAGIStart", Channel=call.channel)
+    got = await ami.agi(call.channel, "GET DATA menu 5000 1", "h1")
+    assert unquote(got["Result"]) == "200 result=-1\n"
+    await ami.event("AsyncAGIEnd", Channel=call.channel)
+    hangup = await ami.event("Hangup", Channel=call.channel)
+    assert hangup["Cause"] == "16" and hangup["Cause-txt"] == "Normal Clearing"
+    outcome = await asyncio.wait_for(call.finished, 5)
+    assert outcome.ended_by == "caller"
+    late = await ami.action(
+        "AGI", ("Channel", call.channel), ("Command", "ANSWER"), ("CommandID", "z")
+    )
+    assert late["Message"] == f"Channel {call.channel} does not exist."
+    cdr = await ami.event("Cdr", Channel=call.channel)
+    assert cdr["Disposition"] == "ANSWERED" and cdr["UniqueID"] == call.uniqueid
+
+
+async def test_agi_hangup_ends_the_call(ami: RawAmi, pbx: SimulatedPbx) -> None:
+    """AGI HANGUP answers result=1 then the channel hangs up."""
+    call = pbx.place_call(CallerScript(caller="+8613912345678"))
+    await ami.event("AsyncAGIStart", Channel=call.channel)
+    res = await ami.agi(call.channel, "HANGUP", "x1")
+    assert unquote(res["Result"]) == "200 result=1\n"
+    await ami.event("Hangup", Channel=call.channel)
+    outcome = await asyncio.wait_for(call.finished, 5)
+    assert outcome.ended_by == "pbx"
+
+
+async def test_break_sends_the_call_to_an_agent(ami: RawAmi, pbx: SimulatedPbx) -> None:
+    """After ASYNCAGI BREAK the call queues: join, agent called/connect/complete, leave."""
+    call = pbx.place_call(
+        CallerScript(caller="+8613912345678", caller_name="张三", steps=[WaitForAgent()])
+    )
+    await ami.event("AsyncAGIStart", Channel=call.channel)
+    await ami.agi(call.channel, "ASYNCAGI BREAK", "b1")
+    join = await ami.event("QueueCallerJoin", Channel=call.channel)
+    assert join["Queue"] == "hotline" and join["Position"] == "1"
+    await ami.event("AgentCalled", Channel=call.channel)
+    connect = await ami.event("AgentConnect", Channel=call.channel)
+    assert connect["MemberName"] == "Seat 01" and connect["Interface"] == "PJSIP/seat01"
+    assert connect["DestLinkedid"] == call.linkedid
+    leave = await ami.event("QueueCallerLeave", Channel=call.channel)
+    assert leave["Count"] == "0"
+    complete = await ami.event("AgentComplete", Channel=call.channel)
+    assert complete["Reason"] == "agent" and complete["TalkTime"] in ("4", "5", "6")
+    outcome = await asyncio.wait_for(call.finished, 5)
+    assert outcome.agent == "Seat 01" and outcome.queue == "hotline" and not outcome.abandoned
+
+
+async def test_caller_abandons_while_the_only_agent_is_busy(ami: RawAmi, pbx: SimulatedPbx) -> None:
+    """With the single seat busy, a second caller who hangs up abandons the queue."""
+    first = pbx.place_call(CallerScript(caller="+8613900000001", steps=[WaitForAgent()]))
+    second = pbx.place_call(CallerScript(caller="+8613900000002", steps=[Silence(2), HangUp()]))
+    for call in (first, second):
+        await ami.event("AsyncAGIStart", Channel=call.channel)
+    await ami.agi(first.channel, "ASYNCAGI BREAK", "a1")
+    await ami.event("AgentConnect", Channel=first.channel)
+    await ami.agi(second.channel, "EXEC Queue hotline", "a2", timeout=10)
+    abandon = await ami.event("QueueCallerAbandon", Channel=second.channel)
+    assert abandon["Queue"] == "hotline" and abandon["OriginalPosition"] == "1"
+    outcome = await asyncio.wait_for(second.finished, 5)
+    assert outcome.abandoned and outcome.agent is None
+    await asyncio.wait_for(first.finished, 5)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason", "cause"),
+    [
+        (Busy(), "5", "17"),
+        (NoAnswer(), "3", "19"),
+        (NoAnswer(ringing=False), "1", "18"),
+        (Unreachable(), "8", "34"),
+        (Unreachable(no_such_number=True), "0", "1"),
+    ],
+)
+async def test_originate_failures_report_each_reason(
+    ami: RawAmi, pbx: SimulatedPbx, behaviour: object, reason: str, cause: str
+) -> None:
+    """A citizen who does not answer gives OriginateResponse Failure with the right Reason."""
+    pbx.set_citizen("+8613911112222", behaviour)  # type: ignore[arg-type]
+    reply = await ami.action(
+        "Originate",
+        ("Channel", "PJSIP/13911112222@trunk"),
+        ("Context", "survey"),
+        ("Exten", "s"),
+        ("Priority", "1"),
+        ("Timeout", "30000"),
+        ("Async", "true"),
+        ("CallerID", '"Hotline" <9600110>'),
+    )
+    assert reply["Message"] == "Originate successfully queued"
+    event = await ami.event("OriginateResponse", ActionID=reply["ActionID"])
+    assert event["Response"] == "Failure" and event["Reason"] == reason
+    assert event["Channel"] == "PJSIP/13911112222@trunk" and event["Uniqueid"] == "<null>"
+    (call,) = pbx.calls_to("13911112222")
+    outcome = await asyncio.wait_for(call.finished, 5)
+    assert outcome.reason == int(reason) and str(outcome.cause) == cause
+    hangup = await ami.event("Hangup", Channel=call.channel)
+    assert hangup["Cause"] == cause
+
+
+async def test_originate_answered_runs_async_agi_with_the_variables(
+    ami: RawAmi, pbx: SimulatedPbx
+) -> None:
+    """An answering citizen: AsyncAGIStart on the new channel, OriginateResponse Success Reason 4,
+    the Originate's Variable visible to GET VARIABLE."""
+    pbx.set_citizen(
+        "+8613911113333", Answer(steps=[WaitForPrompt(input=True), Press("1")], ring_seconds=1)
+    )
+    reply = await ami.action(
+        "Originate",
+        ("Channel", "PJSIP/13911113333@trunk"),
+        ("Context", "survey"),
+        ("Exten", "s"),
+        ("Priority", "1"),
+        ("Timeout", "30000"),
+        ("Async", "true"),
+        ("Variable", "SURVEY_ID=77"),
+        ("Variable", "ITEM=3"),
+    )
+    start = await ami.event("AsyncAGIStart")
+    assert start["Context"] == "survey"
+    event = await ami.event("OriginateResponse", ActionID=reply["ActionID"])
+    assert event["Response"] == "Success" and event["Reason"] == "4"
+    assert event["Channel"] == start["Channel"] and event["Uniqueid"] == start["Uniqueid"]
+    channel = start["Channel"]
+    var = await ami.agi(channel, "GET VARIABLE SURVEY_ID", "o1")
+    assert unquote(var["Result"]) == "200 result=1 (77)\n"
+    digit = await ami.agi(channel, "GET DATA rate-us 3000 1", "o2")
+    assert unquote(digit["Result"]) == "200 result=1\n"
+    await ami.agi(channel, "HANGUP", "o3")
+    (call,) = pbx.calls_to("+8613911113333")
+    outcome = await asyncio.wait_for(call.finished, 5)
+    assert outcome.answered and outcome.reason == 4 and outcome.keys == "1"
+
+
+async def test_originate_without_priority_is_refused_like_asterisk(ami: RawAmi) -> None:
+    """Originate to an Exten needs Context and Priority; a missing Channel is refused."""
+    reply = await ami.action(
+        "Originate",
+        ("Channel", "PJSIP/1@trunk"),
+        ("Context", "survey"),
+        ("Exten", "s"),
+        ("Async", "true"),
+    )
+    assert reply["Message"] == "Originate with 'Exten' requires 'Context' and 'Priority'"
+    reply = await ami.action("Originate", ("Context", "survey"), ("Exten", "s"), ("Priority", "1"))
+    assert reply["Message"] == "Channel not specified"
