@@ -29,6 +29,8 @@ COMMAND_MODULES = (
     "gateway.store.commands",
     "gateway.sim.commands",
     "gateway.ivr.commands",
+    "gateway.calllog.commands",
+    "gateway.cases.commands",
 )
 
 Handler = Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]]
