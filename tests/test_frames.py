@@ -128,7 +128,7 @@ CHINESE = (
     "Event: Newchannel\r\nChannel: PJSIP/trunk-00000001\r\nCallerIDNum: 13800138000\r\n"
     "CallerIDName: 张伟（市民）\r\nUniqueid: 1.1\r\n\r\n"
     "Event: Hangup\r\nChannel: PJSIP/trunk-00000001\r\nUniqueid: 1.1\r\n\r\n"
-).encode("utf-8")
+).encode()
 
 
 @pytest.mark.parametrize("parser_class", PARSERS)
@@ -201,7 +201,9 @@ def test_banner_alone_then_frames(parser_class: type[FrameParser]) -> None:
     assert parser.feed(b"Asterisk Call Man") == []
     assert parser.feed(b"ager/11.0.0\r\n") == []
     assert parser.banner == "Asterisk Call Manager/11.0.0"
-    out = parser.feed(b"Response: Success\r\nActionID: 1\r\nMessage: Authentication accepted\r\n\r\n")
+    out = parser.feed(
+        b"Response: Success\r\nActionID: 1\r\nMessage: Authentication accepted\r\n\r\n"
+    )
     assert out == [Frame(Response="Success", ActionID="1", Message="Authentication accepted")]
 
 
