@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
+from sms_support import ACCOUNT, CHIEF, FROM, TOKEN, free_socket
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from gateway.sim.twilio import SimulatedTwilio
 from gateway.sms.provider import GatewayHttpClient
-from sms_support import ACCOUNT, CHIEF, FROM, TOKEN, free_socket
 
 
 @pytest.fixture
@@ -99,7 +99,9 @@ async def test_undelivered_outcome_carries_an_error_code(
 ) -> None:
     """A number set to undelivered ends undelivered with ErrorCode 30003."""
     tw.set_outcome(CHIEF, "undelivered")
-    await client.messages.create_async(to=CHIEF, from_=FROM, body="hi", status_callback=receiver.url)
+    await client.messages.create_async(
+        to=CHIEF, from_=FROM, body="hi", status_callback=receiver.url
+    )
     async with asyncio.timeout(5):
         await tw.callbacks_idle()
     assert receiver.received[-1]["MessageStatus"] == "undelivered"

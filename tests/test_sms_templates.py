@@ -100,7 +100,7 @@ def test_undeclared_placeholder_is_refused_at_load() -> None:
 
 def test_declared_but_unused_variable_is_refused_at_load() -> None:
     """A declared variable the body never uses is a load error naming it."""
-    with pytest.raises(TemplateError, match="vars.extra"):
+    with pytest.raises(TemplateError, match=r"vars\.extra"):
         parse_templates(_one("整改", vars={"extra": 3}), "test")
 
 

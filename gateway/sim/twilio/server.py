@@ -330,6 +330,7 @@ class SimulatedTwilio:
 
     async def _create(self, request: web.Request) -> web.StreamResponse:
         self.stats.creates += 1
+        form = await request.post()  # read first: a slow Twilio has the request already
         delay = self.faults._take_slow()
         if delay:
             await asyncio.sleep(delay)
@@ -345,7 +346,6 @@ class SimulatedTwilio:
         dropping = self.faults._take("_drop")
         if dropping and not self.faults.drop_after_accept:
             return self._drop(request)
-        form = await request.post()
         to = str(form.get("To", "")).strip()
         sender = str(form.get("From", "")).strip() or None
         service = str(form.get("MessagingServiceSid", "")).strip() or None

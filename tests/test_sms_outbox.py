@@ -1,0 +1,353 @@
+"""The outbox end to end: the gateway's web app and worker against the simulated
+Twilio over loopback, with the real twilio client, through every fault."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from sms_support import (
+    ACCOUNT,
+    API_TOKEN,
+    CHIEF,
+    CITIZEN,
+    FROM,
+    ORDER_VARS,
+    TOKEN,
+    Gateway,
+    running_gateway,
+)
+from twilio.request_validator import RequestValidator
+
+from gateway.clock import Clock
+from gateway.config import Secret
+from gateway.phone import InvalidPhoneNumber
+from gateway.sim.twilio import SimulatedTwilio
+from gateway.sms.exceptions import DuplicateKeyConflict
+from gateway.store import Store
+from gateway.store.sms import InboundText, OutboxMessage
+from gateway.web.sms import SMS_PROVIDER
+
+RATING_VARS = {"unit": "城关派出所", "business": "户籍办理"}
+
+
+@pytest.fixture
+async def live_store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A store on real time (the worker and the simulator run on real time)."""
+    async with Store.open(tmp_path / "gateway.sqlite3", Clock()) as store:
+        yield store
+
+
+@pytest.fixture
+async def tw() -> AsyncIterator[SimulatedTwilio]:
+    """The simulated Twilio with a fast walk to delivered."""
+    async with SimulatedTwilio(ACCOUNT, TOKEN, time_scale=0.1) as sim:
+        yield sim
+
+
+async def until(check: Callable[[], object], seconds: float = 5.0) -> None:
+    """Poll ``check`` (sync or async) until it is truthy."""
+    async with asyncio.timeout(seconds):
+        while True:
+            value = check()
+            if asyncio.iscoroutine(value):
+                value = await value
+            if value:
+                return
+            await asyncio.sleep(0.01)
+
+
+async def status_of(store: Store, message: OutboxMessage, wanted: str) -> bool:
+    row = await store.sms.get(message.id)
+    return row is not None and row.status == wanted
+
+
+async def order(gw: Gateway, key: str = "order-1", to: str = CHIEF) -> OutboxMessage:
+    return await gw.sms.enqueue(
+        to=to, template="rectification_order", variables=ORDER_VARS, idempotency_key=key
+    )
+
+
+async def test_order_goes_out_once_and_ends_delivered(
+    live_store: Store, tw: SimulatedTwilio
+) -> None:
+    """A rectification order is sent once, gets its sid, and callbacks take it to delivered."""
+    async with running_gateway(live_store, tw) as gw:
+        message = await order(gw)
+        await until(lambda: status_of(live_store, message, "delivered"))
+    row = await live_store.sms.get(message.id)
+    assert row is not None and row.provider_sid == tw.messages[0].sid
+    assert row.sent_at is not None and row.attempts == 1
+    assert len(tw.messages) == 1 and tw.messages[0].body == message.body
+    assert tw.messages[0].status_callback == gw.url + "/twilio/status"
+    kinds = [e.kind for e in await live_store.sms.events(message.id)]
+    assert kinds[:3] == ["enqueued", "claimed", "accepted"]
+
+
+async def test_same_key_never_yields_two_texts(live_store: Store, tw: SimulatedTwilio) -> None:
+    """Enqueuing the same order twice stores and sends one text; other content is refused."""
+    async with running_gateway(live_store, tw) as gw:
+        first = await order(gw)
+        again = await order(gw)
+        assert again.id == first.id
+        with pytest.raises(DuplicateKeyConflict):
+            await order(gw, to=CITIZEN)
+        await until(lambda: status_of(live_store, first, "delivered"))
+    assert len(tw.messages) == 1
+
+
+async def test_429_storm_is_retried_until_accepted(live_store: Store, tw: SimulatedTwilio) -> None:
+    """Five 429s in a row are waited out (Retry-After honoured) and the text goes once."""
+    tw.faults.burst_429(5, retry_after=0.02)
+    async with running_gateway(live_store, tw) as gw:
+        message = await order(gw)
+        await until(lambda: status_of(live_store, message, "delivered"))
+    row = await live_store.sms.get(message.id)
+    assert row is not None and row.attempts == 6
+    assert tw.stats.rejected_429 == 5 and len(tw.messages) == 1
+
+
+async def test_5xx_is_looked_up_then_resent_once(live_store: Store, tw: SimulatedTwilio) -> None:
+    """After 500s (nothing created) the text is looked up, not found, and sent once."""
+    tw.faults.fail_5xx(2, status=503)
+    async with running_gateway(live_store, tw) as gw:
+        message = await order(gw)
+        await until(lambda: status_of(live_store, message, "delivered"))
+        assert gw.worker.reconciled == 0
+    assert tw.stats.failed_5xx == 2 and len(tw.messages) == 1
+
+
+async def test_dropped_connection_after_accept_is_not_resent(
+    live_store: Store, tw: SimulatedTwilio
+) -> None:
+    """Twilio took the text but the answer was lost: the look-up finds it; no second text."""
+    tw.faults.drop(1, after_accept=True)
+    async with running_gateway(live_store, tw) as gw:
+        message = await order(gw)
+        await until(lambda: status_of(live_store, message, "delivered"))
+        assert gw.worker.reconciled == 1
+    assert tw.stats.dropped == 1 and len(tw.messages) == 1
+    row = await live_store.sms.get(message.id)
+    assert row is not None and row.provider_sid == tw.messages[0].sid
+
+
+async def test_timeout_is_looked_up_not_resent(live_store: Store, tw: SimulatedTwilio) -> None:
+    """A create slower than the HTTP timeout still lands; the look-up finds it."""
+    tw.faults.slow(0.4, n=1)
+    async with running_gateway(live_store, tw, http_timeout=0.15, lookup_delay=0.6) as gw:
+        message = await order(gw)
+        await until(lambda: status_of(live_store, message, "delivered"))
+        assert gw.worker.reconciled == 1
+    assert len(tw.messages) == 1
+
+
+async def test_unsubscribed_recipient_fails_without_retry(
+    live_store: Store, tw: SimulatedTwilio
+) -> None:
+    """Twilio's 21610 is permanent: one attempt, status failed with that code."""
+    tw.unsubscribed.add(CHIEF)
+    async with running_gateway(live_store, tw) as gw:
+        message = await order(gw)
+        await until(lambda: status_of(live_store, message, "failed"))
+    row = await live_store.sms.get(message.id)
+    assert row is not None and row.attempts == 1 and row.error_code == "21610"
+    assert tw.stats.creates == 1
+
+
+@pytest.mark.parametrize("number", ["0531-88123456", "1391234567", "not a number"])
+async def test_invalid_or_fixed_numbers_are_refused_and_nothing_stored(
+    live_store: Store, tw: SimulatedTwilio, number: str
+) -> None:
+    """A landline or invalid number is refused at enqueue; no row, no request."""
+    async with running_gateway(live_store, tw, run_outbox=False) as gw:
+        with pytest.raises(InvalidPhoneNumber):
+            await order(gw, to=number)
+    assert await live_store.sms.counts() == {}
+
+
+async def test_quiet_hours_hold_citizens_not_officers(
+    live_store: Store, tw: SimulatedTwilio
+) -> None:
+    """Inside quiet hours a rating request waits; an order to a chief goes at once."""
+    async with running_gateway(live_store, tw, quiet_start="00:00", quiet_end="23:59") as gw:
+        if not gw.sms.quiet.contains(live_store.clock.now()):
+            pytest.skip("the one minute a day outside these quiet hours")
+        rating = await gw.sms.enqueue(
+            to=CITIZEN, template="rating_request", variables=RATING_VARS, idempotency_key="r1"
+        )
+        chief = await order(gw)
+        await until(lambda: status_of(live_store, chief, "delivered"))
+    row = await live_store.sms.get(rating.id)
+    assert row is not None and row.status == "queued" and row.attempts == 0
+    assert row.next_attempt_at > live_store.clock.now()
+    assert [m.to for m in tw.messages] == [CHIEF]
+
+
+async def _post_signed(url: str, params: dict[str, str], token: str = TOKEN) -> int:
+    signature = RequestValidator(token).compute_signature(url, params)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, data=params, headers={"X-Twilio-Signature": signature}) as r:
+            return r.status
+
+
+async def test_forged_and_unsigned_webhooks_are_refused(
+    live_store: Store, tw: SimulatedTwilio
+) -> None:
+    """No signature or one made with another token gets 403 JSON; the text is unchanged."""
+    async with running_gateway(live_store, tw) as gw:
+        message = await order(gw)
+        await until(lambda: status_of(live_store, message, "delivered"))
+        row = await live_store.sms.get(message.id)
+        assert row is not None and row.provider_sid is not None
+        url = gw.url + "/twilio/status"
+        params = {"MessageSid": row.provider_sid, "MessageStatus": "failed", "ErrorCode": "30008"}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url, data=params) as response:
+                assert response.status == 403
+                body = await response.json()
+        assert body["error"] == "bad_signature" and "message" in body and "details" in body
+        assert await _post_signed(url, params, token="forged") == 403
+        reply = {"MessageSid": "SMx", "From": CITIZEN, "Body": "3"}
+        assert await _post_signed(gw.url + "/twilio/inbound", reply, token="forged") == 403
+    row = await live_store.sms.get(message.id)
+    assert row is not None and row.status == "delivered"
+    assert await live_store.sms.inbound() == []
+
+
+async def test_out_of_order_and_repeated_callbacks_end_delivered(
+    live_store: Store, tw: SimulatedTwilio
+) -> None:
+    """delivered before sent, each twice: the text ends delivered and stays there."""
+    tw.faults.duplicate_callbacks = True
+    tw.faults.reorder_callbacks = True
+    async with running_gateway(live_store, tw) as gw:
+        message = await order(gw)
+        async with asyncio.timeout(5):
+            await until(lambda: tw.stats.callbacks_posted == 4)
+            await tw.callbacks_idle()
+    row = await live_store.sms.get(message.id)
+    assert row is not None and row.status == "delivered"
+    statuses = [e.status for e in await live_store.sms.events(message.id) if e.kind == "status"]
+    assert statuses == ["delivered", "delivered", "sent", "sent"]
+
+
+async def test_undelivered_outcome_is_recorded_with_its_code(
+    live_store: Store, tw: SimulatedTwilio
+) -> None:
+    """A handset that cannot be reached ends undelivered with Twilio's 30003."""
+    tw.set_outcome(CHIEF, "undelivered")
+    async with running_gateway(live_store, tw) as gw:
+        message = await order(gw)
+        await until(lambda: status_of(live_store, message, "undelivered"))
+    row = await live_store.sms.get(message.id)
+    assert row is not None and row.error_code == "30003"
+
+
+async def test_opt_out_reply_stops_citizen_texts(live_store: Store, tw: SimulatedTwilio) -> None:
+    """After 退订 a rating request to that citizen is failed 21610 and never sent."""
+    async with running_gateway(live_store, tw) as gw:
+        assert await tw.send_reply(CITIZEN, FROM, "退订", gw.url + "/twilio/inbound") == 200
+        assert await live_store.sms.is_opted_out(CITIZEN)
+        rating = await gw.sms.enqueue(
+            to=CITIZEN, template="rating_request", variables=RATING_VARS, idempotency_key="r1"
+        )
+    assert rating.status == "failed" and rating.error_code == "21610"
+    assert tw.messages == []
+
+
+async def test_reply_goes_to_handlers_and_unknown_numbers_are_kept(
+    live_store: Store, tw: SimulatedTwilio
+) -> None:
+    """A "1" reply is taken by the registered handler; a reply nobody takes is still stored."""
+    taken: list[InboundText] = []
+
+    async def rating(reply: InboundText) -> bool:
+        if reply.body.strip() in ("1", "2", "3"):
+            taken.append(reply)
+            return True
+        return False
+
+    async with running_gateway(live_store, tw) as gw:
+        gw.sms.add_reply_handler(rating, "rating")
+        hook = gw.url + "/twilio/inbound"
+        assert await tw.send_reply(CITIZEN, FROM, "1", hook) == 200
+        assert await tw.send_reply("+8615005311234", FROM, "你们是谁", hook) == 200
+    assert [r.body for r in taken] == ["1"]
+    replies = {r.body: r for r in await live_store.sms.inbound()}
+    assert replies["1"].handled_by == "rating"
+    assert replies["你们是谁"].handled_by is None
+    assert replies["你们是谁"].from_number == "+8615005311234"
+
+
+async def test_restart_after_crash_between_send_and_commit(
+    live_store: Store, tw: SimulatedTwilio
+) -> None:
+    """Rows left sending are looked up: one that landed is not re-sent, one that did not is."""
+    async with running_gateway(live_store, tw, run_outbox=False) as gw:
+        landed = await order(gw, key="landed")
+        lost = await order(gw, key="lost", to=CITIZEN)
+        await live_store.sms.claim_due(10)  # the crashed worker had claimed both
+        # The first reached Twilio before the crash; its sid was never committed.
+        accepted = await gw.app[SMS_PROVIDER].send(landed.to, landed.body, None)
+    assert await live_store.sms.counts() == {"sending": 2}
+    async with running_gateway(live_store, tw) as gw:
+        await until(lambda: status_of(live_store, lost, "delivered"))
+        assert gw.worker.reconciled == 1 and gw.worker.sent == 1
+    row = await live_store.sms.get(landed.id)
+    assert row is not None and row.provider_sid == accepted.sid and not row.needs_lookup
+    assert sorted(m.body for m in tw.messages) == sorted([landed.body, lost.body])
+
+
+async def test_health_pings_store_and_provider(live_store: Store, tw: SimulatedTwilio) -> None:
+    """GET /health answers 200 with the store and the SMS provider ok."""
+    async with running_gateway(live_store, tw, run_outbox=False) as gw:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(gw.url + "/health") as response:
+                assert response.status == 200
+                body = await response.json()
+    assert body == {"status": "ok", "checks": {"store": {"status": "ok"}, "sms": {"status": "ok"}}}
+
+
+async def test_health_reports_a_failing_provider(live_store: Store, tw: SimulatedTwilio) -> None:
+    """When Twilio refuses the credentials, /health answers 503 naming sms."""
+    async with running_gateway(live_store, tw, run_outbox=False, auth_token=_secret("bad")) as gw:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(gw.url + "/health") as response:
+                assert response.status == 503
+                body = await response.json()
+    assert body["checks"]["sms"]["status"] == "failing"
+    assert "20003" in body["checks"]["sms"]["reason"]
+
+
+def _secret(value: str) -> Secret:
+    return Secret(value)
+
+
+async def test_api_needs_the_bearer_token(live_store: Store, tw: SimulatedTwilio) -> None:
+    """The texts API answers 401 JSON without the token, and lists/queues texts with it."""
+    async with running_gateway(live_store, tw, run_outbox=False) as gw:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(gw.url + "/api/sms/messages") as response:
+                assert response.status == 401
+                assert (await response.json())["error"] == "unauthorized"
+            auth = {"Authorization": f"Bearer {API_TOKEN}"}
+            payload = {"to": "0531-88123456", "template": "rectification_order",
+                       "variables": ORDER_VARS, "idempotency_key": "k"}
+            async with session.post(gw.url + "/api/sms/messages", json=payload, headers=auth) as r:
+                assert r.status == 400
+                assert (await r.json())["error"] == "invalid_phone_number"
+            payload["to"] = CHIEF
+            async with session.post(gw.url + "/api/sms/messages", json=payload, headers=auth) as r:
+                assert r.status == 201
+                created = await r.json()
+            one = gw.url + f"/api/sms/messages/{created['id']}"
+            async with session.get(one, headers=auth) as r:
+                assert r.status == 200
+                shown = await r.json()
+            async with session.get(gw.url + "/api/sms/messages/999", headers=auth) as r:
+                assert r.status == 404 and (await r.json())["error"] == "no_such_message"
+    assert shown["message"]["idempotency_key"] == "k"
+    assert [e["kind"] for e in shown["events"]] == ["enqueued"]
