@@ -37,7 +37,7 @@ class FlowError(GatewayError):
 
     def __init__(self, file: str, problems: Sequence[Problem]) -> None:
         self.file = file
-        self.problems = tuple(problems)
+        self.problems = tuple(sorted(problems, key=lambda p: p.line or 0))
         lines = "\n".join(f"  {p}" for p in self.problems)
         count = len(self.problems)
         super().__init__(f"{file}: {count} problem{'s' if count != 1 else ''}\n{lines}")

@@ -349,7 +349,6 @@ class _Builder:
         if not isinstance(raw, LineDict):
             self.problem(name, line, f"must be a mapping with a kind, got {raw!r}")
             return None
-        line = raw.line
         kind = raw.get("kind")
         cls = NODE_TYPES.get(kind) if isinstance(kind, str) else None
         if cls is None:
@@ -619,7 +618,7 @@ def parse_flow(
     _check_prompts(b, flow)
     _check_variables(b, flow)
     if b.problems:
-        raise FlowError(file, sorted(b.problems, key=lambda p: p.line or 0))
+        raise FlowError(file, b.problems)
     return flow
 
 
