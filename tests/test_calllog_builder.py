@@ -290,7 +290,7 @@ def test_attach_before_and_after_the_record_exists(transcripts: Path) -> None:
 
 
 def test_outbound_by_channel_variable_and_by_originate_action_id(transcripts: Path) -> None:
-    """A call the gateway originated is outbound: by GATEWAY_ORIGIN or by its Originate ActionID."""
+    """A call the gateway originated is outbound: by its channel variables or its ActionID."""
     frames = frames_of(transcripts / "ivr-asyncagi-dtmf.rx.txt")
     action_id = next(f.action_id for f in frames if f.event == "OriginateResponse")
     assert action_id
@@ -314,6 +314,23 @@ def test_outbound_by_channel_variable_and_by_originate_action_id(transcripts: Pa
         for f in frames
     ]
     replay(builder, clock, marked)
+    assert only(builder.drain()).direction == OUTBOUND
+
+    builder, clock = new_builder()
+    by_session = [
+        event(
+            "VarSet",
+            Channel="Local/s@caller-sim-00000002;2",
+            Variable="GATEWAY_CALL_ID",
+            Value=action_id,
+            Uniqueid="1795896766.5",
+            Linkedid="1795896766.4",
+        )
+        if f.event == "VarSet" and f.get("Variable") == "IVR_TEST"
+        else f
+        for f in frames
+    ]
+    replay(builder, clock, by_session)
     assert only(builder.drain()).direction == OUTBOUND
 
 

@@ -14,7 +14,8 @@ Rules, in the order they are applied:
   the ``Cdr`` of the call's first channel is used. Events of a complete call that
   arrive later never open a second record.
 * **Direction.** ``outbound`` when the gateway originated the call: a channel of
-  the call carries ``GATEWAY_ORIGIN`` (set through the Originate's ``Variable:``),
+  the call carries ``GATEWAY_CALL_ID`` (the AMI session sets it on every
+  Originate) or ``GATEWAY_ORIGIN`` (set through the Originate's ``Variable:``),
   or the gateway announced the Originate's ``ActionID`` with
   :meth:`expect_originate` and its ``OriginateResponse`` names the call, or
   :meth:`mark_outbound` was called. Otherwise ``inbound`` when the call reached
@@ -295,7 +296,12 @@ class CallLogBuilder:
             names.EV_CDR: self._on_cdr,
         }
         self._vars = frozenset(
-            {names.VAR_MIXMONITOR_FILENAME, names.VAR_GATEWAY_ORIGIN, names.VAR_GATEWAY_DIALLED}
+            {
+                names.VAR_MIXMONITOR_FILENAME,
+                names.VAR_GATEWAY_ORIGIN,
+                names.VAR_GATEWAY_CALL_ID,
+                names.VAR_GATEWAY_DIALLED,
+            }
         )
 
     # ------------------------------------------------------------------ input
@@ -562,7 +568,7 @@ class CallLogBuilder:
             return False
         if variable == names.VAR_MIXMONITOR_FILENAME:
             call.recording = value
-        elif variable == names.VAR_GATEWAY_ORIGIN:
+        elif variable in (names.VAR_GATEWAY_ORIGIN, names.VAR_GATEWAY_CALL_ID):
             call.outbound = True
         else:
             call.dialled_number = _number(value)
