@@ -364,3 +364,33 @@ def test_flows_check_with_a_missing_file(capsys, tmp_path):
                      str(tmp_path / "nope.yaml")])
     assert code == 1
     assert "nope.yaml: cannot read" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- wiring
+
+
+def test_load_ivr_from_the_configuration(tmp_path, monkeypatch, clock):
+    """The engine loads the shipped flows and keeps caller messages under the data folder."""
+    from gateway import config as config_module
+    from gateway.ivr.actions import ActionRegistry
+    from gateway.ivr.service import load_ivr
+
+    monkeypatch.chdir(ROOT)
+    config = config_module.load(None, env={}, overrides=[f"gateway.data_dir={tmp_path}"])
+    ivr = load_ivr(config, ActionRegistry(), clock)
+    assert sorted(ivr.flows) == ["hotline", "survey"]
+    assert ivr.runner.messages.root == tmp_path / "messages"
+    assert ivr.runner.hours is not None and ivr.runner.hours.is_open(clock.now())
+
+
+def test_bad_working_hours_stop_the_start(tmp_path, monkeypatch, clock):
+    """Malformed working hours are a configuration error naming the key."""
+    from gateway import config as config_module
+    from gateway.config import ConfigError
+    from gateway.ivr.actions import ActionRegistry
+    from gateway.ivr.service import load_ivr
+
+    monkeypatch.chdir(ROOT)
+    config = config_module.load(None, env={}, overrides=["hotline.working_hours=9-5"])
+    with pytest.raises(ConfigError, match=r"hotline\.working_hours"):
+        load_ivr(config, ActionRegistry(), clock)
