@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "gateway.ivr.commands",
     "gateway.calllog.commands",
     "gateway.cases.commands",
+    "gateway.sms.commands",
 )
 
 Handler = Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]]

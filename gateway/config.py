@@ -115,6 +115,9 @@ class SmsSection:
     # The outbox worker looks for due texts at least this often (seconds), besides
     # being woken whenever a text is queued.
     poll_interval: float = 1.0
+    # A text handed to the provider with no status news for this long (seconds) is
+    # fetched from the provider, in case its callbacks were lost (gateway down).
+    status_refresh: float = 600.0
 
 
 @dataclass(frozen=True)

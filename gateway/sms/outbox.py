@@ -16,7 +16,7 @@ Exactly once, and how:
 * **Look up before re-sending.** A row marked ``needs_lookup``, and every row found
   ``sending`` without a sid when the worker starts (the process died between the
   send and the commit), is first looked up: the provider's newest messages to that
-  number (``GET Messages.json?To=…``, newest first) are matched on the exact body,
+  number (``GET Messages.json?To=…``, newest first, paged back to the claim) are matched on the body,
   a creation time no earlier than the row's claim (minus a minute of clock skew),
   and a sid no other row holds. A match is recorded as this row's sid; only if none
   matches is the text sent. Listing by ``DateSent`` was not used: a message still
@@ -72,6 +72,8 @@ class OutboxWorker:
         self.poll_interval = config.poll_interval
         self.backoff = Backoff(config.backoff_min, config.backoff_max)
         self.rate = config.rate_per_second
+        self.status_refresh = config.status_refresh
+        self._next_refresh = 0.0
         self._rng = rng or random.Random()
         self._buckets: dict[str, TokenBucket] = {}
         self._stack = contextlib.AsyncExitStack()
@@ -107,7 +109,29 @@ class OutboxWorker:
                 self._group.create_task(self._process(message), name=f"sms-{message.id}")
             if claimed and self._inflight < self.concurrency:
                 continue
+            await self._refresh_if_due()
             await self._wait(full=self._inflight >= self.concurrency)
+
+    async def _refresh_if_due(self) -> None:
+        """Fetch texts whose callbacks seem lost, at most every ``status_refresh / 4`` s."""
+        now = asyncio.get_running_loop().time()
+        if now < self._next_refresh:
+            return
+        self._next_refresh = now + max(self.poll_interval, self.status_refresh / 4)
+        stale = await self.repo.stale_in_flight(
+            self.clock.now() - timedelta(seconds=self.status_refresh), 100
+        )
+        for message in stale:
+            assert message.provider_sid is not None
+            try:
+                found = await self.provider.fetch(message.provider_sid)
+            except ProviderError as exc:
+                log.warning("text #%d: status refresh failed: %s", message.id, exc)
+                return
+            code = str(found.error_code) if found.error_code else None
+            update = await self.repo.apply_status(found.sid, found.status, code, "refreshed")
+            if not update.applied:
+                await self.repo.touch(message.id)
 
     async def _wait(self, *, full: bool) -> None:
         """Sleep until a slot frees (when full) or a text is queued / comes due."""
@@ -207,8 +231,8 @@ class OutboxWorker:
     async def _look_up(self, message: OutboxMessage) -> ProviderMessage | None:
         since = (message.claimed_at or message.created_at) - CLOCK_SKEW
         candidates = [
-            m for m in await self.provider.recent_to(message.to)
-            if m.body == message.body and (m.date_created is None or m.date_created >= since)
+            m for m in await self.provider.recent_to(message.to, since)
+            if m.body == message.body
         ]
         if not candidates:
             return None

@@ -79,8 +79,10 @@ class SmsProvider(Protocol):
 
     async def fetch(self, sid: str) -> ProviderMessage: ...
 
-    async def recent_to(self, to: str, limit: int = 50) -> list[ProviderMessage]:
-        """The latest messages to ``to``, newest first."""
+    async def recent_to(
+        self, to: str, since: datetime, max_messages: int = 1000
+    ) -> list[ProviderMessage]:
+        """Messages to ``to`` created since ``since``, newest first (at most ``max_messages``)."""
         ...
 
     async def ping(self) -> None: ...
@@ -224,12 +226,24 @@ class TwilioProvider:
             raise map_error(exc, f"fetch {sid}") from exc
         return _from_instance(instance)
 
-    async def recent_to(self, to: str, limit: int = 50) -> list[ProviderMessage]:
+    async def recent_to(
+        self, to: str, since: datetime, max_messages: int = 1000
+    ) -> list[ProviderMessage]:
+        found: list[ProviderMessage] = []
         try:
-            page = await self._client.messages.page_async(to=to, page_size=limit)
+            page = await self._client.messages.page_async(to=to, page_size=100)
+            while page is not None:
+                for instance in page:
+                    message = _from_instance(instance)
+                    if message.date_created is not None and message.date_created < since:
+                        return found
+                    found.append(message)
+                    if len(found) >= max_messages:
+                        return found
+                page = await page.next_page_async()
         except _MAPPED as exc:
             raise map_error(exc, "list messages") from exc
-        return [_from_instance(i) for i in page]
+        return found
 
     async def ping(self) -> None:
         try:

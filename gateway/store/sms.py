@@ -333,6 +333,22 @@ class SmsRepository:
             )
             await _event(conn, message_id, None, "held", QUEUED, reason, now)
 
+    async def stale_in_flight(self, older_than: datetime, limit: int) -> list[OutboxMessage]:
+        """Texts the provider holds (sid known) with no news since ``older_than``."""
+        rows = await self._db.fetchall(
+            f"SELECT {_COLUMNS} FROM sms_messages WHERE status IN ('sending', 'sent')"
+            f" AND provider_sid IS NOT NULL AND updated_at < ? ORDER BY updated_at LIMIT ?",
+            (utc_iso(older_than), limit),
+        )
+        return [_message(r) for r in rows]
+
+    async def touch(self, message_id: int) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE sms_messages SET updated_at = ? WHERE id = ?",
+                (utc_iso(self._clock.now()), message_id),
+            )
+
     async def known_sids(self, sids: Sequence[str]) -> set[str]:
         if not sids:
             return set()

@@ -1,0 +1,212 @@
+"""``gateway sms send|list|show|run``: texts from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from gateway.clock import Clock
+from gateway.config import Config
+from gateway.phone import mask
+from gateway.sms.exceptions import NoSuchMessage, SmsError
+from gateway.sms.outbox import OutboxWorker
+from gateway.sms.provider import TwilioProvider
+from gateway.sms.service import SmsService
+from gateway.sms.templates import load_templates
+from gateway.store import Store
+from gateway.store.sms import OutboxMessage
+from gateway.web.app import create_web_app
+from gateway.web.sms import STATUS_PATH, message_json, sms_feature
+
+
+def register(sub: Any) -> None:
+    sms = sub.add_parser("sms", help="texts: queue, list, show, run the outbox")
+    sms_sub = sms.add_subparsers(dest="sms_command", metavar="ACTION", required=True)
+
+    send = sms_sub.add_parser("send", help="queue a text from a template")
+    send.add_argument("--to", required=True, help="mobile number (13912345678, +86…, 0086…)")
+    send.add_argument("--template", required=True, help="template name (see templates.toml)")
+    send.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a template variable; repeatable",
+    )
+    send.add_argument("--key", default=None, help="idempotency key (default: a new one)")
+    send.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="also run the outbox until the text is handed to the provider (at most SECONDS)",
+    )
+    send.set_defaults(handler=_send)
+
+    lst = sms_sub.add_parser("list", help="the latest texts")
+    lst.add_argument("--status", default=None, help="only texts in this status")
+    lst.add_argument("--limit", type=int, default=20)
+    lst.add_argument("--json", action="store_true", help="JSON instead of a table")
+    lst.set_defaults(handler=_list)
+
+    show = sms_sub.add_parser("show", help="one text and its history")
+    show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=_show)
+
+    run = sms_sub.add_parser(
+        "run", help="run the outbox worker and Twilio's webhooks until stopped"
+    )
+    run.set_defaults(handler=_run)
+
+
+def _variables(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise SmsError(f"--var {pair!r}: use NAME=VALUE")
+        out[name.strip()] = value
+    return out
+
+
+async def _send(config: Config, args: argparse.Namespace) -> int:
+    templates = load_templates()
+    clock = Clock()
+    sender = config.sms.messaging_service_sid or config.sms.from_number
+    async with Store.open(config.store_path, clock) as store:
+        service = SmsService(
+            store.sms,
+            templates,
+            clock,
+            config.sms,
+            sender=sender,
+            status_callback_url=config.web.public_url.rstrip("/") + STATUS_PATH,
+        )
+        message = await service.enqueue(
+            to=args.to,
+            template=args.template,
+            variables=_variables(args.var),
+            idempotency_key=args.key or f"cli-{uuid.uuid4()}",
+        )
+        print(
+            f"text #{message.id} {message.status}: {message.segments} part(s) to {mask(message.to)}"
+        )
+        if args.wait > 0 and message.status == "queued":
+            async with TwilioProvider.open(config.sms) as provider:
+                async with OutboxWorker(service, provider):
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(args.wait):
+                            while True:
+                                row = await store.sms.get(message.id)
+                                if row is not None and (row.provider_sid or row.status == "failed"):
+                                    break
+                                await asyncio.sleep(0.05)
+            row = await store.sms.get(message.id)
+            assert row is not None
+            print(
+                f"text #{row.id} {row.status}"
+                + (f" ({row.provider_sid})" if row.provider_sid else "")
+                + (f": {row.error_message}" if row.error_message else "")
+            )
+            return 0 if row.status != "failed" else 1
+    return 0
+
+
+def _row(m: OutboxMessage) -> list[str]:
+    return [
+        str(m.id),
+        Clock().local(m.created_at).strftime("%m-%d %H:%M"),
+        m.purpose,
+        mask(m.to),
+        m.status,
+        str(m.attempts),
+        m.error_code or "",
+    ]
+
+
+async def _list(config: Config, args: argparse.Namespace) -> int:
+    async with Store.open(config.store_path, Clock()) as store:
+        messages = await store.sms.recent(status=args.status, limit=args.limit)
+    if args.json:
+        print(json.dumps([message_json(m) for m in messages], ensure_ascii=False, indent=2))
+        return 0
+    header = ["ID", "CREATED", "PURPOSE", "TO", "STATUS", "TRIES", "ERROR"]
+    rows = [header] + [_row(m) for m in messages]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    if not messages:
+        print("(no texts)")
+    return 0
+
+
+async def _show(config: Config, args: argparse.Namespace) -> int:
+    async with Store.open(config.store_path, Clock()) as store:
+        message = await store.sms.get(args.id)
+        if message is None:
+            raise NoSuchMessage(args.id)
+        events = await store.sms.events(args.id)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "message": message_json(message),
+                    "events": [
+                        {
+                            "kind": e.kind,
+                            "status": e.status,
+                            "detail": e.detail,
+                            "at": e.at.isoformat(),
+                        }
+                        for e in events
+                    ],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return 0
+    clock = Clock()
+    print(f"text #{message.id}  {message.purpose} → {mask(message.to)} ({message.audience})")
+    print(
+        f"  status {message.status}, {message.attempts} attempt(s), "
+        f"{message.segments} part(s) {message.encoding}, sid {message.provider_sid or '-'}"
+    )
+    if message.error_code or message.error_message:
+        print(f"  error {message.error_code or ''} {message.error_message or ''}".rstrip())
+    print(f"  key {message.idempotency_key}")
+    print(f"  {message.body}")
+    for e in events:
+        print(
+            f"  {clock.local(e.at):%Y-%m-%d %H:%M:%S}  {e.kind:<11} {e.status or '':<11} {e.detail}"
+        )
+    return 0
+
+
+async def _run(config: Config, args: argparse.Namespace) -> int:
+    app = create_web_app(config, features=[sms_feature()])
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, config.web.host, config.web.port).start()
+        print(
+            f"outbox running; webhooks on http://{config.web.host}:{config.web.port}"
+            f" (public {config.web.public_url}); Ctrl-C stops"
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGTERM, stop.set)
+            loop.add_signal_handler(signal.SIGINT, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+    return 0
