@@ -210,8 +210,10 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]
         session = self.session
         internal = session._internal
         wanted = session._wanted
+        parser = self.parser
+        parser.keep = session._keep_set  # listeners may have been added since the last read
         batch: list[Frame] = []
-        for item in self.parser.feed(data):
+        for item in parser.feed(data):
             if type(item) is not Frame:
                 session._on_frame_error(item)  # type: ignore[arg-type]
                 continue
@@ -297,6 +299,7 @@ class AmiSession:
         self._entered = False
         self.connects = 0  # successful logins so far
         self.frame_errors = 0
+        self._keep_set: frozenset[str] | None = None
         self._internal: dict[str, Callable[[Frame], None]] = {
             n.EV_NEWCHANNEL: self._ev_newchannel,
             n.EV_HANGUP: self._ev_hangup,
@@ -305,6 +308,7 @@ class AmiSession:
             n.EV_ASYNC_AGI_END: self._ev_agi_end,
             n.EV_SHUTDOWN: self._ev_shutdown,
         }
+        self._keep_set = self._keep()
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -414,8 +418,7 @@ class AmiSession:
             self._wanted = None
         else:
             self._wanted = self._wanted | wanted
-        if self._protocol is not None:
-            self._protocol.parser.keep = self._keep()
+        self._keep_set = self._keep()
 
     def _keep(self) -> frozenset[str] | None:
         """The events worth parsing: what listeners want and what the session reads."""

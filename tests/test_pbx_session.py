@@ -1,0 +1,392 @@
+"""The AMI session against the simulated PBX over loopback: login, keep-alive,
+reconnect and resync, actions, faults, several PBXs; and its pure helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from gateway.ami.frames import Frame
+from gateway.clock import Clock
+from gateway.config import PbxSection, Secret
+from gateway.pbx.channel import AgiChannel
+from gateway.pbx.exceptions import (
+    AmiActionFailed,
+    AmiActionTimeout,
+    AmiLoginError,
+    AmiNotConnected,
+    ChannelHungUp,
+)
+from gateway.pbx.session import (
+    AmiSession,
+    OriginateOutcome,
+    PbxPool,
+    ResyncReport,
+    backoff_delay,
+    originate_outcome,
+)
+from gateway.sim.ami import CallerScript, Silence, SimConfig, SimulatedPbx
+
+SECRET = "s3cret"
+
+
+def section(pbx: SimulatedPbx, **changes: Any) -> PbxSection:
+    """Fast timings for tests; the simulated PBX's address and account."""
+    base = PbxSection(
+        name="main",
+        host="127.0.0.1",
+        port=pbx.port,
+        username="gateway",
+        secret=Secret(SECRET),
+        auth="plain",
+        ping_interval=5.0,
+        ping_timeout=0.5,
+        action_timeout=2.0,
+        connect_timeout=2.0,
+        reconnect_min=0.01,
+        reconnect_max=0.05,
+        login_attempts=3,
+    )
+    return replace(base, **changes)
+
+
+@pytest.fixture
+async def pbx() -> AsyncIterator[SimulatedPbx]:
+    """A simulated Asterisk on a free loopback port, 100× faster than real time."""
+    async with SimulatedPbx(SimConfig(port=0, secret=SECRET, time_scale=0.01)) as sim:
+        yield sim
+
+
+async def eventually(predicate: Callable[[], bool], within: float = 3.0) -> None:
+    """Wait (polling the loop) until ``predicate()`` holds."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+class GateClock(Clock):
+    """Real time, except that reconnect backoff waits until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.waiting = 0
+
+    async def sleep(self, seconds: float) -> None:
+        self.waiting += 1
+        try:
+            await self.gate.wait()
+        finally:
+            self.waiting -= 1
+
+
+# -- login ------------------------------------------------------------------------
+
+
+async def test_plain_login_ping_and_command(pbx: SimulatedPbx) -> None:
+    """A plain login connects; Ping measures a round trip; Command returns output lines."""
+    async with AmiSession(section(pbx)) as session:
+        await session.wait_connected(2)
+        assert session.connected
+        rtt = await session.ping()
+        assert 0 < rtt < 1
+        lines = await session.command("core show version")
+        assert lines and lines[0].startswith("Asterisk 22")
+
+
+async def test_md5_login(pbx: SimulatedPbx) -> None:
+    """The MD5 challenge login connects without sending the secret."""
+    async with AmiSession(section(pbx, auth="md5")) as session:
+        await session.wait_connected(2)
+        assert session.connected
+
+
+async def test_wrong_secret_is_a_bounded_logged_retry(
+    pbx: SimulatedPbx, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refused secret is retried login_attempts times, logged each time, then given up
+    with an AmiLoginError naming the PBX and user; the secret never appears in a log."""
+    caplog.set_level(logging.INFO, logger="gateway.pbx")
+    config = section(pbx, secret=Secret("wrong-secret"), login_attempts=2)
+    async with AmiSession(config) as session:
+        with pytest.raises(AmiLoginError) as info:
+            await session.wait_connected(5)
+        assert info.value.pbx == "main" and info.value.username == "gateway"
+        assert "Authentication failed" in str(info.value)
+        with pytest.raises(AmiLoginError):
+            await session.action({"Action": "Ping"})
+    refusals = [r for r in caplog.records if "refused: Authentication failed" in r.getMessage()]
+    assert len(refusals) == 2
+    assert "giving up" in caplog.text
+    assert "wrong-secret" not in caplog.text
+
+
+async def test_unreachable_pbx_is_not_connected() -> None:
+    """With nothing listening, an action waits action_timeout and fails AmiNotConnected."""
+    config = PbxSection(port=1, action_timeout=0.2, connect_timeout=0.2,
+                        reconnect_min=0.05, reconnect_max=0.1)
+    async with AmiSession(config) as session:
+        with pytest.raises(AmiNotConnected) as info:
+            await session.action({"Action": "Ping"})
+        assert info.value.action == "Ping"
+
+
+# -- actions -----------------------------------------------------------------------
+
+
+async def test_error_response_raises_action_failed(pbx: SimulatedPbx) -> None:
+    """An Error response raises AmiActionFailed carrying Asterisk's message."""
+    async with AmiSession(section(pbx)) as session:
+        with pytest.raises(AmiActionFailed) as info:
+            await session.action({"Action": "NoSuchAction"})
+        assert "Invalid/unknown command" in info.value.message
+        reply = await session.action({"Action": "NoSuchAction"}, check=False)
+        assert reply.response == "Error"
+
+
+async def test_action_timeout(pbx: SimulatedPbx) -> None:
+    """An answer slower than the action's timeout raises AmiActionTimeout with its ActionID."""
+    async with AmiSession(section(pbx)) as session:
+        await session.wait_connected(2)
+        pbx.faults.slow(0.5)
+        with pytest.raises(AmiActionTimeout) as info:
+            await session.action({"Action": "Ping"}, reply_timeout=0.1)
+        assert info.value.action == "Ping" and info.value.action_id
+        pbx.faults.slow(0)
+
+
+async def test_event_list_collects_items(pbx: SimulatedPbx) -> None:
+    """CoreShowChannels returns one item per live channel, the Complete event excluded."""
+    call = pbx.place_call(CallerScript(caller="13800138000", steps=[Silence(500)]))
+    async with AmiSession(section(pbx)) as session:
+        await eventually(lambda: call.channel in pbx.active_channels)
+        items = await session.event_list({"Action": "CoreShowChannels"})
+        assert [i["Channel"] for i in items] == pbx.active_channels
+        assert all(i.event == "CoreShowChannel" for i in items)
+        status = await session.event_list({"Action": "QueueStatus"})
+        assert any(i.event == "QueueParams" for i in status)
+
+
+async def test_unknown_action_id_is_logged_and_ignored(
+    pbx: SimulatedPbx, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A response nobody waits for is logged and dropped; the session goes on."""
+    caplog.set_level(logging.INFO, logger="gateway.pbx")
+    async with AmiSession(section(pbx)) as session:
+        await session.wait_connected(2)
+        session._on_response(Frame(Response="Success", ActionID="stale-42"))
+        assert "unknown ActionID 'stale-42'" in caplog.text
+        assert await session.ping() > 0
+
+
+# -- listeners and faults --------------------------------------------------------------
+
+
+async def test_listeners_get_events_in_order_and_survive_errors(pbx: SimulatedPbx) -> None:
+    """Listeners run synchronously from one consumer; one that raises does not stop others."""
+    seen: list[tuple[str, str]] = []
+
+    def broken(frame: Frame) -> None:
+        raise RuntimeError("listener bug")
+
+    async with AmiSession(section(pbx)) as session:
+        session.add_listener(broken)
+        session.add_listener(
+            lambda f: seen.append((f["Event"], f["Channel"])), events={"Newchannel", "Hangup"}
+        )
+        await session.wait_connected(2)
+        call = pbx.place_call(CallerScript(caller="13800138000", steps=[Silence(1)]))
+        await call.finished
+        await eventually(lambda: ("Hangup", call.channel) in seen)
+        mine = [event for event, channel in seen if channel == call.channel]
+        assert mine == ["Newchannel", "Hangup"]
+
+
+async def test_split_utf8_through_the_socket(pbx: SimulatedPbx) -> None:
+    """Frames written a few bytes at a time, cut inside Chinese characters, arrive whole."""
+    names: list[str] = []
+    async with AmiSession(section(pbx)) as session:
+        session.add_listener(
+            lambda f: names.append(f["CallerIDName"]) if f["CallerIDNum"] == "13800138000"
+            else None,
+            events={"Newchannel"},
+        )
+        await session.wait_connected(2)
+        pbx.faults.split_writes(3)
+        call = pbx.place_call(
+            CallerScript(caller="13800138000", caller_name="张伟（市民）", steps=[Silence(1)])
+        )
+        await call.finished
+        await eventually(lambda: bool(names))
+        assert names[0] == "张伟（市民）"
+        assert session.frame_errors == 0
+
+
+async def test_garbled_frame_and_lf_endings_are_survived(pbx: SimulatedPbx) -> None:
+    """A malformed frame is logged and skipped; \\r\\n\\n endings parse; the link stays up."""
+    async with AmiSession(section(pbx)) as session:
+        await session.wait_connected(2)
+        pbx.faults.garble_next()
+        pbx.faults.lf_only(True)
+        assert await session.ping() > 0
+        assert session.frame_errors == 1
+        assert (await session.command("core show version"))[0].startswith("Asterisk")
+        assert session.connects == 1
+
+
+async def test_ping_timeout_declares_the_link_dead(
+    pbx: SimulatedPbx, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No Pong within ping_timeout: the link is declared dead and the session reconnects."""
+    caplog.set_level(logging.INFO, logger="gateway.pbx")
+    config = section(pbx, ping_interval=0.1, ping_timeout=0.1)
+    async with AmiSession(config) as session:
+        await session.wait_connected(2)
+        pbx.faults.slow(0.4)
+        await eventually(lambda: "no Pong" in caplog.text)
+        pbx.faults.slow(0)
+        await eventually(lambda: session.connects >= 2 and session.connected)
+
+
+async def test_shutdown_event_reconnects(pbx: SimulatedPbx) -> None:
+    """Asterisk's Shutdown event closes the link and the session logs in again."""
+    async with AmiSession(section(pbx)) as session:
+        await session.wait_connected(2)
+        await pbx.faults.shutdown(restart=True)
+        await eventually(lambda: session.connects == 2 and session.connected)
+        assert await session.ping() > 0
+
+
+async def test_reconnect_resync_reports_lost_and_surviving_calls(pbx: SimulatedPbx) -> None:
+    """After a drop, CoreShowChannels tells listeners which calls survived and which ended
+    while the link was down; an IVR session cut off by the drop gets ChannelHungUp and
+    its surviving call is handed back to the dialplan."""
+    clock = GateClock()
+    reports: list[ResyncReport] = []
+    hung_up: list[str] = []
+    started: list[str] = []
+
+    async def ivr(channel: AgiChannel) -> None:
+        await channel.answer()
+        started.append(channel.name)
+        try:
+            while True:
+                await channel.stream_file("hotline/hold-music")
+        except ChannelHungUp as exc:
+            hung_up.append(exc.during)
+            raise
+
+    before = pbx.place_call(CallerScript(caller="13800000009", steps=[Silence(3000)]))
+    async with AmiSession(section(pbx), clock=clock, agi_handler=ivr) as session:
+        session.add_resync_listener(reports.append)
+        await eventually(lambda: len(reports) == 1)
+        assert not reports[0].reconnect
+        assert before.uniqueid in {c.uniqueid for c in reports[0].appeared}
+        stays = pbx.place_call(CallerScript(caller="13800000001", steps=[Silence(3000)]))
+        goes = pbx.place_call(CallerScript(caller="13800000002", steps=[Silence(3000)]))
+        await eventually(lambda: len(started) == 2)
+
+        clock.gate.clear()
+        pbx.faults.drop_connections()
+        await eventually(lambda: clock.waiting == 1)
+        assert not session.connected
+        assert hung_up == ["AMI link lost", "AMI link lost"]
+        # while we are away, the second caller's call ends
+        async with AmiSession(section(pbx, name="operator")) as operator:
+            await operator.action({"Action": "Hangup", "Channel": goes.channel})
+        await goes.finished
+        clock.gate.set()
+
+        await eventually(lambda: len(reports) == 2)
+        report = reports[1]
+        assert report.reconnect
+        assert goes.uniqueid in {c.uniqueid for c in report.lost}
+        assert stays.uniqueid in {c.uniqueid for c in report.survived}
+        assert stays.channel in report.released
+        assert goes.channel not in report.released
+        assert goes.uniqueid not in session.live_channels
+
+
+async def test_two_pbxs_at_once() -> None:
+    """A pool opens one session per configured PBX; listeners learn which PBX spoke."""
+    seen: list[tuple[str, str]] = []
+    async with (
+        SimulatedPbx(SimConfig(port=0, secret=SECRET, time_scale=0.01)) as east,
+        SimulatedPbx(SimConfig(port=0, secret=SECRET, time_scale=0.01)) as west,
+    ):
+        sections = [section(east, name="east"), section(west, name="west", auth="md5")]
+        async with PbxPool(sections) as pool:
+            pool.add_listener(
+                lambda name, f: seen.append((name, f["CallerIDNum"]))
+                if f["CallerIDNum"].startswith("138") else None,
+                events={"Newchannel"},
+            )
+            for session in pool:
+                await session.wait_connected(2)
+            assert await pool["east"].ping() > 0 and await pool["west"].ping() > 0
+            east.place_call(CallerScript(caller="13800000001", steps=[Silence(1)]))
+            west.place_call(CallerScript(caller="13800000002", steps=[Silence(1)]))
+            await eventually(lambda: len(set(seen)) == 2)
+            assert sorted(set(seen)) == [("east", "13800000001"), ("west", "13800000002")]
+            with pytest.raises(KeyError, match="no PBX named 'north'"):
+                pool["north"]
+        assert east.sessions == 0 and west.sessions == 0
+
+
+def test_pool_refuses_duplicate_names() -> None:
+    """Two PBX sections with one name are refused at construction."""
+    with pytest.raises(ValueError, match="two PBXs are named 'main'"):
+        PbxPool([PbxSection(), PbxSection()])
+
+
+async def test_close_leaves_nothing_running(pbx: SimulatedPbx) -> None:
+    """On exit the session logs off, its tasks are done and the PBX sees no connection."""
+    session = AmiSession(section(pbx))
+    async with session:
+        await session.wait_connected(2)
+        tasks = set(session._tasks)
+    assert all(t.done() for t in tasks)
+    await eventually(lambda: pbx.sessions == 0)
+    with pytest.raises(AmiNotConnected):
+        await session.ping()
+
+
+# -- pure helpers ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("response", "reason", "outcome"),
+    [
+        ("Success", "4", OriginateOutcome.ANSWERED),
+        ("Failure", "5", OriginateOutcome.BUSY),
+        ("Failure", "1", OriginateOutcome.NO_ANSWER),
+        ("Failure", "3", OriginateOutcome.NO_ANSWER),
+        ("Failure", "8", OriginateOutcome.CONGESTION),
+        ("Failure", "0", OriginateOutcome.NO_SUCH_NUMBER),
+        ("Failure", "4", OriginateOutcome.FAILED),
+        ("Failure", "99", OriginateOutcome.FAILED),
+        ("Failure", "", OriginateOutcome.FAILED),
+        ("Failure", "x", OriginateOutcome.FAILED),
+    ],
+)
+def test_originate_reason_codes(response: str, reason: str, outcome: OriginateOutcome) -> None:
+    """OriginateResponse Reason codes map to the domain outcomes."""
+    assert originate_outcome(response, reason) is outcome
+
+
+def test_backoff_grows_with_jitter_and_caps() -> None:
+    """Backoff doubles from reconnect_min, stays in its upper half, never passes the cap."""
+    rng = random.Random(7)
+    delays = [backoff_delay(a, 0.5, 30.0, rng) for a in range(12)]
+    for attempt, delay in enumerate(delays):
+        ceiling = min(30.0, 0.5 * 2**attempt)
+        assert ceiling / 2 <= delay <= ceiling
+    assert len({round(d, 6) for d in delays}) == len(delays)  # jittered, not fixed steps
+    with pytest.raises(ValueError):
+        backoff_delay(-1, 0.5, 30.0, rng)
