@@ -1,0 +1,228 @@
+"""AsyncAGI channels and Originate through the real session and the simulated PBX."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from gateway.config import PbxSection, Secret
+from gateway.pbx.channel import AgiChannel
+from gateway.pbx.exceptions import AgiCommandFailed, ChannelHungUp
+from gateway.pbx.session import AmiSession, OriginateOutcome
+from gateway.sim.ami import (
+    Answer,
+    Busy,
+    CallerScript,
+    HangUp,
+    NoAnswer,
+    Press,
+    Silence,
+    SimConfig,
+    SimulatedPbx,
+    Unreachable,
+    WaitForPrompt,
+)
+
+SECRET = "s3cret"
+
+
+def section(pbx: SimulatedPbx, **changes: Any) -> PbxSection:
+    base = PbxSection(
+        host="127.0.0.1", port=pbx.port, username="gateway", secret=Secret(SECRET),
+        auth="md5", ping_interval=5.0, ping_timeout=0.5, action_timeout=2.0,
+        connect_timeout=2.0, reconnect_min=0.01, reconnect_max=0.05,
+    )
+    return replace(base, **changes)
+
+
+@pytest.fixture
+async def pbx() -> AsyncIterator[SimulatedPbx]:
+    """A simulated Asterisk on a free loopback port, 100× faster than real time."""
+    async with SimulatedPbx(SimConfig(port=0, secret=SECRET, time_scale=0.01)) as sim:
+        yield sim
+
+
+Handler = Callable[[AgiChannel], Awaitable[None]]
+
+
+async def run_call(
+    pbx: SimulatedPbx, handler: Handler, script: CallerScript, within: float = 5.0
+) -> None:
+    """Connect, place one inbound call, and wait until the handler is done with it."""
+    done = asyncio.Event()
+
+    async def wrapped(channel: AgiChannel) -> None:
+        try:
+            await handler(channel)
+        finally:
+            done.set()
+
+    async with AmiSession(section(pbx), agi_handler=wrapped) as session:
+        await session.wait_connected(2)
+        pbx.place_call(script)
+        await asyncio.wait_for(done.wait(), within)
+
+
+async def test_menu_on_a_live_channel(pbx: SimulatedPbx) -> None:
+    """ANSWER, STREAM FILE, GET DATA and SET VARIABLE run in order; the pressed digit comes
+    back from GET DATA; identity comes from the AGI environment, Chinese name intact."""
+    got: dict[str, Any] = {}
+
+    async def ivr(channel: AgiChannel) -> None:
+        got["who"] = (channel.caller_number, channel.caller_name, channel.dialled_number)
+        await channel.answer()
+        got["welcome"] = await channel.stream_file("hotline/welcome")
+        got["menu"] = await channel.get_data("hotline/menu", 3000, 1)
+        await channel.set_variable("HOTLINE_CHOICE", got["menu"][0])
+        got["silence"] = await channel.get_data("hotline/menu", 200, 1)
+        await channel.hangup()
+        await channel.hangup()  # a second hang-up is harmless
+
+    script = CallerScript(
+        caller="13800138000", caller_name="王芳", dialled="12345",
+        steps=[WaitForPrompt(input=True), Press("2"), Silence(60)],
+    )
+    await run_call(pbx, ivr, script)
+    assert got["who"] == ("13800138000", "王芳", "12345")
+    assert got["welcome"] is None
+    assert got["menu"] == ("2", False)
+    assert got["silence"] == ("", True)
+
+
+async def test_wait_for_digit_and_escape_digits(pbx: SimulatedPbx) -> None:
+    """WAIT FOR DIGIT returns the key; STREAM FILE with escape digits returns the one pressed."""
+    got: list[str | None] = []
+
+    async def ivr(channel: AgiChannel) -> None:
+        await channel.answer()
+        got.append(await channel.wait_for_digit(3000))
+        got.append(await channel.stream_file("hotline/menu", "123#"))
+        await channel.hangup()
+
+    script = CallerScript(
+        caller="13800138000",
+        steps=[Silence(0.5), Press("7"), WaitForPrompt(name="menu"), Press("#"), Silence(60)],
+    )
+    await run_call(pbx, ivr, script)
+    assert got == ["7", "#"]
+
+
+async def test_caller_hangs_up_mid_menu(pbx: SimulatedPbx) -> None:
+    """A caller who hangs up makes the pending command and every later one raise ChannelHungUp."""
+    errors: list[str] = []
+
+    async def ivr(channel: AgiChannel) -> None:
+        await channel.answer()
+        try:
+            await channel.get_data("hotline/menu", 30000, 4)
+        except ChannelHungUp as exc:
+            errors.append(f"pending: {exc.channel == channel.name}")
+        for attempt in (channel.answer(), channel.stream_file("hotline/bye")):
+            try:
+                await attempt
+            except ChannelHungUp:
+                errors.append("later")
+        assert channel.hung_up
+
+    script = CallerScript(caller="13800138000", steps=[WaitForPrompt(input=True), HangUp()])
+    await run_call(pbx, ivr, script)
+    assert errors == ["pending: True", "later", "later"]
+
+
+async def test_handler_errors_are_caught_and_the_call_released(
+    pbx: SimulatedPbx, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A handler that raises is logged by the session; its call goes back to the dialplan."""
+    caplog.set_level(logging.INFO, logger="gateway.pbx")
+    call_done: list[bool] = []
+
+    async def ivr(channel: AgiChannel) -> None:
+        await channel.answer()
+        call_done.append(True)
+        raise RuntimeError("flow bug")
+
+    async with AmiSession(section(pbx), agi_handler=ivr) as session:
+        await session.wait_connected(2)
+        call = pbx.place_call(CallerScript(caller="13800138000", steps=[Silence(30)]))
+        async with asyncio.timeout(5):
+            while "handed back to the dialplan" not in caplog.text:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert "flow bug" in caplog.text
+        assert call_done == [True]
+        assert not session._agi_tasks or all(t.done() for t in session._agi_tasks)
+        await asyncio.wait_for(call.finished, 5)
+
+
+async def test_unknown_command_is_agi_command_failed(pbx: SimulatedPbx) -> None:
+    """An AGI command Asterisk does not know raises AgiCommandFailed with code 510."""
+    failures: list[AgiCommandFailed] = []
+
+    async def ivr(channel: AgiChannel) -> None:
+        try:
+            await channel.execute("FROBNICATE NOW")
+        except AgiCommandFailed as exc:
+            failures.append(exc)
+        await channel.hangup()
+
+    await run_call(pbx, ivr, CallerScript(caller="13800138000", steps=[Silence(30)]))
+    assert [(f.code, f.command) for f in failures] == [(510, "FROBNICATE NOW")]
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "outcome"),
+    [
+        (Busy(), OriginateOutcome.BUSY),
+        (NoAnswer(), OriginateOutcome.NO_ANSWER),
+        (NoAnswer(ringing=False), OriginateOutcome.NO_ANSWER),
+        (Unreachable(), OriginateOutcome.CONGESTION),
+        (Unreachable(no_such_number=True), OriginateOutcome.NO_SUCH_NUMBER),
+    ],
+)
+async def test_originate_failures(pbx: SimulatedPbx, behaviour: Any, outcome: Any) -> None:
+    """An Originate the citizen does not answer reports busy / no answer / failure kinds."""
+    pbx.set_citizen("13900000001", behaviour)
+    async with AmiSession(section(pbx)) as session:
+        result = await session.originate(
+            "PJSIP/trunk/13900000001", "survey", "s", 1, '"Hotline" <12345>', 2000, {"CASE": "7"}
+        )
+    assert result.outcome is outcome
+    assert not result.answered
+    assert result.action_id
+
+
+async def test_originate_answered_runs_the_survey_with_its_variables(pbx: SimulatedPbx) -> None:
+    """An answered Originate reports ANSWERED, and its AsyncAGI channel sees the variables
+    given at originate time."""
+    pbx.set_citizen("13900000002", Answer(steps=[WaitForPrompt(input=True), Press("1")],
+                                          ring_seconds=0.5))
+    seen: dict[str, Any] = {}
+    done = asyncio.Event()
+
+    async def survey(channel: AgiChannel) -> None:
+        seen["case"] = channel.variable("CASE")
+        seen["rating"] = await channel.get_data("survey/rate", 3000, 1)
+        await channel.hangup()
+        done.set()
+
+    async with AmiSession(section(pbx), agi_handler=survey) as session:
+        result = await session.originate(
+            "PJSIP/trunk/13900000002", "survey", "s", 1, "", 5000, {"CASE": "42"}
+        )
+        await asyncio.wait_for(done.wait(), 5)
+    assert result.outcome is OriginateOutcome.ANSWERED
+    assert result.uniqueid
+    assert seen == {"case": "42", "rating": ("1", False)}
+
+
+async def test_originate_refuses_bad_arguments(pbx: SimulatedPbx) -> None:
+    """A zero timeout or a variable name with '=' is refused before anything is sent."""
+    async with AmiSession(section(pbx)) as session:
+        with pytest.raises(ValueError, match="timeout_ms"):
+            await session.originate("PJSIP/trunk/1", "survey", "s", timeout_ms=0)
+        with pytest.raises(ValueError, match="variable"):
+            await session.originate("PJSIP/trunk/1", "survey", "s", variables={"A=B": "1"})
