@@ -84,15 +84,18 @@ class Dialer(Protocol):
 
 
 class Texter(Protocol):
-    async def send(
+    """The SMS outbox (``gateway.sms.service.SmsService``): stores a text to send."""
+
+    async def enqueue(
         self,
         *,
-        purpose: str,
         to: str,
         template: str,
         variables: Mapping[str, object],
         idempotency_key: str,
-    ) -> None: ...
+        purpose: str | None = None,
+        audience: str | None = None,
+    ) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -245,16 +248,26 @@ class CallbackService:
             )
 
     async def _request_rating_by_sms(self, item: ServedItem) -> None:
-        expires = self.clock.now() + timedelta(hours=self.settings.sms_valid_hours)
-        await self.store.callbacks.move_item(item.id, "sms", sms_expires_at=expires)
-        await self.store.callbacks.add_sms_attempt(item.id, item.round)
+        # The text is queued first: its idempotency key makes a repeat after a crash
+        # harmless, while an item marked "sms" with no text queued would wait in vain.
         unit = await self.store.units.unit(item.unit_id)
-        await self.texter.send(
+        try:
+            await self._text_rating_request(item, unit.name if unit else "")
+        except InvalidPhoneNumber as exc:
+            await self.store.callbacks.move_item(item.id, "unreachable")
+            log.info("item %s: no rating request by text: %s", item.reference, exc.reason)
+            return
+        expires = self.clock.now() + timedelta(hours=self.settings.sms_valid_hours)
+        await self.store.callbacks.add_sms_attempt(item.id, item.round)
+        await self.store.callbacks.move_item(item.id, "sms", sms_expires_at=expires)
+
+    async def _text_rating_request(self, item: ServedItem, unit_name: str) -> None:
+        await self.texter.enqueue(
             purpose="rating_request",
             to=item.citizen_number,
             template="rating_request",
             variables={
-                "unit": unit.name if unit else "",
+                "unit": unit_name,
                 "business": self.catalogue.kind(item.kind_code).name,
             },
             idempotency_key=f"rating:{item.id}:round:{item.round}",
@@ -463,8 +476,19 @@ class CallbackService:
     async def _escalate(self, order: Order, why: str) -> None:
         level = next_level(order.level)
         if level is None:
-            # Already at the top: the leadership is told again, with a new deadline.
-            level = order.level
+            # Already at the top, and each level is texted once per order: the order
+            # stays open with a new deadline and the event is on its record.
+            deadline = self.clock.now() + timedelta(hours=self.deadline_hours[-1])
+            await self.store.callbacks.update_order(
+                order.id,
+                action="overdue_at_top",
+                actor="system",
+                note=why,
+                status="open",
+                deadline_at=deadline,
+            )
+            log.warning("order %s is still unresolved at the top level: %s", order.ref, why)
+            return
         deadline = self.clock.now() + timedelta(hours=self.deadline_hours[level - 1])
         order = await self.store.callbacks.update_order(
             order.id,
@@ -520,7 +544,7 @@ class CallbackService:
         deadline_text = self.clock.local(order.deadline_at).strftime("%m月%d日%H时")
         for officer in recipients:
             assert officer.mobile is not None
-            await self.texter.send(
+            await self.texter.enqueue(
                 purpose="rectification_order",
                 to=officer.mobile,
                 template="rectification_order",
