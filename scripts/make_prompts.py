@@ -190,18 +190,47 @@ def wanted_prompts(
     return dict(sorted(prompts.items()))
 
 
-def spoken_text(text: str) -> str:
-    """What the synthesiser is given: runs of 3+ digits are read one by one, 1 as 幺.
+#: Words the synthesiser's dictionary reads wrongly, in tone-numbered pinyin
+#: (the voice reads Latin text as pinyin). Longest words are replaced first.
+PRONUNCIATIONS: dict[str, str] = {
+    "重新": "chong2 xin1",
+    "重听": "chong2 ting1",
+    "重复": "chong2 fu4",
+    "重拨": "chong2 bo1",
+    "地点": "di4 dian3",
+    "当地": "dang1 di4",
+    "属地": "shu3 di4",
+    "地址": "di4 zhi3",
+    "接处警": "jie1 chu3 jing3",
+    "处警": "chu3 jing3",
+    "处理": "chu3 li3",
+    "处罚": "chu3 fa2",
+    "调解": "tiao2 jie3",
+}
+_PRONUNCIATION = re.compile("|".join(sorted(PRONUNCIATIONS, key=len, reverse=True)))
+#: Sentence ends: a prompt ending otherwise is a fragment spliced into a sentence.
+SENTENCE_ENDS = ("。", "！", "？", ".", "!", "?")
 
-    "110接处警" is heard 幺幺零接处警 and a hotline number digit by digit, as a
-    Chinese operator says them; "12号" stays a number.
+
+def spoken_text(text: str) -> str:
+    """What the synthesiser is given for ``text`` (the .txt keeps ``text`` as written).
+
+    Runs of 3+ digits are read one by one with 幺 for 1, as a Chinese operator
+    reads 110 or a hotline number ("12号" stays a number), and the words of
+    :data:`PRONUNCIATIONS` are given as pinyin.
     """
     digits = "零幺二三四五六七八九"
 
     def by_digit(match: re.Match[str]) -> str:
         return "".join("杠" if ch == "-" else digits[int(ch)] for ch in match.group(0))
 
-    return re.sub(r"\d{3,}(?:-\d+)*", by_digit, text)
+    text = re.sub(r"\d{3,}(?:-\d+)*", by_digit, text)
+    return _PRONUNCIATION.sub(lambda m: f" {PRONUNCIATIONS[m.group(0)]} ", text)
+
+
+def is_spliced(name: str, text: str) -> bool:
+    """Pieces and sentence fragments get little silence: they are played between others."""
+    return name.startswith(SPLICED_PREFIXES) or not text.endswith(SENTENCE_ENDS)
 
 
 # --- inspecting what exists ----------------------------------------------------
@@ -391,7 +420,7 @@ def generate(
                 "re-record it, or run with --force to replace it with a generated one"
             )
             continue
-        render(text, wav, voice=voice, speed=speed, spliced=name.startswith(SPLICED_PREFIXES))
+        render(text, wav, voice=voice, speed=speed, spliced=is_spliced(name, text))
         txt.write_text(text + "\n", "utf-8")
         manifest[name] = sha256(wav)
         info = read_wav(wav)

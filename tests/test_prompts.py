@@ -20,6 +20,8 @@ from types import ModuleType
 
 import pytest
 
+from gateway.callbacks.catalogue import load_catalogue
+
 ROOT = Path(__file__).resolve().parent.parent
 ZH = ROOT / "recordings" / "zh"
 MAX_FOLDER_BYTES = 15 * 1024 * 1024
@@ -116,7 +118,8 @@ def test_catalogue_sources_are_all_covered() -> None:
     assert WANTED["digits/0"] == "零" and WANTED["digits/yao"] == "幺"
     assert WANTED["unit/LZ-DC-01"] == "东关派出所"
     assert WANTED["kind/id_card"] == "居民身份证"
-    assert sum(n.startswith("kind/") for n in WANTED) == 22
+    kinds = {f"kind/{kind.code}": kind.name for kind in load_catalogue()}
+    assert len(kinds) == 22 and kinds.items() <= WANTED.items()
     prompts_yaml = ROOT / "recordings" / "prompts.yaml"
     if prompts_yaml.exists():
         for name, text in mp.load_prompts_yaml(prompts_yaml).items():
@@ -328,7 +331,7 @@ def test_unit_codes_that_cannot_name_a_file_are_refused() -> None:
 @pytest.mark.parametrize(
     ("text", "spoken"),
     [
-        ("110接处警", "幺幺零接处警"),
+        ("110报警", "幺幺零报警"),
         ("请拨打12345", "请拨打幺二三四五"),
         ("0531-12345", "零五三幺杠幺二三四五"),
         ("12号", "12号"),
@@ -338,6 +341,21 @@ def test_unit_codes_that_cannot_name_a_file_are_refused() -> None:
 def test_long_numbers_are_read_digit_by_digit(text: str, spoken: str) -> None:
     """Runs of three or more digits are spoken one by one with 幺 for 1; short numbers stay."""
     assert mp.spoken_text(text) == spoken
+
+
+def test_misread_words_are_given_as_pinyin() -> None:
+    """Words the dictionary misreads (重新, 处理, 地点 …) reach the synthesiser as pinyin."""
+    assert mp.spoken_text("请重新选择。") == "请 chong2 xin1 选择。"
+    assert mp.spoken_text("110接处警").split() == ["幺幺零", "jie1", "chu3", "jing3"]
+    assert "chu3 li3" in mp.spoken_text("交通事故处理")
+
+
+def test_fragments_get_short_silences() -> None:
+    """Pieces and sentence fragments are spliced tightly; whole sentences get room."""
+    assert mp.is_spliced("digits/0", "零")
+    assert mp.is_spliced("survey/at", "在")
+    assert mp.is_spliced("hotline/case_number", "您的诉求编号是：")
+    assert not mp.is_spliced("hotline/goodbye", "感谢您的来电，再见。")
 
 
 def test_missing_tools_are_named_with_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
