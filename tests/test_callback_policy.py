@@ -122,8 +122,19 @@ def test_satisfaction_counts_basically_satisfied_as_satisfied() -> None:
 
 @pytest.mark.parametrize(
     ("text", "score"),
-    [("1", 1), (" 2 ", 2), ("３", 3), ("3。", 3), ("满意", 1), ("基本满意", 2), ("不满意", 3),
-     ("4", None), ("12", None), ("好", None), ("", None)],
+    [
+        ("1", 1),
+        (" 2 ", 2),
+        ("３", 3),
+        ("3。", 3),
+        ("满意", 1),
+        ("基本满意", 2),
+        ("不满意", 3),
+        ("4", None),
+        ("12", None),
+        ("好", None),
+        ("", None),
+    ],
 )
 def test_rating_replies(text: str, score: int | None) -> None:
     """SMS rating replies accept 1/2/3 in either width and the three words, nothing else."""
