@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "gateway.calllog.commands",
     "gateway.cases.commands",
     "gateway.sms.commands",
+    "gateway.callbacks.commands",
 )
 
 Handler = Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]]

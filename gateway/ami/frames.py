@@ -37,7 +37,7 @@ class Frame(dict[str, str]):
     __slots__ = ("repeated",)
 
     def __init__(self, *args: object, **kwargs: str) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)
         self.repeated: dict[str, list[str]] | None = None
 
     @property

@@ -289,6 +289,14 @@ class CallbackRepository:
         )
         return Attempt(*row) if row else None
 
+    async def attempt_outcomes(self) -> dict[str, int]:
+        """How many callback attempts ended each way (calls and texts)."""
+        rows = await self._db.fetchall(
+            "SELECT channel || ':' || outcome, COUNT(*) FROM callback_attempts"
+            " GROUP BY channel, outcome ORDER BY channel, outcome"
+        )
+        return {r[0]: r[1] for r in rows}
+
     async def attempts(self, item_id: int) -> list[Attempt]:
         rows = await self._db.fetchall(
             "SELECT id, item_id, round, attempt, channel, outcome FROM callback_attempts"

@@ -1,0 +1,271 @@
+"""``gateway callbacks`` (queue, outcomes, satisfaction), ``gateway callbacks import``
+(served items from a CSV file) and ``gateway orders`` (rectification orders)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from gateway.callbacks.catalogue import load_catalogue
+from gateway.callbacks.policy import LEVEL_NAMES
+from gateway.callbacks.report import percent, satisfaction_table
+from gateway.callbacks.service import CallbackError, CallbackService, ServedItemInput
+from gateway.clock import Clock, parse_utc
+from gateway.config import Config
+from gateway.phone import mask
+from gateway.sms.service import SmsService
+from gateway.sms.templates import load_templates
+from gateway.store import Store
+from gateway.store.callbacks import DuplicateReference
+from gateway.tables import render
+from gateway.web.sms import STATUS_PATH
+
+CSV_COLUMNS = ("reference", "kind", "unit", "citizen_number", "served_at")
+CSV_OPTIONAL = ("citizen_name", "officer")
+STATUS_NAMES = {
+    "pending": "待回访",
+    "calling": "通话中",
+    "sms": "已发短信待回复",
+    "rated": "已评价",
+    "unreachable": "联系不上",
+    "skipped": "无需回访",
+}
+OUTCOME_NAMES = {
+    "call:placed": "电话：呼叫中",
+    "call:answered": "电话：已接通",
+    "call:rated": "电话：已评价",
+    "call:no_rating": "电话：接通未评价",
+    "call:busy": "电话：忙线",
+    "call:no_answer": "电话：无人接听",
+    "call:congestion": "电话：线路拥塞",
+    "call:no_such_number": "电话：空号",
+    "call:failed": "电话：呼叫失败",
+    "call:unknown": "电话：重启中断",
+    "sms:sent": "短信：已发评价请求",
+}
+ORDER_STATUS_NAMES = {"open": "整改中", "reported": "已报整改待回访", "closed": "已办结"}
+
+
+def register(sub: Any) -> None:
+    callbacks = sub.add_parser("callbacks", help="callback queue, outcomes and satisfaction")
+    callbacks.add_argument(
+        "--by",
+        choices=("unit", "kind", "day"),
+        default="unit",
+        help="group the satisfaction table (default: unit)",
+    )
+    callbacks.add_argument("--json", action="store_true", help="machine-readable output")
+    callbacks.set_defaults(handler=_summary)
+    cb_sub = callbacks.add_subparsers(dest="callbacks_command", metavar="ACTION")
+    importer = cb_sub.add_parser("import", help="report served items from a CSV file")
+    importer.add_argument(
+        "file", type=Path, help=f"CSV with a header: {', '.join(CSV_COLUMNS + CSV_OPTIONAL)}"
+    )
+    importer.set_defaults(handler=_import)
+
+    orders = sub.add_parser("orders", help="rectification orders by level and age")
+    orders.add_argument("--all", action="store_true", help="closed orders too")
+    orders.add_argument("--json", action="store_true", help="machine-readable output")
+    orders.set_defaults(handler=_orders)
+
+
+def build_service(store: Store, config: Config, clock: Clock) -> CallbackService:
+    """The callback service with the outbox as its texter (no worker: nothing is sent here)."""
+    sms = SmsService(
+        store.sms,
+        load_templates(),
+        clock,
+        config.sms,
+        sender=config.sms.messaging_service_sid or config.sms.from_number,
+        status_callback_url=config.web.public_url.rstrip("/") + STATUS_PATH,
+    )
+    return CallbackService(store, clock, load_catalogue(), config.callbacks, sms)
+
+
+async def _summary(config: Config, args: argparse.Namespace) -> int:
+    if not config.store_path.exists():
+        return _no_store(config)
+    clock = Clock()
+    catalogue = load_catalogue()
+    async with Store.open(config.store_path, clock) as store:
+        statuses = await store.callbacks.status_counts()
+        outcomes = await store.callbacks.attempt_outcomes()
+        ratings = await store.callbacks.first_round_ratings()
+        orders = await store.callbacks.orders()
+    names = {k.code: k.name for k in catalogue}
+    table = satisfaction_table(ratings, args.by, clock, names)
+    overall = satisfaction_table(ratings, "all", clock)
+    if args.json:
+        json.dump(
+            {
+                "items": statuses,
+                "attempts": outcomes,
+                "satisfaction": [row.as_json() for row in table],
+                "overall": overall[0].as_json() if overall else None,
+                "orders": {s: sum(1 for o in orders if o.status == s) for s in ORDER_STATUS_NAMES},
+            },
+            sys.stdout,
+            ensure_ascii=False,
+            indent=2,
+        )
+        print()
+        return 0
+    print("回访队列")
+    print(
+        render(
+            ["状态", "件数"], [[STATUS_NAMES.get(k, k), v] for k, v in statuses.items()], right=[1]
+        )
+    )
+    print("\n回访结果（按次）")
+    print(
+        render(
+            ["结果", "次数"], [[OUTCOME_NAMES.get(k, k), v] for k, v in outcomes.items()], right=[1]
+        )
+    )
+    heading = {"unit": "单位", "kind": "业务", "day": "日期"}[args.by]
+    print(f"\n首次回访满意率（按{heading}）")
+    rows = [
+        [
+            row.label,
+            row.figures.rated,
+            row.figures.satisfied,
+            row.figures.basically,
+            row.figures.dissatisfied,
+            percent(row.figures.rate),
+        ]
+        for row in table + overall
+    ]
+    print(
+        render(
+            [heading, "评价数", "满意", "基本满意", "不满意", "满意率"], rows, right=[1, 2, 3, 4, 5]
+        )
+    )
+    return 0
+
+
+async def _import(config: Config, args: argparse.Namespace) -> int:
+    path: Path = args.file
+    try:
+        text = await asyncio.to_thread(path.read_text, encoding="utf-8-sig")
+    except OSError as exc:
+        print(f"gateway: {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    reader = csv.DictReader(text.splitlines())
+    missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        print(f"gateway: {path}: missing columns {', '.join(missing)}", file=sys.stderr)
+        return 2
+    clock = Clock()
+    added = duplicates = 0
+    refused: list[str] = []
+    async with Store.open(config.store_path, clock) as store:
+        service = build_service(store, config, clock)
+        for line, row in enumerate(reader, start=2):
+            data = ServedItemInput(**{k: (row.get(k) or "") for k in CSV_COLUMNS + CSV_OPTIONAL})
+            try:
+                await service.serve(data, source=f"csv:{path.name}")
+                added += 1
+            except DuplicateReference:
+                duplicates += 1
+            except CallbackError as exc:
+                refused.append(f"{path}:{line}: {exc}")
+    for message in refused:
+        print(message, file=sys.stderr)
+    print(
+        f"{path}: {added} served items added, {duplicates} already reported, {len(refused)} refused"
+    )
+    return 1 if refused else 0
+
+
+async def _orders(config: Config, args: argparse.Namespace) -> int:
+    if not config.store_path.exists():
+        return _no_store(config)
+    clock = Clock()
+    statuses = ("open", "reported", "closed") if args.all else ("open", "reported")
+    now = clock.now()
+    async with Store.open(config.store_path, clock) as store:
+        orders = await store.callbacks.orders(statuses)
+        rows: list[dict[str, Any]] = []
+        for order in orders:
+            item = await store.callbacks.item(order.item_id)
+            unit = await store.units.unit(item.unit_id) if item else None
+            events = await store.callbacks.order_events(order.id)
+            rows.append(
+                {
+                    "ref": order.ref,
+                    "level": order.level,
+                    "level_name": LEVEL_NAMES[order.level],
+                    "status": order.status,
+                    "unit": unit.name if unit else None,
+                    "item": item.reference if item else None,
+                    "citizen_number": item.citizen_number if item else None,
+                    "created_at": order.created_at.isoformat(),
+                    "deadline_at": order.deadline_at.isoformat(),
+                    "age_hours": round((now - order.created_at).total_seconds() / 3600, 1),
+                    "reported_by": order.reported_by,
+                    "report_note": order.report_note,
+                    "closed_at": order.closed_at.isoformat() if order.closed_at else None,
+                    "hours_to_close": round(
+                        (order.closed_at - order.created_at).total_seconds() / 3600, 1
+                    )
+                    if order.closed_at
+                    else None,
+                    "texts": sum(1 for e in events if e.action == "notified"),
+                    "events": [
+                        {
+                            "at": e.at.isoformat(),
+                            "level": e.level,
+                            "action": e.action,
+                            "actor": e.actor,
+                            "note": e.note,
+                        }
+                        for e in events
+                    ],
+                }
+            )
+    if args.json:
+        json.dump(rows, sys.stdout, ensure_ascii=False, indent=2)
+        print()
+        return 0
+    if not rows:
+        print("没有整改中的工单" if not args.all else "没有工单")
+        return 0
+    table = [
+        [
+            r["ref"],
+            f"{r['level']} {r['level_name']}",
+            ORDER_STATUS_NAMES[r["status"]],
+            r["unit"],
+            mask(r["citizen_number"]),
+            f"{r['age_hours']:.0f}h",
+            clock.local(parse_utc(r["deadline_at"])).strftime("%m-%d %H:%M"),
+            r["texts"],
+            r["reported_by"] or "",
+        ]
+        for r in rows
+    ]
+    print(
+        render(
+            ["工单号", "级别", "状态", "责任单位", "群众电话", "已过", "期限", "短信", "整改人"],
+            table,
+            right=[5, 7],
+        )
+    )
+    by_level: dict[int, int] = {}
+    for r in rows:
+        by_level[r["level"]] = by_level.get(r["level"], 0) + 1
+    print("\n" + "，".join(f"{LEVEL_NAMES[k]}：{v}件" for k, v in sorted(by_level.items())))
+    return 0
+
+
+def _no_store(config: Config) -> int:
+    print(
+        f"gateway: no store at {config.store_path} (run `gateway demo` or `gateway db migrate`)",
+        file=sys.stderr,
+    )
+    return 1
