@@ -206,6 +206,7 @@ PRONUNCIATIONS: dict[str, str] = {
     "处理": "chu3 li3",
     "处罚": "chu3 fa2",
     "调解": "tiao2 jie3",
+    "尽快": "jin3 kuai4",
 }
 _PRONUNCIATION = re.compile("|".join(sorted(PRONUNCIATIONS, key=len, reverse=True)))
 #: Sentence ends: a prompt ending otherwise is a fragment spliced into a sentence.
@@ -325,23 +326,42 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_manifest(zh: Path) -> dict[str, str]:
+@dataclass(frozen=True)
+class Generated:
+    """What the generator wrote for one prompt: the WAV's checksum and how it was rendered."""
+
+    sha256: str
+    render: str
+
+
+def render_key(name: str, text: str, voice: str, speed: int) -> str:
+    """Everything the audio depends on: a change re-renders a generated prompt."""
+    shape = "spliced" if is_spliced(name, text) else "sentence"
+    return f"espeak-ng {voice} {speed} wpm {shape}: {spoken_text(text)}"
+
+
+def load_manifest(zh: Path) -> dict[str, Generated]:
     path = zh / MANIFEST
     if not path.exists():
         return {}
     try:
         data = json.loads(path.read_text("utf-8"))
-        return {str(k): str(v) for k, v in data["generated"].items()}
-    except (ValueError, KeyError, AttributeError) as exc:
+        return {
+            str(name): Generated(str(entry["sha256"]), str(entry["render"]))
+            for name, entry in data["generated"].items()
+        }
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise PromptError(f"{path}: unreadable ({exc}); delete it and run with --force") from None
 
 
-def save_manifest(zh: Path, generated: Mapping[str, str], voice: str, speed: int) -> None:
+def save_manifest(zh: Path, generated: Mapping[str, Generated]) -> None:
     path = zh / MANIFEST
     body = {
         "about": "WAVs written by make-prompts; another checksum means a studio recording",
-        "voice": f"espeak-ng {voice}, {speed} wpm",
-        "generated": dict(sorted(generated.items())),
+        "generated": {
+            name: {"sha256": entry.sha256, "render": entry.render}
+            for name, entry in sorted(generated.items())
+        },
     }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(body, ensure_ascii=False, indent=1) + "\n", "utf-8")
@@ -408,13 +428,20 @@ def generate(
     lines: list[str] = []
     warnings: list[str] = []
     written = skipped = 0
+
+    def generated_here(name: str, wav: Path) -> Generated | None:
+        entry = manifest.get(name)
+        return entry if entry is not None and entry.sha256 == sha256(wav) else None
+
     for name, text in wanted.items():
         wav, txt = zh / f"{name}.wav", zh / f"{name}.txt"
+        key = render_key(name, text, voice, speed)
         current = read_text_file(txt) if txt.exists() else None
-        if not force and wav.exists() and current == text:
-            skipped += 1
+        ours = generated_here(name, wav) if wav.exists() else None
+        if not force and wav.exists() and current == text and (ours is None or ours.render == key):
+            skipped += 1  # up to date, or a studio recording of the current text
             continue
-        if wav.exists() and not force and manifest.get(name) != sha256(wav):
+        if wav.exists() and ours is None and not force:
             warnings.append(
                 f"{name}: the studio recording is stale (text now {text!r}); "
                 "re-record it, or run with --force to replace it with a generated one"
@@ -422,7 +449,7 @@ def generate(
             continue
         render(text, wav, voice=voice, speed=speed, spliced=is_spliced(name, text))
         txt.write_text(text + "\n", "utf-8")
-        manifest[name] = sha256(wav)
+        manifest[name] = Generated(sha256(wav), key)
         info = read_wav(wav)
         lines.append(f"wrote {name} ({info.seconds:.2f} s, {len(text)} characters)")
         written += 1
@@ -430,21 +457,17 @@ def generate(
     for name, suffixes in sorted(existing_files(zh).items()):
         if name in wanted:
             continue
-        wav = zh / f"{name}.wav"
-        if ".wav" in suffixes and manifest.get(name) != sha256(wav):
+        if ".wav" in suffixes and generated_here(name, zh / f"{name}.wav") is None:
             warnings.append(
                 f"{name}: a studio recording no catalogue names; kept, remove it by hand"
             )
             continue
         for suffix in suffixes:
             (zh / (name + suffix)).unlink()
-        manifest.pop(name, None)
         lines.append(f"removed {name}")
         removed += 1
-    for name in [n for n in manifest if n not in wanted]:
-        del manifest[name]
     _remove_empty_dirs(zh)
-    save_manifest(zh, {n: h for n, h in manifest.items() if n in wanted}, voice, speed)
+    save_manifest(zh, {n: g for n, g in manifest.items() if n in wanted})
     lines.append(f"{written} written, {skipped} up to date, {removed} removed")
     return lines, warnings
 

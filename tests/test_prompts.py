@@ -165,9 +165,9 @@ def fake_render(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def _generate(
-    root: Path, wanted: dict[str, str], force: bool = False
+    root: Path, wanted: dict[str, str], force: bool = False, speed: int = 180
 ) -> tuple[list[str], list[str]]:
-    return mp.generate(root, wanted, force=force, voice="cmn-latn-pinyin", speed=180)  # type: ignore[no-any-return]
+    return mp.generate(root, wanted, force=force, voice="cmn-latn-pinyin", speed=speed)  # type: ignore[no-any-return]
 
 
 def test_generator_writes_wav_and_text_then_skips_them(
@@ -201,6 +201,29 @@ def test_force_renders_everything(tmp_path: Path, fake_render: list[str]) -> Non
     fake_render.clear()
     _generate(tmp_path, {"a/b": "一"}, force=True)
     assert fake_render == ["一"]
+
+
+def test_a_change_of_rendering_renders_generated_prompts_again(
+    tmp_path: Path, fake_render: list[str]
+) -> None:
+    """A new speed (or pronunciation) re-renders generated prompts but leaves studio ones."""
+    _generate(tmp_path, {"a/b": "一", "a/c": "二"})
+    studio = tmp_path / "recordings" / "zh" / "a" / "c.wav"
+    _tone(studio, amplitude=12000, seconds=0.9)
+    fake_render.clear()
+    _, warnings = _generate(tmp_path, {"a/b": "一", "a/c": "二"}, speed=150)
+    assert fake_render == ["一"] and warnings == []
+    manifest = json.loads((tmp_path / "recordings" / "zh" / "generated.json").read_text("utf-8"))
+    assert manifest["generated"]["a/b"]["render"] == "espeak-ng cmn-latn-pinyin 150 wpm spliced: 一"
+
+
+def test_unreadable_manifest_is_reported(tmp_path: Path) -> None:
+    """A damaged generated.json stops the generator with the file named and the way out."""
+    zh = tmp_path / "recordings" / "zh"
+    zh.mkdir(parents=True)
+    (zh / "generated.json").write_text('{"generated": {"a/b": "old"}}', "utf-8")
+    with pytest.raises(mp.PromptError, match=r"generated\.json: unreadable .* --force"):
+        _generate(tmp_path, {"a/b": "一"})
 
 
 def test_generator_removes_names_that_left_the_catalogue(
