@@ -404,3 +404,21 @@ def test_real_render_gives_a_pbx_ready_wav(tmp_path: Path) -> None:
     copy = tmp_path / "again.wav"
     mp.render(text, copy, voice=mp.DEFAULT_VOICE, speed=mp.DEFAULT_SPEED, spliced=False)
     assert copy.read_bytes() == out.read_bytes(), "rendering is reproducible"
+
+
+def test_check_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--check`` exits 0 on the committed tree and 1 on a tree missing its recordings."""
+    assert mp.main(["--check"]) == 0
+    assert mp.main(["--check", "--root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "digits/0: missing recordings/zh/digits/0.wav" in err
+
+
+def test_generate_command_without_tools_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without espeak-ng the command prints how to install it, exits 2 and writes nothing."""
+    monkeypatch.setattr(mp.shutil, "which", lambda tool: None)
+    assert mp.main(["--root", str(tmp_path)]) == 2
+    assert "apt-get install espeak-ng sox" in capsys.readouterr().err
+    assert not (tmp_path / "recordings" / "zh").exists()
