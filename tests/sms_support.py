@@ -3,10 +3,11 @@ loopback ports, wired the way production wires them."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,18 @@ ORDER_VARS = {
 }
 
 
+async def until(check: Callable[[], object], seconds: float = 5.0) -> None:
+    """Poll ``check`` (sync or async) until it is truthy, at most ``seconds``."""
+    async with asyncio.timeout(seconds):
+        while True:
+            value = check()
+            if asyncio.iscoroutine(value):
+                value = await value
+            if value:
+                return
+            await asyncio.sleep(0.01)
+
+
 def sms_config(api_base_url: str, public_url: str, **sms: Any) -> Config:
     defaults: dict[str, Any] = {
         "api_base_url": api_base_url, "account_sid": ACCOUNT, "auth_token": Secret(TOKEN),
@@ -48,10 +61,10 @@ def sms_config(api_base_url: str, public_url: str, **sms: Any) -> Config:
     )
 
 
-def free_socket() -> socket.socket:
+def free_socket(port: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     return sock
 
 
@@ -73,10 +86,10 @@ class Gateway:
 @contextlib.asynccontextmanager
 async def running_gateway(
     store: Store, tw: SimulatedTwilio, *, clock: Clock | None = None, run_outbox: bool = True,
-    **sms: Any,
+    port: int = 0, **sms: Any,
 ) -> AsyncIterator[Gateway]:
     """The web app (SMS feature, outbox worker) on a loopback port, against ``tw``."""
-    sock = free_socket()
+    sock = free_socket(port)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     config = sms_config(tw.base_url, url, **sms)
     app = create_web_app(

@@ -4,7 +4,7 @@ Twilio over loopback, with the real twilio client, through every fault."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -19,6 +19,7 @@ from sms_support import (
     TOKEN,
     Gateway,
     running_gateway,
+    until,
 )
 from twilio.request_validator import RequestValidator
 
@@ -46,18 +47,6 @@ async def tw() -> AsyncIterator[SimulatedTwilio]:
     """The simulated Twilio with a fast walk to delivered."""
     async with SimulatedTwilio(ACCOUNT, TOKEN, time_scale=0.1) as sim:
         yield sim
-
-
-async def until(check: Callable[[], object], seconds: float = 5.0) -> None:
-    """Poll ``check`` (sync or async) until it is truthy."""
-    async with asyncio.timeout(seconds):
-        while True:
-            value = check()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return
-            await asyncio.sleep(0.01)
 
 
 async def status_of(store: Store, message: OutboxMessage, wanted: str) -> bool:

@@ -16,11 +16,11 @@ Exactly once, and how:
 * **Look up before re-sending.** A row marked ``needs_lookup``, and every row found
   ``sending`` without a sid when the worker starts (the process died between the
   send and the commit), is first looked up: the provider's newest messages to that
-  number (``GET Messages.json?To=…``, newest first, paged back to the claim) are matched on the body,
-  a creation time no earlier than the row's claim (minus a minute of clock skew),
-  and a sid no other row holds. A match is recorded as this row's sid; only if none
-  matches is the text sent. Listing by ``DateSent`` was not used: a message still
-  queued at the provider has no send date yet and would be missed.
+  number (``GET Messages.json?To=…``, newest first, paged back to the claim) are
+  matched on the body, a creation time no earlier than the row's claim (minus a
+  minute of clock skew), and a sid no other row holds. A match is recorded as this
+  row's sid; only if none matches is the text sent. Listing by ``DateSent`` was not
+  used: a message still queued at the provider has no send date and would be missed.
 * **Never on a permanent error** (invalid or unsubscribed number, bad credentials):
   the row fails with the provider's code.
 
