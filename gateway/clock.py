@@ -7,6 +7,7 @@ Every component that needs "now" takes a :class:`Clock`; tests and the demo use
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -62,3 +63,27 @@ def parse_utc(text: str) -> datetime:
     """The inverse of :func:`utc_iso`."""
     value = datetime.fromisoformat(text)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class ScaledClock(Clock):
+    """Time that runs ``speed`` times faster than real time from ``start`` (the demo).
+
+    ``sleep(s)`` waits ``s / speed`` real seconds, so timeouts written in the
+    clock's seconds keep their meaning.
+    """
+
+    def __init__(self, start: datetime, speed: float, tz: ZoneInfo = LOCAL_TZ) -> None:
+        super().__init__(tz)
+        if start.tzinfo is None:
+            raise ValueError("ScaledClock needs a timezone-aware start")
+        if speed <= 0:
+            raise ValueError(f"speed must be positive, got {speed}")
+        self.speed = speed
+        self._start = start.astimezone(UTC)
+        self._origin = time.monotonic()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=(time.monotonic() - self._origin) * self.speed)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)

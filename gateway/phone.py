@@ -54,6 +54,17 @@ def to_e164(raw: str, *, use: Use = Use.CALL, region: str = DEFAULT_REGION) -> s
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def dial_string(e164: str, region: str = DEFAULT_REGION) -> str:
+    """The digits a trunk in ``region`` dials for ``e164``: the national form inside the
+    region (``+8613912345678`` → ``13912345678``, ``+865398123456`` → ``05398123456``),
+    the international form with ``00`` elsewhere."""
+    number = phonenumbers.parse(e164, region)
+    if phonenumbers.region_code_for_number(number) == region:
+        national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+        return "".join(ch for ch in national if ch.isdigit())
+    return "00" + e164.lstrip("+")
+
+
 def mask(number: str | None) -> str:
     """Hide the middle of a number: ``+8613912345678`` → ``+86139****5678``."""
     if not number:

@@ -111,6 +111,11 @@ class AgiChannel:
         """Attach the variables an Originate gave this call (used by the session)."""
         self._variables.update(variables)
 
+    @property
+    def pbx(self) -> str:
+        """The configured name of the PBX this call is on."""
+        return self._link.pbx_name
+
     def __repr__(self) -> str:
         state = f" gone: {self._gone}" if self._gone else ""
         return f"<AgiChannel {self._name} {self.uniqueid}{state}>"

@@ -1,0 +1,216 @@
+"""The gateway application: one factory wires every part.
+
+    app = create_app(config)            # gateway run; the demo and the tests too
+
+Resources open in this order and close in reverse, each in its own cleanup
+context: the store; SMS (provider, service, outbox worker); the callback
+service; telephony (flows, call log, one AMI session per PBX routing AsyncAGI
+calls to the hotline or survey flow); the callback scheduler. The web side
+serves the Twilio webhooks, the intake API, the dashboard and ``/health``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from gateway.callbacks.catalogue import load_catalogue
+from gateway.callbacks.policy import CallOutcome
+from gateway.callbacks.scheduler import CallbackScheduler
+from gateway.callbacks.service import CallbackService, DialResult
+from gateway.callbacks.survey import register_survey_actions
+from gateway.callbacks.web import CALLBACKS, SCHEDULER, add_callback_routes
+from gateway.calllog.service import CallLogService
+from gateway.clock import Clock
+from gateway.config import Config
+from gateway.hotline.actions import register_hotline_actions
+from gateway.ivr.actions import ActionRegistry
+from gateway.ivr.runner import FlowResult
+from gateway.ivr.service import Ivr, load_ivr
+from gateway.pbx.channel import AgiChannel
+from gateway.pbx.session import OriginateOutcome, PbxPool
+from gateway.phone import dial_string
+from gateway.sms.provider import SmsProvider
+from gateway.store import Store
+from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE, create_web_app
+from gateway.web.sms import SMS, sms_feature
+
+log = logging.getLogger(__name__)
+
+PBX = web.AppKey("pbx", PbxPool)
+CALLLOG = web.AppKey("calllog", CallLogService)
+IVR = web.AppKey("ivr", Ivr)
+FLOW_RESULTS: web.AppKey[list[FlowResult]] = web.AppKey("flow_results", list)
+
+# Channel variables an Originate sets so the answered call finds its item again.
+VAR_ITEM = "GW_ITEM"
+VAR_ATTEMPT = "GW_ATTEMPT"
+
+_OUTCOMES = {o.value: CallOutcome(o.value) for o in OriginateOutcome}
+
+
+def create_app(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    store: Store | None = None,
+    sms_provider: SmsProvider | None = None,
+    run_outbox: bool = True,
+    run_scheduler: bool = True,
+    extra_features: tuple[Callable[[web.Application], None], ...] = (),
+) -> web.Application:
+    """The whole gateway as one aiohttp application (see the module's docstring)."""
+    features = [
+        sms_feature(provider=sms_provider, run_outbox=run_outbox),
+        add_callbacks,
+        add_telephony,
+    ]
+    if run_scheduler:
+        features.append(add_scheduler)
+    features.extend(extra_features)
+    return create_web_app(config, clock=clock, store=store, features=features)
+
+
+# -- callbacks ------------------------------------------------------------------
+
+
+def add_callbacks(app: web.Application) -> None:
+    app.cleanup_ctx.append(_callbacks_context)
+    add_callback_routes(app)
+
+
+async def _callbacks_context(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    catalogue = await asyncio.to_thread(load_catalogue)
+    service = CallbackService(app[STORE], app[CLOCK], catalogue, config.callbacks, app[SMS])
+
+    async def on_reply(reply: Any) -> bool:
+        return await service.on_text(reply.from_number, reply.body)
+
+    app[SMS].add_reply_handler(on_reply, "callbacks")
+    app[CALLBACKS] = service
+    yield
+
+
+# -- telephony --------------------------------------------------------------------
+
+
+def add_telephony(app: web.Application) -> None:
+    app[FLOW_RESULTS] = []
+    app.cleanup_ctx.append(_telephony_context)
+    app[HEALTH_CHECKS]["pbx"] = _ping_pbx
+
+
+async def _telephony_context(app: web.Application) -> AsyncIterator[None]:
+    config, clock, store = app[CONFIG], app[CLOCK], app[STORE]
+    actions = ActionRegistry()
+    register_hotline_actions(actions, store)
+    register_survey_actions(actions, app[CALLBACKS])
+    ivr = await asyncio.to_thread(load_ivr, config, actions, clock)
+    app[IVR] = ivr
+    router = CallRouter(app)
+    async with CallLogService.from_config(config, store.calls, clock) as calllog:
+        app[CALLLOG] = calllog
+        pool = PbxPool(config.pbx, clock=clock, agi_handler=router.handle)
+        for session in pool:
+            calllog.connect(session, session.name)
+        async with pool:
+            app[PBX] = pool
+            yield
+
+
+async def _ping_pbx(app: web.Application) -> None:
+    for session in app[PBX]:
+        await session.ping()
+
+
+class CallRouter:
+    """Every AsyncAGI call lands here: a callback survey if the Originate marked it
+    with its item, else the hotline. The flow's path and case go to the call log."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    async def handle(self, channel: AgiChannel) -> None:
+        item = channel.variable(VAR_ITEM)
+        attempt = channel.variable(VAR_ATTEMPT)
+        if item and attempt:
+            result = await self._survey(channel, int(item), int(attempt))
+        else:
+            ivr = self.app[IVR]
+            result = await ivr.runner.run(
+                ivr.flow("hotline"), channel, {"linkedid": channel.linkedid, "pbx": channel.pbx}
+            )
+        self._record(channel, result)
+
+    async def _survey(self, channel: AgiChannel, item_id: int, attempt_id: int) -> FlowResult:
+        service = self.app[CALLBACKS]
+        ivr = self.app[IVR]
+        try:
+            context = await service.survey_context(item_id, attempt_id)
+            return await ivr.runner.run(
+                ivr.flow("survey"),
+                channel,
+                {
+                    "unit": context.unit_code,
+                    "kind": context.kind_code,
+                    "served_on": context.served_on.isoformat(),
+                    "item_id": str(item_id),
+                    "attempt_id": str(attempt_id),
+                },
+            )
+        finally:
+            # Whatever happened (rated, hung up, an error), the attempt is settled.
+            await service.survey_ended(item_id, attempt_id)
+
+    def _record(self, channel: AgiChannel, result: FlowResult) -> None:
+        self.app[FLOW_RESULTS].append(result)
+        del self.app[FLOW_RESULTS][:-1000]  # the dashboard's recent calls, bounded
+        case_id = result.variables.get("case_id")
+        path = [f"{s.node}:{s.event}" + (f"={s.detail}" if s.detail else "") for s in result.path]
+        self.app[CALLLOG].attach(
+            channel.linkedid,
+            pbx=channel.pbx,
+            ivr_path=path,
+            case_id=int(case_id) if case_id and case_id.isdigit() else None,
+        )
+
+
+# -- the callback scheduler ----------------------------------------------------
+
+
+class AmiDialer:
+    """Places callbacks by Originate through the trunk of one PBX."""
+
+    def __init__(self, pool: PbxPool, config: Config) -> None:
+        self.section = config.pbx[0]
+        self.session = pool[self.section.name]
+        self.context = config.callbacks.originate_context
+
+    async def call(self, number: str, variables: Mapping[str, str], timeout_s: float) -> DialResult:
+        dial = dial_string(number)
+        result = await self.session.originate(
+            f"{self.section.trunk_prefix}{dial}",
+            self.context,
+            "s",
+            timeout_ms=int(timeout_s * 1000),
+            variables=variables,
+        )
+        return DialResult(_OUTCOMES[result.outcome.value], result.uniqueid, result.action_id)
+
+
+def add_scheduler(app: web.Application) -> None:
+    app.cleanup_ctx.append(_scheduler_context)
+
+
+async def _scheduler_context(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    dialer = AmiDialer(app[PBX], config)
+    scheduler = CallbackScheduler(app[CALLBACKS], dialer, pbx=dialer.section.name)
+    async with scheduler.running():
+        app[SCHEDULER] = scheduler
+        yield

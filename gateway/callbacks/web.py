@@ -1,0 +1,220 @@
+"""The callbacks' HTTP API (bearer token, under /api/):
+
+- ``POST /api/served-items``: one served item (JSON object) or many (a list);
+  each is validated, and the answer says per item what was added or refused.
+- ``GET /api/served-items/{reference}``: an item, its attempts and ratings.
+- ``GET /api/orders``: rectification orders (``?all=1`` with closed ones).
+- ``POST /api/orders/{ref}/report``: a unit reports its rectification done
+  (``{"actor": "J00013", "note": "…"}``); the citizen is called again.
+- ``GET /api/callbacks/summary``: items by status and first-callback satisfaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.callbacks.report import satisfaction_table
+from gateway.callbacks.scheduler import CallbackScheduler
+from gateway.callbacks.service import (
+    CallbackService,
+    InvalidServedItem,
+    ServedItemInput,
+    UnknownOrder,
+)
+from gateway.store.callbacks import DuplicateReference, Order, ServedItem
+from gateway.web.errors import ApiError
+
+CALLBACKS = web.AppKey("callbacks", CallbackService)
+SCHEDULER = web.AppKey("scheduler", CallbackScheduler)
+
+MAX_ITEMS_PER_REQUEST = 1000
+_FIELDS = ("reference", "kind", "unit", "citizen_number", "served_at", "citizen_name", "officer")
+
+
+def add_callback_routes(app: web.Application) -> None:
+    app.router.add_post("/api/served-items", post_items)
+    app.router.add_get("/api/served-items/{reference}", get_item)
+    app.router.add_get("/api/orders", list_orders)
+    app.router.add_post("/api/orders/{ref}/report", report_order)
+    app.router.add_get("/api/callbacks/summary", summary)
+
+
+def _service(request: web.Request) -> CallbackService:
+    return request.app[CALLBACKS]
+
+
+def _wake(request: web.Request) -> None:
+    scheduler = request.app.get(SCHEDULER)
+    if scheduler is not None:
+        scheduler.wake()
+
+
+async def _json(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise ApiError(400, "bad_json", "the body is not valid JSON") from None
+
+
+def _input(raw: Any, index: int) -> ServedItemInput:
+    if not isinstance(raw, dict):
+        raise ApiError(400, "bad_item", f"item {index} is not a JSON object")
+    unknown = sorted(set(raw) - set(_FIELDS))
+    if unknown:
+        raise ApiError(
+            400, "bad_item", f"item {index}: unknown fields {unknown}", {"known": list(_FIELDS)}
+        )
+    values: dict[str, str] = {}
+    for name in _FIELDS:
+        value = raw.get(name, "")
+        if not isinstance(value, str):
+            raise ApiError(400, "bad_item", f"item {index}: {name} must be a string")
+        values[name] = value
+    return ServedItemInput(**values)
+
+
+def item_json(item: ServedItem) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "reference": item.reference,
+        "kind": item.kind_code,
+        "unit_id": item.unit_id,
+        "citizen_number": item.citizen_number,
+        "citizen_name": item.citizen_name,
+        "served_at": item.served_at.isoformat(),
+        "status": item.status,
+        "round": item.round,
+        "attempts": item.attempts,
+        "next_attempt_at": item.next_attempt_at.isoformat() if item.next_attempt_at else None,
+    }
+
+
+def order_json(order: Order) -> dict[str, Any]:
+    return {
+        "ref": order.ref,
+        "level": order.level,
+        "status": order.status,
+        "deadline_at": order.deadline_at.isoformat(),
+        "created_at": order.created_at.isoformat(),
+        "reported_by": order.reported_by,
+        "report_note": order.report_note,
+        "closed_at": order.closed_at.isoformat() if order.closed_at else None,
+    }
+
+
+async def post_items(request: web.Request) -> web.Response:
+    body = await _json(request)
+    single = isinstance(body, dict)
+    raws = [body] if single else body
+    if not isinstance(raws, list) or not raws:
+        raise ApiError(400, "bad_body", "send a served item object or a non-empty list of them")
+    if len(raws) > MAX_ITEMS_PER_REQUEST:
+        raise ApiError(413, "too_many_items", f"at most {MAX_ITEMS_PER_REQUEST} items a request")
+    inputs = [_input(raw, index) for index, raw in enumerate(raws)]
+    service = _service(request)
+    results: list[dict[str, Any]] = []
+    for data in inputs:
+        try:
+            item = await service.serve(data)
+            results.append(
+                {"reference": data.reference, "result": "added", "item": item_json(item)}
+            )
+        except DuplicateReference:
+            results.append({"reference": data.reference, "result": "duplicate"})
+        except InvalidServedItem as exc:
+            results.append(
+                {
+                    "reference": data.reference,
+                    "result": "refused",
+                    "field": exc.field,
+                    "reason": exc.reason,
+                }
+            )
+    _wake(request)
+    if single:
+        result = results[0]
+        if result["result"] == "refused":
+            raise ApiError(
+                422,
+                "invalid_served_item",
+                f"{result['field']}: {result['reason']}",
+                {"field": result["field"], "reference": data.reference},
+            )
+        if result["result"] == "duplicate":
+            raise ApiError(
+                409, "duplicate_reference", f"served item {data.reference!r} was already reported"
+            )
+        return web.json_response(result["item"], status=201)
+    return web.json_response(
+        {"results": results}, status=207 if any(r["result"] != "added" for r in results) else 201
+    )
+
+
+async def get_item(request: web.Request) -> web.Response:
+    service = _service(request)
+    item = await service.store.callbacks.item_by_reference(request.match_info["reference"])
+    if item is None:
+        raise ApiError(404, "no_such_item", "no served item with that reference")
+    attempts = await service.store.callbacks.attempts(item.id)
+    ratings = [await service.store.callbacks.rating(item.id, r) for r in range(1, item.round + 1)]
+    return web.json_response(
+        {
+            **item_json(item),
+            "attempts": [
+                {"round": a.round, "attempt": a.attempt, "channel": a.channel, "outcome": a.outcome}
+                for a in attempts
+            ],
+            "ratings": [
+                {
+                    "round": r.round,
+                    "score": r.score,
+                    "channel": r.channel,
+                    "reason": r.reason,
+                    "rated_at": r.rated_at.isoformat(),
+                }
+                for r in ratings
+                if r is not None
+            ],
+        }
+    )
+
+
+async def list_orders(request: web.Request) -> web.Response:
+    service = _service(request)
+    statuses = ("open", "reported", "closed") if request.query.get("all") else ("open", "reported")
+    orders = await service.store.callbacks.orders(statuses)
+    return web.json_response([order_json(o) for o in orders])
+
+
+async def report_order(request: web.Request) -> web.Response:
+    body = await _json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("actor"), str) or not body["actor"]:
+        raise ApiError(400, "bad_report", 'give the reporting officer as "actor"')
+    note = body.get("note", "")
+    if not isinstance(note, str):
+        raise ApiError(400, "bad_report", '"note" must be a string')
+    service = _service(request)
+    try:
+        order = await service.report_done(request.match_info["ref"], note, actor=body["actor"])
+    except UnknownOrder as exc:
+        raise ApiError(404, "no_such_order", str(exc)) from None
+    _wake(request)
+    return web.json_response(order_json(order))
+
+
+async def summary(request: web.Request) -> web.Response:
+    service = _service(request)
+    ratings = await service.store.callbacks.first_round_ratings()
+    names = {k.code: k.name for k in service.catalogue}
+    return web.json_response(
+        {
+            "items": await service.store.callbacks.status_counts(),
+            "by_unit": [r.as_json() for r in satisfaction_table(ratings, "unit", service.clock)],
+            "by_kind": [
+                r.as_json() for r in satisfaction_table(ratings, "kind", service.clock, names)
+            ],
+            "overall": [r.as_json() for r in satisfaction_table(ratings, "all", service.clock)],
+        }
+    )
