@@ -85,5 +85,11 @@ class ScaledClock(Clock):
     def now(self) -> datetime:
         return self._start + timedelta(seconds=(time.monotonic() - self._origin) * self.speed)
 
+    def advance(self, delta: timedelta | float) -> None:
+        """Jump ahead (a test moving past a deadline); time keeps running from there."""
+        if not isinstance(delta, timedelta):
+            delta = timedelta(seconds=delta)
+        self._start += delta
+
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self.speed)

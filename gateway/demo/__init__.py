@@ -1,0 +1,1 @@
+"""The demo: the whole gateway against the simulated PBX and the simulated Twilio."""

@@ -1,0 +1,117 @@
+"""The gateway and its simulated peers on loopback ports, wired as in production.
+
+``gateway demo`` runs on it, and so do the end-to-end tests: the real gateway
+application (``gateway.app.create_app``) logs in to ``gateway.sim.ami`` over TCP
+and sends texts to ``gateway.sim.twilio`` with the real twilio client; the
+simulated Twilio posts signed webhooks back to the gateway's web port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway import config as config_module
+from gateway.clock import ScaledClock
+from gateway.config import Config
+from gateway.sim.ami import SimConfig, SimulatedPbx
+from gateway.sim.twilio import SimulatedTwilio
+from gateway.store import Store
+from gateway.store.seed import demo_city, load_seed
+from gateway.web.sms import INBOUND_PATH
+
+ACCOUNT_SID = "AC" + "d3" * 16
+SENDER = "+8610690000001"
+PBX_USER = "gateway"
+
+
+@dataclass
+class Stack:
+    config: Config
+    clock: ScaledClock
+    store: Store
+    pbx: SimulatedPbx
+    twilio: SimulatedTwilio
+    app: web.Application
+    url: str
+    api_token: str
+
+    @property
+    def inbound_url(self) -> str:
+        return self.url + INBOUND_PATH
+
+
+def _bound_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    data_dir: Path,
+    clock: ScaledClock,
+    *,
+    agents: int = 20,
+    recordings_dir: Path | None = None,
+    overrides: Sequence[str] = (),
+    run_scheduler: bool = True,
+) -> AsyncIterator[Stack]:
+    """Start the simulated peers, then the gateway against them; stop in reverse."""
+    from gateway.app import create_app  # the app imports every feature; keep this module light
+
+    pbx_secret = secrets.token_urlsafe(12)
+    twilio_token = secrets.token_urlsafe(16)
+    api_token = secrets.token_urlsafe(16)
+    sim_config = SimConfig(
+        host="127.0.0.1",
+        port=0,
+        username=PBX_USER,
+        secret=pbx_secret,
+        agents=agents,
+        time_scale=1.0 / clock.speed,
+        recordings_dir=recordings_dir,
+    )
+    sock = _bound_socket()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    async with (
+        SimulatedPbx(sim_config) as pbx,
+        SimulatedTwilio(ACCOUNT_SID, twilio_token, time_scale=1.0 / clock.speed) as twilio,
+    ):
+        config = config_module.load(
+            env={
+                "GATEWAY_PBX_MAIN_SECRET": pbx_secret,
+                "GATEWAY_SMS_AUTH_TOKEN": twilio_token,
+                "GATEWAY_WEB_API_TOKEN": api_token,
+            },
+            overrides=[
+                f"gateway.data_dir={data_dir}",
+                f"pbx.main.port={pbx.port}",
+                f"pbx.main.username={PBX_USER}",
+                f"sms.api_base_url={twilio.base_url}",
+                f"sms.account_sid={ACCOUNT_SID}",
+                f"sms.from_number={SENDER}",
+                f"web.public_url={url}",
+                *overrides,
+            ],
+        )
+        try:
+            async with Store.open(config.store_path, clock) as store:
+                await load_seed(store.units, demo_city(), "demo-city.toml")
+                app = create_app(config, clock=clock, store=store, run_scheduler=run_scheduler)
+                runner = web.AppRunner(app, access_log=None)
+                await runner.setup()
+                try:
+                    await web.SockSite(runner, sock).start()
+                    yield Stack(config, clock, store, pbx, twilio, app, url, api_token)
+                finally:
+                    await runner.cleanup()
+        finally:
+            sock.close()

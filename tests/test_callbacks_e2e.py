@@ -1,0 +1,204 @@
+"""The whole callback cycle over loopback: the real gateway application against the
+simulated PBX (AMI over TCP, AsyncAGI survey calls) and the simulated Twilio
+(texts out, the chief's signed reply in)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from gateway.clock import ScaledClock
+from gateway.demo.stack import SENDER, Stack, running_stack
+from gateway.sim.ami import Answer, Busy, HangUp, Press, Speak, WaitForPrompt
+from gateway.store.callbacks import Order
+
+ROOT = Path(__file__).resolve().parent.parent
+CITIZEN = "+8613912345678"
+SPEED = 200.0  # simulated seconds per real second
+
+
+async def until(check: Callable[[], object], seconds: float = 20.0) -> object:
+    """Poll ``check`` (sync or async) until it returns something truthy."""
+    async with asyncio.timeout(seconds):
+        while True:
+            value = check()
+            if asyncio.iscoroutine(value):
+                value = await value
+            if value:
+                return value
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    """The gateway and both simulators, on a Monday at 09:00 in Shanghai, 200× fast."""
+    clock = ScaledClock(datetime(2026, 11, 30, 1, 0, tzinfo=UTC), SPEED)
+    async with running_stack(
+        tmp_path / "data",
+        clock,
+        recordings_dir=ROOT / "recordings" / "zh",
+        overrides=[
+            "callbacks.poll_seconds=30",
+            "callbacks.recall_delay_hours=0.5",
+            "callbacks.retry_spacing_minutes=5",
+        ],
+    ) as running:
+        yield running
+
+
+def satisfied(key: str) -> Answer:
+    return Answer([WaitForPrompt("rate"), Press(key), WaitForPrompt(timeout=60)])
+
+
+def dissatisfied(reason: str) -> Answer:
+    return Answer(
+        [
+            WaitForPrompt("rate"),
+            Press("3"),
+            WaitForPrompt("reason"),
+            Press(reason),
+            WaitForPrompt("message_intro"),
+            Speak(3.0),
+            Press("#"),
+            WaitForPrompt(timeout=60),
+        ]
+    )
+
+
+async def serve(stack: Stack, reference: str, unit: str = "LZ-DC-01") -> None:
+    """Report a served item through the HTTP API, as a police system would."""
+    served_at = (stack.clock.now() - timedelta(days=4)).isoformat()
+    async with aiohttp.ClientSession() as http:
+        response = await http.post(
+            f"{stack.url}/api/served-items",
+            json={
+                "reference": reference,
+                "kind": "minor_injury_case",
+                "unit": unit,
+                "citizen_number": "139 1234 5678",
+                "citizen_name": "李四",
+                "served_at": served_at,
+            },
+            headers={"Authorization": f"Bearer {stack.api_token}"},
+        )
+        assert response.status == 201, await response.text()
+
+
+async def order_of(stack: Stack) -> Order:
+    orders = await stack.store.callbacks.orders()
+    assert len(orders) == 1
+    return orders[0]
+
+
+def texts_to(stack: Stack, number: str) -> list[str]:
+    return [m.body for m in stack.twilio.messages if m.to == number]
+
+
+async def chief(stack: Stack, unit_code: str) -> str:
+    unit = await stack.store.units.unit_by_code(unit_code)
+    assert unit is not None
+    heads = await stack.store.units.officers(unit.id, "chief")
+    heads = heads or await stack.store.units.officers(unit.id, "leader")
+    assert heads and heads[0].mobile
+    return heads[0].mobile
+
+
+async def test_dissatisfied_citizen_is_heard_until_satisfied(stack: Stack) -> None:
+    """Served → callback → 3 → order texted to the chief → his reply → recall → 1 → closed."""
+    stack.pbx.set_citizen(CITIZEN, dissatisfied("2"))
+    await serve(stack, "AJ-2026-0001")
+    chief_mobile = await chief(stack, "LZ-DC-01")
+    await until(lambda: texts_to(stack, chief_mobile))
+    order = await order_of(stack)
+    body = texts_to(stack, chief_mobile)[0]
+    assert order.ref in body and "办事拖拉" in body and "139****5678" in body
+    rating = await stack.store.callbacks.rating(order.item_id, 1)
+    assert rating is not None and (rating.score, rating.reason, rating.channel) == (
+        3,
+        "slow",
+        "phone",
+    )
+    assert rating.recording  # the citizen's short voice message was kept
+
+    stack.pbx.set_citizen(CITIZEN, satisfied("1"))
+    status = await stack.twilio.send_reply(
+        chief_mobile, SENDER, f"整改 {order.ref} 已上门道歉并加快办理", stack.inbound_url
+    )
+    assert status == 200
+
+    async def closed() -> bool:
+        return (await order_of(stack)).status == "closed"
+
+    await until(closed, 40)
+    order = await order_of(stack)
+    assert order.reported_by is not None and order.closed_at is not None
+    assert len(stack.pbx.calls_to(CITIZEN)) == 2
+    second = await stack.store.callbacks.rating(order.item_id, 2)
+    assert second is not None and second.score == 1
+    actions = [e.action for e in await stack.store.callbacks.order_events(order.id)]
+    assert actions == ["created", "notified", "reported", "closed"]
+    assert len(texts_to(stack, chief_mobile)) == 1  # one text per order and level
+
+
+async def test_unresolved_order_climbs_all_four_levels(stack: Stack) -> None:
+    """Nobody reports: each missed deadline texts the next level, up to the leadership."""
+    stack.pbx.set_citizen(CITIZEN, dissatisfied("4"))
+    await serve(stack, "AJ-2026-0002")
+    first = await chief(stack, "LZ-DC-01")
+    await until(lambda: texts_to(stack, first))
+    expected = {2: ["LZ-DC"], 3: ["LZ-DUCHA"], 4: ["LZ-LEAD", "LZ-JIJIAN"]}
+    for level, units in expected.items():
+        stack.clock.advance(timedelta(hours=73))
+        for code in units:
+            mobile = await chief(stack, code)
+            await until(lambda mobile=mobile: texts_to(stack, mobile))
+
+        async def at_level(level: int = level) -> bool:
+            return (await order_of(stack)).level == level
+
+        await until(at_level)
+    order = await order_of(stack)
+    assert (order.level, order.status) == (4, "open")
+    notified = [
+        e for e in await stack.store.callbacks.order_events(order.id) if e.action == "notified"
+    ]
+    assert [e.level for e in notified] == [1, 2, 3, 4, 4]
+
+
+async def test_busy_citizen_is_retried_then_rates_by_text(stack: Stack) -> None:
+    """Busy on every call: after the last try a text asks for 1/2/3; the reply is the rating."""
+    stack.pbx.set_citizen(CITIZEN, Busy())
+    await serve(stack, "AJ-2026-0003")
+    await until(lambda: texts_to(stack, CITIZEN), 60)
+    assert len(stack.pbx.calls_to(CITIZEN)) == 3
+    assert "回复1满意" in texts_to(stack, CITIZEN)[0]
+    assert await stack.twilio.send_reply(CITIZEN, SENDER, "2", stack.inbound_url) == 200
+    item = await stack.store.callbacks.item_by_reference("AJ-2026-0003")
+    assert item is not None
+
+    async def rated() -> object:
+        return await stack.store.callbacks.rating(item.id, 1)
+
+    rating = await until(rated)
+    assert rating.score == 2 and rating.channel == "sms"  # type: ignore[attr-defined]
+
+
+async def test_hang_up_before_rating_is_an_attempt_without_rating(stack: Stack) -> None:
+    """A citizen who hangs up at the question is called again later, not counted as rated."""
+    stack.pbx.set_citizen(CITIZEN, Answer([WaitForPrompt("rate"), HangUp()]))
+    await serve(stack, "AJ-2026-0004")
+    item = await stack.store.callbacks.item_by_reference("AJ-2026-0004")
+    assert item is not None
+
+    async def attempted() -> bool:
+        return any(a.outcome == "no_rating" for a in await stack.store.callbacks.attempts(item.id))
+
+    await until(attempted)
+    assert await stack.store.callbacks.rating(item.id, 1) is None
+    after = await stack.store.callbacks.item(item.id)
+    assert after is not None and after.status in ("pending", "calling")
