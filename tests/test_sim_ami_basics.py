@@ -157,7 +157,11 @@ async def test_errors_for_unknown_channels(ami: RawAmi) -> None:
         "AGI", ("Channel", "Local/nope-00000000;1"), ("Command", "ANSWER"), ("CommandID", "x")
     )
     assert agi["Message"] == "Channel Local/nope-00000000;1 does not exist."
-    mix = await ami.action("MixMonitor", ("Channel", "PJSIP/nope-00000000"), ("File", "/tmp/x.wav"))
+    mix = await ami.action(
+        "MixMonitor",
+        ("Channel", "PJSIP/nope-00000000"),
+        ("File", "/var/spool/asterisk/monitor/x.wav"),
+    )
     assert mix["Message"] == "No such channel"
     status = await ami.action("Status", ("Channel", "PJSIP/nope-00000000"))
     assert status["Message"] == "No such channel"

@@ -87,7 +87,10 @@ async def run_scenario(pbx: SimulatedPbx) -> list[Frame]:
         await ami.agi(call.channel, "ASYNCAGI BREAK", "c4")
         await ami.event("AgentConnect", Channel=call.channel)
         await ami.action(
-            "MixMonitor", ("Channel", call.channel), ("File", "/tmp/rec.wav"), ("Options", "b")
+            "MixMonitor",
+            ("Channel", call.channel),
+            ("File", "/var/spool/asterisk/monitor/rec.wav"),
+            ("Options", "b"),
         )
         await ami.action("CoreShowChannels")
         await asyncio.wait_for(call.finished, 5)
