@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gateway.calllog.builder import DIRECTIONS, CallRecord
+from gateway.calllog.builder import ABANDONED, DIRECTIONS, INBOUND, CallRecord
 from gateway.clock import Clock, parse_utc, utc_iso
 from gateway.store.db import Database, StoreError
 
@@ -60,6 +60,16 @@ ON CONFLICT (pbx, linkedid) DO UPDATE SET
     updated_at = excluded.updated_at
 WHERE call_records.complete = 0 OR excluded.complete = 1
 """
+
+
+@dataclass(frozen=True)
+class HotlineFigures:
+    """Inbound calls of a period (see :meth:`CallRecordRepository.hotline_figures`)."""
+
+    total: int
+    answered_by_agent: int
+    abandoned: int
+    mean_queue_wait_s: float | None
 
 
 @dataclass(frozen=True)
@@ -176,6 +186,26 @@ class CallRecordRepository:
     async def count(self) -> int:
         row = await self._db.fetchone("SELECT COUNT(*) FROM call_records")
         return int(row[0]) if row else 0
+
+    async def hotline_figures(self, since: datetime, until: datetime) -> HotlineFigures:
+        """Inbound calls that started in ``[since, until)``: how many, how many an agent
+        took, how many callers left the queue, and the mean wait of those who queued."""
+        if until <= since:
+            raise StoreError(
+                f"the period ends ({utc_iso(until)}) before it starts ({utc_iso(since)})"
+            )
+        row = await self._db.fetchone(
+            "SELECT COUNT(*),"
+            " COALESCE(SUM(CASE WHEN agent IS NOT NULL THEN 1 ELSE 0 END), 0),"
+            " COALESCE(SUM(CASE WHEN disposition = ? THEN 1 ELSE 0 END), 0),"
+            " AVG(queue_wait_s)"
+            " FROM call_records WHERE direction = ? AND started_at >= ? AND started_at < ?",
+            (ABANDONED, INBOUND, utc_iso(since), utc_iso(until)),
+        )
+        if row is None:
+            return HotlineFigures(0, 0, 0, None)
+        wait = None if row[3] is None else float(row[3])
+        return HotlineFigures(int(row[0]), int(row[1]), int(row[2]), wait)
 
 
 async def _take_attachment(conn: Any, pbx: str, linkedid: str) -> None:

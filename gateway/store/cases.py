@@ -399,6 +399,27 @@ class CaseRepository:
         row = await self._db.fetchone("SELECT COUNT(*) FROM cases")
         return int(row[0]) if row else 0
 
+    async def opened_by_category(self, since: datetime, until: datetime) -> dict[str, int]:
+        """Cases opened in ``[since, until)``, counted per category (categories with none
+        are left out)."""
+        if until <= since:
+            raise StoreError(f"the period ends ({_iso(until)}) before it starts ({_iso(since)})")
+        rows = await self._db.fetchall(
+            "SELECT category, COUNT(*) FROM cases WHERE created_at >= ? AND created_at < ?"
+            " GROUP BY category ORDER BY category",
+            (_iso(since), _iso(until)),
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    async def open_count(self) -> int:
+        """Cases still to be handled: open, assigned or in progress, and not merged away."""
+        marks = ",".join("?" for _ in OPEN_STATUSES)
+        row = await self._db.fetchone(
+            f"SELECT COUNT(*) FROM cases WHERE status IN ({marks}) AND merged_into IS NULL",
+            OPEN_STATUSES,
+        )
+        return int(row[0]) if row else 0
+
     async def _require(self, number: str) -> Case:
         case = await self.get(number)
         if case is None:
