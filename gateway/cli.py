@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "gateway.cases.commands",
     "gateway.sms.commands",
     "gateway.callbacks.commands",
+    "gateway.demo.commands",
 )
 
 Handler = Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]]
@@ -44,14 +45,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Telephony and SMS gateway of a police citizen-service centre.",
     )
     parser.add_argument(
-        "-c", "--config", type=Path, default=None,
+        "-c",
+        "--config",
+        type=Path,
+        default=None,
         help="TOML configuration file (default: $GATEWAY_CONFIG, else built-in defaults)",
     )
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
         help="override one configuration key; repeatable",
     )
-    parser.add_argument("--data-dir", type=Path, default=None, help="data folder (gateway.data_dir)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="data folder (gateway.data_dir)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:

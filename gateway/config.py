@@ -262,7 +262,9 @@ def _section(cls: type[Any], raw: Any, label: str, source: str) -> dict[str, Any
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in known:
-            raise ConfigError(f"{label}.{key}", source, f"unknown key (known: {', '.join(sorted(known))})")
+            raise ConfigError(
+                f"{label}.{key}", source, f"unknown key (known: {', '.join(sorted(known))})"
+            )
         values[key] = _coerce(hints[key], value, f"{label}.{key}", source, from_text=False)
     for f in dataclasses.fields(cls):
         if f.name not in values:
@@ -364,7 +366,9 @@ def _apply_overrides(sections: dict[str, Any], overrides: Sequence[str]) -> None
             _set(sections[name], hint, key, text, target, "command line")
 
 
-def _set(values: dict[str, Any], cls: type[Any], key: str, text: str, label: str, source: str) -> None:
+def _set(
+    values: dict[str, Any], cls: type[Any], key: str, text: str, label: str, source: str
+) -> None:
     hints = typing.get_type_hints(cls)
     if key not in hints:
         raise ConfigError(label, source, f"unknown key {key!r}")

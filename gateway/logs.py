@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 _NUMBER = re.compile(r"(?<![\w.])(\+?\d{3})\d{4,}(\d{4})(?![\w.])")
 
@@ -22,9 +23,27 @@ class MaskingFormatter(logging.Formatter):
         return mask_numbers(super().format(record))
 
 
+FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
 def setup(level: str = "INFO") -> None:
+    """Log to standard error, numbers masked."""
     handler = logging.StreamHandler()
-    handler.setFormatter(MaskingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.setFormatter(MaskingFormatter(FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def to_file(path: Path, level: str = "INFO") -> None:
+    """Log to ``path`` instead, keeping only errors on standard error (the demo's
+    console shows its own progress)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    to_file_handler = logging.FileHandler(path, encoding="utf-8")
+    to_file_handler.setFormatter(MaskingFormatter(FORMAT))
+    console = logging.StreamHandler()
+    console.setLevel(logging.ERROR)
+    console.setFormatter(MaskingFormatter(FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [to_file_handler, console]
     root.setLevel(level.upper())

@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.callbacks.catalogue import load_catalogue
 from gateway.callbacks.policy import LEVEL_NAMES
-from gateway.callbacks.report import percent, satisfaction_table
+from gateway.callbacks.report import OUTCOME_NAMES, STATUS_NAMES, percent, satisfaction_table
 from gateway.callbacks.service import CallbackError, CallbackService, ServedItemInput
 from gateway.clock import Clock, parse_utc
 from gateway.config import Config
@@ -27,27 +27,6 @@ from gateway.web.sms import STATUS_PATH
 
 CSV_COLUMNS = ("reference", "kind", "unit", "citizen_number", "served_at")
 CSV_OPTIONAL = ("citizen_name", "officer")
-STATUS_NAMES = {
-    "pending": "待回访",
-    "calling": "通话中",
-    "sms": "已发短信待回复",
-    "rated": "已评价",
-    "unreachable": "联系不上",
-    "skipped": "无需回访",
-}
-OUTCOME_NAMES = {
-    "call:placed": "电话：呼叫中",
-    "call:answered": "电话：已接通",
-    "call:rated": "电话：已评价",
-    "call:no_rating": "电话：接通未评价",
-    "call:busy": "电话：忙线",
-    "call:no_answer": "电话：无人接听",
-    "call:congestion": "电话：线路拥塞",
-    "call:no_such_number": "电话：空号",
-    "call:failed": "电话：呼叫失败",
-    "call:unknown": "电话：重启中断",
-    "sms:sent": "短信：已发评价请求",
-}
 ORDER_STATUS_NAMES = {"open": "整改中", "reported": "已报整改待回访", "closed": "已办结"}
 
 

@@ -10,6 +10,29 @@ from typing import Any
 from gateway.callbacks.policy import Satisfaction, satisfaction
 from gateway.clock import Clock
 
+# What people read for an item's status and an attempt's outcome.
+STATUS_NAMES = {
+    "pending": "待回访",
+    "calling": "通话中",
+    "sms": "已发短信待回复",
+    "rated": "已评价",
+    "unreachable": "联系不上",
+    "skipped": "无需回访",
+}
+OUTCOME_NAMES = {
+    "call:placed": "电话：呼叫中",
+    "call:answered": "电话：已接通",
+    "call:rated": "电话：已评价",
+    "call:no_rating": "电话：接通未评价",
+    "call:busy": "电话：忙线",
+    "call:no_answer": "电话：无人接听",
+    "call:congestion": "电话：线路拥塞",
+    "call:no_such_number": "电话：空号",
+    "call:failed": "电话：呼叫失败",
+    "call:unknown": "电话：重启中断",
+    "sms:sent": "短信：已发评价请求",
+}
+
 
 @dataclass(frozen=True)
 class Row:

@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from gateway.clock import Clock
-from gateway.store.db import Database, StoreError
 from gateway.store.callbacks import CallbackRepository
 from gateway.store.calls import CallRecordRepository
 from gateway.store.cases import CaseRepository
+from gateway.store.db import Database, StoreError
 from gateway.store.sms import SmsRepository
 from gateway.store.units import Officer, Unit, UnitRepository
 

@@ -1,7 +1,8 @@
-"""Load units and officers from a TOML seed file (the demo city is ``seeds/demo-city.toml`` in this package)."""
+"""Load units and officers from a TOML seed file (``seeds/demo-city.toml`` is the demo city)."""
 
 from __future__ import annotations
 
+import asyncio
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -41,13 +42,16 @@ async def load_seed(units: UnitRepository, text: str, source: str) -> tuple[int,
                 mobile = to_e164(mobile, use=Use.TEXT)
             except InvalidPhoneNumber as exc:
                 raise StoreError(f"{where} ({officer['code']}): mobile: {exc.reason}") from None
-        await units.add_officer(officer["code"], officer["name"], officer["unit"], officer["role"], mobile)
+        await units.add_officer(
+            officer["code"], officer["name"], officer["unit"], officer["role"], mobile
+        )
         officer_count += 1
     return unit_count, officer_count
 
 
 async def load_seed_file(units: UnitRepository, path: Path) -> tuple[int, int]:
-    return await load_seed(units, path.read_text("utf-8"), str(path))
+    text = await asyncio.to_thread(path.read_text, "utf-8")
+    return await load_seed(units, text, str(path))
 
 
 def _require(item: dict[str, Any], keys: tuple[str, ...], where: str) -> None:

@@ -34,7 +34,9 @@ class UnitRepository:
         self._db = db
         self._clock = clock
 
-    async def add_unit(self, code: str, name: str, kind: str, parent_code: str | None = None) -> Unit:
+    async def add_unit(
+        self, code: str, name: str, kind: str, parent_code: str | None = None
+    ) -> Unit:
         if kind not in UNIT_KINDS:
             raise StoreError(f"unit {code}: unknown kind {kind!r} (known: {', '.join(UNIT_KINDS)})")
         parent_id = None

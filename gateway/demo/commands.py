@@ -1,0 +1,219 @@
+"""``gateway demo``: the whole gateway on embedded defaults, a scripted day, a summary.
+
+It starts the simulated PBX and the simulated Twilio on free loopback ports, the
+real gateway against them over TCP, SQLite in the data folder with the demo city
+loaded; plays an hour of hotline traffic and a day of callbacks in compressed
+time; prints progress and a summary. ``gateway calls``, ``gateway cases``,
+``gateway callbacks``, ``gateway orders`` and ``gateway sms list`` run in the same
+folder afterwards show what it did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import statistics
+import sys
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from gateway import logs
+from gateway.callbacks.catalogue import load_catalogue
+from gateway.callbacks.policy import LEVEL_NAMES
+from gateway.callbacks.report import OUTCOME_NAMES, STATUS_NAMES, percent, satisfaction_table
+from gateway.clock import LOCAL_TZ, ScaledClock
+from gateway.config import Config
+from gateway.demo.stack import Stack, running_stack
+from gateway.demo.traffic import callback_day, hotline_hour
+from gateway.phone import mask
+from gateway.store.cases import CATEGORY_NAMES
+from gateway.tables import render
+
+MARKER = "DEMO-DATA"
+
+
+def register(sub: Any) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="the whole gateway against a simulated PBX and Twilio, with a scripted day",
+    )
+    demo.add_argument("--calls", type=int, default=200, help="hotline calls in the hour (200)")
+    demo.add_argument("--items", type=int, default=2000, help="served items to call back (2000)")
+    demo.add_argument(
+        "--speed", type=float, default=180.0, help="simulated seconds per real second (180)"
+    )
+    demo.add_argument("--lines", type=int, default=40, help="outbound lines for callbacks (40)")
+    demo.add_argument("--seed", type=int, default=2026, help="random seed of the scripted day")
+    demo.set_defaults(handler=run_demo)
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _prepare(data_dir: Path) -> None:
+    """Start from an empty data folder; only ever wipe one the demo made itself."""
+    store = data_dir / "gateway.sqlite3"
+    if store.exists() and not (data_dir / MARKER).exists():
+        raise SystemExit(
+            f"gateway demo: {data_dir} holds a store that is not the demo's; "
+            "pass --data-dir with another folder"
+        )
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    (data_dir / MARKER).write_text("made by `gateway demo`; it is wiped by the next demo\n")
+
+
+def _demo_start() -> datetime:
+    """09:00 in Shanghai on the most recent working day (the hotline is staffed)."""
+    day = datetime.now(LOCAL_TZ).date()
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return datetime(day.year, day.month, day.day, 9, 0, tzinfo=LOCAL_TZ).astimezone(UTC)
+
+
+async def run_demo(config: Config, args: argparse.Namespace) -> int:
+    data_dir = config.gateway.data_dir
+    await asyncio.to_thread(_prepare, data_dir)
+    log_file = data_dir / "gateway.log"
+    logs.to_file(log_file, config.gateway.log_level)
+    rng = random.Random(args.seed)
+    clock = ScaledClock(_demo_start(), args.speed)
+    root = Path.cwd()
+    recordings = root / "recordings" / "zh"
+    started = asyncio.get_running_loop().time()
+    _say(f"gateway demo: {clock.local():%Y-%m-%d %H:%M} (simulated, {args.speed:g}× real time)")
+    async with running_stack(
+        data_dir,
+        clock,
+        recordings_dir=recordings if recordings.is_dir() else None,
+        overrides=[
+            f"ivr.flows_dir={root / 'flows'}",
+            f"ivr.prompts={root / 'recordings' / 'prompts.yaml'}",
+            f"callbacks.max_concurrent_calls={args.lines}",
+            "callbacks.recall_delay_hours=1",
+            "callbacks.retry_spacing_minutes=20",
+            "callbacks.poll_seconds=60",
+        ],
+    ) as stack:
+        _say(
+            f"  simulated PBX (AMI) on 127.0.0.1:{stack.pbx.port}, simulated Twilio on "
+            f"{stack.twilio.base_url}"
+        )
+        _say(f"  gateway web on {stack.url}  (API token: {stack.api_token})")
+        _say(f"  data folder: {data_dir}  (log: {log_file})")
+        _say("")
+        placed = await hotline_hour(stack, args.calls, rng, _say)
+        await _settle(stack)
+        await _hotline_summary(stack, placed)
+        _say("")
+        day = await callback_day(stack, args.items, rng, _say)
+        await _settle(stack)
+        await _callback_summary(stack, day)
+    elapsed = asyncio.get_running_loop().time() - started
+    _say(f"\n用时 {elapsed:.0f} 秒（模拟 {args.speed:g} 倍速）。数据在 {data_dir}/ ：")
+    _say(
+        "  gateway calls | gateway cases | gateway callbacks | gateway orders | gateway sms list"
+        "   (加 --json 供程序读取)"
+    )
+    return 0
+
+
+async def _settle(stack: Stack) -> None:
+    """Let the call log flush and the texts reach their final status."""
+    await stack.clock.sleep(120)
+    await stack.twilio.callbacks_idle()
+
+
+async def _hotline_summary(stack: Stack, placed: list[tuple[str, Any]]) -> None:
+    calls = await stack.store.calls.find(direction="inbound", limit=100000)
+    records = [c.record for c in calls]
+    cases = await stack.store.cases.find(limit=100000)
+    hotline_cases = [c for c in cases if c.channel == "hotline"]
+    waits = [r.queue_wait_s for r in records if r.queue_wait_s is not None]
+    outcomes = Counter(label for label, _ in placed)
+    answered_by_agent = sum(1 for r in records if r.agent)
+    abandoned = sum(1 for r in records if r.disposition == "ABANDONED")
+    _say("热线一小时小结")
+    _say(
+        render(
+            ["", "数量"],
+            [
+                ["呼入电话", len(placed)],
+                ["通话记录（完整）", sum(1 for r in records if r.complete)],
+                ["人工坐席接听", answered_by_agent],
+                ["排队中放弃", abandoned],
+                ["平均排队（秒）", f"{statistics.mean(waits):.0f}" if waits else "—"],
+                ["最长排队（秒）", f"{max(waits):.0f}" if waits else "—"],
+            ],
+            right=[1],
+        )
+    )
+    by_category = Counter(CATEGORY_NAMES.get(c.category, c.category) for c in hotline_cases)
+    _say("\n热线受理诉求")
+    _say(render(["类别", "件数"], [[k, v] for k, v in by_category.most_common()], right=[1]))
+    _say("\n来电脚本（演示中主叫的行为）")
+    _say(render(["行为", "通数"], [[k, v] for k, v in outcomes.most_common()], right=[1]))
+
+
+async def _callback_summary(stack: Stack, day: Any) -> None:
+    clock = stack.clock
+    ratings = await stack.store.callbacks.first_round_ratings()
+    table = satisfaction_table(ratings, "unit", clock)
+    overall = satisfaction_table(ratings, "all", clock)
+    _say("\n首次回访满意率（按单位）")
+    rows = [
+        [
+            r.label,
+            r.figures.rated,
+            r.figures.satisfied,
+            r.figures.basically,
+            r.figures.dissatisfied,
+            percent(r.figures.rate),
+        ]
+        for r in table + overall
+    ]
+    _say(
+        render(
+            ["单位", "评价", "满意", "基本满意", "不满意", "满意率"], rows, right=[1, 2, 3, 4, 5]
+        )
+    )
+    statuses = await stack.store.callbacks.status_counts()
+    outcomes = await stack.store.callbacks.attempt_outcomes()
+    _say("\n回访件状态：" + "，".join(f"{STATUS_NAMES.get(k, k)} {v}" for k, v in statuses.items()))
+    _say("回访结果：" + "，".join(f"{OUTCOME_NAMES.get(k, k)} {v}" for k, v in outcomes.items()))
+    orders = await stack.store.callbacks.orders()
+    by_status = Counter(o.status for o in orders)
+    by_level = Counter(o.level for o in orders)
+    _say(
+        f"\n整改工单 {len(orders)} 件：已办结 {by_status['closed']}，已报整改待回访 "
+        f"{by_status['reported']}，整改中 {by_status['open']}；"
+        + "，".join(f"{LEVEL_NAMES[k]} {v}" for k, v in sorted(by_level.items()))
+    )
+    _say(f"所长短信报整改 {day.reports} 次；群众短信评价 {day.sms_replies} 条")
+    officers = {o.mobile: o for o in await stack.store.units.officers() if o.mobile}
+    order_texts = [m for m in stack.twilio.messages if m.to in officers]
+    _say(f"\n领导和所长收到的整改短信：{len(order_texts)} 条，例如：")
+    for message in order_texts[:3]:
+        officer = officers[message.to]
+        unit = await stack.store.units.unit(officer.unit_id)
+        _say(
+            f"  → {unit.name if unit else ''} {officer.name}（{mask(message.to)}）：{message.body}"
+        )
+    delivered = Counter(m.status for m in stack.twilio.messages)
+    _say("\n短信（模拟 Twilio 所见）：" + "，".join(f"{k} {v}" for k, v in delivered.most_common()))
+    catalogue = load_catalogue()
+    names = {k.code: k.name for k in catalogue}
+    kinds = satisfaction_table(ratings, "kind", clock, names)
+    worst = sorted((r for r in kinds if r.figures.rated >= 10), key=lambda r: r.figures.rate or 1)
+    if worst:
+        _say(
+            "满意率最低的业务："
+            + "，".join(f"{r.label} {percent(r.figures.rate)}" for r in worst[:3])
+        )
+    sys.stdout.flush()
