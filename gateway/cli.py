@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "gateway.cases.commands",
     "gateway.sms.commands",
     "gateway.callbacks.commands",
+    "gateway.run",
     "gateway.demo.commands",
 )
 

@@ -107,8 +107,8 @@ async def running_stack(
                 await load_seed(store.units, demo_city(), "demo-city.toml")
                 app = create_app(config, clock=clock, store=store, run_scheduler=run_scheduler)
                 runner = web.AppRunner(app, access_log=None)
-                await runner.setup()
                 try:
+                    await runner.setup()
                     await web.SockSite(runner, sock).start()
                     yield Stack(config, clock, store, pbx, twilio, app, url, api_token)
                 finally:

@@ -1,0 +1,107 @@
+"""``gateway run``: the gateway against the configured PBX(s) and SMS provider."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import Any
+
+from aiohttp import web
+
+from gateway.app import PBX, create_app
+from gateway.config import Config
+from gateway.pbx.exceptions import AmiError, AmiLoginError
+from gateway.web.app import HEALTH_CHECKS
+
+log = logging.getLogger("gateway.run")
+
+
+def register(sub: Any) -> None:
+    run = sub.add_parser(
+        "run", help="run the gateway against the configured PBX and SMS provider until stopped"
+    )
+    run.add_argument(
+        "--check",
+        action="store_true",
+        help="start, report whether every peer answers, and stop (for a first set-up)",
+    )
+    run.set_defaults(handler=run_gateway)
+
+
+def _warnings(config: Config) -> list[str]:
+    found = []
+    for pbx in config.pbx:
+        if not pbx.secret:
+            found.append(f"PBX {pbx.name}: no secret (set GATEWAY_PBX_{pbx.name.upper()}_SECRET)")
+    if not config.sms.account_sid or not config.sms.auth_token:
+        found.append("SMS: no Twilio account (sms.account_sid, GATEWAY_SMS_AUTH_TOKEN)")
+    if not config.web.api_token:
+        found.append("web: no API token (GATEWAY_WEB_API_TOKEN): the API and dashboard stay shut")
+    return found
+
+
+async def run_gateway(config: Config, args: argparse.Namespace) -> int:
+    for warning in _warnings(config):
+        log.warning("%s", warning)
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None)
+    try:
+        await runner.setup()  # opens every resource; a failure closes those already open
+        site = web.TCPSite(runner, config.web.host, config.web.port)
+        await site.start()
+        log.info(
+            "web on http://%s:%d (public URL %s)",
+            config.web.host,
+            config.web.port,
+            config.web.public_url,
+        )
+        ok = await _check_peers(app, config)
+        if args.check:
+            print("all peers answer" if ok else "some peers do not answer; see the log above")
+            return 0 if ok else 1
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("stopping")
+        return 0
+    finally:
+        await runner.cleanup()
+
+
+async def _check_peers(app: web.Application, config: Config) -> bool:
+    """Wait for each PBX login, then ask every health check (store, SMS, PBX)."""
+    ok = True
+    for pbx_config in config.pbx:
+        session = app[PBX][pbx_config.name]
+        try:
+            await session.wait_connected(within=pbx_config.connect_timeout * 2)
+            rtt = await session.ping()
+            versions = await session.command("core show version")
+            log.info(
+                "PBX %s: logged in, ping %.0f ms, %s",
+                pbx_config.name,
+                rtt * 1000,
+                versions[0] if versions else "version unknown",
+            )
+        except AmiLoginError as exc:
+            print(f"gateway: {exc}", file=sys.stderr)
+            ok = False
+        except AmiError as exc:
+            log.error("PBX %s: %s (still retrying)", pbx_config.name, exc)
+            ok = False
+    for name, check in app[HEALTH_CHECKS].items():
+        try:
+            await check(app)
+        except Exception as exc:
+            log.error("health: %s does not answer: %s", name, exc)
+            ok = False
+        else:
+            log.info("health: %s answers", name)
+    return ok
