@@ -136,7 +136,7 @@ class CallbacksSection:
     # the catalogue of business: gateway/callbacks/catalogue.toml.)
     # Local-time windows in which citizens may be called, and days never called.
     windows: str = "09:00-12:00,14:00-20:30"
-    excluded_weekdays: tuple[int, ...] = ()  # 0 = Monday … 6 = Sunday
+    excluded_weekdays: tuple[int, ...] = ()  # ISO weekdays: 1 = Monday … 7 = Sunday
     excluded_dates: tuple[str, ...] = ()  # "2026-10-01", public holidays
     # Trunk lines for callbacks: at most this many calls at once.
     max_concurrent_calls: int = 4

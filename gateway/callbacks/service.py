@@ -125,6 +125,13 @@ class SurveyContext:
     round: int
 
 
+def _weekday(iso: int) -> int:
+    """An ISO weekday (1 = Monday, as in the configuration) as ``date.weekday()`` counts."""
+    if not 1 <= iso <= 7:
+        raise CallbackError(f"callbacks.excluded_weekdays: {iso} is not 1 (Monday) … 7 (Sunday)")
+    return iso - 1
+
+
 class CallbackService:
     def __init__(
         self,
@@ -141,7 +148,7 @@ class CallbackService:
         self.texter = texter
         self.windows = CallingWindows(
             parse_windows(settings.windows),
-            excluded_weekdays=frozenset(settings.excluded_weekdays),
+            excluded_weekdays=frozenset(_weekday(d) for d in settings.excluded_weekdays),
             excluded_dates=frozenset(date.fromisoformat(d) for d in settings.excluded_dates),
         )
         self.deadline_hours = parse_hours_per_level(settings.order_deadline_hours)
