@@ -26,7 +26,7 @@ from gateway.callbacks.survey import register_survey_actions
 from gateway.callbacks.web import CALLBACKS, SCHEDULER, add_callback_routes
 from gateway.calllog.service import CallLogService
 from gateway.clock import Clock
-from gateway.config import Config
+from gateway.config import Config, ConfigError
 from gateway.hotline.actions import register_hotline_actions
 from gateway.ivr.actions import ActionRegistry
 from gateway.ivr.runner import FlowResult
@@ -37,6 +37,7 @@ from gateway.phone import dial_string
 from gateway.sms.provider import SmsProvider
 from gateway.store import Store
 from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE, create_web_app
+from gateway.web.dashboard import add_dashboard
 from gateway.web.sms import SMS, sms_feature
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ def create_app(
         sms_feature(provider=sms_provider, run_outbox=run_outbox),
         add_callbacks,
         add_telephony,
+        add_dashboard,
     ]
     if run_scheduler:
         features.append(add_scheduler)
@@ -188,13 +190,17 @@ class AmiDialer:
 
     def __init__(self, pool: PbxPool, config: Config) -> None:
         self.section = config.pbx[0]
+        if "{number}" not in self.section.dial_string:
+            raise ConfigError(
+                f"pbx.{self.section.name}.dial_string", config.source, "must contain {number}"
+            )
         self.session = pool[self.section.name]
         self.context = config.callbacks.originate_context
 
     async def call(self, number: str, variables: Mapping[str, str], timeout_s: float) -> DialResult:
         dial = dial_string(number)
         result = await self.session.originate(
-            f"{self.section.trunk_prefix}{dial}",
+            self.section.dial_string.format(number=dial),
             self.context,
             "s",
             timeout_ms=int(timeout_s * 1000),

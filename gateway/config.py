@@ -88,8 +88,8 @@ class PbxSection:
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
     login_attempts: int = 5
-    # Outbound calls go out as <trunk_prefix><number>, e.g. "PJSIP/trunk/".
-    trunk_prefix: str = "PJSIP/trunk/"
+    # The Originate channel of a callback; {number} is the national number to dial.
+    dial_string: str = "PJSIP/{number}@trunk"
     hotline_context: str = "hotline"
 
 

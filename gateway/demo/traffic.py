@@ -260,7 +260,7 @@ def citizen(rng: random.Random) -> tuple[str, object]:
 
 
 async def serve_items(stack: Stack, count: int, rng: random.Random) -> CallbackDay:
-    """``count`` served items from the police systems, due through the morning."""
+    """``count`` served items from the police systems, due over the next hour and a half."""
     service = stack.app[CALLBACKS]
     catalogue = service.catalogue
     kinds = [k for k in catalogue.called_back()]
@@ -274,7 +274,7 @@ async def serve_items(stack: Stack, count: int, rng: random.Random) -> CallbackD
         label, behaviour = citizen(rng)
         day.behaviours[label] += 1
         stack.pbx.set_citizen(number, behaviour)  # type: ignore[arg-type]
-        due = start + timedelta(minutes=rng.uniform(0, 180))
+        due = start + timedelta(minutes=rng.uniform(0, 90))
         served = due - kind.callback_delay
         await service.serve(
             ServedItemInput(
