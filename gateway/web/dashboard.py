@@ -1,0 +1,498 @@
+"""The leaders' dashboard: today's hotline, cases, callbacks, orders and texts.
+
+    app = create_web_app(config, features=[..., add_dashboard])
+
+Pages (Chinese, for the bureau's leaders and the supervision office):
+
+* ``/`` redirects to ``/dashboard``;
+* ``/dashboard`` one server-rendered page; a little script refreshes its figures
+  from ``/dashboard/data.json`` every 10 seconds;
+* ``/login`` asks for the access token (``web.api_token``); ``/logout`` ends the
+  session. ``/static/dashboard.{css,js}`` are open (they hold no data).
+
+Every ``/dashboard`` request needs a session cookie or ``Authorization: Bearer
+<web.api_token>`` (for tools). The cookie is ``<issued>.<nonce>.<hmac>``: an
+HMAC-SHA256 over the issue time and a random nonce, keyed with a key derived from
+the token, so changing the token ends every session. It is HttpOnly and
+SameSite=Strict and lasts :data:`SESSION_TTL`. Without a session a page redirects
+to ``/login`` and the JSON answers 401. Neither the token nor the cookie is logged.
+
+The three-colour warning (:func:`warning_colour`) marks each unit's first-callback
+satisfaction green at :data:`GREEN_AT` or more, yellow at :data:`YELLOW_AT` or
+more, red below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from gateway.callbacks.policy import LEVEL_NAMES, TOP_LEVEL
+from gateway.callbacks.report import percent, satisfaction_table
+from gateway.clock import Clock, utc_iso
+from gateway.config import Secret
+from gateway.store import Store
+from gateway.store.cases import CATEGORIES, CATEGORY_NAMES
+from gateway.web.app import CLOCK, CONFIG, STORE
+from gateway.web.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+# The three-colour warning on first-callback satisfaction.
+GREEN_AT = 0.95
+YELLOW_AT = 0.90
+
+SESSION_COOKIE = "gw_dashboard"
+SESSION_TTL = timedelta(hours=12)
+REFRESH_SECONDS = 10
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_FILES = {
+    "dashboard.css": "text/css",
+    "dashboard.js": "application/javascript",
+}
+STATIC: web.AppKey[dict[str, bytes]] = web.AppKey("dashboard_static", dict)
+
+COLOUR_NAMES = {"green": "绿", "yellow": "黄", "red": "红", "none": "—"}
+ITEM_STATUS_NAMES = {
+    "pending": "待回访",
+    "calling": "回访中",
+    "sms": "待短信回复",
+    "rated": "已评价",
+    "unreachable": "联系不上",
+    "skipped": "不回访",
+}
+ORDER_STATUS_NAMES = {"open": "整改中", "reported": "已反馈待复访"}
+LEVEL_SHORT = {1: "派出所所长", 2: "分局", 3: "督办室", 4: "局党委"}
+_CSP = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+
+def warning_colour(rate: float | None) -> str:
+    """``green`` / ``yellow`` / ``red`` for a satisfaction rate; ``none`` if nothing was rated."""
+    if rate is None:
+        return "none"
+    if rate >= GREEN_AT:
+        return "green"
+    if rate >= YELLOW_AT:
+        return "yellow"
+    return "red"
+
+
+# -- sessions ---------------------------------------------------------------------
+
+
+def _session_key(token: Secret) -> bytes:
+    return hmac.new(
+        token.reveal().encode(), b"gateway dashboard session v1", hashlib.sha256
+    ).digest()
+
+
+def new_session(token: Secret, now: datetime) -> str:
+    """A signed session value issued at ``now``."""
+    body = f"{int(now.timestamp())}.{secrets.token_urlsafe(12)}"
+    mac = hmac.new(_session_key(token), body.encode(), hashlib.sha256).hexdigest()
+    return f"{body}.{mac}"
+
+
+def session_valid(token: Secret, value: str, now: datetime) -> bool:
+    """True if ``value`` was signed with ``token``'s key and is younger than SESSION_TTL."""
+    if not token:
+        return False
+    issued_text, _, rest = value.partition(".")
+    nonce, _, mac = rest.partition(".")
+    if not issued_text.isdigit() or not nonce or not mac:
+        return False
+    expected = hmac.new(
+        _session_key(token), f"{issued_text}.{nonce}".encode(), hashlib.sha256
+    ).hexdigest()
+    if not hmac.compare_digest(mac.encode(), expected.encode()):
+        return False
+    age = now.timestamp() - int(issued_text)
+    return -60 <= age <= SESSION_TTL.total_seconds()
+
+
+def _token_matches(token: Secret, given: str) -> bool:
+    return bool(token) and secrets.compare_digest(given.encode(), token.reveal().encode())
+
+
+def authenticated(request: web.Request) -> bool:
+    """A valid session cookie or a valid bearer token."""
+    token = request.app[CONFIG].web.api_token
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and _token_matches(token, value.strip()):
+        return True
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return cookie is not None and session_valid(token, cookie, request.app[CLOCK].now())
+
+
+# -- figures ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Day:
+    """The local day the dashboard reports on, as a UTC period."""
+
+    start: datetime
+    end: datetime
+    label: str
+
+
+def today(clock: Clock) -> Day:
+    local = clock.local()
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return Day(midnight, midnight + timedelta(days=1), midnight.date().isoformat())
+
+
+def _age(delta: timedelta) -> str:
+    minutes = max(0, int(delta.total_seconds() // 60))
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days}天{hours}小时"
+    if hours:
+        return f"{hours}小时{minutes}分"
+    return f"{minutes}分钟"
+
+
+async def dashboard_figures(store: Store, clock: Clock) -> dict[str, Any]:
+    """Everything the page shows, as JSON-ready data (``/dashboard/data.json``)."""
+    now = clock.now()
+    day = today(clock)
+    hotline = await store.calls.hotline_figures(day.start, day.end)
+    opened = await store.cases.opened_by_category(day.start, day.end)
+    ratings = await store.callbacks.first_round_ratings()
+    overall = satisfaction_table(ratings, "all", clock)
+    units = sorted(
+        satisfaction_table(ratings, "unit", clock),
+        key=lambda row: (row.figures.rate if row.figures.rate is not None else 2.0, row.key),
+    )
+    unit_names = {u.id: u.name for u in await store.units.units()}
+    orders = []
+    for order in await store.callbacks.orders(("open", "reported")):
+        item = await store.callbacks.item(order.item_id)
+        orders.append(
+            {
+                "ref": order.ref,
+                "level": order.level,
+                "level_name": LEVEL_NAMES.get(order.level, str(order.level)),
+                "status": order.status,
+                "status_name": ORDER_STATUS_NAMES.get(order.status, order.status),
+                "unit": unit_names.get(item.unit_id, "") if item else "",
+                "created_at": utc_iso(order.created_at),
+                "age_hours": round((now - order.created_at).total_seconds() / 3600, 2),
+                "age": _age(now - order.created_at),
+                "deadline_at": utc_iso(order.deadline_at),
+                "deadline": clock.local(order.deadline_at).strftime("%m-%d %H:%M"),
+                "overdue": order.status == "open" and order.deadline_at <= now,
+            }
+        )
+    by_level = {str(level): 0 for level in range(1, TOP_LEVEL + 1)}
+    for order_json in orders:
+        by_level[str(order_json["level"])] = by_level.get(str(order_json["level"]), 0) + 1
+    sms = await store.sms.counts()
+
+    def unit_json(row: Any) -> dict[str, Any]:
+        data: dict[str, Any] = row.as_json()
+        colour = warning_colour(row.figures.rate)
+        data.update(percent=percent(row.figures.rate), colour=colour)
+        return data
+
+    total = overall[0] if overall else None
+    items = await store.callbacks.status_counts()
+    return {
+        "generated_at": utc_iso(now),
+        "local_time": clock.local(now).strftime("%Y-%m-%d %H:%M"),
+        "day": day.label,
+        "thresholds": {"green": GREEN_AT, "yellow": YELLOW_AT},
+        "hotline": {
+            "total": hotline.total,
+            "answered_by_agent": hotline.answered_by_agent,
+            "abandoned": hotline.abandoned,
+            "mean_queue_wait_s": (
+                None if hotline.mean_queue_wait_s is None else round(hotline.mean_queue_wait_s, 1)
+            ),
+        },
+        "cases": {
+            "opened_today": sum(opened.values()),
+            "by_category": [
+                {"category": c, "name": CATEGORY_NAMES[c], "count": opened.get(c, 0)}
+                for c in CATEGORIES
+                if opened.get(c, 0)
+            ],
+            "open": await store.cases.open_count(),
+        },
+        "callbacks": {
+            "items": {status: items.get(status, 0) for status in ITEM_STATUS_NAMES},
+            "items_total": sum(items.values()),
+            "satisfaction": (
+                unit_json(total)
+                if total
+                else {"rated": 0, "satisfaction": None, "percent": percent(None), "colour": "none"}
+            ),
+            "units": [unit_json(row) for row in units],
+        },
+        "orders": {"open": orders, "by_level": by_level},
+        "sms": {
+            "waiting": sms.get("queued", 0) + sms.get("sending", 0),
+            "sent": sms.get("sent", 0),
+            "delivered": sms.get("delivered", 0),
+            "failed": sms.get("failed", 0) + sms.get("undelivered", 0),
+            "total": sum(sms.values()),
+        },
+    }
+
+
+# -- HTML -------------------------------------------------------------------------
+
+
+def _page(title: str, body: str, *, script: bool = False) -> str:
+    js = '<script src="/static/dashboard.js" defer></script>' if script else ""
+    return (
+        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title>"
+        f'<link rel="stylesheet" href="/static/dashboard.css">{js}</head>'
+        f"<body>{body}</body></html>"
+    )
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    response = web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
+    response.headers["Content-Security-Policy"] = _CSP
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def login_page(message: str = "", *, closed: bool = False) -> str:
+    note = f'<p class="error" role="alert">{escape(message)}</p>' if message else ""
+    if closed:
+        form = '<p class="error">系统未设置访问令牌，驾驶舱暂不开放。请联系系统管理员。</p>'
+    else:
+        form = (
+            '<form method="post" action="/login" class="login-form">'
+            '<label for="token">访问令牌</label>'
+            '<input id="token" name="token" type="password" autocomplete="current-password"'
+            " required autofocus>"
+            '<button type="submit">登录</button></form>'
+        )
+    body = (
+        '<main class="login"><h1>民生警务服务中心</h1><h2>领导驾驶舱 · 登录</h2>'
+        f"{note}{form}"
+        '<p class="hint">请输入系统管理员提供的访问令牌。</p></main>'
+    )
+    return _page("登录 · 领导驾驶舱", body)
+
+
+def _figure(label: str, key: str, value: Any, unit: str = "", cls: str = "") -> str:
+    shown = "—" if value is None else value
+    return (
+        f'<div class="figure {cls}"><div class="value"><span data-k="{escape(key)}">'
+        f"{escape(str(shown))}</span>{escape(unit)}</div>"
+        f'<div class="label">{escape(label)}</div></div>'
+    )
+
+
+def _unit_rows(units: list[dict[str, Any]]) -> str:
+    if not units:
+        return '<tr><td colspan="7" class="empty">暂无评价</td></tr>'
+    rows = []
+    for u in units:
+        colour = u["colour"]
+        rows.append(
+            f'<tr data-unit="{escape(u["key"])}" data-colour="{escape(colour)}">'
+            f'<td>{escape(u["label"])}</td><td class="n">{u["rated"]}</td>'
+            f'<td class="n">{u["satisfied"]}</td><td class="n">{u["basically_satisfied"]}</td>'
+            f'<td class="n">{u["dissatisfied"]}</td><td class="n">{escape(u["percent"])}</td>'
+            f'<td><span class="mark {escape(colour)}">{escape(COLOUR_NAMES[colour])}</span></td>'
+            "</tr>"
+        )
+    return "".join(rows)
+
+
+def _order_rows(orders: list[dict[str, Any]]) -> str:
+    if not orders:
+        return '<tr><td colspan="6" class="empty">暂无在办整改工单</td></tr>'
+    rows = []
+    for o in orders:
+        late = '<span class="late">已超期</span>' if o["overdue"] else ""
+        rows.append(
+            f'<tr data-ref="{escape(o["ref"])}" data-level="{o["level"]}">'
+            f'<td class="mono">{escape(o["ref"])}</td><td>{escape(o["unit"])}</td>'
+            f'<td><span class="level l{o["level"]}">{o["level"]}级</span> '
+            f"{escape(o['level_name'])}</td><td>{escape(o['status_name'])}</td>"
+            f"<td>{escape(o['age'])}</td><td>{escape(o['deadline'])} {late}</td></tr>"
+        )
+    return "".join(rows)
+
+
+def dashboard_page(data: Mapping[str, Any]) -> str:
+    """The page for ``data`` (as :func:`dashboard_figures` returns it), every value escaped."""
+    hot, cases, cb, sms = data["hotline"], data["cases"], data["callbacks"], data["sms"]
+    overall = cb["satisfaction"]
+    categories = (
+        "".join(f"<li>{escape(c['name'])}<b>{c['count']}</b></li>" for c in cases["by_category"])
+        or '<li class="empty">今日暂无</li>'
+    )
+    items = "".join(
+        _figure(ITEM_STATUS_NAMES[s], f"callbacks.items.{s}", n) for s, n in cb["items"].items()
+    )
+    levels = "".join(
+        f'<div class="figure"><div class="value"><span data-k="orders.by_level.{lv}">'
+        f"{data['orders']['by_level'][str(lv)]}</span></div>"
+        f'<div class="label"><span class="level l{lv}">{lv}级</span> '
+        f"{escape(LEVEL_SHORT[lv])}</div></div>"
+        for lv in range(1, TOP_LEVEL + 1)
+    )
+    green, yellow = f"{GREEN_AT * 100:.0f}%", f"{YELLOW_AT * 100:.0f}%"
+    body = f"""
+<header><div><h1>民生警务 · 领导驾驶舱</h1>
+<p class="sub">统计日 <span data-k="day">{escape(data["day"])}</span> ·
+更新于 <span data-k="local_time">{escape(data["local_time"])}</span> ·
+每 {REFRESH_SECONDS} 秒自动刷新</p></div>
+<form method="post" action="/logout"><button class="quiet" type="submit">退出登录</button></form>
+</header>
+<main data-refresh="{REFRESH_SECONDS}">
+<section class="card wide"><h2>今日热线</h2><div class="figures">
+{_figure("呼入总量", "hotline.total", hot["total"], " 通")}
+{_figure("人工接听", "hotline.answered_by_agent", hot["answered_by_agent"], " 通")}
+{_figure("排队放弃", "hotline.abandoned", hot["abandoned"], " 通")}
+{_figure("平均排队等待", "hotline.mean_queue_wait_s", hot["mean_queue_wait_s"], " 秒")}
+</div></section>
+<section class="card"><h2>今日受理诉求</h2><div class="figures">
+{_figure("今日新增", "cases.opened_today", cases["opened_today"], " 件")}
+{_figure("在办诉求", "cases.open", cases["open"], " 件")}
+</div><ul class="cats" id="categories">{categories}</ul></section>
+<section class="card"><h2>首次回访满意率</h2>
+<div class="big {escape(overall["colour"])}" id="overall">
+<span data-k="callbacks.satisfaction.percent">{escape(overall["percent"])}</span></div>
+<p class="sub">已评价 <span data-k="callbacks.satisfaction.rated">{overall["rated"]}</span> 件 ·
+绿 ≥ {green}，黄 ≥ {yellow}，红 &lt; {yellow}</p></section>
+<section class="card wide"><h2>回访业务</h2><div class="figures">{items}</div></section>
+<section class="card wide"><h2>各单位满意率（三色预警）</h2>
+<table><thead><tr><th>单位</th><th>已评价</th><th>满意</th><th>基本满意</th><th>不满意</th>
+<th>满意率</th><th>预警</th></tr></thead><tbody id="units">{_unit_rows(cb["units"])}</tbody></table>
+</section>
+<section class="card wide"><h2>在办整改工单</h2><div class="figures">{levels}</div>
+<table><thead><tr><th>工单号</th><th>单位</th><th>级别</th><th>状态</th><th>已过时间</th>
+<th>期限</th></tr></thead><tbody id="orders">{_order_rows(data["orders"]["open"])}</tbody></table>
+</section>
+<section class="card wide"><h2>短信</h2><div class="figures">
+{_figure("待发送", "sms.waiting", sms["waiting"], " 条")}
+{_figure("已发出", "sms.sent", sms["sent"], " 条")}
+{_figure("已送达", "sms.delivered", sms["delivered"], " 条")}
+{_figure("发送失败", "sms.failed", sms["failed"], " 条", "bad" if sms["failed"] else "")}
+</div></section>
+</main>"""
+    return _page("领导驾驶舱 · 民生警务", body, script=True)
+
+
+# -- handlers ---------------------------------------------------------------------
+
+
+async def root(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/dashboard")
+
+
+async def get_login(request: web.Request) -> web.Response:
+    if authenticated(request):
+        raise web.HTTPFound("/dashboard")
+    return _html(login_page(closed=not request.app[CONFIG].web.api_token))
+
+
+async def post_login(request: web.Request) -> web.Response:
+    token = request.app[CONFIG].web.api_token
+    if not token:
+        return _html(login_page(closed=True), status=401)
+    form = await request.post()
+    given = form.get("token")
+    if not isinstance(given, str) or not given.strip():
+        log.warning("dashboard login from %s refused: no token given", request.remote)
+        return _html(login_page("请输入访问令牌。"), status=401)
+    if not _token_matches(token, given.strip()):
+        log.warning("dashboard login from %s refused: wrong token", request.remote)
+        return _html(login_page("访问令牌不正确，登录失败。请核对后重新输入。"), status=401)
+    log.info("dashboard login from %s", request.remote)
+    response = _redirect("/dashboard")
+    response.set_cookie(
+        SESSION_COOKIE,
+        new_session(token, request.app[CLOCK].now()),
+        max_age=int(SESSION_TTL.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+    )
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    response = _redirect("/login")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def _redirect(location: str) -> web.Response:
+    response = web.Response(status=302, headers={"Location": location})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def get_dashboard(request: web.Request) -> web.Response:
+    if not authenticated(request):
+        raise web.HTTPFound("/login")
+    data = await dashboard_figures(request.app[STORE], request.app[CLOCK])
+    return _html(dashboard_page(data))
+
+
+async def get_data(request: web.Request) -> web.Response:
+    if not authenticated(request):
+        raise ApiError(401, "unauthorized", "log in at /login or give the bearer token")
+    data = await dashboard_figures(request.app[STORE], request.app[CLOCK])
+    response = web.json_response(data)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def get_static(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    body = request.app[STATIC].get(name)
+    if body is None:
+        raise ApiError(404, "not_found", f"no static file {name!r}")
+    response = web.Response(body=body, content_type=STATIC_FILES[name], charset="utf-8")
+    response.headers["Cache-Control"] = "max-age=300"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _read_static() -> dict[str, bytes]:
+    return {name: (STATIC_DIR / name).read_bytes() for name in STATIC_FILES}
+
+
+async def _static_context(app: web.Application) -> AsyncIterator[None]:
+    app[STATIC] = await asyncio.to_thread(_read_static)
+    yield
+
+
+def add_dashboard(app: web.Application) -> None:
+    """The dashboard's pages, its JSON, the login and its two static files."""
+    app.cleanup_ctx.append(_static_context)
+    app.router.add_get("/", root)
+    app.router.add_get("/login", get_login)
+    app.router.add_post("/login", post_login)
+    app.router.add_get("/logout", logout)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/dashboard", get_dashboard)
+    app.router.add_get("/dashboard/data.json", get_data)
+    app.router.add_get("/static/{name}", get_static)
