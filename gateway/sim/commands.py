@@ -16,10 +16,4 @@ def register(sub: Any) -> None:
     sim = sub.add_parser("sim", help="run a simulated peer (PBX or Twilio) on its own")
     sim_sub = sim.add_subparsers(dest="sim_command", metavar="PEER", required=True)
     for name in SIM_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # that simulator is not part of this build
-        module.register(sim_sub)
+        importlib.import_module(name).register(sim_sub)
