@@ -1,0 +1,384 @@
+"""The hotline over loopback, branch by branch: the real gateway application drives
+the flow by AsyncAGI on the simulated PBX (AMI over TCP); we check what the caller
+heard, the case the store opened and the one call record of each call."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.app import PBX
+from gateway.calllog.builder import ANSWERED, INBOUND, CallRecord
+from gateway.clock import ScaledClock
+from gateway.demo.stack import Stack, running_stack
+from gateway.ivr import say
+from gateway.sim.ami import (
+    CallerScript,
+    CallOutcome,
+    HangUp,
+    Press,
+    Speak,
+    Step,
+    WaitForAgent,
+    WaitForPrompt,
+)
+from gateway.store.cases import Case
+
+ROOT = Path(__file__).resolve().parent.parent
+HOTLINE = "9600110"
+SPEED = 200.0  # simulated seconds per real second
+MONDAY_9AM_SHANGHAI = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
+CALLER = "+8613912345678"
+CALLER_NAME = "张三丰"
+
+
+async def until(check: Callable[[], object], seconds: float = 20.0) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy."""
+    async with asyncio.timeout(seconds):
+        while True:
+            value = check()
+            if asyncio.iscoroutine(value):
+                value = await value
+            if value:
+                return value
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stack]:
+    """The gateway and both simulators on a Monday at 09:00 in Shanghai, logged in and resynced.
+
+    Indirect parameters: ``agents`` (queue seats), ``overrides`` (config lines), ``speed``.
+    """
+    params: dict[str, Any] = getattr(request, "param", {})
+    clock = ScaledClock(MONDAY_9AM_SHANGHAI, params.get("speed", SPEED))
+    async with running_stack(
+        tmp_path / "data",
+        clock,
+        agents=params.get("agents", 20),
+        recordings_dir=ROOT / "recordings" / "zh",
+        overrides=params.get("overrides", ()),
+        run_scheduler=False,
+    ) as running:
+        session = running.app[PBX]["main"]
+        await session.wait_connected(10)
+        await session.ping()  # answered after the login's resync
+        yield running
+
+
+def caller(steps: Sequence[Step], number: str = CALLER, name: str = CALLER_NAME) -> CallerScript:
+    return CallerScript(
+        caller=number, caller_name=name, dialled=HOTLINE, steps=list(steps), language="zh"
+    )
+
+
+def menu(key: str) -> list[Step]:
+    return [WaitForPrompt("main_menu", timeout=120), Press(key)]
+
+
+def message(seconds: float = 5.0) -> list[Step]:
+    """Wait for the beep of a recording, talk, end with #."""
+    return [WaitForPrompt(input=True, timeout=120), Speak(seconds), Press("#")]
+
+
+async def record_of(stack: Stack, outcome: CallOutcome, seconds: float = 20.0) -> CallRecord:
+    """The call's record once it is complete and the flow's path is attached."""
+
+    async def ready() -> CallRecord | None:
+        stored = await stack.store.calls.get("main", outcome.linkedid)
+        if stored is None or not stored.record.complete or not stored.record.ivr_path:
+            return None
+        return stored.record
+
+    record: CallRecord = await until(ready, seconds)
+    return record
+
+
+async def run_call(
+    stack: Stack, steps: Sequence[Step], number: str = CALLER, name: str = CALLER_NAME
+) -> tuple[CallOutcome, CallRecord]:
+    call = stack.pbx.place_call(caller(steps, number, name))
+    outcome = await asyncio.wait_for(call.finished, 30)
+    record = await record_of(stack, outcome)
+    # one record per call: nothing else was logged for this caller
+    assert [s.record.linkedid for s in await stack.store.calls.find(caller=number)] == [
+        outcome.linkedid
+    ]
+    return outcome, record
+
+
+def check_record(
+    record: CallRecord,
+    outcome: CallOutcome,
+    disposition: str = ANSWERED,
+    name: str = CALLER_NAME,
+) -> None:
+    """What every hotline call's record holds."""
+    assert record.complete and not record.partial
+    assert record.direction == INBOUND
+    assert record.caller_number == outcome.number
+    assert record.caller_name == name
+    assert record.dialled_number == HOTLINE
+    assert record.disposition == disposition
+    assert record.ended_at is not None and record.ended_at >= record.started_at
+    assert record.ivr_path and record.ivr_path[0] == "welcome:enter=play"
+
+
+def nodes(record: CallRecord) -> list[str]:
+    """The flow nodes the call entered, in order."""
+    return [s.split(":", 1)[0] for s in record.ivr_path if ":enter" in s]
+
+
+def heard(outcome: CallOutcome) -> list[str]:
+    """The prompts heard, without the digits read out."""
+    return [p for p in outcome.prompts if p not in _SAID]
+
+
+_SAID = {
+    p.rsplit("/", 1)[-1]
+    for text in ("0123456789", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "-")
+    for p in say.digits(text)
+}
+
+
+async def cases(stack: Stack) -> list[Case]:
+    return list(await stack.store.cases.find())
+
+
+def read_back(outcome: CallOutcome, case_number: str) -> None:
+    """The case number was read out digit by digit, twice."""
+    spoken = [p.rsplit("/", 1)[-1] for p in say.digits(case_number)]
+    prompts = outcome.prompts
+    first = prompts.index("case_number") + 1
+    assert prompts[first : first + len(spoken)] == spoken
+    again = prompts.index("repeat_once") + 1
+    assert prompts[again : again + len(spoken)] == spoken
+    assert prompts[again + len(spoken)] == "remember"
+
+
+def check_case(stack: Stack, case: Case, category: str, outcome: CallOutcome) -> None:
+    assert case.channel == "hotline"
+    assert case.category == category
+    assert case.citizen_number == outcome.number
+    assert case.call_linkedid == outcome.linkedid
+    assert case.recording is not None
+    data = stack.config.gateway.data_dir.resolve()
+    recording = Path(case.recording).resolve()
+    assert recording.is_relative_to(data)
+    assert not recording.is_relative_to(ROOT)  # never in the source tree
+    assert any(Path(r).resolve().with_suffix("") == recording for r in outcome.recordings)
+
+
+# -- the branches ------------------------------------------------------------------
+
+
+async def test_consultation_hears_the_items_then_an_agent_answers(stack: Stack) -> None:
+    """1: the consultation items, then the queue; an agent takes the call."""
+    outcome, record = await run_call(stack, [*menu("1"), WaitForAgent(timeout=600)])
+    assert heard(outcome)[:4] == ["welcome", "main_menu", "consult_items", "to_agent"]
+    assert outcome.agent and outcome.queue == "hotline"
+    check_record(record, outcome)
+    assert record.queue == "hotline" and record.queue_wait_s is not None
+    assert 0 <= record.queue_wait_s < 60
+    assert record.agent == outcome.agent
+    assert nodes(record) == [
+        "welcome", "main_menu", "consult", "agent_hours", "to_agent", "agent",
+        "after_hangup", "ended",
+    ]  # fmt: skip
+    assert record.case_id is None and await cases(stack) == []
+
+
+async def test_complaint_is_recorded_opened_as_a_case_and_its_number_read_back(
+    stack: Stack,
+) -> None:
+    """2: the complaint is recorded until #, a case opens and its number is read back twice."""
+    outcome, record = await run_call(
+        stack, [*menu("2"), *message(), WaitForPrompt("goodbye", timeout=120)]
+    )
+    [case] = await cases(stack)
+    check_case(stack, case, "complaint", outcome)
+    assert case.number.startswith("TS20261130-")
+    assert heard(outcome) == [
+        "welcome", "main_menu", "complaint_intro", "beep",
+        "case_opened", "case_number", "repeat_once", "remember", "goodbye",
+    ]  # fmt: skip
+    read_back(outcome, case.number)
+    check_record(record, outcome)
+    assert record.case_id == case.id
+    assert nodes(record) == [
+        "welcome", "main_menu", "complaint", "open_complaint", "read_case_number", "goodbye",
+    ]  # fmt: skip
+    assert record.queue is None and record.agent is None
+
+
+async def test_suggestion_is_recorded_and_opened_as_a_suggestion(stack: Stack) -> None:
+    """3: a suggestion becomes a suggestion case linked to the call."""
+    outcome, record = await run_call(
+        stack, [*menu("3"), *message(8), WaitForPrompt("goodbye", timeout=120)]
+    )
+    [case] = await cases(stack)
+    check_case(stack, case, "suggestion", outcome)
+    assert case.number.startswith("JY20261130-")
+    assert "suggestion_intro" in outcome.prompts
+    read_back(outcome, case.number)
+    check_record(record, outcome)
+    assert record.case_id == case.id
+    assert "open_suggestion" in nodes(record)
+
+
+async def test_status_of_an_existing_case_is_told(stack: Stack) -> None:
+    """4: a case's twelve digits and # tell its status (an open case: accepted)."""
+    case = await stack.store.cases.open_case(
+        channel="web",
+        category="booking",
+        actor="test",
+        citizen_number="+8613800000000",
+        subject="网上预约",
+        content="预约办理居民身份证",
+    )
+    digits = case.number[2:].replace("-", "")
+    assert len(digits) == 12
+    outcome, record = await run_call(
+        stack,
+        [
+            *menu("4"),
+            WaitForPrompt(input=True, timeout=120),
+            Press(digits + "#", gap=0.2),
+            WaitForPrompt("status_next", timeout=120),
+            HangUp(),
+        ],
+    )
+    prompts = heard(outcome)
+    assert prompts[prompts.index("status_enter") + 1 :] == [
+        "status_intro",
+        "accepted",
+        "status_next",
+    ]
+    check_record(record, outcome)
+    assert f"status_number:digits={digits}" in record.ivr_path
+    assert "lookup:action=found" in record.ivr_path
+    assert record.case_id is None
+    assert [c.id for c in await cases(stack)] == [case.id]  # nothing opened by a lookup
+
+
+async def test_status_of_an_unknown_number_is_not_found(stack: Stack) -> None:
+    """4 with a number nobody issued: the caller hears it was not found."""
+    outcome, record = await run_call(
+        stack,
+        [
+            *menu("4"),
+            WaitForPrompt(input=True, timeout=120),
+            Press("209901019999#", gap=0.2),
+            WaitForPrompt("status_next", timeout=120),
+            HangUp(),
+        ],
+    )
+    prompts = heard(outcome)
+    assert prompts[prompts.index("status_enter") + 1 :] == ["status_not_found", "status_next"]
+    check_record(record, outcome)
+    assert "lookup:action=not_found" in record.ivr_path
+    assert "status_not_found" in nodes(record)
+
+
+async def test_zero_goes_straight_to_an_agent(stack: Stack) -> None:
+    """0: straight to the queue, an agent answers."""
+    outcome, record = await run_call(stack, [*menu("0"), WaitForAgent(timeout=600)])
+    assert heard(outcome)[:3] == ["welcome", "main_menu", "to_agent"]
+    check_record(record, outcome)
+    assert nodes(record) == [
+        "welcome", "main_menu", "agent_hours", "to_agent", "agent", "after_hangup", "ended",
+    ]  # fmt: skip
+    assert record.agent == outcome.agent and record.agent
+    assert record.queue == "hotline" and record.queue_wait_s is not None
+
+
+async def test_a_wrong_key_is_told_then_a_valid_one_works(stack: Stack) -> None:
+    """A wrong key: 'invalid', the menu again; then 1 goes on as usual."""
+    outcome, record = await run_call(
+        stack,
+        [*menu("9"), WaitForPrompt("main_menu", timeout=120), Press("1"), WaitForAgent(600)],
+    )
+    assert heard(outcome)[:6] == [
+        "welcome", "main_menu", "invalid", "main_menu", "consult_items", "to_agent",
+    ]  # fmt: skip
+    check_record(record, outcome)
+    assert "main_menu:invalid=9" in record.ivr_path
+    assert "main_menu:key=1" in record.ivr_path
+    assert record.dtmf.startswith("91")
+
+
+async def test_star_repeats_the_menu(stack: Stack) -> None:
+    """*: the menu is played again without a complaint; then 0 reaches an agent."""
+    outcome, record = await run_call(
+        stack,
+        [*menu("*"), WaitForPrompt("main_menu", timeout=120), Press("0"), WaitForAgent(600)],
+    )
+    assert heard(outcome)[:4] == ["welcome", "main_menu", "main_menu", "to_agent"]
+    check_record(record, outcome)
+    assert any(s.startswith("main_menu:repeat") for s in record.ivr_path)
+    assert record.agent
+
+
+async def test_silence_to_the_end_reaches_an_agent(stack: Stack) -> None:
+    """No key at all: asked again twice, then put through to an agent."""
+    outcome, record = await run_call(stack, [WaitForAgent(timeout=900)])
+    prompts = heard(outcome)
+    assert prompts[: prompts.index("to_agent") + 1] == [
+        "welcome", "main_menu", "silence", "main_menu", "silence", "main_menu", "to_agent",
+    ]  # fmt: skip
+    check_record(record, outcome)
+    assert record.agent and record.dtmf == ""
+    assert nodes(record) == [
+        "welcome", "main_menu", "agent_hours", "to_agent", "agent", "after_hangup", "ended",
+    ]  # fmt: skip
+    assert record.ivr_path.count("main_menu:silence") == 3
+
+
+@pytest.mark.parametrize(
+    "stack", [{"overrides": ["hotline.working_hours=18:00-20:00"]}], indirect=True
+)
+async def test_after_hours_a_voice_message_becomes_a_consultation_case(stack: Stack) -> None:
+    """Outside working hours 0 leads to a voice message, opened as a consultation case."""
+    outcome, record = await run_call(
+        stack, [*menu("0"), *message(6), WaitForPrompt("goodbye", timeout=120)]
+    )
+    assert heard(outcome)[:4] == ["welcome", "main_menu", "after_hours", "beep"]
+    assert "to_agent" not in outcome.prompts and outcome.agent is None
+    [case] = await cases(stack)
+    check_case(stack, case, "consultation", outcome)
+    read_back(outcome, case.number)
+    check_record(record, outcome)
+    assert record.case_id == case.id and record.queue is None
+    assert nodes(record)[2:] == [
+        "agent_hours",
+        "after_hours",
+        "open_message",
+        "read_case_number",
+        "goodbye",
+    ]
+
+
+async def test_an_empty_recording_opens_no_case(stack: Stack) -> None:
+    """# at once, twice: 'no message heard', then an agent; no case from an empty message."""
+    outcome, record = await run_call(
+        stack,
+        [
+            *menu("2"),
+            WaitForPrompt(input=True, timeout=120),
+            Press("#"),
+            WaitForPrompt("message_empty", timeout=120),
+            WaitForPrompt(input=True, timeout=120),
+            Press("#"),
+            WaitForAgent(timeout=600),
+        ],
+    )
+    assert "message_empty" in outcome.prompts and "to_agent" in outcome.prompts
+    assert await cases(stack) == []
+    check_record(record, outcome)
+    assert record.case_id is None and record.agent
+    assert "open_complaint" not in nodes(record)
