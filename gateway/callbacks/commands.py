@@ -13,7 +13,12 @@ from typing import Any
 
 from gateway.callbacks.catalogue import load_catalogue
 from gateway.callbacks.policy import LEVEL_NAMES
-from gateway.callbacks.report import OUTCOME_NAMES, STATUS_NAMES, percent, satisfaction_table
+from gateway.callbacks.report import (
+    OUTCOME_NAMES,
+    STATUS_NAMES,
+    render_satisfaction,
+    satisfaction_table,
+)
 from gateway.callbacks.service import CallbackError, CallbackService, ServedItemInput
 from gateway.clock import Clock, parse_utc
 from gateway.config import Config
@@ -108,22 +113,7 @@ async def _summary(config: Config, args: argparse.Namespace) -> int:
     )
     heading = {"unit": "单位", "kind": "业务", "day": "日期"}[args.by]
     print(f"\n首次回访满意率（按{heading}）")
-    rows = [
-        [
-            row.label,
-            row.figures.rated,
-            row.figures.satisfied,
-            row.figures.basically,
-            row.figures.dissatisfied,
-            percent(row.figures.rate),
-        ]
-        for row in table + overall
-    ]
-    print(
-        render(
-            [heading, "评价数", "满意", "基本满意", "不满意", "满意率"], rows, right=[1, 2, 3, 4, 5]
-        )
-    )
+    print(render_satisfaction(table + overall, heading))
     return 0
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.callbacks.policy import Satisfaction, satisfaction
 from gateway.clock import Clock
+from gateway.tables import render
 
 # What people read for an item's status and an attempt's outcome.
 STATUS_NAMES = {
@@ -77,6 +78,23 @@ def satisfaction_table(
             raise ValueError(f"cannot group ratings by {by!r} (unit, kind, day, all)")
         groups[key].append(rating["score"])
     return [Row(k, label, satisfaction(scores)) for (k, label), scores in sorted(groups.items())]
+
+
+def render_satisfaction(rows: list[Row], heading: str) -> str:
+    """The satisfaction table people read, one line per row (the overall row last)."""
+    cells = [
+        [
+            row.label,
+            row.figures.rated,
+            row.figures.satisfied,
+            row.figures.basically,
+            row.figures.dissatisfied,
+            percent(row.figures.rate),
+        ]
+        for row in rows
+    ]
+    headers = [heading, "评价数", "满意", "基本满意", "不满意", "满意率"]
+    return render(headers, cells, right=[1, 2, 3, 4, 5])
 
 
 def percent(rate: float | None) -> str:

@@ -24,7 +24,13 @@ from typing import Any
 from gateway import logs
 from gateway.callbacks.catalogue import load_catalogue
 from gateway.callbacks.policy import LEVEL_NAMES
-from gateway.callbacks.report import OUTCOME_NAMES, STATUS_NAMES, percent, satisfaction_table
+from gateway.callbacks.report import (
+    OUTCOME_NAMES,
+    STATUS_NAMES,
+    percent,
+    render_satisfaction,
+    satisfaction_table,
+)
 from gateway.clock import LOCAL_TZ, ScaledClock
 from gateway.config import Config
 from gateway.demo.stack import Stack, running_stack
@@ -167,22 +173,7 @@ async def _callback_summary(stack: Stack, day: Any) -> None:
     table = satisfaction_table(ratings, "unit", clock)
     overall = satisfaction_table(ratings, "all", clock)
     _say("\n首次回访满意率（按单位）")
-    rows = [
-        [
-            r.label,
-            r.figures.rated,
-            r.figures.satisfied,
-            r.figures.basically,
-            r.figures.dissatisfied,
-            percent(r.figures.rate),
-        ]
-        for r in table + overall
-    ]
-    _say(
-        render(
-            ["单位", "评价", "满意", "基本满意", "不满意", "满意率"], rows, right=[1, 2, 3, 4, 5]
-        )
-    )
+    _say(render_satisfaction(table + overall, "单位"))
     statuses = await stack.store.callbacks.status_counts()
     outcomes = await stack.store.callbacks.attempt_outcomes()
     _say("\n回访件状态：" + "，".join(f"{STATUS_NAMES.get(k, k)} {v}" for k, v in statuses.items()))

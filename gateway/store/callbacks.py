@@ -145,6 +145,16 @@ class CallbackRepository:
         self._db = db
         self._clock = clock
 
+    async def _items(self, where: str, params: Sequence[Any] = ()) -> list[ServedItem]:
+        rows = await self._db.fetchall(f"SELECT {_ITEM_COLUMNS} FROM served_items {where}", params)
+        return [_item(r) for r in rows]
+
+    async def _orders(self, where: str, params: Sequence[Any] = ()) -> list[Order]:
+        rows = await self._db.fetchall(
+            f"SELECT {_ORDER_COLUMNS} FROM rectification_orders {where}", params
+        )
+        return [_order(r) for r in rows]
+
     # -- served items -------------------------------------------------------
 
     async def add_item(
@@ -194,29 +204,17 @@ class CallbackRepository:
         return _item(row)
 
     async def item(self, item_id: int) -> ServedItem | None:
-        row = await self._db.fetchone(
-            f"SELECT {_ITEM_COLUMNS} FROM served_items WHERE id = ?", (item_id,)
-        )
-        return _item(row) if row else None
+        found = await self._items("WHERE id = ?", (item_id,))
+        return found[0] if found else None
 
     async def item_by_reference(self, reference: str) -> ServedItem | None:
-        row = await self._db.fetchone(
-            f"SELECT {_ITEM_COLUMNS} FROM served_items WHERE reference = ?", (reference,)
-        )
-        return _item(row) if row else None
+        found = await self._items("WHERE reference = ?", (reference,))
+        return found[0] if found else None
 
     async def items(self, status: str | None = None, limit: int = 1000) -> list[ServedItem]:
         if status is None:
-            rows = await self._db.fetchall(
-                f"SELECT {_ITEM_COLUMNS} FROM served_items ORDER BY id DESC LIMIT ?", (limit,)
-            )
-        else:
-            rows = await self._db.fetchall(
-                f"SELECT {_ITEM_COLUMNS} FROM served_items WHERE status = ?"
-                " ORDER BY id DESC LIMIT ?",
-                (status, limit),
-            )
-        return [_item(r) for r in rows]
+            return await self._items("ORDER BY id DESC LIMIT ?", (limit,))
+        return await self._items("WHERE status = ? ORDER BY id DESC LIMIT ?", (status, limit))
 
     async def status_counts(self) -> dict[str, int]:
         rows = await self._db.fetchall(
@@ -359,20 +357,16 @@ class CallbackRepository:
 
     async def sms_item_for(self, citizen_number: str) -> ServedItem | None:
         """The newest item of this citizen waiting for an SMS rating (expired or not)."""
-        row = await self._db.fetchone(
-            f"SELECT {_ITEM_COLUMNS} FROM served_items WHERE citizen_number = ?"
-            " AND status = 'sms' ORDER BY updated_at DESC, id DESC LIMIT 1",
+        found = await self._items(
+            "WHERE citizen_number = ? AND status = 'sms' ORDER BY updated_at DESC, id DESC LIMIT 1",
             (citizen_number,),
         )
-        return _item(row) if row else None
+        return found[0] if found else None
 
     async def expired_sms_items(self, now: datetime) -> list[ServedItem]:
-        rows = await self._db.fetchall(
-            f"SELECT {_ITEM_COLUMNS} FROM served_items WHERE status = 'sms'"
-            " AND sms_expires_at <= ? ORDER BY id",
-            (utc_iso(now),),
+        return await self._items(
+            "WHERE status = 'sms' AND sms_expires_at <= ? ORDER BY id", (utc_iso(now),)
         )
-        return [_item(r) for r in rows]
 
     # -- ratings ------------------------------------------------------------
 
@@ -490,42 +484,30 @@ class CallbackRepository:
         return order, True
 
     async def order(self, order_id: int) -> Order | None:
-        row = await self._db.fetchone(
-            f"SELECT {_ORDER_COLUMNS} FROM rectification_orders WHERE id = ?", (order_id,)
-        )
-        return _order(row) if row else None
+        found = await self._orders("WHERE id = ?", (order_id,))
+        return found[0] if found else None
 
     async def order_by_ref(self, ref: str) -> Order | None:
-        row = await self._db.fetchone(
-            f"SELECT {_ORDER_COLUMNS} FROM rectification_orders WHERE ref = ?", (ref,)
-        )
-        return _order(row) if row else None
+        found = await self._orders("WHERE ref = ?", (ref,))
+        return found[0] if found else None
 
     async def order_for_item(self, item_id: int) -> Order | None:
         """The item's order that is not closed yet, if any."""
-        row = await self._db.fetchone(
-            f"SELECT {_ORDER_COLUMNS} FROM rectification_orders WHERE item_id = ?"
-            " AND status != 'closed' ORDER BY id DESC LIMIT 1",
-            (item_id,),
+        found = await self._orders(
+            "WHERE item_id = ? AND status != 'closed' ORDER BY id DESC LIMIT 1", (item_id,)
         )
-        return _order(row) if row else None
+        return found[0] if found else None
 
     async def orders(self, statuses: Sequence[str] = ("open", "reported", "closed")) -> list[Order]:
         marks = ",".join("?" for _ in statuses)
-        rows = await self._db.fetchall(
-            f"SELECT {_ORDER_COLUMNS} FROM rectification_orders WHERE status IN ({marks})"
-            " ORDER BY level DESC, created_at",
-            tuple(statuses),
+        return await self._orders(
+            f"WHERE status IN ({marks}) ORDER BY level DESC, created_at", tuple(statuses)
         )
-        return [_order(r) for r in rows]
 
     async def overdue_orders(self, now: datetime) -> list[Order]:
-        rows = await self._db.fetchall(
-            f"SELECT {_ORDER_COLUMNS} FROM rectification_orders WHERE status = 'open'"
-            " AND deadline_at <= ? ORDER BY deadline_at",
-            (utc_iso(now),),
+        return await self._orders(
+            "WHERE status = 'open' AND deadline_at <= ? ORDER BY deadline_at", (utc_iso(now),)
         )
-        return [_order(r) for r in rows]
 
     async def update_order(
         self,
