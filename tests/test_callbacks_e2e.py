@@ -202,3 +202,46 @@ async def test_hang_up_before_rating_is_an_attempt_without_rating(stack: Stack) 
     assert await stack.store.callbacks.rating(item.id, 1) is None
     after = await stack.store.callbacks.item(item.id)
     assert after is not None and after.status in ("pending", "calling")
+
+
+async def test_restart_mid_campaign_calls_nobody_twice_for_one_attempt(stack: Stack) -> None:
+    """The gateway stopped while a survey call is up: after the restart the attempt is
+    counted, the citizen is called again only as a new attempt, and the rating lands."""
+    stack.pbx.set_citizen(CITIZEN, Answer([WaitForPrompt("rate", timeout=120), Press("1")]))
+    await serve(stack, "AJ-2026-0005")
+    item = await stack.store.callbacks.item_by_reference("AJ-2026-0005")
+    assert item is not None
+    await until(lambda: stack.pbx.calls_to(CITIZEN))
+    await stack.restart()  # the survey call is cut mid-way, as at a real shutdown
+    attempts = await stack.store.callbacks.attempts(item.id)
+    assert [a.outcome for a in attempts][:1] in (["unknown"], ["no_rating"])
+
+    stack.pbx.set_citizen(CITIZEN, satisfied("2"))
+
+    async def rated() -> object:
+        return await stack.store.callbacks.rating(item.id, 1)
+
+    rating = await until(rated, 40)
+    assert rating.score == 2  # type: ignore[attr-defined]
+    attempts = await stack.store.callbacks.attempts(item.id)
+    numbers = [a.attempt for a in attempts if a.channel == "call"]
+    assert numbers == sorted(set(numbers)), "an attempt number was used twice"
+    assert len(stack.pbx.calls_to(CITIZEN)) == len(numbers)
+
+
+async def test_pbx_link_dropped_mid_campaign(stack: Stack) -> None:
+    """The AMI link drops while callbacks run: the gateway reconnects and the item is
+    still rated, with every call accounted for in an attempt."""
+    stack.pbx.set_citizen(CITIZEN, satisfied("1"))
+    await serve(stack, "AJ-2026-0006")
+    item = await stack.store.callbacks.item_by_reference("AJ-2026-0006")
+    assert item is not None
+    await until(lambda: stack.pbx.calls_to(CITIZEN))
+    stack.pbx.faults.drop_connections()
+
+    async def rated() -> object:
+        return await stack.store.callbacks.rating(item.id, 1)
+
+    await until(rated, 40)
+    attempts = await stack.store.callbacks.attempts(item.id)
+    assert len(stack.pbx.calls_to(CITIZEN)) == len([a for a in attempts if a.channel == "call"])

@@ -41,17 +41,46 @@ class Stack:
     app: web.Application
     url: str
     api_token: str
+    runner: web.AppRunner
+    run_scheduler: bool = True
 
     @property
     def inbound_url(self) -> str:
         return self.url + INBOUND_PATH
 
+    async def restart(self) -> None:
+        """Stop the gateway as a shutdown would, and start a new one on the same store,
+        port and peers (a restart mid-campaign)."""
+        port = int(self.url.rsplit(":", 1)[1])
+        await self.runner.cleanup()
+        self.app, self.runner = await _start_gateway(
+            self.config, self.clock, self.store, _bound_socket(port), self.run_scheduler
+        )
 
-def _bound_socket() -> socket.socket:
+
+def _bound_socket(port: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     return sock
+
+
+async def _start_gateway(
+    config: Config, clock: ScaledClock, store: Store, sock: socket.socket, run_scheduler: bool
+) -> tuple[web.Application, web.AppRunner]:
+    from gateway.app import create_app  # the app imports every feature; keep this module light
+
+    app = create_app(config, clock=clock, store=store, run_scheduler=run_scheduler)
+    runner = web.AppRunner(app, access_log=None)
+    try:
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+    except BaseException:
+        await runner.cleanup()
+        sock.close()
+        raise
+    # The server owns the socket now and closes it when the runner is cleaned up.
+    return app, runner
 
 
 @contextlib.asynccontextmanager
@@ -65,8 +94,6 @@ async def running_stack(
     run_scheduler: bool = True,
 ) -> AsyncIterator[Stack]:
     """Start the simulated peers, then the gateway against them; stop in reverse."""
-    from gateway.app import create_app  # the app imports every feature; keep this module light
-
     pbx_secret = secrets.token_urlsafe(12)
     twilio_token = secrets.token_urlsafe(16)
     api_token = secrets.token_urlsafe(16)
@@ -102,16 +129,13 @@ async def running_stack(
                 *overrides,
             ],
         )
-        try:
-            async with Store.open(config.store_path, clock) as store:
-                await load_seed(store.units, demo_city(), "demo-city.toml")
-                app = create_app(config, clock=clock, store=store, run_scheduler=run_scheduler)
-                runner = web.AppRunner(app, access_log=None)
-                try:
-                    await runner.setup()
-                    await web.SockSite(runner, sock).start()
-                    yield Stack(config, clock, store, pbx, twilio, app, url, api_token)
-                finally:
-                    await runner.cleanup()
-        finally:
-            sock.close()
+        async with Store.open(config.store_path, clock) as store:
+            await load_seed(store.units, demo_city(), "demo-city.toml")
+            app, runner = await _start_gateway(config, clock, store, sock, run_scheduler)
+            stack = Stack(
+                config, clock, store, pbx, twilio, app, url, api_token, runner, run_scheduler
+            )
+            try:
+                yield stack
+            finally:
+                await stack.runner.cleanup()
