@@ -24,6 +24,7 @@ from gateway.sim.ami import (
     Silence,
     SimConfig,
     SimulatedPbx,
+    Speak,
     Unreachable,
     WaitForPrompt,
 )
@@ -226,3 +227,26 @@ async def test_originate_refuses_bad_arguments(pbx: SimulatedPbx) -> None:
             await session.originate("PJSIP/trunk/1", "survey", "s", timeout_ms=0)
         with pytest.raises(ValueError, match="variable"):
             await session.originate("PJSIP/trunk/1", "survey", "s", variables={"A=B": "1"})
+
+
+async def test_hang_up_while_recording_returns_what_was_recorded(pbx: SimulatedPbx) -> None:
+    """RECORD FILE ended by the caller hanging up gives its recording back (not ChannelHungUp);
+    the commands after it raise ChannelHungUp."""
+    got: list[Any] = []
+
+    async def ivr(channel: AgiChannel) -> None:
+        await channel.answer()
+        got.append(await channel.record_file("/tmp/never-written", timeout_ms=60000))
+        try:
+            await channel.stream_file("hotline/bye")
+        except ChannelHungUp:
+            got.append("later")
+
+    script = CallerScript(
+        caller="13800138000", steps=[WaitForPrompt(input=True), Speak(4), HangUp()]
+    )
+    await run_call(pbx, ivr, script)
+    record, later = got
+    assert record.ended_by == "hangup"
+    assert 3000 <= record.duration_ms <= 6000
+    assert later == "later"

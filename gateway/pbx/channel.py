@@ -150,6 +150,15 @@ class AgiChannel:
         Raises ChannelHungUp when the channel is gone before, during or by this
         command; AgiCommandFailed for 510/520 replies.
         """
+        result = await self._exchange(command)
+        if result.ok and result.data == "hangup":
+            self.mark_gone(f"{command}: {result.text}")
+            raise ChannelHungUp(self._name, during=command)
+        return result
+
+    async def _exchange(self, command: str) -> AgiResult:
+        """Send one AGI command and return its result, even one that reports a hang-up
+        (``RECORD FILE`` keeps what was recorded); a dead channel (511) raises ChannelHungUp."""
         async with self._lock:
             if self._gone is not None:
                 raise ChannelHungUp(self._name, during=command)
@@ -171,7 +180,7 @@ class AgiChannel:
                     future.cancel()
                 elif not future.cancelled():
                     future.exception()  # mark it retrieved: the caller got its own error
-        if result.code == agi.AGI_DEAD_CHANNEL or (result.ok and result.data == "hangup"):
+        if result.code == agi.AGI_DEAD_CHANNEL:
             self.mark_gone(f"{command}: {result.text}")
             raise ChannelHungUp(self._name, during=command)
         if not result.ok:
@@ -221,7 +230,7 @@ class AgiChannel:
         silence_s: int | None = 5,
     ) -> RecordResult:
         command = agi.cmd_record_file(path, fmt, escape_digits, timeout_ms, beep, silence_s)
-        result = await self.execute(command)
+        result = await self._exchange(command)
         rate = _RATES.get(fmt, 8000)
         duration_ms = (result.endpos or 0) * 1000 // rate
         if result.data == "hangup" or result.result == "-1":
