@@ -300,6 +300,28 @@ async def test_caller_abandons_while_the_only_agent_is_busy(ami: RawAmi, pbx: Si
     await asyncio.wait_for(first.finished, 5)
 
 
+async def test_queue_timeout_leaves_the_queue_and_goes_on(ami: RawAmi, pbx: SimulatedPbx) -> None:
+    """EXEC Queue with a timeout: nobody free by then, the caller leaves (no abandon),
+    QUEUESTATUS is TIMEOUT and EXEC returns 0 so the IVR goes on."""
+    first = pbx.place_call(CallerScript(caller="+8613900000001", steps=[WaitForAgent()]))
+    second = pbx.place_call(CallerScript(caller="+8613900000002", steps=[Silence(600)]))
+    for call in (first, second):
+        await ami.event("AsyncAGIStart", Channel=call.channel)
+    await ami.agi(first.channel, "ASYNCAGI BREAK", "t1")
+    await ami.event("AgentConnect", Channel=first.channel)
+    res = await ami.agi(second.channel, "EXEC Queue hotline,,,,3", "t2")
+    assert unquote(res["Result"]) == "200 result=0\n"
+    leave = await ami.event("QueueCallerLeave", Channel=second.channel)
+    assert leave["Queue"] == "hotline" and leave["Count"] == "0"
+    status = await ami.agi(second.channel, "GET VARIABLE QUEUESTATUS", "t3")
+    assert unquote(status["Result"]) == "200 result=1 (TIMEOUT)\n"
+    assert not ami.events("QueueCallerAbandon")
+    assert second.outcome.agent is None and not second.outcome.abandoned
+    await ami.agi(second.channel, "HANGUP", "t4")
+    await asyncio.wait_for(second.finished, 5)
+    await asyncio.wait_for(first.finished, 5)
+
+
 @pytest.mark.parametrize(
     ("behaviour", "reason", "cause"),
     [

@@ -679,8 +679,12 @@ async def run_application(world: World, chan: SimChannel, app: str, data: str) -
         if chan.hangup_requested:
             return -1
         if name == "queue":
-            queue_name = data.split(",", 1)[0]
-            return await world.queue_call(chan, queue_name)
+            args = data.split(",")
+            try:
+                timeout = float(args[4]) if len(args) > 4 and args[4] else None
+            except ValueError:
+                timeout = None  # Asterisk ignores a timeout it cannot read
+            return await world.queue_call(chan, args[0], timeout)
         if name in ("playback", "background"):
             for file in data.split(",", 1)[0].split("&"):
                 played = await play(world, chan, file, "", listening=False)

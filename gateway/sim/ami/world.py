@@ -13,7 +13,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from gateway.ami import names as n
 from gateway.ami.frames import serialize
@@ -141,7 +143,8 @@ class World:
         self.queues: dict[str, SimQueue] = {name: SimQueue(name) for name in config.queues}
         loop = asyncio.get_running_loop()
         self._t0 = loop.time()
-        self._epoch0 = time.time()
+        self._epoch0 = config.epoch if config.epoch is not None else time.time()
+        self._tz = ZoneInfo(config.timezone)
         self._unique_seq = 0
         self._chan_seq = 0
         self.calls_processed = 0
@@ -156,6 +159,10 @@ class World:
                 queue.seats.clear()
 
     # --- time -----------------------------------------------------------------
+
+    def wall(self, epoch: float, fmt: str) -> str:
+        """A simulated epoch time as the PBX's local wall clock shows it."""
+        return datetime.fromtimestamp(epoch, self._tz).strftime(fmt)
 
     def loop_time(self) -> float:
         return asyncio.get_running_loop().time()
@@ -335,9 +342,9 @@ class World:
                 ("DestinationChannel", chan.dest_channel),
                 ("LastApplication", chan.last_app),
                 ("LastData", chan.last_data),
-                ("StartTime", time.strftime(fmt, time.gmtime(chan.created))),
-                ("AnswerTime", time.strftime(fmt, time.gmtime(answer)) if answer else ""),
-                ("EndTime", time.strftime(fmt, time.gmtime(end))),
+                ("StartTime", self.wall(chan.created, fmt)),
+                ("AnswerTime", self.wall(answer, fmt) if answer else ""),
+                ("EndTime", self.wall(end, fmt)),
                 ("Duration", str(int(end - chan.created))),
                 ("BillableSeconds", str(int(end - answer)) if answer else "0"),
                 ("Disposition", disposition),
@@ -431,8 +438,14 @@ class World:
 
     # --- queues -------------------------------------------------------------------
 
-    async def queue_call(self, chan: SimChannel, queue_name: str) -> int:
-        """The Queue application: returns its result (-1 once the call has ended)."""
+    async def queue_call(
+        self, chan: SimChannel, queue_name: str, timeout_s: float | None = None
+    ) -> int:
+        """The Queue application: returns its result (-1 once the call has ended).
+
+        ``timeout_s`` (simulated seconds, Queue's fifth argument): when no seat has
+        answered by then and none is ringing for the caller, the caller leaves the
+        queue with ``QUEUESTATUS=TIMEOUT`` and the dialplan goes on (result 0)."""
         queue = self.queues.get(queue_name)
         if queue is None:
             log.warning("unable to join queue %r: no such queue", queue_name)
@@ -453,8 +466,18 @@ class World:
         self.dispatch(queue)
         hangup = asyncio.ensure_future(chan.hungup.wait())
         answered = asyncio.ensure_future(entry.answered.wait())
+        deadline = None if timeout_s is None else self.loop_time() + self.real(timeout_s)
         try:
-            await asyncio.wait({hangup, answered}, return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                left = None if deadline is None else max(0.0, deadline - self.loop_time())
+                done, _ = await asyncio.wait(
+                    {hangup, answered}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
+                if done:
+                    break
+                if entry.seat is None:  # timed out, no seat ringing for this caller
+                    return self._queue_timeout(chan, queue, entry)
+                deadline = None  # a seat is ringing: its answer or the caller's hang-up ends it
         finally:
             hangup.cancel()
             answered.cancel()
@@ -489,6 +512,22 @@ class World:
             return -1
         await entry.done.wait()
         return -1
+
+    def _queue_timeout(self, chan: SimChannel, queue: SimQueue, entry: QueueEntry) -> int:
+        position = queue.waiting.index(entry) + 1 if entry in queue.waiting else 1
+        if entry in queue.waiting:
+            queue.waiting.remove(entry)
+        self.chan_event(
+            n.EV_QUEUE_CALLER_LEAVE,
+            PRIV_AGENT,
+            chan,
+            ("Queue", queue.name),
+            ("Position", str(position)),
+            ("Count", str(len(queue.waiting))),
+        )
+        self.set_var(chan, "QUEUESTATUS", "TIMEOUT")
+        entry.done.set()
+        return 0
 
     def dispatch(self, queue: SimQueue) -> None:
         """Ring a free seat for each waiting caller, longest waiting first."""
