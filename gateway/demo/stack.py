@@ -105,6 +105,8 @@ async def running_stack(
         agents=agents,
         time_scale=1.0 / clock.speed,
         recordings_dir=recordings_dir,
+        epoch=clock.now().timestamp(),
+        timezone=str(clock.tz),
     )
     sock = _bound_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"

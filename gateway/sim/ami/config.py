@@ -33,6 +33,10 @@ class SimConfig:
     talk_seconds: tuple[float, float] = (30.0, 180.0)  # an agent talks this long
     seed: int = 0
     version: str = "22.10.1"
+    # The PBX's wall clock at start (epoch seconds; None: the real time now) and its
+    # timezone, in which Cdr times are written (Asterisk uses the server's local time).
+    epoch: float | None = None
+    timezone: str = "UTC"
     # Asterisk sleeps a second before refusing a login; scaled by time_scale.
     login_failure_delay: float = 1.0
 

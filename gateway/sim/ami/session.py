@@ -230,7 +230,7 @@ class AmiSession:
         await handler(frame)
 
     def _security_event(self, event: str, *extra: tuple[str, str]) -> None:
-        tv = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000+0000"
+        tv = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.world.sim_now())) + ".000+0000"
         sock = self.writer.get_extra_info("sockname")
         local = f"IPV4/TCP/{sock[0]}/{sock[1]}" if isinstance(sock, tuple) else ""
         peer = self.peer.replace(":", "/")
@@ -298,7 +298,7 @@ class AmiSession:
         self.mask = event_mask(frame.get_ci("Events"))
         self.authenticated = True
         self.respond(frame, n.RESPONSE_SUCCESS, "Authentication accepted")
-        uptime = str(int(time.time() - self.world.booted_at))
+        uptime = str(int(self.world.sim_now() - self.world.booted_at))
         booted = serialize(
             [
                 (n.H_EVENT, n.EV_FULLY_BOOTED),
@@ -317,7 +317,7 @@ class AmiSession:
         self.close_after_flush()
 
     async def ping(self, frame: Frame) -> None:
-        now = time.time()
+        now = self.world.sim_now()
         self.respond(frame, n.RESPONSE_SUCCESS, None, ("Ping", "Pong"), ("Timestamp", f"{now:.6f}"))
 
     async def events(self, frame: Frame) -> None:
