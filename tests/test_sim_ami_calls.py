@@ -183,6 +183,23 @@ async def test_record_file_writes_a_wav_of_the_callers_speech(
     assert outcome.prompts == ["beep"] and outcome.recordings == [str(target) + ".wav"]
 
 
+async def test_record_file_ends_on_silence_even_if_nothing_was_said(
+    ami: RawAmi, pbx: SimulatedPbx, tmp_path: Path
+) -> None:
+    """As in Asterisk, s=2 ends a recording after 2 s of silence from its start."""
+    call = pbx.place_call(
+        CallerScript(caller="+8613912345678", steps=[WaitForPrompt(input=True), Silence(30)])
+    )
+    await ami.event("AsyncAGIStart", Channel=call.channel)
+    target = tmp_path / "msg-silent"
+    rec = await ami.agi(call.channel, f"RECORD FILE {target} wav # 20000 s=2", "r1", timeout=10)
+    text = unquote(rec["Result"])
+    assert text.startswith("200 result=0 (timeout) endpos=")
+    assert int(text.rsplit("=", 1)[1]) <= 1.5 * 8000  # the trailing silence is trimmed
+    await ami.action("Hangup", ("Channel", call.channel))
+    await asyncio.wait_for(call.finished, 5)
+
+
 async def test_record_file_stops_on_the_escape_digit(
     ami: RawAmi, pbx: SimulatedPbx, tmp_path: Path
 ) -> None:

@@ -560,7 +560,6 @@ async def _record_file(world: World, chan: SimChannel, argv: list[str]) -> AgiRe
     start = world.loop_time()
     deadline = None if timeout_ms < 0 else start + world.real(timeout_ms / 1000)
     speech = 0.0
-    heard_speech = False
     ended = "timeout"
     digit = ""
     until: float | None
@@ -570,7 +569,6 @@ async def _record_file(world: World, chan: SimChannel, argv: list[str]) -> AgiRe
         while True:
             now = world.loop_time()
             if chan.speaking_until > now:
-                heard_speech = True
                 until = (
                     chan.speaking_until if deadline is None else min(chan.speaking_until, deadline)
                 )
@@ -582,12 +580,14 @@ async def _record_file(world: World, chan: SimChannel, argv: list[str]) -> AgiRe
                     continue
             else:
                 until = deadline
-                if silence is not None and heard_speech:
+                # Asterisk counts silence from the start, spoken or not (res_agi's
+                # totalsilence), so a caller who says nothing ends it too.
+                if silence is not None:
                     quiet_end = now + world.real(silence)
                     until = quiet_end if until is None else min(quiet_end, until)
                 item = await _await_inbox(world, chan, until)
                 if item is None:
-                    if silence is not None and heard_speech:
+                    if silence is not None and (deadline is None or world.loop_time() < deadline):
                         ended = "silence"
                     break
             kind, value = item
