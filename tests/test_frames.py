@@ -253,3 +253,56 @@ def test_fast_parser_drops_unwanted_events_only() -> None:
         "E:Hangup", "E:CoreShowChannel", "R:Success"
     ]
     assert parser.skipped == 2
+
+
+@pytest.mark.parametrize("keep", [None, frozenset({"Hangup", "Newchannel"})])
+def test_fast_parser_region_cut_mid_frame_and_mid_character(keep: frozenset[str] | None) -> None:
+    """A read ending mid-frame, inside a Chinese character, keeps the tail for the next read."""
+    parser = FastFrameParser(keep=keep, expect_banner=False)
+    cut = CHINESE.index("张".encode()) + 1  # inside the first character of the name
+    first = parser.feed(CHINESE[:cut])
+    assert first == [] and parser.pending == cut
+    rest = parser.feed(CHINESE[cut:])
+    assert [f["CallerIDName"] for f in rest if isinstance(f, Frame) and
+            f.event == "Newchannel"] == ["张伟（市民）"]
+    assert parser.pending == 0
+
+
+@pytest.mark.parametrize("keep", [None, frozenset({"A", "B", "C"})])
+def test_fast_parser_crlf_lf_end_mixed_with_normal_frames(keep: frozenset[str] | None) -> None:
+    """A CRLF LF frame end among CRLF CRLF ones cuts exactly where the general parser does."""
+    data = (b"Event: A\r\nX: 1\r\n\r\nEvent: B\r\nX: 2\r\n\nEvent: C\r\nX: 3\r\n\r\n"
+            b"Event: A\r\nX: 4\r\n\r\n")
+    expected = FrameParser(expect_banner=False).feed(data)
+    assert [f.get("X") for f in expected if isinstance(f, Frame)] == ["1", "2", "3", "4"]
+    for cut in range(1, len(data)):
+        parser = FastFrameParser(keep=keep, expect_banner=False)
+        assert parser.feed(data[:cut]) + parser.feed(data[cut:]) == expected, cut
+
+
+@pytest.mark.parametrize("keep", [None, frozenset({"A"})])
+def test_fast_parser_lone_lf_inside_frame(keep: frozenset[str] | None) -> None:
+    """A lone LF line end inside a frame gives two headers, as in the general parser."""
+    data = b"Event: A\nX: 1\r\n\r\nEvent: A\r\nX: 2\r\n\r\n"
+    out = FastFrameParser(keep=keep, expect_banner=False).feed(data)
+    assert out == FrameParser(expect_banner=False).feed(data)
+    assert out == [Frame(Event="A", X="1"), Frame(Event="A", X="2")]
+
+
+def test_fast_parser_bulk_path_reports_what_the_general_path_reports() -> None:
+    """Bad lines, repeated keys, blank-line runs and kind-less frames in one read: the
+    fast parser gives exactly the general parser's frames and errors."""
+    data = (b"Event: A\r\nX: 1\r\n\r\n"
+            b"Event: Bad\r\nno separator here\r\nY: a: b\r\n\r\n"  # counts balance out
+            b"Event: R\r\nV: 1\r\nV: 2\r\n\r\n\r\n\r\n"
+            b"Foo: 1\r\n\r\n"
+            b"Event: Z\r\nK:v\r\n\r\n")
+    fast = FastFrameParser(expect_banner=False).feed(data)
+    assert fast == FrameParser(expect_banner=False).feed(data)
+    errors = [f for f in fast if isinstance(f, FrameError)]
+    assert [e.reason.split(":")[0] for e in errors] == [
+        "line without 'Key", "no Event, Response or Action header"
+    ]
+    frames = [f for f in fast if isinstance(f, Frame)]
+    assert [f.event for f in frames] == ["A", "R", "Z"]
+    assert frames[1].getall("V") == ["1", "2"] and frames[2]["K"] == "v"
