@@ -24,11 +24,9 @@ from gateway.clock import Clock, parse_utc
 from gateway.config import Config
 from gateway.phone import mask
 from gateway.sms.service import SmsService
-from gateway.sms.templates import load_templates
 from gateway.store import Store
 from gateway.store.callbacks import DuplicateReference
 from gateway.tables import render
-from gateway.web.sms import STATUS_PATH
 
 CSV_COLUMNS = ("reference", "kind", "unit", "citizen_number", "served_at")
 CSV_OPTIONAL = ("citizen_name", "officer")
@@ -60,14 +58,7 @@ def register(sub: Any) -> None:
 
 def build_service(store: Store, config: Config, clock: Clock) -> CallbackService:
     """The callback service with the outbox as its texter (no worker: nothing is sent here)."""
-    sms = SmsService(
-        store.sms,
-        load_templates(),
-        clock,
-        config.sms,
-        sender=config.sms.messaging_service_sid or config.sms.from_number,
-        status_callback_url=config.web.public_url.rstrip("/") + STATUS_PATH,
-    )
+    sms = SmsService.from_config(store.sms, config, clock)
     return CallbackService(store, clock, load_catalogue(), config.callbacks, sms)
 
 

@@ -22,9 +22,9 @@ from gateway.clock import ScaledClock
 from gateway.config import Config
 from gateway.sim.ami import SimConfig, SimulatedPbx
 from gateway.sim.twilio import SimulatedTwilio
+from gateway.sms.webhooks import INBOUND_PATH
 from gateway.store import Store
 from gateway.store.seed import demo_city, load_seed
-from gateway.web.sms import INBOUND_PATH
 
 ACCOUNT_SID = "AC" + "d3" * 16
 SENDER = "+8610690000001"

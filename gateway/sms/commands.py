@@ -19,11 +19,10 @@ from gateway.sms.exceptions import NoSuchMessage, SmsError
 from gateway.sms.outbox import OutboxWorker
 from gateway.sms.provider import TwilioProvider
 from gateway.sms.service import SmsService
-from gateway.sms.templates import load_templates
 from gateway.store import Store
 from gateway.store.sms import OutboxMessage
 from gateway.web.app import create_web_app
-from gateway.web.sms import STATUS_PATH, message_json, sms_feature
+from gateway.web.sms import message_json, sms_feature
 
 
 def register(sub: Any) -> None:
@@ -78,18 +77,9 @@ def _variables(pairs: list[str]) -> dict[str, str]:
 
 
 async def _send(config: Config, args: argparse.Namespace) -> int:
-    templates = load_templates()
     clock = Clock()
-    sender = config.sms.messaging_service_sid or config.sms.from_number
     async with Store.open(config.store_path, clock) as store:
-        service = SmsService(
-            store.sms,
-            templates,
-            clock,
-            config.sms,
-            sender=sender,
-            status_callback_url=config.web.public_url.rstrip("/") + STATUS_PATH,
-        )
+        service = SmsService.from_config(store.sms, config, clock)
         message = await service.enqueue(
             to=args.to,
             template=args.template,

@@ -14,11 +14,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from gateway.clock import Clock
-from gateway.config import SmsSection
+from gateway.config import Config, SmsSection
 from gateway.phone import InvalidPhoneNumber, Use, mask, to_e164
 from gateway.sms.exceptions import DuplicateKeyConflict, SmsError
 from gateway.sms.policy import FAILED, QUEUED, QuietHours, earliest_send
-from gateway.sms.templates import AUDIENCES, PURPOSES, TemplateSet
+from gateway.sms.templates import AUDIENCES, PURPOSES, TemplateSet, load_templates
+from gateway.sms.webhooks import STATUS_PATH
 from gateway.store.sms import InboundText, NewText, OutboxMessage, SmsRepository, StatusUpdate
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,27 @@ class SmsService:
         self.quiet = QuietHours.parse(config.quiet_start, config.quiet_end, clock.tz)
         self.wakeup = asyncio.Event()  # set when a text is queued; the worker waits on it
         self._reply_handlers: list[tuple[str, ReplyHandler]] = []
+
+    @classmethod
+    def from_config(
+        cls,
+        repo: SmsRepository,
+        config: Config,
+        clock: Clock,
+        *,
+        templates: TemplateSet | None = None,
+        sender: str | None = None,
+    ) -> SmsService:
+        """The service as the configuration describes it: the configured sender (or
+        the provider's), status callbacks to ``web.public_url``."""
+        return cls(
+            repo,
+            templates or load_templates(),
+            clock,
+            config.sms,
+            sender=sender or config.sms.messaging_service_sid or config.sms.from_number,
+            status_callback_url=config.web.public_url.rstrip("/") + STATUS_PATH,
+        )
 
     async def enqueue(
         self,

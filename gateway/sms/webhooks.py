@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 from gateway.sms.exceptions import SmsError
 
+# Where Twilio posts to the gateway, under web.public_url.
+STATUS_PATH = "/twilio/status"
+INBOUND_PATH = "/twilio/inbound"
+
 
 class BadWebhook(SmsError):
     """A webhook form lacks a field we need; ``field`` names it."""

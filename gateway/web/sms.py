@@ -26,7 +26,13 @@ from gateway.sms.outbox import OutboxWorker
 from gateway.sms.provider import SmsProvider, TwilioProvider
 from gateway.sms.service import SmsService
 from gateway.sms.templates import TemplateSet, load_templates
-from gateway.sms.webhooks import BadWebhook, parse_inbound, parse_status_callback
+from gateway.sms.webhooks import (
+    INBOUND_PATH,
+    STATUS_PATH,
+    BadWebhook,
+    parse_inbound,
+    parse_status_callback,
+)
 from gateway.store.sms import OutboxMessage
 from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE
 from gateway.web.errors import ApiError
@@ -37,8 +43,6 @@ SMS = web.AppKey("sms", SmsService)
 SMS_PROVIDER = web.AppKey("sms_provider", SmsProvider)
 OUTBOX = web.AppKey("outbox", OutboxWorker)  # the running worker, when there is one
 
-STATUS_PATH = "/twilio/status"
-INBOUND_PATH = "/twilio/inbound"
 _EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
@@ -83,10 +87,8 @@ async def _with_provider(
     app: web.Application, provider: SmsProvider, templates: TemplateSet, run_outbox: bool
 ) -> AsyncIterator[None]:
     config = app[CONFIG]
-    service = SmsService(
-        app[STORE].sms, templates, app[CLOCK], config.sms,
-        sender=provider.sender,
-        status_callback_url=config.web.public_url.rstrip("/") + STATUS_PATH,
+    service = SmsService.from_config(
+        app[STORE].sms, config, app[CLOCK], templates=templates, sender=provider.sender
     )
     app[SMS_PROVIDER] = provider
     app[SMS] = service
