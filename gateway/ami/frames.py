@@ -92,7 +92,9 @@ class FrameParser:
     ``banner`` is set once the server's banner line has been read.
     """
 
-    def __init__(self, *, expect_banner: bool = True, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+    def __init__(
+        self, *, expect_banner: bool = True, max_frame_bytes: int = MAX_FRAME_BYTES
+    ) -> None:
         self._buffer = b""
         self._expect_banner = expect_banner
         self._max = max_frame_bytes
