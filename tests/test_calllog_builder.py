@@ -14,6 +14,7 @@ from gateway.calllog.builder import (
     INBOUND,
     INTERNAL,
     NOTE_ENDED_OFFLINE,
+    NOTE_LINK_LOST,
     NOTE_PARTIAL,
     OUTBOUND,
     CallLogBuilder,
@@ -181,7 +182,8 @@ def test_call_cut_midway_then_resync_closes_it_once(transcripts: Path) -> None:
 
 
 def test_resync_keeps_live_calls(transcripts: Path) -> None:
-    """Resync keeps the records of calls still live, named by Uniqueid or Linkedid."""
+    """Resync keeps the records of calls still live, named by Uniqueid or Linkedid, noting
+    (once) that the link was down during the call."""
     builder, clock = new_builder()
     frames = frames_of(transcripts / "ivr-asyncagi-dtmf.rx.txt")
     cut = next(i for i, f in enumerate(frames) if f.event == "Hangup")
@@ -191,7 +193,7 @@ def test_resync_keeps_live_calls(transcripts: Path) -> None:
     assert builder.resync(["1795896766.4"]) == []
     replay(builder, clock, frames[cut:])
     record = only(builder.drain())
-    assert record.complete and record.note is None
+    assert record.complete and record.note == NOTE_LINK_LOST
 
 
 def test_resync_with_channel_list_opens_unknown_live_calls() -> None:

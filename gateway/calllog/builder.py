@@ -69,6 +69,7 @@ DISPOSITIONS = (ANSWERED, NO_ANSWER, BUSY, FAILED, ABANDONED)
 
 NOTE_PARTIAL = "began before the PBX link was up; start time is approximate"
 NOTE_ENDED_OFFLINE = "ended while the PBX link was down; end time is approximate"
+NOTE_LINK_LOST = "the PBX link was down during the call; events of that gap may be missing"
 
 _UNKNOWN = ("", "<unknown>", "unknown", "<null>")
 _STATE_UP = "6"
@@ -372,7 +373,8 @@ class CallLogBuilder:
         alive now, or the ``CoreShowChannel`` frames that list them.
 
         Every open record whose call is not live any more is completed with a note;
-        the others stay open (their channels that are gone are forgotten). A live
+        the others stay open with a note that events may be missing (their channels
+        that are gone are forgotten). A live
         channel of a call we did not know opens a partial record. Returns the
         Linkedids of the records completed.
         """
@@ -392,6 +394,9 @@ class CallLogBuilder:
         for linkedid, call in list(self._open.items()):
             alive = call.uniqueids & ids
             if alive:
+                if NOTE_LINK_LOST not in call.notes:
+                    call.notes.append(NOTE_LINK_LOST)
+                    self._dirty.add(linkedid)
                 if alive != call.channels:
                     call.channels = set(alive)
                     self._dirty.add(linkedid)
