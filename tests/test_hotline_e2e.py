@@ -5,6 +5,8 @@ heard, the case the store opened and the one call record of each call."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from gateway.app import PBX
-from gateway.calllog.builder import ANSWERED, INBOUND, CallRecord
+from gateway.calllog.builder import ABANDONED, ANSWERED, INBOUND, NOTE_LINK_LOST, CallRecord
 from gateway.clock import ScaledClock
 from gateway.demo.stack import Stack, running_stack
 from gateway.ivr import say
@@ -22,6 +24,7 @@ from gateway.sim.ami import (
     CallOutcome,
     HangUp,
     Press,
+    Silence,
     Speak,
     Step,
     WaitForAgent,
@@ -382,3 +385,159 @@ async def test_an_empty_recording_opens_no_case(stack: Stack) -> None:
     check_record(record, outcome)
     assert record.case_id is None and record.agent
     assert "open_complaint" not in nodes(record)
+
+
+# -- hang-ups -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("steps", "last_node"),
+    [
+        ([WaitForPrompt("welcome"), HangUp()], "welcome"),
+        ([WaitForPrompt("main_menu"), Silence(1), HangUp()], "main_menu"),
+        (
+            [*menu("4"), WaitForPrompt(input=True, timeout=120), Press("2026"), HangUp()],
+            "status_number",
+        ),
+    ],
+    ids=["welcome", "menu", "number_entry"],
+)
+async def test_hang_up_before_any_message_leaves_a_complete_record_and_no_case(
+    stack: Stack, steps: list[Step], last_node: str
+) -> None:
+    """A caller who hangs up in the welcome, the menu or the number entry: one record, no case."""
+    outcome, record = await run_call(stack, steps)
+    assert outcome.ended_by == "caller"
+    check_record(record, outcome)
+    assert nodes(record)[-3:] == [last_node, "after_hangup", "ended"]
+    assert any(s.startswith(f"{last_node}:caller_hangup=") for s in record.ivr_path)
+    assert record.case_id is None and record.queue is None
+    assert await cases(stack) == []
+
+
+async def test_hang_up_while_recording_still_opens_the_case(stack: Stack) -> None:
+    """A complaint cut short by the caller hanging up is kept as a case (the flow's on_hangup)."""
+    outcome, record = await run_call(
+        stack, [*menu("2"), WaitForPrompt(input=True, timeout=120), Speak(5), HangUp()]
+    )
+    assert outcome.ended_by == "caller"
+    assert "case_opened" not in outcome.prompts
+    [case] = await cases(stack)
+    check_case(stack, case, "complaint", outcome)
+    check_record(record, outcome)
+    assert record.case_id == case.id
+    assert nodes(record)[-4:] == ["complaint", "after_hangup", "late_complaint", "ended"]
+
+
+@pytest.mark.parametrize("stack", [{"agents": 0}], indirect=True)
+async def test_hang_up_in_the_queue_is_abandoned(stack: Stack) -> None:
+    """A caller who gives up waiting in the queue: disposition ABANDONED, the wait recorded."""
+    outcome, record = await run_call(
+        stack, [*menu("0"), WaitForPrompt("to_agent"), WaitForAgent(timeout=30), HangUp()]
+    )
+    assert outcome.abandoned and outcome.agent is None
+    check_record(record, outcome, disposition=ABANDONED)
+    assert record.queue == "hotline" and record.agent is None
+    assert record.queue_wait_s is not None and 20 <= record.queue_wait_s <= 60
+    assert nodes(record)[-3:] == ["agent", "after_hangup", "ended"]
+    assert await cases(stack) == []
+
+
+@pytest.mark.parametrize("stack", [{"agents": 0}], indirect=True)
+async def test_nobody_free_in_the_queue_a_voice_message_becomes_a_case(stack: Stack) -> None:
+    """No agent answers within the queue's timeout: the caller leaves a message, a case opens."""
+    outcome, record = await run_call(
+        stack,
+        [
+            *menu("0"),
+            WaitForPrompt("agents_busy", timeout=600),
+            *message(6),
+            WaitForPrompt("goodbye", timeout=120),
+        ],
+    )
+    [case] = await cases(stack)
+    check_case(stack, case, "consultation", outcome)
+    read_back(outcome, case.number)
+    check_record(record, outcome)
+    assert record.case_id == case.id and record.queue == "hotline"
+    assert nodes(record)[-5:] == [
+        "agent", "agents_busy", "open_message", "read_case_number", "goodbye",
+    ]  # fmt: skip
+
+
+# -- load and faults ------------------------------------------------------------------
+
+
+def _mix(index: int, rng: random.Random) -> list[Step]:
+    """One of the hotline's kinds of caller, by turn."""
+    talk = rng.uniform(3, 10)
+    kinds: list[list[Step]] = [
+        [*menu("1"), WaitForAgent(timeout=900)],
+        [*menu("2"), *message(talk), WaitForPrompt("goodbye", timeout=300)],
+        [*menu("3"), *message(talk), WaitForPrompt("goodbye", timeout=300)],
+        [*menu("4"), WaitForPrompt(input=True, timeout=300), Press("209901019999#", gap=0.2),
+         WaitForPrompt("status_next", timeout=300), HangUp()],
+        [*menu("0"), WaitForAgent(timeout=900)],
+        [*menu("9"), WaitForPrompt("main_menu", timeout=300), Press("0"), WaitForAgent(900)],
+        [WaitForPrompt("main_menu", timeout=300), Silence(1), HangUp()],
+        [*menu("2"), WaitForPrompt(input=True, timeout=300), Speak(talk), HangUp()],
+    ]  # fmt: skip
+    return kinds[index % len(kinds)]
+
+
+async def test_two_hundred_callers_at_once_each_get_one_complete_record(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """200 simultaneous callers of every kind: 200 complete inbound records, no error logged."""
+    caplog.set_level(logging.WARNING)
+    rng = random.Random(7)
+    numbers = [f"+86139{i:08d}" for i in range(200)]
+    calls = [
+        stack.pbx.place_call(caller(_mix(i, rng), number, f"来电{i}"))
+        for i, number in enumerate(numbers)
+    ]
+    outcomes = await asyncio.wait_for(asyncio.gather(*(c.finished for c in calls)), 60)
+
+    async def all_done() -> list[Any] | None:
+        stored = await stack.store.calls.find(limit=1000)
+        done = [s for s in stored if s.record.complete and s.record.ivr_path]
+        return stored if len(done) == 200 else None
+
+    stored = await until(all_done, 30)
+    assert len(stored) == 200
+    by_linkedid = {s.record.linkedid: s.record for s in stored}
+    assert sorted(by_linkedid) == sorted(o.linkedid for o in outcomes)
+    for i, outcome in enumerate(outcomes):
+        record = by_linkedid[outcome.linkedid]
+        check_record(record, outcome, ABANDONED if outcome.abandoned else ANSWERED, f"来电{i}")
+    opened = await stack.store.cases.find(limit=1000)
+    with_case = [r for r in by_linkedid.values() if r.case_id is not None]
+    assert sorted(r.case_id for r in with_case) == sorted(c.id for c in opened)
+    assert len({c.number for c in opened}) == len(opened)
+    categories = [c.category for c in opened]
+    assert categories.count("complaint") == 50 and categories.count("suggestion") == 25
+    busy = [o for o in outcomes if "agents_busy" in o.prompts]
+    assert categories.count("consultation") == len(busy)  # messages left when no one was free
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+
+
+async def test_link_dropped_mid_call_gives_one_complete_record(stack: Stack) -> None:
+    """The AMI link drops while a caller is in the menu: the gateway reconnects and resyncs,
+    the caller is handed back to the dialplan, and the call has exactly one complete record."""
+    session = stack.app[PBX]["main"]
+    call = stack.pbx.place_call(
+        caller([WaitForPrompt("main_menu", timeout=120), WaitForAgent(timeout=900)])
+    )
+    await until(lambda: "main_menu" in call.outcome.prompts)
+    connects = session.connects
+    stack.pbx.faults.drop_connections()
+    await until(lambda: session.connects > connects, 20)
+    outcome = await asyncio.wait_for(call.finished, 30)
+    assert outcome.agent  # back in the dialplan, the queue put them through
+    record = await record_of(stack, outcome)
+    stored = await stack.store.calls.find(caller=CALLER)
+    assert [s.record.linkedid for s in stored] == [outcome.linkedid]
+    check_record(record, outcome)
+    assert record.note == NOTE_LINK_LOST
+    assert record.ivr_path[:2] == ("welcome:enter=play", "main_menu:enter=menu")
