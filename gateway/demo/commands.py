@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import random
 import shutil
+import signal
 import statistics
 import sys
 from collections import Counter
@@ -54,6 +55,11 @@ def register(sub: Any) -> None:
     )
     demo.add_argument("--lines", type=int, default=40, help="outbound lines for callbacks (40)")
     demo.add_argument("--seed", type=int, default=2026, help="random seed of the scripted day")
+    demo.add_argument(
+        "--stay",
+        action="store_true",
+        help="after the summary keep the gateway up, to look at the dashboard (Ctrl-C ends)",
+    )
     demo.set_defaults(handler=run_demo)
 
 
@@ -111,7 +117,10 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
             f"  simulated PBX (AMI) on 127.0.0.1:{stack.pbx.port}, simulated Twilio on "
             f"{stack.twilio.base_url}"
         )
-        _say(f"  gateway web on {stack.url}  (API token: {stack.api_token})")
+        _say(
+            f"  gateway web on {stack.url}: dashboard {stack.url}/dashboard, API token "
+            f"{stack.api_token}"
+        )
         _say(f"  data folder: {data_dir}  (log: {log_file})")
         _say("")
         placed = await hotline_hour(stack, args.calls, rng, _say)
@@ -121,6 +130,9 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         day = await callback_day(stack, args.items, rng, _say)
         await _settle(stack)
         await _callback_summary(stack, day)
+        if args.stay:
+            _say(f"\n领导驾驶舱：{stack.url}/dashboard （访问令牌 {stack.api_token}），Ctrl-C 结束")
+            await _until_interrupted()
     elapsed = asyncio.get_running_loop().time() - started
     _say(f"\n用时 {elapsed:.0f} 秒（模拟 {args.speed:g} 倍速）。数据在 {data_dir}/ ：")
     _say(
@@ -128,6 +140,14 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         "   (加 --json 供程序读取)"
     )
     return 0
+
+
+async def _until_interrupted() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
 
 
 async def _settle(stack: Stack) -> None:
