@@ -289,6 +289,10 @@ async def test_reconnect_resync_reports_lost_and_surviving_calls(pbx: SimulatedP
         await eventually(lambda: len(reports) == 1)
         assert not reports[0].reconnect
         assert before.uniqueid in {c.uniqueid for c in reports[0].appeared}
+        # it waited in AsyncAGI with nobody driving it: handed back to the dialplan
+        assert reports[0].released == (before.channel,)
+        outcome = await asyncio.wait_for(before.finished, 5)
+        assert outcome.queue == "hotline"
         stays = pbx.place_call(CallerScript(caller="13800000001", steps=[Silence(3000)]))
         goes = pbx.place_call(CallerScript(caller="13800000002", steps=[Silence(3000)]))
         await eventually(lambda: len(started) == 2)

@@ -137,14 +137,16 @@ class ChannelInfo:
     uniqueid: str
     linkedid: str
     caller_number: str = ""
+    application: str = ""  # what the channel runs now, e.g. "AGI(agi:async)"
 
 
 @dataclass(frozen=True)
 class ResyncReport:
     """What a (re)connect found. ``lost`` calls ended while the link was down;
     ``survived`` are still up; ``appeared`` started while we were away (or before
-    the first connect); ``released`` are AsyncAGI calls whose IVR session the
-    link loss ended and which were handed back to the dialplan."""
+    the first connect); ``released`` are AsyncAGI calls handed back to the
+    dialplan: those whose IVR session the link loss ended, and those that entered
+    AsyncAGI while nobody listened (their AsyncAGIStart is gone)."""
 
     pbx: str
     at: datetime
@@ -588,6 +590,7 @@ class AmiSession:
                 uniqueid=uid,
                 linkedid=item.get(n.H_LINKEDID) or item.get_ci(n.H_LINKEDID) or uid,
                 caller_number=item.get(n.H_CALLER_ID_NUM, ""),
+                application=f"{item.get('Application', '')}({item.get('ApplicationData', '')})",
             )
         known = self._at_loss if self._at_loss is not None else {}
         reconnect = self.connects > 1
@@ -604,6 +607,14 @@ class AmiSession:
         orphaned, self._orphaned = self._orphaned, set()
         for info in survived:
             if info.channel in orphaned:
+                released.append(info.channel)
+        for info in appeared:
+            # A call that reached AGI(agi:async) while nobody listened waits in
+            # silence: its AsyncAGIStart is gone, so no flow can take it. Hand it
+            # back to the dialplan (the hotline context queues it for an agent).
+            if info.application.startswith("AGI(agi:async") and (
+                info.channel not in self._agi_channels
+            ):
                 released.append(info.channel)
         report = ResyncReport(
             pbx=self.name,
