@@ -3,7 +3,6 @@ loopback ports, wired the way production wires them."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import socket
@@ -21,6 +20,7 @@ from gateway.sms.service import SmsService
 from gateway.store import Store
 from gateway.web.app import create_web_app
 from gateway.web.sms import OUTBOX, SMS, sms_feature
+from tests import polling
 
 ACCOUNT = "AC" + "a1" * 16
 TOKEN = "sim-auth-token"
@@ -30,29 +30,34 @@ CITIZEN = "+8613800138000"
 API_TOKEN = "api-token-for-tests"
 
 ORDER_VARS = {
-    "unit": "城关派出所", "business": "轻微伤害案件办理", "case_ref": "LZ2026-000123",
-    "reason": "案件进展慢，无人联系", "citizen": CITIZEN, "deadline": "12月3日18时",
+    "unit": "城关派出所",
+    "business": "轻微伤害案件办理",
+    "case_ref": "LZ2026-000123",
+    "reason": "案件进展慢，无人联系",
+    "citizen": CITIZEN,
+    "deadline": "12月3日18时",
 }
 
 
-async def until(check: Callable[[], object], seconds: float = 5.0) -> None:
-    """Poll ``check`` (sync or async) until it is truthy, at most ``seconds``."""
-    async with asyncio.timeout(seconds):
-        while True:
-            value = check()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return
-            await asyncio.sleep(0.01)
+async def until(check: Callable[[], object], seconds: float = 5.0) -> Any:
+    """Poll ``check`` until it is truthy, at most ``seconds`` (shorter for the SMS tests)."""
+    return await polling.until(check, seconds, every=0.01)
 
 
 def sms_config(api_base_url: str, public_url: str, **sms: Any) -> Config:
     defaults: dict[str, Any] = {
-        "api_base_url": api_base_url, "account_sid": ACCOUNT, "auth_token": Secret(TOKEN),
-        "from_number": FROM, "rate_per_second": 1000.0, "http_timeout": 2.0,
-        "backoff_min": 0.01, "backoff_max": 0.05, "lookup_delay": 0.05,
-        "poll_interval": 0.05, "quiet_start": "00:00", "quiet_end": "00:00",
+        "api_base_url": api_base_url,
+        "account_sid": ACCOUNT,
+        "auth_token": Secret(TOKEN),
+        "from_number": FROM,
+        "rate_per_second": 1000.0,
+        "http_timeout": 2.0,
+        "backoff_min": 0.01,
+        "backoff_max": 0.05,
+        "lookup_delay": 0.05,
+        "poll_interval": 0.05,
+        "quiet_start": "00:00",
+        "quiet_end": "00:00",
     }
     defaults.update(sms)
     return Config(
@@ -85,15 +90,22 @@ class Gateway:
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    store: Store, tw: SimulatedTwilio, *, clock: Clock | None = None, run_outbox: bool = True,
-    port: int = 0, **sms: Any,
+    store: Store,
+    tw: SimulatedTwilio,
+    *,
+    clock: Clock | None = None,
+    run_outbox: bool = True,
+    port: int = 0,
+    **sms: Any,
 ) -> AsyncIterator[Gateway]:
     """The web app (SMS feature, outbox worker) on a loopback port, against ``tw``."""
     sock = free_socket(port)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     config = sms_config(tw.base_url, url, **sms)
     app = create_web_app(
-        config, clock=clock or store.clock, store=store,
+        config,
+        clock=clock or store.clock,
+        store=store,
         features=[sms_feature(run_outbox=run_outbox)],
     )
     runner = web.AppRunner(app, access_log=None)

@@ -8,7 +8,7 @@ import asyncio
 import os
 import shutil
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from gateway.sim.ami import (
     WaitForAgent,
     WaitForPrompt,
 )
+from tests.polling import until
 
 pytestmark = pytest.mark.browser
 
@@ -65,17 +66,6 @@ def _chromium_or_skip() -> str:
         pytest.skip(reason)
     assert path is not None
     return path
-
-
-async def until(check: Callable[[], Any], seconds: float = 20.0) -> Any:
-    async with asyncio.timeout(seconds):
-        while True:
-            value = check()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return value
-            await asyncio.sleep(0.05)
 
 
 def rates(key: str) -> Answer:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,25 +31,16 @@ from gateway.sim.ami import (
     WaitForPrompt,
 )
 from gateway.store.cases import Case
+from tests.polling import until
 
 ROOT = Path(__file__).resolve().parent.parent
 HOTLINE = "9600110"
-SPEED = 200.0  # simulated seconds per real second
+# Simulated seconds per real second. IVR timeouts (a 6 s menu) shrink with it, so a
+# loaded machine must still answer within 6 s / SPEED: keep it modest.
+SPEED = 100.0
 MONDAY_9AM_SHANGHAI = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
 CALLER = "+8613912345678"
 CALLER_NAME = "张三丰"
-
-
-async def until(check: Callable[[], object], seconds: float = 20.0) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy."""
-    async with asyncio.timeout(seconds):
-        while True:
-            value = check()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return value
-            await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -485,6 +476,7 @@ def _mix(index: int, rng: random.Random) -> list[Step]:
     return kinds[index % len(kinds)]
 
 
+@pytest.mark.parametrize("stack", [{"speed": 25.0}], indirect=True)
 async def test_two_hundred_callers_at_once_each_get_one_complete_record(
     stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -496,14 +488,14 @@ async def test_two_hundred_callers_at_once_each_get_one_complete_record(
         stack.pbx.place_call(caller(_mix(i, rng), number, f"来电{i}"))
         for i, number in enumerate(numbers)
     ]
-    outcomes = await asyncio.wait_for(asyncio.gather(*(c.finished for c in calls)), 60)
+    outcomes = await asyncio.wait_for(asyncio.gather(*(c.finished for c in calls)), 240)
 
     async def all_done() -> list[Any] | None:
         stored = await stack.store.calls.find(limit=1000)
         done = [s for s in stored if s.record.complete and s.record.ivr_path]
         return stored if len(done) == 200 else None
 
-    stored = await until(all_done, 30)
+    stored = await until(all_done, 60)
     assert len(stored) == 200
     by_linkedid = {s.record.linkedid: s.record for s in stored}
     assert sorted(by_linkedid) == sorted(o.linkedid for o in outcomes)
