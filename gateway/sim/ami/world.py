@@ -484,9 +484,7 @@ class World:
             await asyncio.gather(hangup, answered, return_exceptions=True)
         if not entry.answered.is_set():
             # the caller gave up while waiting (or while a seat was ringing)
-            position = queue.waiting.index(entry) + 1 if entry in queue.waiting else 1
-            if entry in queue.waiting:
-                queue.waiting.remove(entry)
+            position = self._take_from_queue(queue, entry)
             queue.abandoned += 1
             hold = int(self.sim(self.loop_time() - entry.joined))
             if chan.caller is not None:
@@ -500,23 +498,30 @@ class World:
                 ("OriginalPosition", str(entry.original_position)),
                 ("HoldTime", str(hold)),
             )
-            self.chan_event(
-                n.EV_QUEUE_CALLER_LEAVE,
-                PRIV_AGENT,
-                chan,
-                ("Queue", queue_name),
-                ("Position", str(position)),
-                ("Count", str(len(queue.waiting))),
-            )
+            self._caller_left_queue(chan, queue, position)
             entry.done.set()
             return -1
         await entry.done.wait()
         return -1
 
     def _queue_timeout(self, chan: SimChannel, queue: SimQueue, entry: QueueEntry) -> int:
-        position = queue.waiting.index(entry) + 1 if entry in queue.waiting else 1
-        if entry in queue.waiting:
-            queue.waiting.remove(entry)
+        position = self._take_from_queue(queue, entry)
+        self._caller_left_queue(chan, queue, position)
+        self.set_var(chan, "QUEUESTATUS", "TIMEOUT")
+        entry.done.set()
+        return 0
+
+    @staticmethod
+    def _take_from_queue(queue: SimQueue, entry: QueueEntry) -> int:
+        """Remove a caller from the queue; the 1-based position held (1 once already gone)."""
+        if entry not in queue.waiting:
+            return 1
+        position = queue.waiting.index(entry) + 1
+        queue.waiting.remove(entry)
+        return position
+
+    def _caller_left_queue(self, chan: SimChannel, queue: SimQueue, position: int) -> None:
+        """QueueCallerLeave for a caller taken out of the queue from ``position``."""
         self.chan_event(
             n.EV_QUEUE_CALLER_LEAVE,
             PRIV_AGENT,
@@ -525,9 +530,6 @@ class World:
             ("Position", str(position)),
             ("Count", str(len(queue.waiting))),
         )
-        self.set_var(chan, "QUEUESTATUS", "TIMEOUT")
-        entry.done.set()
-        return 0
 
     def dispatch(self, queue: SimQueue) -> None:
         """Ring a free seat for each waiting caller, longest waiting first."""
@@ -595,17 +597,8 @@ class World:
                 PRIV_CALL,
                 [*caller.snapshot(), *agent.snapshot("Dest"), ("DialStatus", "ANSWER")],
             )
-            position = queue.waiting.index(entry) + 1 if entry in queue.waiting else 1
-            if entry in queue.waiting:
-                queue.waiting.remove(entry)
-            self.chan_event(
-                n.EV_QUEUE_CALLER_LEAVE,
-                PRIV_AGENT,
-                caller,
-                ("Queue", queue.name),
-                ("Position", str(position)),
-                ("Count", str(len(queue.waiting))),
-            )
+            position = self._take_from_queue(queue, entry)
+            self._caller_left_queue(caller, queue, position)
             hold = int(self.sim(self.loop_time() - entry.joined))
             ring_time = int(self.sim(self.loop_time() - ring_start))
             self.chan_event(
