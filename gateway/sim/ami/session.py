@@ -16,7 +16,7 @@ from gateway.sim.ami.agi import start_mixmonitor
 from gateway.sim.ami.asterisk_cli import run_cli
 from gateway.sim.ami.channel import Headers
 from gateway.sim.ami.faults import GARBLED_FRAME
-from gateway.sim.ami.world import PRIV_CALL, PRIV_SECURITY, PRIV_SYSTEM, World
+from gateway.sim.ami.world import PRIV_CALL, PRIV_SECURITY, PRIV_SYSTEM, SimQueue, World
 
 if TYPE_CHECKING:
     from gateway.sim.ami.server import SimulatedPbx
@@ -655,18 +655,32 @@ class AmiSession:
             count += 1
         self._complete(frame, "QueueSummaryComplete", count)
 
-    async def queue_add(self, frame: Frame) -> None:
-        from gateway.sim.ami.world import Seat
-
+    def _queue_member_target(
+        self, frame: Frame, *, missing: str, no_queue: str
+    ) -> tuple[SimQueue, str] | None:
+        """The queue and interface a QueueAdd/QueueRemove names; None once the error is sent."""
         queue_name = (frame.get_ci("Queue") or "").strip()
         interface = (frame.get_ci("Interface") or "").strip()
         if not queue_name or not interface:
-            self.error(frame, "'Queue' and 'Interface' must be set.")
-            return
+            self.error(frame, missing)
+            return None
         queue = self.world.queues.get(queue_name)
         if queue is None:
-            self.error(frame, "Unable to add interface to queue: No such queue")
+            self.error(frame, no_queue)
+            return None
+        return queue, interface
+
+    async def queue_add(self, frame: Frame) -> None:
+        from gateway.sim.ami.world import Seat
+
+        target = self._queue_member_target(
+            frame,
+            missing="'Queue' and 'Interface' must be set.",
+            no_queue="Unable to add interface to queue: No such queue",
+        )
+        if target is None:
             return
+        queue, interface = target
         if any(s.interface == interface for s in queue.seats):
             self.error(frame, "Unable to add interface: Already there")
             return
@@ -685,15 +699,14 @@ class AmiSession:
         self.world.dispatch(queue)
 
     async def queue_remove(self, frame: Frame) -> None:
-        queue_name = (frame.get_ci("Queue") or "").strip()
-        interface = (frame.get_ci("Interface") or "").strip()
-        if not queue_name or not interface:
-            self.error(frame, "Need 'Queue' and 'Interface' parameters.")
+        target = self._queue_member_target(
+            frame,
+            missing="Need 'Queue' and 'Interface' parameters.",
+            no_queue="Unable to remove interface: No such queue",
+        )
+        if target is None:
             return
-        queue = self.world.queues.get(queue_name)
-        if queue is None:
-            self.error(frame, "Unable to remove interface: No such queue")
-            return
+        queue, interface = target
         seat = next((s for s in queue.seats if s.interface == interface), None)
         if seat is None:
             self.error(frame, "Unable to remove interface: Not there")
