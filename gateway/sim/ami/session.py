@@ -14,7 +14,7 @@ from gateway.ami import names as n
 from gateway.ami.frames import Frame, FrameError, FrameParser, serialize
 from gateway.sim.ami.agi import start_mixmonitor
 from gateway.sim.ami.asterisk_cli import run_cli
-from gateway.sim.ami.channel import Headers
+from gateway.sim.ami.channel import Headers, SimChannel
 from gateway.sim.ami.faults import GARBLED_FRAME
 from gateway.sim.ami.world import PRIV_CALL, PRIV_SECURITY, PRIV_SYSTEM, SimQueue, World
 
@@ -449,14 +449,20 @@ class AmiSession:
         else:
             self.error(frame, "Originate failed")
 
-    async def hangup(self, frame: Frame) -> None:
+    def _named_channel(self, frame: Frame) -> SimChannel | None:
+        """The live channel an action's Channel header names; None once the error is sent."""
         name = (frame.get_ci(n.H_CHANNEL) or "").strip()
         if not name:
             self.error(frame, "No channel specified")
-            return
+            return None
         chan = self.world.find_channel(name)
         if chan is None:
             self.error(frame, "No such channel")
+        return chan
+
+    async def hangup(self, frame: Frame) -> None:
+        chan = self._named_channel(frame)
+        if chan is None:
             return
         cause_text = (frame.get_ci(n.H_CAUSE) or "").strip()
         cause = int(cause_text) if cause_text.isdigit() else 16
@@ -718,13 +724,8 @@ class AmiSession:
         self.respond(frame, n.RESPONSE_SUCCESS, "Removed interface from queue")
 
     async def mixmonitor(self, frame: Frame) -> None:
-        name = (frame.get_ci(n.H_CHANNEL) or "").strip()
-        if not name:
-            self.error(frame, "No channel specified")
-            return
-        chan = self.world.find_channel(name)
+        chan = self._named_channel(frame)
         if chan is None:
-            self.error(frame, "No such channel")
             return
         self.respond(frame, n.RESPONSE_SUCCESS)
         start_mixmonitor(self.world, chan)
