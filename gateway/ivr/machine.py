@@ -232,17 +232,9 @@ class FlowMachine:
                 if node.into:
                     self.variables[node.into] = key
                 return node.choices[key]
-            if not key and timed_out:
-                self.note("silence")
-                retry_prompt = node.silence
-            else:
-                self.note("invalid", key or "#")
-                retry_prompt = node.invalid
             failures += 1
-            if failures > node.retries:
-                self.note("exhausted")
+            if not (yield from self._retry(node, key, timed_out, failures)):
                 return node.on_exhausted
-            yield from self._play(retry_prompt)
 
     def _collect(self, node: CollectNode) -> Generator[Operation, Any, str]:
         failures = repeats = 0
@@ -257,17 +249,25 @@ class FlowMachine:
                 self.note("digits", digits)
                 self.variables[node.into] = digits
                 return node.next
-            if not digits and timed_out:
-                self.note("silence")
-                retry_prompt = node.silence
-            else:
-                self.note("invalid", digits or "#")
-                retry_prompt = node.invalid
             failures += 1
-            if failures > node.retries:
-                self.note("exhausted")
+            if not (yield from self._retry(node, digits, timed_out, failures)):
                 return node.on_exhausted
-            yield from self._play(retry_prompt)
+
+    def _retry(
+        self, node: MenuNode | CollectNode, answer: str, timed_out: bool, failures: int
+    ) -> Generator[Operation, Any, bool]:
+        """Note a silent or invalid answer and play its retry prompt; False once retries run out."""
+        if not answer and timed_out:
+            self.note("silence")
+            retry_prompt = node.silence
+        else:
+            self.note("invalid", answer or "#")
+            retry_prompt = node.invalid
+        if failures > node.retries:
+            self.note("exhausted")
+            return False
+        yield from self._play(retry_prompt)
+        return True
 
     def _record(self, node: RecordNode) -> Generator[Operation, Any, str]:
         failures = 0
