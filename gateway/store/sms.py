@@ -169,23 +169,21 @@ class SmsRepository:
         assert existing is not None
         return existing, False
 
-    async def by_key(self, key: str) -> OutboxMessage | None:
+    async def _one_where(self, column: str, value: object) -> OutboxMessage | None:
+        """The message whose ``column`` (one of our unique columns) equals ``value``."""
         row = await self._db.fetchone(
-            f"SELECT {_COLUMNS} FROM sms_messages WHERE idempotency_key = ?", (key,)
+            f"SELECT {_COLUMNS} FROM sms_messages WHERE {column} = ?", (value,)
         )
         return _message(row) if row else None
+
+    async def by_key(self, key: str) -> OutboxMessage | None:
+        return await self._one_where("idempotency_key", key)
 
     async def get(self, message_id: int) -> OutboxMessage | None:
-        row = await self._db.fetchone(
-            f"SELECT {_COLUMNS} FROM sms_messages WHERE id = ?", (message_id,)
-        )
-        return _message(row) if row else None
+        return await self._one_where("id", message_id)
 
     async def by_sid(self, sid: str) -> OutboxMessage | None:
-        row = await self._db.fetchone(
-            f"SELECT {_COLUMNS} FROM sms_messages WHERE provider_sid = ?", (sid,)
-        )
-        return _message(row) if row else None
+        return await self._one_where("provider_sid", sid)
 
     async def recent(
         self, *, status: str | None = None, to: str | None = None, limit: int = 50
