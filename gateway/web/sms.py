@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
@@ -38,6 +38,8 @@ from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE
 from gateway.web.errors import ApiError
 
 log = logging.getLogger(__name__)
+
+_Parsed = TypeVar("_Parsed")
 
 SMS = web.AppKey("sms", SmsService)
 SMS_PROVIDER = web.AppKey("sms_provider", SmsProvider)
@@ -125,12 +127,19 @@ async def verified_form(request: web.Request) -> MultiDictProxy[str]:
     return form
 
 
-async def status_callback(request: web.Request) -> web.Response:
+async def _verified_webhook(
+    request: web.Request, parse: Callable[[MultiDictProxy[str]], _Parsed]
+) -> _Parsed:
+    """A signed Twilio webhook's form, parsed; a form ``parse`` refuses is a 400."""
     form = await verified_form(request)
     try:
-        parsed = parse_status_callback(form)
+        return parse(form)
     except BadWebhook as exc:
         raise ApiError(400, "bad_webhook", str(exc), {"field": exc.field}) from exc
+
+
+async def status_callback(request: web.Request) -> web.Response:
+    parsed = await _verified_webhook(request, parse_status_callback)
     update = await request.app[SMS].handle_status(parsed.sid, parsed.status, parsed.error_code)
     log.debug("status %s for %s: %s", parsed.status, parsed.sid,
               "applied" if update.applied else "no change")
@@ -138,11 +147,7 @@ async def status_callback(request: web.Request) -> web.Response:
 
 
 async def inbound_text(request: web.Request) -> web.Response:
-    form = await verified_form(request)
-    try:
-        parsed = parse_inbound(form)
-    except BadWebhook as exc:
-        raise ApiError(400, "bad_webhook", str(exc), {"field": exc.field}) from exc
+    parsed = await _verified_webhook(request, parse_inbound)
     await request.app[SMS].handle_inbound(
         parsed.sid, parsed.from_number, parsed.to_number, parsed.body
     )
