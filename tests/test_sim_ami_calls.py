@@ -14,10 +14,12 @@ from gateway.sim.ami import (
     Answer,
     Busy,
     CallerScript,
+    CallOutcome,
     HangUp,
     NoAnswer,
     Press,
     Silence,
+    SimCall,
     SimConfig,
     SimulatedPbx,
     Speak,
@@ -50,6 +52,12 @@ async def ami(pbx: SimulatedPbx) -> AsyncIterator[RawAmi]:
     await client.close()
 
 
+async def hang_up(ami: RawAmi, call: SimCall) -> CallOutcome:
+    """Hang the call up over AMI and wait for the caller's outcome."""
+    await ami.action("Hangup", ("Channel", call.channel))
+    return await asyncio.wait_for(call.finished, 5)
+
+
 def env(frame: dict[str, str]) -> dict[str, str]:
     text = unquote(frame["Env"])
     return dict(line.split(": ", 1) for line in text.splitlines() if line)
@@ -79,8 +87,7 @@ async def test_inbound_call_starts_async_agi_with_the_agi_environment(
     assert values["agi_channel"] == call.channel and values["agi_type"] == "PJSIP"
     assert values["agi_calleridname"] == "张三" and values["agi_dnid"] == "9600110"
     assert start["Env"].endswith("%0A%0A")
-    await ami.action("Hangup", ("Channel", call.channel))
-    await asyncio.wait_for(call.finished, 5)
+    await hang_up(ami, call)
 
 
 async def test_wait_for_digit_returns_the_ascii_code_url_encoded(
@@ -101,8 +108,7 @@ async def test_wait_for_digit_returns_the_ascii_code_url_encoded(
     brk = await ami.agi(call.channel, "ASYNCAGI BREAK", "c3")
     assert brk["Result"] == "200%20result%3D0%0A"
     await ami.event("AsyncAGIEnd", Channel=call.channel)
-    await ami.action("Hangup", ("Channel", call.channel))
-    outcome = await asyncio.wait_for(call.finished, 5)
+    outcome = await hang_up(ami, call)
     assert outcome.keys == "1"
 
 
@@ -124,8 +130,7 @@ async def test_get_data_collects_digits_and_reports_timeout(ami: RawAmi, pbx: Si
     assert unquote(got["Result"]) == "200 result=12\n"
     silent = await ami.agi(call.channel, "GET DATA again 500 4", "g2")
     assert unquote(silent["Result"]) == "200 result= (timeout)\n"
-    await ami.action("Hangup", ("Channel", call.channel))
-    outcome = await asyncio.wait_for(call.finished, 5)
+    outcome = await hang_up(ami, call)
     assert outcome.prompts == ["menu", "again"]
 
 
@@ -140,8 +145,7 @@ async def test_digit_pressed_while_nobody_listens_is_lost(ami: RawAmi, pbx: Simu
     await ami.event("DTMFEnd", Channel=call.channel, Digit="5")
     waited = await ami.agi(call.channel, "WAIT FOR DIGIT 200", "s2")
     assert unquote(waited["Result"]) == "200 result=0\n"
-    await ami.action("Hangup", ("Channel", call.channel))
-    await asyncio.wait_for(call.finished, 5)
+    await hang_up(ami, call)
 
 
 async def test_stream_file_interrupted_by_an_escape_digit(ami: RawAmi, pbx: SimulatedPbx) -> None:
@@ -152,8 +156,7 @@ async def test_stream_file_interrupted_by_an_escape_digit(ami: RawAmi, pbx: Simu
     await ami.event("AsyncAGIStart", Channel=call.channel)
     played = await ami.agi(call.channel, "STREAM FILE long-menu 0123456789", "s1")
     assert unquote(played["Result"]).startswith("200 result=57 endpos=")
-    await ami.action("Hangup", ("Channel", call.channel))
-    await asyncio.wait_for(call.finished, 5)
+    await hang_up(ami, call)
 
 
 async def test_record_file_writes_a_wav_of_the_callers_speech(
@@ -178,8 +181,7 @@ async def test_record_file_writes_a_wav_of_the_callers_speech(
     with wave.open(str(target) + ".wav", "rb") as wav:
         assert wav.getframerate() == 8000 and wav.getnchannels() == 1
         assert wav.getnframes() == endpos
-    await ami.action("Hangup", ("Channel", call.channel))
-    outcome = await asyncio.wait_for(call.finished, 5)
+    outcome = await hang_up(ami, call)
     assert outcome.prompts == ["beep"] and outcome.recordings == [str(target) + ".wav"]
 
 
@@ -196,8 +198,7 @@ async def test_record_file_ends_on_silence_even_if_nothing_was_said(
     text = unquote(rec["Result"])
     assert text.startswith("200 result=0 (timeout) endpos=")
     assert int(text.rsplit("=", 1)[1]) <= 1.5 * 8000  # the trailing silence is trimmed
-    await ami.action("Hangup", ("Channel", call.channel))
-    await asyncio.wait_for(call.finished, 5)
+    await hang_up(ami, call)
 
 
 async def test_record_file_stops_on_the_escape_digit(
@@ -212,8 +213,7 @@ async def test_record_file_stops_on_the_escape_digit(
     await ami.event("AsyncAGIStart", Channel=call.channel)
     rec = await ami.agi(call.channel, f"RECORD FILE {tmp_path / 'm2'} wav # -1", "r1", timeout=10)
     assert unquote(rec["Result"]).startswith("200 result=35 (dtmf) endpos=")
-    await ami.action("Hangup", ("Channel", call.channel))
-    await asyncio.wait_for(call.finished, 5)
+    await hang_up(ami, call)
 
 
 async def test_variables_set_and_get(ami: RawAmi, pbx: SimulatedPbx) -> None:
@@ -230,8 +230,7 @@ async def test_variables_set_and_get(ami: RawAmi, pbx: SimulatedPbx) -> None:
     assert unquote(chan["Result"]) == f"200 result=1 ({call.channel})\n"
     missing = await ami.agi(call.channel, "GET VARIABLE NOPE", "v4")
     assert unquote(missing["Result"]) == "200 result=0\n"
-    await ami.action("Hangup", ("Channel", call.channel))
-    await asyncio.wait_for(call.finished, 5)
+    await hang_up(ami, call)
 
 
 async def test_unknown_agi_command_and_bad_usage(ami: RawAmi, pbx: SimulatedPbx) -> None:
@@ -244,8 +243,7 @@ async def test_unknown_agi_command_and_bad_usage(ami: RawAmi, pbx: SimulatedPbx)
     assert unquote(bad["Result"]).startswith("520-Invalid command syntax.  Proper usage follows:\n")
     end = await ami.event("AGIExecEnd", Channel=call.channel, Command="WAIT FOR DIGIT")
     assert end["ResultCode"] == "520" and end["Result"] == "Usage"
-    await ami.action("Hangup", ("Channel", call.channel))
-    await asyncio.wait_for(call.finished, 5)
+    await hang_up(ami, call)
 
 
 async def test_caller_hangup_during_a_command_returns_minus_one(
