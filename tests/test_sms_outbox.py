@@ -60,13 +60,19 @@ async def order(gw: Gateway, key: str = "order-1", to: str = CHIEF) -> OutboxMes
     )
 
 
+async def delivered_order(gw: Gateway, store: Store) -> OutboxMessage:
+    """Queue the default order and wait until status callbacks take it to delivered."""
+    message = await order(gw)
+    await until(lambda: status_of(store, message, "delivered"))
+    return message
+
+
 async def test_order_goes_out_once_and_ends_delivered(
     live_store: Store, tw: SimulatedTwilio
 ) -> None:
     """A rectification order is sent once, gets its sid, and callbacks take it to delivered."""
     async with running_gateway(live_store, tw) as gw:
-        message = await order(gw)
-        await until(lambda: status_of(live_store, message, "delivered"))
+        message = await delivered_order(gw, live_store)
     row = await live_store.sms.get(message.id)
     assert row is not None and row.provider_sid == tw.messages[0].sid
     assert row.sent_at is not None and row.attempts == 1
@@ -92,8 +98,7 @@ async def test_429_storm_is_retried_until_accepted(live_store: Store, tw: Simula
     """Five 429s in a row are waited out (Retry-After honoured) and the text goes once."""
     tw.faults.burst_429(5, retry_after=0.02)
     async with running_gateway(live_store, tw) as gw:
-        message = await order(gw)
-        await until(lambda: status_of(live_store, message, "delivered"))
+        message = await delivered_order(gw, live_store)
     row = await live_store.sms.get(message.id)
     assert row is not None and row.attempts == 6
     assert tw.stats.rejected_429 == 5 and len(tw.messages) == 1
@@ -103,8 +108,7 @@ async def test_5xx_is_looked_up_then_resent_once(live_store: Store, tw: Simulate
     """After 500s (nothing created) the text is looked up, not found, and sent once."""
     tw.faults.fail_5xx(2, status=503)
     async with running_gateway(live_store, tw) as gw:
-        message = await order(gw)
-        await until(lambda: status_of(live_store, message, "delivered"))
+        await delivered_order(gw, live_store)
         assert gw.worker.reconciled == 0
     assert tw.stats.failed_5xx == 2 and len(tw.messages) == 1
 
@@ -115,8 +119,7 @@ async def test_dropped_connection_after_accept_is_not_resent(
     """Twilio took the text but the answer was lost: the look-up finds it; no second text."""
     tw.faults.drop(1, after_accept=True)
     async with running_gateway(live_store, tw) as gw:
-        message = await order(gw)
-        await until(lambda: status_of(live_store, message, "delivered"))
+        message = await delivered_order(gw, live_store)
         assert gw.worker.reconciled == 1
     assert tw.stats.dropped == 1 and len(tw.messages) == 1
     row = await live_store.sms.get(message.id)
@@ -127,8 +130,7 @@ async def test_timeout_is_looked_up_not_resent(live_store: Store, tw: SimulatedT
     """A create slower than the HTTP timeout still lands; the look-up finds it."""
     tw.faults.slow(0.4, n=1)
     async with running_gateway(live_store, tw, http_timeout=0.15, lookup_delay=0.6) as gw:
-        message = await order(gw)
-        await until(lambda: status_of(live_store, message, "delivered"))
+        await delivered_order(gw, live_store)
         assert gw.worker.reconciled == 1
     assert len(tw.messages) == 1
 
@@ -187,8 +189,7 @@ async def test_forged_and_unsigned_webhooks_are_refused(
 ) -> None:
     """No signature or one made with another token gets 403 JSON; the text is unchanged."""
     async with running_gateway(live_store, tw) as gw:
-        message = await order(gw)
-        await until(lambda: status_of(live_store, message, "delivered"))
+        message = await delivered_order(gw, live_store)
         row = await live_store.sms.get(message.id)
         assert row is not None and row.provider_sid is not None
         url = gw.url + "/twilio/status"
