@@ -39,8 +39,10 @@ ORDER_VARS = {
 }
 
 
-async def until(check: Callable[[], object], seconds: float = 5.0) -> Any:
-    """Poll ``check`` until it is truthy, at most ``seconds`` (shorter for the SMS tests)."""
+async def until(check: Callable[[], object], seconds: float = 20.0) -> Any:
+    """Poll ``check`` often (the SMS tests wait for sub-second events) until it is truthy.
+
+    The limit only matters when something is wrong; a loaded machine needs room."""
     return await polling.until(check, seconds, every=0.01)
 
 
