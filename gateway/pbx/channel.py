@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from gateway.ami import agi
@@ -55,22 +55,40 @@ class AgiChannel:
     def __init__(
         self,
         link: AgiLink,
-        env: AgiEnvironment,
+        env: AgiEnvironment | Callable[[], AgiEnvironment],
         *,
         channel: str = "",
         linkedid: str = "",
         variables: Mapping[str, str] | None = None,
     ) -> None:
         self._link = link
-        self.env = env
-        self._name = channel or env.channel
-        self._linkedid = linkedid or env.uniqueid
+        # ``env`` may be a function that builds the environment: the session hands
+        # over the AsyncAGIStart's Env undecoded and it is parsed on first use, so a
+        # burst of calls does not pay for URL-decoding what no flow reads.
+        if isinstance(env, AgiEnvironment):
+            self._env: AgiEnvironment | None = env
+            self._make_env: Callable[[], AgiEnvironment] | None = None
+        else:
+            self._env = None
+            self._make_env = env
+        self._name = channel or self.env.channel
+        self._linkedid = linkedid  # empty: the call's own uniqueid, read from env
         self._variables: dict[str, str] = dict(variables or {})
         self._lock = asyncio.Lock()
         self._waiting: dict[str, asyncio.Future[AgiResult]] = {}
         self._gone: str | None = None  # why the channel is gone, once it is
 
     # -- identity -----------------------------------------------------------
+
+    @property
+    def env(self) -> AgiEnvironment:
+        """The call's AGI environment (built on first access when given as a function)."""
+        env = self._env
+        if env is None:
+            assert self._make_env is not None
+            env = self._env = self._make_env()
+            self._make_env = None
+        return env
 
     @property
     def name(self) -> str:
@@ -82,7 +100,7 @@ class AgiChannel:
 
     @property
     def linkedid(self) -> str:
-        return self._linkedid
+        return self._linkedid or self.env.uniqueid
 
     @property
     def caller_number(self) -> str:

@@ -765,11 +765,36 @@ class AmiSession:
 
     def _ev_agi_start(self, frame: Frame) -> None:
         name = frame.get(n.H_CHANNEL, "")
+        # The Env is decoded when the flow first reads the channel's environment
+        # (URL-decoding it was a fifth of the ingest cost of an AGI burst).
+        channel = AgiChannel(
+            self,
+            functools.partial(self._agi_env, frame, name),
+            channel=name,
+            linkedid=frame.get(n.H_LINKEDID, ""),
+        )
+        old = self._agi_channels.get(channel.name)
+        if old is not None:
+            self._agi_gone(old.name, "AsyncAGI restarted on the channel")
+        self._agi_channels[channel.name] = channel
+        # Only an Originate in flight needs the uniqueid (and so the parsed Env) now.
+        call_id = self._originated.get(channel.uniqueid) if self._originated else None
+        if call_id is not None and call_id in self._originate_vars:
+            channel.set_variables(self._originate_vars[call_id])
+        task = asyncio.get_running_loop().create_task(
+            self._run_agi(channel, lookup=call_id is None), name=f"agi-{channel.name}"
+        )
+        self._agi_tasks.add(task)
+        task.add_done_callback(self._agi_tasks.discard)
+
+    def _agi_env(self, frame: Frame, name: str) -> agi.AgiEnvironment:
+        """The AGI environment of an AsyncAGIStart; a bad Env is logged and the
+        event's own headers stand in for it."""
         try:
-            env = agi.parse_env(frame.get(n.H_ENV, ""))
+            return agi.parse_env(frame.get(n.H_ENV, ""))
         except agi.AgiParseError as exc:
             log.error("PBX %s: AsyncAGIStart on %s with a bad Env: %s", self.name, name, exc)
-            env = agi.AgiEnvironment(
+            return agi.AgiEnvironment(
                 channel=name,
                 uniqueid=frame.get(n.H_UNIQUEID, ""),
                 callerid=frame.get(n.H_CALLER_ID_NUM, ""),
@@ -777,18 +802,6 @@ class AmiSession:
                 context=frame.get(n.H_CONTEXT, ""),
                 extension=frame.get(n.H_EXTEN, ""),
             )
-        channel = AgiChannel(self, env, channel=name, linkedid=frame.get(n.H_LINKEDID, ""))
-        old = self._agi_channels.get(channel.name)
-        if old is not None:
-            self._agi_gone(old.name, "AsyncAGI restarted on the channel")
-        self._agi_channels[channel.name] = channel
-        call_id = self._originated.get(channel.uniqueid)
-        if call_id is not None and call_id in self._originate_vars:
-            channel.set_variables(self._originate_vars[call_id])
-        task = asyncio.ensure_future(self._run_agi(channel, lookup=call_id is None))
-        task.set_name(f"agi-{channel.name}")
-        self._agi_tasks.add(task)
-        task.add_done_callback(self._agi_tasks.discard)
 
     async def _run_agi(self, channel: AgiChannel, *, lookup: bool) -> None:
         handler = self._agi_handler
