@@ -15,7 +15,7 @@ part of panoramisk that is wrong for a hotline:
   :class:`OriginateOutcome`.
 * **events**: panoramisk's ``dispatch`` turns coroutine callbacks into tasks
   nobody owns. Our listeners are synchronous; events travel through one
-  ``asyncio.Queue`` read by one consumer task the session owns. Events nobody
+  in-order queue read by one consumer task the session owns. Events nobody
   listens to are dropped in ``data_received`` before any allocation.
 * **keep-alive**: panoramisk pings without reading the reply. We ping every
   ``ping_interval``; no ``Pong`` within ``ping_timeout`` declares the link dead
@@ -187,6 +187,39 @@ class _Pending:
         self.response: Frame | None = None
 
 
+class _Inbox:
+    """The session's event queue: batches of frames and resync reports, in order,
+    for its one consumer. Leaner than ``asyncio.Queue`` on the hot path: no
+    size limit or task accounting, one waiter, and the consumer takes everything
+    queued at each wake-up."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[list[Frame] | ResyncReport] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: list[Frame] | ResyncReport) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    async def take_all(self) -> list[list[Frame] | ResyncReport]:
+        """Wait until something is queued; return all of it, oldest first."""
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        items, self._items = self._items, []
+        return items
+
+
 # ---------------------------------------------------------------------------
 # The protocol
 
@@ -288,7 +321,7 @@ class AmiSession:
         self._listeners: list[tuple[Listener, frozenset[str] | None]] = []
         self._resync_listeners: list[ResyncListener] = []
         self._wanted: frozenset[str] | None = frozenset()  # None: every event
-        self._queue: asyncio.Queue[list[Frame] | ResyncReport] = asyncio.Queue()
+        self._queue = _Inbox()
         self._live: dict[str, ChannelInfo] = {}  # uniqueid → channel
         self._at_loss: dict[str, ChannelInfo] | None = None
         self._agi_channels: dict[str, AgiChannel] = {}  # channel name → live AGI call
@@ -438,27 +471,29 @@ class AmiSession:
         self._agi_handler = handler
 
     async def _consume(self) -> None:
-        queue = self._queue
+        inbox = self._queue
         while True:
-            item = await queue.get()
-            if isinstance(item, list):
-                listeners = self._listeners
-                for frame in item:
-                    event = frame.get(n.H_EVENT)
-                    for fn, wanted in listeners:
-                        if wanted is None or event in wanted:
-                            try:
-                                fn(frame)
-                            except Exception:
-                                log.exception(
-                                    "PBX %s: listener %r failed on %s", self.name, fn, event
-                                )
-            else:
-                for resync in self._resync_listeners:
+            for item in await inbox.take_all():
+                if type(item) is list:
+                    self._deliver(item)
+                else:
+                    for resync in self._resync_listeners:
+                        try:
+                            resync(item)  # type: ignore[arg-type]
+                        except Exception:
+                            log.exception("PBX %s: resync listener %r failed", self.name, resync)
+
+    def _deliver(self, batch: list[Frame]) -> None:
+        """Call the listeners for one read's events (each one has an Event header)."""
+        listeners = self._listeners
+        for frame in batch:
+            event = frame["Event"]
+            for fn, wanted in listeners:
+                if wanted is None or event in wanted:
                     try:
-                        resync(item)
+                        fn(frame)
                     except Exception:
-                        log.exception("PBX %s: resync listener %r failed", self.name, resync)
+                        log.exception("PBX %s: listener %r failed on %s", self.name, fn, event)
 
     # -- the link: connect, login, keep alive, reconnect ------------------------
 
