@@ -232,6 +232,7 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]
         self.parser = FastFrameParser(keep=session._keep())
         loop = asyncio.get_running_loop()
         self.banner: asyncio.Future[str | None] = loop.create_future()
+        self._await_banner = True  # until the parser has read the banner line
         self.lost: asyncio.Future[None] = loop.create_future()
         self.transport: asyncio.Transport | None = None
 
@@ -248,6 +249,7 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]
         parser = self.parser
         parser.keep = session._keep_set  # listeners may have been added since the last read
         batch: list[Frame] = []
+        keep = batch.append  # bound once: called for nearly every frame
         for item in parser.feed(data):
             if type(item) is not Frame:
                 session._on_frame_error(item)  # type: ignore[arg-type]
@@ -258,15 +260,18 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]
                 continue
             if "ActionID" in item and session._on_action_event(item, event):
                 continue
-            handler = internal.get(event)
-            if handler is not None:
-                handler(item)
+            # A membership test first: most events have no internal handler, and
+            # `in` costs less than a method call that returns None.
+            if event in internal:
+                internal[event](item)
             if wanted is None or event in wanted:
-                batch.append(item)
+                keep(item)
         if batch:
             session._queue.put_nowait(batch)
-        if not self.banner.done() and not self.parser._expect_banner:
-            self.banner.set_result(self.parser.banner)
+        if self._await_banner and not parser._expect_banner:
+            self._await_banner = False
+            if not self.banner.done():
+                self.banner.set_result(parser.banner)
 
     def eof_received(self) -> bool:
         return False  # close our side too

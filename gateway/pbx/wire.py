@@ -51,7 +51,8 @@ def parse_lines(lines: list[str]) -> list[Frame | FrameError] | None:
     """
     frames: list[Frame | FrameError] = []
     append = frames.append
-    frame = _new_frame(Frame)
+    new, cls = _new_frame, Frame  # locals: looked up once per frame in the loop
+    frame = new(cls)
     frame.repeated = None
     for line in lines:
         if line:
@@ -62,7 +63,7 @@ def parse_lines(lines: list[str]) -> list[Frame | FrameError] | None:
             if "Event" not in frame and "Response" not in frame and "Action" not in frame:
                 return None  # also an empty frame: two blank lines in a row
             append(frame)
-            frame = _new_frame(Frame)
+            frame = new(cls)
             frame.repeated = None
     if "Event" not in frame and "Response" not in frame and "Action" not in frame:
         return None
