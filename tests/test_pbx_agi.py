@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from gateway.ami.agi import AgiEnvironment
+from gateway.ami.frames import Frame
 from gateway.config import PbxSection, Secret
 from gateway.pbx.channel import AgiChannel
 from gateway.pbx.exceptions import AgiCommandFailed, ChannelHungUp
@@ -34,9 +36,17 @@ SECRET = "s3cret"
 
 def section(pbx: SimulatedPbx, **changes: Any) -> PbxSection:
     base = PbxSection(
-        host="127.0.0.1", port=pbx.port, username="gateway", secret=Secret(SECRET),
-        auth="md5", ping_interval=5.0, ping_timeout=0.5, action_timeout=2.0,
-        connect_timeout=2.0, reconnect_min=0.01, reconnect_max=0.05,
+        host="127.0.0.1",
+        port=pbx.port,
+        username="gateway",
+        secret=Secret(SECRET),
+        auth="md5",
+        ping_interval=5.0,
+        ping_timeout=0.5,
+        action_timeout=2.0,
+        connect_timeout=2.0,
+        reconnect_min=0.01,
+        reconnect_max=0.05,
     )
     return replace(base, **changes)
 
@@ -85,7 +95,9 @@ async def test_menu_on_a_live_channel(pbx: SimulatedPbx) -> None:
         await channel.hangup()  # a second hang-up is harmless
 
     script = CallerScript(
-        caller="13800138000", caller_name="王芳", dialled="12345",
+        caller="13800138000",
+        caller_name="王芳",
+        dialled="12345",
         steps=[WaitForPrompt(input=True), Press("2"), Silence(60)],
     )
     await run_call(pbx, ivr, script)
@@ -199,8 +211,9 @@ async def test_originate_failures(pbx: SimulatedPbx, behaviour: Any, outcome: An
 async def test_originate_answered_runs_the_survey_with_its_variables(pbx: SimulatedPbx) -> None:
     """An answered Originate reports ANSWERED, and its AsyncAGI channel sees the variables
     given at originate time."""
-    pbx.set_citizen("13900000002", Answer(steps=[WaitForPrompt(input=True), Press("1")],
-                                          ring_seconds=0.5))
+    pbx.set_citizen(
+        "13900000002", Answer(steps=[WaitForPrompt(input=True), Press("1")], ring_seconds=0.5)
+    )
     seen: dict[str, Any] = {}
     done = asyncio.Event()
 
@@ -250,3 +263,33 @@ async def test_hang_up_while_recording_returns_what_was_recorded(pbx: SimulatedP
     assert record.ended_by == "hangup"
     assert 3000 <= record.duration_ms <= 6000
     assert later == "later"
+
+
+async def test_environment_is_decoded_once_on_first_use(caplog: pytest.LogCaptureFixture) -> None:
+    """The Env of AsyncAGIStart is parsed when first read, once; a bad one is logged then
+    and the event's own headers stand in for it."""
+    made: list[int] = []
+
+    def make() -> AgiEnvironment:
+        made.append(1)
+        return AgiEnvironment(channel="PJSIP/trunk-1", uniqueid="1.1", callerid="13912345678")
+
+    channel = AgiChannel(AmiSession(PbxSection()), make, channel="PJSIP/trunk-1")
+    assert made == []
+    assert channel.caller_number == "13912345678" and channel.env.uniqueid == "1.1"
+    assert made == [1]
+
+    session = AmiSession(PbxSection(name="east"))
+    bad = Frame(
+        {
+            "Event": "AsyncAGIStart",
+            "Channel": "PJSIP/trunk-2",
+            "Env": "garbage%0A",
+            "Uniqueid": "2.2",
+            "CallerIDNum": "13800000000",
+        }
+    )
+    lazy = AgiChannel(session, lambda: session._agi_env(bad, "PJSIP/trunk-2"))
+    with caplog.at_level(logging.ERROR):
+        assert lazy.env.uniqueid == "2.2" and lazy.caller_number == "13800000000"
+    assert "bad Env" in caplog.text and "PJSIP/trunk-2" in caplog.text
