@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 PBX = web.AppKey("pbx", PbxPool)
 CALLLOG = web.AppKey("calllog", CallLogService)
 IVR = web.AppKey("ivr", Ivr)
-FLOW_RESULTS: web.AppKey[list[FlowResult]] = web.AppKey("flow_results", list)
 
 # Channel variables an Originate sets so the answered call finds its item again.
 VAR_ITEM = "GW_ITEM"
@@ -102,7 +101,6 @@ async def _callbacks_context(app: web.Application) -> AsyncIterator[None]:
 
 
 def add_telephony(app: web.Application) -> None:
-    app[FLOW_RESULTS] = []
     app.cleanup_ctx.append(_telephony_context)
     app[HEALTH_CHECKS]["pbx"] = _ping_pbx
 
@@ -170,8 +168,6 @@ class CallRouter:
             await service.survey_ended(item_id, attempt_id)
 
     def _record(self, channel: AgiChannel, result: FlowResult) -> None:
-        self.app[FLOW_RESULTS].append(result)
-        del self.app[FLOW_RESULTS][:-1000]  # the dashboard's recent calls, bounded
         case_id = result.variables.get("case_id")
         path = [f"{s.node}:{s.event}" + (f"={s.detail}" if s.detail else "") for s in result.path]
         self.app[CALLLOG].attach(
