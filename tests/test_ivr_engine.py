@@ -617,3 +617,16 @@ async def test_survey_says_unknown_names_with_generic_prompts(run):
     assert "pieces/yue" not in channel.prompts
     assert any(s.event == "say_failed" for s in result.path)
     assert result.outcome == "completed"
+
+
+async def test_message_paths_are_absolute_for_the_pbx(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative data folder still gives the PBX an absolute path to record to
+    (Asterisk would put a relative one under its own sounds folder)."""
+    monkeypatch.chdir(tmp_path)
+    clock = ManualClock(datetime(2026, 11, 30, 2, 0, tzinfo=UTC))
+    folder = MessageFolder(Path("gateway-data") / "messages", clock)
+    path = Path(await folder.path_for("1795.7", "complaint", 1))
+    assert path.is_absolute()
+    assert path.parent.is_dir() and path.is_relative_to(tmp_path / "gateway-data" / "messages")

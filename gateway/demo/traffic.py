@@ -192,9 +192,12 @@ async def hotline_hour(
             last_report = stack.clock.now()
             done = sum(1 for _, c in placed if c.finished.done())
             progress(f"{_hhmm(stack)} 热线：已呼入 {len(placed)}/{calls}，已结束 {done}")
-    await asyncio.wait([c.finished for _, c in placed], timeout=600.0 / stack.clock.speed * 60)
+    # The last callers may still talk to an agent: give them half an hour.
+    await asyncio.wait([c.finished for _, c in placed], timeout=30 * 60 / stack.clock.speed)
     done = sum(1 for _, c in placed if c.finished.done())
     progress(f"{_hhmm(stack)} 热线：{done}/{calls} 通电话已结束")
+    if done < calls:
+        progress(f"  注意：{calls - done} 通电话半小时后仍未结束，详见网关日志")
     return placed
 
 

@@ -79,11 +79,14 @@ class FlowResult:
 class MessageFolder:
     """Where callers' voice messages go: ``<root>/YYYY/MM/DD/<uniqueid>-<node>-<n>``.
 
-    ``root`` is under the configured data folder, never the source tree.
+    ``root`` is under the configured data folder, never the source tree. The PBX
+    writes the file (``RECORD FILE``), so the path it is given is absolute: Asterisk
+    would put a relative one under its own sounds folder. On a separate PBX host the
+    folder must be shared (the same path on both).
     """
 
     def __init__(self, root: Path, clock: Clock) -> None:
-        self.root = root
+        self.root = root.absolute()
         self.clock = clock
 
     async def path_for(self, uniqueid: str, node: str, attempt: int) -> str:
