@@ -90,6 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(handler(config, args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`gateway calls | head`): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except GatewayError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 1

@@ -21,6 +21,7 @@ from gateway.sms.provider import TwilioProvider
 from gateway.sms.service import SmsService
 from gateway.store import Store
 from gateway.store.sms import OutboxMessage
+from gateway.tables import render
 from gateway.web.app import create_web_app
 from gateway.web.sms import message_json, sms_feature
 
@@ -110,13 +111,30 @@ async def _send(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+PURPOSE_NAMES = {
+    "rectification_order": "整改通知",
+    "rating_request": "评价请求",
+    "booking": "预约确认",
+    "overdue_reminder": "超期提醒",
+    "report": "日志报告",
+}
+STATUS_NAMES = {
+    "queued": "待发送",
+    "sending": "发送中",
+    "sent": "已发出",
+    "delivered": "已送达",
+    "undelivered": "未送达",
+    "failed": "失败",
+}
+
+
 def _row(m: OutboxMessage) -> list[str]:
     return [
         str(m.id),
         Clock().local(m.created_at).strftime("%m-%d %H:%M"),
-        m.purpose,
+        PURPOSE_NAMES.get(m.purpose, m.purpose),
         mask(m.to),
-        m.status,
+        STATUS_NAMES.get(m.status, m.status),
         str(m.attempts),
         m.error_code or "",
     ]
@@ -128,13 +146,11 @@ async def _list(config: Config, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([message_json(m) for m in messages], ensure_ascii=False, indent=2))
         return 0
-    header = ["ID", "CREATED", "PURPOSE", "TO", "STATUS", "TRIES", "ERROR"]
-    rows = [header] + [_row(m) for m in messages]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    for r in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
     if not messages:
-        print("(no texts)")
+        print("没有短信")
+        return 0
+    header = ["编号", "时间", "用途", "收件人", "状态", "发送次数", "错误码"]
+    print(render(header, [_row(m) for m in messages], right=[0, 5]))
     return 0
 
 
