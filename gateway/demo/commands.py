@@ -54,6 +54,12 @@ def register(sub: Any) -> None:
         "--speed", type=float, default=180.0, help="simulated seconds per real second (180)"
     )
     demo.add_argument("--lines", type=int, default=40, help="outbound lines for callbacks (40)")
+    demo.add_argument(
+        "--agents",
+        type=int,
+        default=6,
+        help="hotline seats staffed during the hour (4 of the 20), so queues form",
+    )
     demo.add_argument("--seed", type=int, default=2026, help="random seed of the scripted day")
     demo.add_argument(
         "--stay",
@@ -61,6 +67,17 @@ def register(sub: Any) -> None:
         help="after the summary keep the gateway up, to look at the dashboard (Ctrl-C ends)",
     )
     demo.set_defaults(handler=run_demo)
+
+
+def _command_name() -> str:
+    """How the user reaches this command from here (``.venv/bin/gateway`` after scripts/demo)."""
+    program = Path(sys.argv[0])
+    if program.name != "gateway":
+        return "gateway"
+    try:
+        return str(program.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(program)
 
 
 def _say(text: str) -> None:
@@ -103,6 +120,7 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
     async with running_stack(
         data_dir,
         clock,
+        agents=args.agents,
         recordings_dir=recordings if recordings.is_dir() else None,
         overrides=[
             f"ivr.flows_dir={root / 'flows'}",
@@ -134,11 +152,13 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
             _say(f"\n领导驾驶舱：{stack.url}/dashboard （访问令牌 {stack.api_token}），Ctrl-C 结束")
             await _until_interrupted()
     elapsed = asyncio.get_running_loop().time() - started
-    _say(f"\n用时 {elapsed:.0f} 秒（模拟 {args.speed:g} 倍速）。数据在 {data_dir}/ ：")
     _say(
-        "  gateway calls | gateway cases | gateway callbacks | gateway orders | gateway sms list"
-        "   (加 --json 供程序读取)"
+        f"\n用时 {elapsed:.0f} 秒（模拟 {args.speed:g} 倍速）。数据在 {data_dir}/ ，在本目录查看："
     )
+    command = _command_name()
+    for what in ("calls", "cases", "callbacks", "orders --all", "sms list"):
+        _say(f"  {command} {what}")
+    _say("  （加 --json 供程序读取）")
     return 0
 
 
