@@ -57,7 +57,7 @@ def register(sub: Any) -> None:
     demo.add_argument(
         "--agents",
         type=int,
-        default=6,
+        default=4,
         help="hotline seats staffed during the hour (4 of the 20), so queues form",
     )
     demo.add_argument("--seed", type=int, default=2026, help="random seed of the scripted day")
