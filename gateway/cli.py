@@ -26,15 +26,15 @@ log = logging.getLogger("gateway")
 
 # Modules whose register() adds subcommands, in the order `gateway --help` lists them.
 COMMAND_MODULES = (
-    "gateway.store.commands",
-    "gateway.sim.commands",
-    "gateway.ivr.commands",
-    "gateway.calllog.commands",
-    "gateway.cases.commands",
-    "gateway.sms.commands",
-    "gateway.callbacks.commands",
     "gateway.run",
     "gateway.demo.commands",
+    "gateway.calllog.commands",
+    "gateway.cases.commands",
+    "gateway.callbacks.commands",
+    "gateway.sms.commands",
+    "gateway.ivr.commands",
+    "gateway.store.commands",
+    "gateway.sim.commands",
 )
 
 Handler = Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]]
