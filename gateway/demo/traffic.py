@@ -371,11 +371,12 @@ async def callback_day(
             await stack.clock.sleep(15 * 60)
             counts = await stack.store.callbacks.status_counts()
             open_orders = len(await stack.store.callbacks.orders(("open", "reported")))
+            delivered = sum(1 for m in stack.twilio.messages if m.status == "delivered")
             line = (
                 f"{_hhmm(stack)} 回访：已评价 {counts.get('rated', 0)}，待回访 "
                 f"{counts.get('pending', 0)}，通话中 {counts.get('calling', 0)}，待短信回复 "
                 f"{counts.get('sms', 0)}，联系不上 {counts.get('unreachable', 0)}；"
-                f"整改中工单 {open_orders}"
+                f"整改中工单 {open_orders}；短信已送达 {delivered}"
             )
             if line.split(" ", 1)[1] != last:
                 progress(line)
