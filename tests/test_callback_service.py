@@ -294,7 +294,9 @@ async def test_still_dissatisfied_after_rectification_climbs_a_level(
     await answer_and_rate(service, 3)
     order = (await store.callbacks.orders())[0]
     assert (order.level, order.status) == (2, "open")
-    assert (await texts(store, "rectification_order"))[-1][0] == await chief_mobile(store, "LZ-DC")
+    to, body = (await texts(store, "rectification_order"))[-1]
+    assert to == await chief_mobile(store, "LZ-DC")
+    assert "第2级督办，群众仍不满意" in body
 
 
 async def test_chief_without_mobile_passes_the_order_up_and_says_so(

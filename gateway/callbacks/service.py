@@ -548,6 +548,8 @@ class CallbackService:
             reason = f"{why}；{reason}"
         if skipped:
             reason = f"{reason}（{'、'.join(skipped)}无手机号，已越级）"
+        if level > 1:
+            reason = f"第{level}级督办，{reason}"
         deadline_text = self.clock.local(order.deadline_at).strftime("%m月%d日%H时")
         for officer in recipients:
             assert officer.mobile is not None
