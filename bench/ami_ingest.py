@@ -45,13 +45,28 @@ from gateway.pbx.channel import AgiChannel  # noqa: E402
 from gateway.pbx.session import AmiProtocol, AmiSession  # noqa: E402
 
 # What the call log subscribes to (channel lifecycle, dial, queue, DTMF, recording, Cdr).
-CALL_LOG_EVENTS = frozenset({
-    n.EV_NEWCHANNEL, n.EV_NEWSTATE, n.EV_NEWCALLERID, n.EV_VARSET, n.EV_HANGUP,
-    n.EV_DIAL_BEGIN, n.EV_DIAL_END, n.EV_DTMF_END, n.EV_QUEUE_CALLER_JOIN,
-    n.EV_QUEUE_CALLER_LEAVE, n.EV_QUEUE_CALLER_ABANDON, n.EV_AGENT_CALLED,
-    n.EV_AGENT_CONNECT, n.EV_AGENT_COMPLETE, n.EV_MIX_MONITOR_START,
-    n.EV_MIX_MONITOR_STOP, n.EV_CDR, n.EV_ORIGINATE_RESPONSE,
-})
+CALL_LOG_EVENTS = frozenset(
+    {
+        n.EV_NEWCHANNEL,
+        n.EV_NEWSTATE,
+        n.EV_NEWCALLERID,
+        n.EV_VARSET,
+        n.EV_HANGUP,
+        n.EV_DIAL_BEGIN,
+        n.EV_DIAL_END,
+        n.EV_DTMF_END,
+        n.EV_QUEUE_CALLER_JOIN,
+        n.EV_QUEUE_CALLER_LEAVE,
+        n.EV_QUEUE_CALLER_ABANDON,
+        n.EV_AGENT_CALLED,
+        n.EV_AGENT_CONNECT,
+        n.EV_AGENT_COMPLETE,
+        n.EV_MIX_MONITOR_START,
+        n.EV_MIX_MONITOR_STOP,
+        n.EV_CDR,
+        n.EV_ORIGINATE_RESPONSE,
+    }
+)
 
 TRANSCRIPT = ROOT / "tests" / "transcripts" / "asterisk-22" / "sip-load-200-calls.rx.txt"
 
@@ -158,8 +173,10 @@ async def main_async(rounds: int, seed: int) -> int:
         best["B"] = min(best["B"], elapsed)
         counts["C"], elapsed = await run_gateway(chunks, CALL_LOG_EVENTS)
         best["C"] = min(best["C"], elapsed)
-    print(f"stream: {len(data):,} bytes, {total:,} events, {len(chunks):,} reads; "
-          f"best of {rounds} rounds")
+    print(
+        f"stream: {len(data):,} bytes, {total:,} events, {len(chunks):,} reads; "
+        f"best of {rounds} rounds"
+    )
     labels = {
         "A": "A panoramisk 1.4, '*' listener  ",
         "B": "B gateway, listener on all      ",
@@ -168,14 +185,20 @@ async def main_async(rounds: int, seed: int) -> int:
     for key, label in labels.items():
         # events/s: stream events ingested per second of wall time
         rate = total / best[key]
-        print(f"{label}: {counts[key]:>6,} delivered, {best[key] * 1000:7.1f} ms, "
-              f"{rate:>10,.0f} events/s")
-    print(f"ratio B/A: {best['A'] / best['B']:.2f}x   ratio C/A: {best['A'] / best['C']:.2f}x"
-          "   (target ≥ 3x)")
+        print(
+            f"{label}: {counts[key]:>6,} delivered, {best[key] * 1000:7.1f} ms, "
+            f"{rate:>10,.0f} events/s"
+        )
+    print(
+        f"ratio B/A: {best['A'] / best['B']:.2f}x   ratio C/A: {best['A'] / best['C']:.2f}x"
+        "   (target ≥ 3x)"
+    )
     ok = counts["A"] == counts["B"] == total and counts["C"] == expected_c
     if not ok:
-        print(f"MISMATCH: A {counts['A']}, B {counts['B']} (want {total}), "
-              f"C {counts['C']} (want {expected_c})")
+        print(
+            f"MISMATCH: A {counts['A']}, B {counts['B']} (want {total}), "
+            f"C {counts['C']} (want {expected_c})"
+        )
         return 1
     print(f"A and B each saw all {total:,} events; C saw its {expected_c:,}")
     return 0

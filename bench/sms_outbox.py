@@ -31,8 +31,11 @@ ACCOUNT = "AC" + "b2" * 16
 TOKEN = "bench-token"
 FROM = "+8610690000001"
 VARS = {
-    "unit": "城关派出所", "business": "轻微伤害案件办理", "reason": "案件进展慢",
-    "citizen": "+8613800138000", "deadline": "12月3日18时",
+    "unit": "城关派出所",
+    "business": "轻微伤害案件办理",
+    "reason": "案件进展慢",
+    "citizen": "+8613800138000",
+    "deadline": "12月3日18时",
 }
 
 
@@ -65,21 +68,32 @@ async def outbox(
     tw: SimulatedTwilio, texts: int, concurrency: int, folder: Path
 ) -> tuple[float, float]:
     config = SmsSection(
-        api_base_url=tw.base_url, account_sid=ACCOUNT, auth_token=Secret(TOKEN),
-        from_number=FROM, rate_per_second=1_000_000.0, workers=concurrency,
-        poll_interval=0.05, quiet_start="00:00", quiet_end="00:00",
+        api_base_url=tw.base_url,
+        account_sid=ACCOUNT,
+        auth_token=Secret(TOKEN),
+        from_number=FROM,
+        rate_per_second=1_000_000.0,
+        workers=concurrency,
+        poll_interval=0.05,
+        quiet_start="00:00",
+        quiet_end="00:00",
     )
     clock = Clock()
     async with Store.open(folder / "bench.sqlite3", clock) as store:
         async with TwilioProvider.open(config) as provider:
             service = SmsService(
-                store.sms, load_templates(), clock, config, sender=provider.sender,
+                store.sms,
+                load_templates(),
+                clock,
+                config,
+                sender=provider.sender,
                 status_callback_url=None,
             )
             start = time.perf_counter()
             for i in range(texts):
                 await service.enqueue(
-                    to=f"+86139{i % 100:08d}", template="rectification_order",
+                    to=f"+86139{i % 100:08d}",
+                    template="rectification_order",
                     variables={**VARS, "case_ref": f"LZ2026-{i:06d}"},
                     idempotency_key=f"bench-{i}",
                 )
@@ -115,5 +129,3 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
     asyncio.run(main(args.texts, args.concurrency))
-
-

@@ -24,18 +24,37 @@ RESULTS = [
     ("200 result=-1 (hangup) endpos=400", 200, "-1", "hangup", 400, True, None),
     ("200 result=0123", 200, "0123", "", None, False, "{"),
     ("200 result=12 (timeout)", 200, "12", "timeout", None, False, "\x0c"),
-    ("200 result=1 (Local/s@caller-sim-00000002;1)", 200, "1", "Local/s@caller-sim-00000002;1",
-     None, False, "\x01"),
+    (
+        "200 result=1 (Local/s@caller-sim-00000002;1)",
+        200,
+        "1",
+        "Local/s@caller-sim-00000002;1",
+        None,
+        False,
+        "\x01",
+    ),
     ("200 result=1 (a (nested) value)", 200, "1", "a (nested) value", None, False, "\x01"),
-    ("511 Command Not Permitted on a dead channel or intercept routine", 511, "", "", None, True,
-     None),
+    (
+        "511 Command Not Permitted on a dead channel or intercept routine",
+        511,
+        "",
+        "",
+        None,
+        True,
+        None,
+    ),
     ("510 Invalid or unknown command", 510, "", "", None, False, None),
 ]
 
 
 @pytest.mark.parametrize(("text", "code", "result", "data", "endpos", "hangup", "digit"), RESULTS)
 def test_result_table(
-    text: str, code: int, result: str, data: str, endpos: int | None, hangup: bool,
+    text: str,
+    code: int,
+    result: str,
+    data: str,
+    endpos: int | None,
+    hangup: bool,
     digit: str | None,
 ) -> None:
     """Each AGI reply shape parses into its code, raw result, data, endpos and meaning."""
@@ -80,8 +99,16 @@ def test_url_encoded_result() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "garbage", "20 result=1", "200 something else", "200 result=1 (open", "2OO x",
-             "200 result=1 endpos=abc"]
+    "text",
+    [
+        "",
+        "garbage",
+        "20 result=1",
+        "200 something else",
+        "200 result=1 (open",
+        "2OO x",
+        "200 result=1 endpos=abc",
+    ],
 )
 def test_bad_results_name_the_problem(text: str) -> None:
     """An unreadable reply raises AgiParseError carrying the raw text and a reason."""
@@ -134,8 +161,10 @@ def test_env_chinese_name_and_args() -> None:
     """A UTF-8 caller name survives URL-decoding; agi_arg_N come back in order."""
     from urllib.parse import quote
 
-    text = "agi_channel: PJSIP/trunk-00000001\nagi_calleridname: 张三\nagi_dnid: 12345\n" \
-           "agi_arg_1: survey\nagi_arg_2: a b\n\n"
+    text = (
+        "agi_channel: PJSIP/trunk-00000001\nagi_calleridname: 张三\nagi_dnid: 12345\n"
+        "agi_arg_1: survey\nagi_arg_2: a b\n\n"
+    )
     env = agi.parse_env(quote(text))
     assert env.calleridname == "张三"
     assert env.args == ("survey", "a b")

@@ -20,26 +20,67 @@ PARSERS = [FrameParser, FastFrameParser]
 # What each recording holds, counted by hand from its scenario (see the README).
 EXPECTED = {
     "sip-load-200-calls.rx.txt": {
-        "E:CEL": 1600, "E:VarSet": 1400, "E:Newexten": 1000, "E:AGIExecStart": 800,
-        "E:AGIExecEnd": 800, "E:AsyncAGIExec": 800, "E:Newchannel": 200, "E:Newstate": 200,
-        "E:AsyncAGIStart": 200, "E:DTMFBegin": 200, "E:DTMFEnd": 200, "E:AsyncAGIEnd": 200,
-        "E:SoftHangupRequest": 200, "E:Cdr": 200, "E:Hangup": 200, "E:DeviceStateChange": 2,
-        "E:FullyBooted": 1, "E:SuccessfulAuth": 1, "R:Success": 801, "R:Goodbye": 1,
+        "E:CEL": 1600,
+        "E:VarSet": 1400,
+        "E:Newexten": 1000,
+        "E:AGIExecStart": 800,
+        "E:AGIExecEnd": 800,
+        "E:AsyncAGIExec": 800,
+        "E:Newchannel": 200,
+        "E:Newstate": 200,
+        "E:AsyncAGIStart": 200,
+        "E:DTMFBegin": 200,
+        "E:DTMFEnd": 200,
+        "E:AsyncAGIEnd": 200,
+        "E:SoftHangupRequest": 200,
+        "E:Cdr": 200,
+        "E:Hangup": 200,
+        "E:DeviceStateChange": 2,
+        "E:FullyBooted": 1,
+        "E:SuccessfulAuth": 1,
+        "R:Success": 801,
+        "R:Goodbye": 1,
     },
     "ivr-asyncagi-dtmf.rx.txt": {
-        "R:Success": 8, "R:Goodbye": 1, "E:AsyncAGIStart": 1, "E:AsyncAGIExec": 4,
-        "E:AsyncAGIEnd": 1, "E:OriginateResponse": 1, "E:Hangup": 2, "E:Newchannel": 2,
-        "E:DTMFBegin": 2, "E:DTMFEnd": 2, "E:Cdr": 2, "E:CEL": 13,
+        "R:Success": 8,
+        "R:Goodbye": 1,
+        "E:AsyncAGIStart": 1,
+        "E:AsyncAGIExec": 4,
+        "E:AsyncAGIEnd": 1,
+        "E:OriginateResponse": 1,
+        "E:Hangup": 2,
+        "E:Newchannel": 2,
+        "E:DTMFBegin": 2,
+        "E:DTMFEnd": 2,
+        "E:Cdr": 2,
+        "E:CEL": 13,
     },
     "sip-call-rfc4733-dtmf.rx.txt": {
-        "R:Success": 4, "R:Goodbye": 1, "E:AsyncAGIStart": 1, "E:AsyncAGIExec": 3,
-        "E:AsyncAGIEnd": 1, "E:DTMFBegin": 1, "E:DTMFEnd": 1, "E:Hangup": 1,
+        "R:Success": 4,
+        "R:Goodbye": 1,
+        "E:AsyncAGIStart": 1,
+        "E:AsyncAGIExec": 3,
+        "E:AsyncAGIEnd": 1,
+        "E:DTMFBegin": 1,
+        "E:DTMFEnd": 1,
+        "E:Hangup": 1,
     },
     "queue-errors-command.rx.txt": {
-        "R:Success": 9, "R:Error": 2, "R:Goodbye": 1, "E:QueueParams": 1, "E:QueueMember": 1,
-        "E:QueueStatusComplete": 1, "E:CoreShowChannel": 4, "E:CoreShowChannelsComplete": 1,
-        "E:QueueCallerJoin": 1, "E:AgentConnect": 1, "E:AgentComplete": 1, "E:Cdr": 3,
-        "E:OriginateResponse": 1, "E:MixMonitorStart": 1, "E:RequestBadFormat": 1,
+        "R:Success": 9,
+        "R:Error": 2,
+        "R:Goodbye": 1,
+        "E:QueueParams": 1,
+        "E:QueueMember": 1,
+        "E:QueueStatusComplete": 1,
+        "E:CoreShowChannel": 4,
+        "E:CoreShowChannelsComplete": 1,
+        "E:QueueCallerJoin": 1,
+        "E:AgentConnect": 1,
+        "E:AgentComplete": 1,
+        "E:Cdr": 3,
+        "E:OriginateResponse": 1,
+        "E:MixMonitorStart": 1,
+        "E:RequestBadFormat": 1,
     },
 }
 TOTAL_EVENTS_LOAD = 8204
@@ -103,8 +144,9 @@ def test_any_cut_gives_the_same_frames(
 @pytest.mark.parametrize("name", ["ivr-asyncagi-dtmf", "sip-call-rfc4733-dtmf"])
 def test_every_action_id_sent_is_answered(transcripts: Path, name: str) -> None:
     """The ActionIDs of the recorded actions and of Asterisk's responses are the same set."""
-    sent = [f for f in iter_frames((transcripts / f"{name}.tx.txt").read_bytes(),
-                                   expect_banner=False)]
+    sent = [
+        f for f in iter_frames((transcripts / f"{name}.tx.txt").read_bytes(), expect_banner=False)
+    ]
     assert all(isinstance(f, Frame) and f.action for f in sent)
     received = [f for f in iter_frames((transcripts / f"{name}.rx.txt").read_bytes())]
     responses = [f for f in received if isinstance(f, Frame) and f.response and not f.event]
@@ -119,8 +161,9 @@ def test_agi_command_ids_match_exec_events(transcripts: Path) -> None:
         sent = iter_frames((transcripts / f"{name}.tx.txt").read_bytes(), expect_banner=False)
         ids = [f["CommandID"] for f in sent if isinstance(f, Frame) and f.action == "AGI"]
         received = iter_frames((transcripts / f"{name}.rx.txt").read_bytes())
-        execs = [f["CommandId"] for f in received
-                 if isinstance(f, Frame) and f.event == "AsyncAGIExec"]
+        execs = [
+            f["CommandId"] for f in received if isinstance(f, Frame) and f.event == "AsyncAGIExec"
+        ]
         assert execs == ids
 
 
@@ -137,13 +180,17 @@ def test_split_utf8_survives_every_offset(parser_class: type[FrameParser]) -> No
     for cut in range(1, len(CHINESE)):
         parser = parser_class(expect_banner=False)
         frames = parser.feed(CHINESE[:cut]) + parser.feed(CHINESE[cut:])
-        assert [f["CallerIDName"] for f in frames if isinstance(f, Frame) and
-                f.event == "Newchannel"] == ["张伟（市民）"], cut
+        assert [
+            f["CallerIDName"] for f in frames if isinstance(f, Frame) and f.event == "Newchannel"
+        ] == ["张伟（市民）"], cut
         assert len(frames) == 2
     for cut in range(1, len(CHINESE) - 1, 3):
         parser = parser_class(expect_banner=False)
-        frames = (parser.feed(CHINESE[:cut]) + parser.feed(CHINESE[cut : cut + 2])
-                  + parser.feed(CHINESE[cut + 2 :]))
+        frames = (
+            parser.feed(CHINESE[:cut])
+            + parser.feed(CHINESE[cut : cut + 2])
+            + parser.feed(CHINESE[cut + 2 :])
+        )
         assert isinstance(frames[0], Frame) and frames[0]["CallerIDName"] == "张伟（市民）"
 
 
@@ -211,8 +258,10 @@ def test_banner_alone_then_frames(parser_class: type[FrameParser]) -> None:
 def test_banner_with_first_frame_in_one_read(parser_class: type[FrameParser]) -> None:
     """Banner and first response in one read give the banner and the frame."""
     parser = parser_class()
-    out = parser.feed(b"Asterisk Call Manager/11.0.0\r\nResponse: Error\r\nActionID: x\r\n"
-                      b"Message: Authentication failed\r\n\r\n")
+    out = parser.feed(
+        b"Asterisk Call Manager/11.0.0\r\nResponse: Error\r\nActionID: x\r\n"
+        b"Message: Authentication failed\r\n\r\n"
+    )
     assert parser.banner == "Asterisk Call Manager/11.0.0"
     assert len(out) == 1 and isinstance(out[0], Frame) and out[0].response == "Error"
 
@@ -230,8 +279,10 @@ def test_no_banner_keeps_the_first_frame(parser_class: type[FrameParser]) -> Non
 def test_repeated_keys_and_empty_values(parser_class: type[FrameParser]) -> None:
     """Repeated keys keep every value in order; an empty value stays an empty string."""
     parser = parser_class(expect_banner=False)
-    out = parser.feed(b"Response: Success\r\nActionID: C1\r\nMessage: Command output follows\r\n"
-                      b"Output: line one\r\nOutput: a: b\r\nOutput: \r\nAccountCode: \r\n\r\n")
+    out = parser.feed(
+        b"Response: Success\r\nActionID: C1\r\nMessage: Command output follows\r\n"
+        b"Output: line one\r\nOutput: a: b\r\nOutput: \r\nAccountCode: \r\n\r\n"
+    )
     frame = out[0]
     assert isinstance(frame, Frame)
     assert frame.getall("Output") == ["line one", "a: b", ""]
@@ -243,14 +294,18 @@ def test_fast_parser_drops_unwanted_events_only() -> None:
     """With keep set, unwanted events are dropped unparsed; wanted ones, responses and
     events carrying an ActionID (event-list items) pass."""
     parser = FastFrameParser(keep=frozenset({"Hangup"}), expect_banner=False)
-    data = (b"Event: VarSet\r\nVariable: x\r\n\r\n"
-            b"Event: Hangup\r\nUniqueid: 1\r\n\r\n"
-            b"Event: CoreShowChannel\r\nActionID: 9\r\n\r\n"
-            b"Response: Success\r\nActionID: 9\r\n\r\n"
-            b"Event: CEL\r\n\r\n")
+    data = (
+        b"Event: VarSet\r\nVariable: x\r\n\r\n"
+        b"Event: Hangup\r\nUniqueid: 1\r\n\r\n"
+        b"Event: CoreShowChannel\r\nActionID: 9\r\n\r\n"
+        b"Response: Success\r\nActionID: 9\r\n\r\n"
+        b"Event: CEL\r\n\r\n"
+    )
     out = parser.feed(data)
     assert [kind(f) for f in out if isinstance(f, Frame)] == [
-        "E:Hangup", "E:CoreShowChannel", "R:Success"
+        "E:Hangup",
+        "E:CoreShowChannel",
+        "R:Success",
     ]
     assert parser.skipped == 2
 
@@ -263,16 +318,19 @@ def test_fast_parser_region_cut_mid_frame_and_mid_character(keep: frozenset[str]
     first = parser.feed(CHINESE[:cut])
     assert first == [] and parser.pending == cut
     rest = parser.feed(CHINESE[cut:])
-    assert [f["CallerIDName"] for f in rest if isinstance(f, Frame) and
-            f.event == "Newchannel"] == ["张伟（市民）"]
+    assert [
+        f["CallerIDName"] for f in rest if isinstance(f, Frame) and f.event == "Newchannel"
+    ] == ["张伟（市民）"]
     assert parser.pending == 0
 
 
 @pytest.mark.parametrize("keep", [None, frozenset({"A", "B", "C"})])
 def test_fast_parser_crlf_lf_end_mixed_with_normal_frames(keep: frozenset[str] | None) -> None:
     """A CRLF LF frame end among CRLF CRLF ones cuts exactly where the general parser does."""
-    data = (b"Event: A\r\nX: 1\r\n\r\nEvent: B\r\nX: 2\r\n\nEvent: C\r\nX: 3\r\n\r\n"
-            b"Event: A\r\nX: 4\r\n\r\n")
+    data = (
+        b"Event: A\r\nX: 1\r\n\r\nEvent: B\r\nX: 2\r\n\nEvent: C\r\nX: 3\r\n\r\n"
+        b"Event: A\r\nX: 4\r\n\r\n"
+    )
     expected = FrameParser(expect_banner=False).feed(data)
     assert [f.get("X") for f in expected if isinstance(f, Frame)] == ["1", "2", "3", "4"]
     for cut in range(1, len(data)):
@@ -292,16 +350,19 @@ def test_fast_parser_lone_lf_inside_frame(keep: frozenset[str] | None) -> None:
 def test_fast_parser_bulk_path_reports_what_the_general_path_reports() -> None:
     """Bad lines, repeated keys, blank-line runs and kind-less frames in one read: the
     fast parser gives exactly the general parser's frames and errors."""
-    data = (b"Event: A\r\nX: 1\r\n\r\n"
-            b"Event: Bad\r\nno separator here\r\nY: a: b\r\n\r\n"  # counts balance out
-            b"Event: R\r\nV: 1\r\nV: 2\r\n\r\n\r\n\r\n"
-            b"Foo: 1\r\n\r\n"
-            b"Event: Z\r\nK:v\r\n\r\n")
+    data = (
+        b"Event: A\r\nX: 1\r\n\r\n"
+        b"Event: Bad\r\nno separator here\r\nY: a: b\r\n\r\n"  # counts balance out
+        b"Event: R\r\nV: 1\r\nV: 2\r\n\r\n\r\n\r\n"
+        b"Foo: 1\r\n\r\n"
+        b"Event: Z\r\nK:v\r\n\r\n"
+    )
     fast = FastFrameParser(expect_banner=False).feed(data)
     assert fast == FrameParser(expect_banner=False).feed(data)
     errors = [f for f in fast if isinstance(f, FrameError)]
     assert [e.reason.split(":")[0] for e in errors] == [
-        "line without 'Key", "no Event, Response or Action header"
+        "line without 'Key",
+        "no Event, Response or Action header",
     ]
     frames = [f for f in fast if isinstance(f, Frame)]
     assert [f.event for f in frames] == ["A", "R", "Z"]

@@ -153,8 +153,9 @@ class ScriptedChannel:
         self.recordings.append(path)
         if step.ended_by == "hangup":
             self.hung_up = True
-        return RecordResult(path, step.ended_by, "#" if step.ended_by == "dtmf" else None,
-                            min(step.ms, timeout_ms))
+        return RecordResult(
+            path, step.ended_by, "#" if step.ended_by == "dtmf" else None, min(step.ms, timeout_ms)
+        )
 
     async def set_variable(self, name: str, value: str) -> None:
         self.calls.append(("set_variable", f"{name}={value}"))
@@ -256,9 +257,21 @@ def run(
 
 
 CASE_NUMBER_PIECES = [
-    "letters/T", "letters/S",
-    "digits/2", "digits/0", "digits/2", "digits/6", "digits/yao", "digits/yao", "digits/3",
-    "digits/0", "pieces/dash", "digits/0", "digits/0", "digits/yao", "digits/7",
+    "letters/T",
+    "letters/S",
+    "digits/2",
+    "digits/0",
+    "digits/2",
+    "digits/6",
+    "digits/yao",
+    "digits/yao",
+    "digits/3",
+    "digits/0",
+    "pieces/dash",
+    "digits/0",
+    "digits/0",
+    "digits/yao",
+    "digits/7",
 ]
 
 
@@ -285,8 +298,14 @@ async def test_complaint_is_recorded_opened_and_its_number_read_back(run, action
     assert prompts[start : start + len(CASE_NUMBER_PIECES)] == CASE_NUMBER_PIECES
     assert prompts.count("pieces/dash") == 2
     assert prompts[-1] == "hotline/goodbye" and channel.calls[-1] == ("hangup", "")
-    assert result.nodes == ("welcome", "main_menu", "complaint", "open_complaint",
-                            "read_case_number", "goodbye")
+    assert result.nodes == (
+        "welcome",
+        "main_menu",
+        "complaint",
+        "open_complaint",
+        "read_case_number",
+        "goodbye",
+    )
     assert result.keys == "2"
     assert result.variables["case_number"] == "TS20261130-0017"
 
@@ -317,14 +336,14 @@ async def test_no_agent_in_time_takes_a_voice_message(run, actions):
     assert "hotline/agents_busy" in channel.prompts
     assert actions.args("hotline.open_case")[0]["kind"] == "message"
     assert [e for e in events(result) if e[1].startswith("queue")] == [
-        ("agent", "queue", "hotline"), ("agent", "queue_left", "0"),
+        ("agent", "queue", "hotline"),
+        ("agent", "queue_left", "0"),
     ]
 
 
 async def test_status_of_a_booking_is_read_from_the_store(run, actions):
     """Key 4 takes a number ended by #, looks it up and says its status."""
-    result, channel = await run("hotline", [Keys("4"), Keys("202611300012"), Keys("2"),
-                                            HangUp()])
+    result, channel = await run("hotline", [Keys("4"), Keys("202611300012"), Keys("2"), HangUp()])
     assert actions.args("hotline.lookup_status") == [{"number": "202611300012"}]
     assert "status/ready" in channel.prompts
     assert result.outcome == "hung_up" and result.node == "main_menu"
@@ -348,12 +367,15 @@ async def test_a_status_without_a_recording_falls_back_to_a_generic_one(run, act
 
 async def test_number_entry_retries_short_numbers_and_restarts_on_star(run, actions):
     """Too few digits count as a wrong entry; '*' starts the entry again without counting."""
-    result, channel = await run("hotline", [Keys("4"), Keys("123"), Keys("12*"),
-                                            Keys("123456"), HangUp()])
+    result, channel = await run(
+        "hotline", [Keys("4"), Keys("123"), Keys("12*"), Keys("123456"), HangUp()]
+    )
     assert actions.args("hotline.lookup_status") == [{"number": "123456"}]
     assert channel.prompts.count("hotline/status_invalid") == 1
     assert [e[1] for e in events(result) if e[0] == "status_number"] == [
-        "invalid", "repeat", "digits",
+        "invalid",
+        "repeat",
+        "digits",
     ]
 
 
@@ -372,28 +394,36 @@ async def test_wrong_keys_retry_twice_then_an_agent(run):
     assert channel.prompts.count("hotline/invalid") == 2
     assert channel.prompts.count("hotline/main_menu") == 3
     assert [e[1:] for e in events(result) if e[0] == "main_menu"] == [
-        ("invalid", "9"), ("invalid", "7"), ("invalid", "5"), ("exhausted", ""),
+        ("invalid", "9"),
+        ("invalid", "7"),
+        ("invalid", "5"),
+        ("exhausted", ""),
     ]
     assert result.outcome == "transferred"
 
 
 async def test_silence_to_the_end(run, actions):
     """A caller who never presses nor says anything is queued, then let go without a case."""
-    result, channel = await run("hotline", [SILENCE, SILENCE, SILENCE, QueueEnds(0),
-                                            Speak(0, "silence"), Speak(300, "silence")])
+    result, channel = await run(
+        "hotline",
+        [SILENCE, SILENCE, SILENCE, QueueEnds(0), Speak(0, "silence"), Speak(300, "silence")],
+    )
     assert channel.prompts.count("hotline/silence") == 2
     assert channel.prompts.count("hotline/message_empty") == 1
     assert actions.calls == []
     assert result.outcome == "completed" and result.node == "goodbye"
     assert [e[1] for e in events(result) if e[0] == "agents_busy"] == [
-        "empty_recording", "empty_recording", "exhausted",
+        "empty_recording",
+        "empty_recording",
+        "exhausted",
     ]
 
 
 async def test_star_repeats_the_menu_without_using_a_retry(run):
     """'*' replays the menu and does not count against the two retries."""
-    result, channel = await run("hotline", [Keys("*"), Keys("9"), Keys("*"), Keys("8"),
-                                            Keys("1"), HangUp()])
+    result, channel = await run(
+        "hotline", [Keys("*"), Keys("9"), Keys("*"), Keys("8"), Keys("1"), HangUp()]
+    )
     assert channel.prompts.count("hotline/main_menu") == 5
     assert "hotline/consult_items" in channel.prompts
     assert result.keys == "*9*81"
@@ -403,7 +433,13 @@ async def test_star_pressed_forever_counts_as_wrong_keys(run):
     """After three repeats, '*' counts as a wrong key so a call cannot loop for ever."""
     result, _ = await run("hotline", [Keys("*")] * 6 + [HangUp()])
     assert [e[1] for e in events(result) if e[0] == "main_menu"] == [
-        "repeat", "repeat", "repeat", "invalid", "invalid", "invalid", "exhausted",
+        "repeat",
+        "repeat",
+        "repeat",
+        "invalid",
+        "invalid",
+        "invalid",
+        "exhausted",
     ]
 
 
@@ -509,8 +545,7 @@ async def test_a_pbx_error_ends_the_flow_with_an_error(run, flows, catalogue, cl
         async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> tuple[str, bool]:
             raise AgiCommandFailed(self.name, "GET DATA", 510, "Invalid or unknown command")
 
-    runner = FlowRunner(FakeActions().registry(), clock, catalogue,
-                        MessageFolder(tmp_path, clock))
+    runner = FlowRunner(FakeActions().registry(), clock, catalogue, MessageFolder(tmp_path, clock))
     result = await runner.run(flows["hotline"], Refusing([]))
     assert result.outcome == "error" and result.node == "main_menu"
     assert "510" in (result.error or "")
@@ -518,8 +553,12 @@ async def test_a_pbx_error_ends_the_flow_with_an_error(run, flows, catalogue, cl
 
 async def test_an_action_without_an_implementation_is_an_error(flows, catalogue, clock, tmp_path):
     """A flow calling an action nobody registered stops with an error naming it."""
-    runner = FlowRunner(FakeActions().registry("hotline.lookup_status"), clock, catalogue,
-                        MessageFolder(tmp_path, clock))
+    runner = FlowRunner(
+        FakeActions().registry("hotline.lookup_status"),
+        clock,
+        catalogue,
+        MessageFolder(tmp_path, clock),
+    )
     result = await runner.run(flows["hotline"], ScriptedChannel([Keys("2"), Speak(3000)]))
     assert result.outcome == "error"
     assert "hotline.open_case" in (result.error or "")
@@ -541,9 +580,18 @@ async def test_survey_names_the_unit_business_and_date_then_records_satisfied(ru
     """The greeting says 11月28号, the station and the business; key 1 is stored as satisfied."""
     result, channel = await run("survey", [Keys("1")], SERVED)
     assert channel.prompts[:12] == [
-        "survey/greeting", "survey/you_on",
-        "pieces/shi", "digits/1", "pieces/yue", "digits/2", "pieces/shi", "digits/8",
-        "pieces/hao", "survey/at", "unit/LZ-DC-01", "survey/handled",
+        "survey/greeting",
+        "survey/you_on",
+        "pieces/shi",
+        "digits/1",
+        "pieces/yue",
+        "digits/2",
+        "pieces/shi",
+        "digits/8",
+        "pieces/hao",
+        "survey/at",
+        "unit/LZ-DC-01",
+        "survey/handled",
     ]
     assert channel.prompts[12:15] == ["kind/id_card", "survey/business", "survey/rate"]
     assert actions.args("survey.record_rating") == [{"rating": "1"}]

@@ -90,7 +90,8 @@ def test_a_loop_with_no_way_out_is_named():
     """Nodes that can never reach a hang-up or a queue are reported as a loop."""
     text = GOOD.replace("      1: bye\n", "      1: spin\n").replace(
         "    on_exhausted: bye", "    on_exhausted: spin"
-    ) + textwrap.indent(textwrap.dedent("""\
+    ) + textwrap.indent(
+        textwrap.dedent("""\
         spin:
           kind: play
           prompt: t/hello
@@ -99,7 +100,9 @@ def test_a_loop_with_no_way_out_is_named():
           kind: play
           prompt: t/bye
           next: spin
-    """), "  ")
+    """),
+        "  ",
+    )
     found = problems(text)
     assert any("node 'spin': loop with no way out: spin → spin2" in p for p in found)
     assert any("node 'bye': no path from the start" in p for p in found)
@@ -109,8 +112,10 @@ def test_a_self_loop_with_no_way_out_is_named():
     """A node going only to itself is a loop with no way out."""
     text = GOOD.replace("    next: menu", "    next: hello")
     found = problems(text)
-    assert "flows/bad.yaml:4: node 'hello': loop with no way out: hello never reach a hangup " \
+    assert (
+        "flows/bad.yaml:4: node 'hello': loop with no way out: hello never reach a hangup "
         "or queue node" in found
+    )
 
 
 def test_an_unknown_prompt_is_named():
@@ -147,8 +152,10 @@ def test_star_and_hash_cannot_be_menu_keys():
     """'*' repeats and '#' ends input, so a menu may not give them a node."""
     text = GOOD.replace("      2: hello\n", "      2: hello\n      '*': hello\n")
     found = problems(text)
-    assert found == ["flows/bad.yaml:14: node 'menu': choices: key '*' is not a single digit "
-                     "0-9 ('*' repeats the menu, '#' ends input)"]
+    assert found == [
+        "flows/bad.yaml:14: node 'menu': choices: key '*' is not a single digit "
+        "0-9 ('*' repeats the menu, '#' ends input)"
+    ]
 
 
 def test_an_unknown_kind_is_named():
@@ -160,23 +167,27 @@ def test_an_unknown_kind_is_named():
 def test_an_unknown_field_is_named():
     """A misspelt field is not ignored."""
     found = problems(GOOD.replace("    on_exhausted: bye", "    on_exhausted: bye\n    retry: 3"))
-    assert found[0].startswith("flows/bad.yaml:15: node 'menu': unknown field 'retry' for a "
-                               "menu node")
+    assert found[0].startswith(
+        "flows/bad.yaml:15: node 'menu': unknown field 'retry' for a menu node"
+    )
 
 
 def test_a_missing_field_is_named():
     """A node without a required field lists what its kind needs."""
     found = problems(GOOD.replace("    on_exhausted: bye\n", ""))
-    assert found == ["flows/bad.yaml:8: node 'menu': missing field 'on_exhausted' (a menu node "
-                     "needs prompt, choices, on_exhausted)"]
+    assert found == [
+        "flows/bad.yaml:8: node 'menu': missing field 'on_exhausted' (a menu node "
+        "needs prompt, choices, on_exhausted)"
+    ]
 
 
 def test_a_wrong_value_is_named():
     """A value of the wrong type or range names the field and the value."""
     text = GOOD.replace("    on_exhausted: bye", "    on_exhausted: bye\n    retries: -1")
     found = problems(text)
-    assert found == ["flows/bad.yaml:15: node 'menu': retries must be a whole number from 0 to 9, "
-                     "got -1"]
+    assert found == [
+        "flows/bad.yaml:15: node 'menu': retries must be a whole number from 0 to 9, got -1"
+    ]
 
 
 ACTION_FLOW = """\
@@ -223,8 +234,10 @@ def test_action_arguments_and_outcomes_must_match_the_declaration():
 def test_a_variable_nobody_sets_is_named():
     """Saying or passing a variable that no node, action or input sets is an error."""
     found = problems(ACTION_FLOW.replace("$caller_number", "$booking"))
-    assert found == ["flows/bad.yaml:4: node 'act': variable 'booking' is never set (set it with "
-                     "into, an action's result, or list it in the flow's inputs)"]
+    assert found == [
+        "flows/bad.yaml:4: node 'act': variable 'booking' is never set (set it with "
+        "into, an action's result, or list it in the flow's inputs)"
+    ]
 
 
 def test_the_hang_up_tail_may_not_use_the_channel():
@@ -237,18 +250,23 @@ def test_the_hang_up_tail_may_not_use_the_channel():
 def test_a_branch_needs_known_conditions():
     """A branch condition the engine does not know is named."""
     text = GOOD.replace("    next: menu", "    next: check") + textwrap.indent(
-        "check:\n  kind: branch\n  when:\n    - weekday: 1\n      goto: menu\n"
-        "  otherwise: menu\n", "  ")
+        "check:\n  kind: branch\n  when:\n    - weekday: 1\n      goto: menu\n  otherwise: menu\n",
+        "  ",
+    )
     found = problems(text)
-    assert found == ["flows/bad.yaml:21: node 'check': when: unknown condition ['weekday'] "
-                     "(use working_hours, set, unset, or var with equals)"]
+    assert found == [
+        "flows/bad.yaml:21: node 'check': when: unknown condition ['weekday'] "
+        "(use working_hours, set, unset, or var with equals)"
+    ]
 
 
 def test_a_collect_with_min_above_max_is_named():
     """A number entry whose minimum length is above its maximum cannot be satisfied."""
     text = GOOD.replace("    next: menu", "    next: num") + textwrap.indent(
         "num:\n  kind: collect\n  prompt: t/menu\n  min_digits: 8\n  max_digits: 6\n"
-        "  into: n\n  next: menu\n  on_exhausted: bye\n", "  ")
+        "  into: n\n  next: menu\n  on_exhausted: bye\n",
+        "  ",
+    )
     assert problems(text) == ["flows/bad.yaml:18: node 'num': min_digits 8 is above max_digits 6"]
 
 
@@ -330,13 +348,18 @@ def test_flows_check_fails_on_a_bad_file(capsys, tmp_path):
     """A bad file makes the check exit 1 and name the file, node and mistake on stderr."""
     good = tmp_path / "good.yaml"
     bad = tmp_path / "bad.yaml"
-    good.write_text(GOOD.replace("t/", "hotline/").replace("hotline/hello", "hotline/welcome")
-                    .replace("hotline/menu", "hotline/main_menu")
-                    .replace("hotline/bye", "hotline/goodbye"), "utf-8")
+    good.write_text(
+        GOOD.replace("t/", "hotline/")
+        .replace("hotline/hello", "hotline/welcome")
+        .replace("hotline/menu", "hotline/main_menu")
+        .replace("hotline/bye", "hotline/goodbye"),
+        "utf-8",
+    )
     bad.write_text(GOOD.replace("t/", "hotline/"), "utf-8")
     prompts = str(ROOT / "recordings" / "prompts.yaml")
-    code = cli.main(["--data-dir", str(tmp_path), "flows", "check", "--prompts", prompts,
-                     str(good), str(bad)])
+    code = cli.main(
+        ["--data-dir", str(tmp_path), "flows", "check", "--prompts", prompts, str(good), str(bad)]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert f"{good}: flow 'demo', 3 nodes" in captured.out
@@ -346,13 +369,26 @@ def test_flows_check_fails_on_a_bad_file(capsys, tmp_path):
 
 def test_flows_check_refuses_two_flows_of_one_name(capsys, tmp_path):
     """Two files declaring the same flow name are an error."""
-    text = GOOD.replace("t/hello", "hotline/welcome").replace("t/menu", "hotline/main_menu") \
+    text = (
+        GOOD.replace("t/hello", "hotline/welcome")
+        .replace("t/menu", "hotline/main_menu")
         .replace("t/bye", "hotline/goodbye")
+    )
     for name in ("a.yaml", "b.yaml"):
         (tmp_path / name).write_text(text, "utf-8")
     prompts = str(ROOT / "recordings" / "prompts.yaml")
-    code = cli.main(["--data-dir", str(tmp_path), "flows", "check", "--prompts", prompts,
-                     str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")])
+    code = cli.main(
+        [
+            "--data-dir",
+            str(tmp_path),
+            "flows",
+            "check",
+            "--prompts",
+            prompts,
+            str(tmp_path / "a.yaml"),
+            str(tmp_path / "b.yaml"),
+        ]
+    )
     assert code == 1
     assert "flow name 'demo' is also used by" in capsys.readouterr().err
 
@@ -360,8 +396,17 @@ def test_flows_check_refuses_two_flows_of_one_name(capsys, tmp_path):
 def test_flows_check_with_a_missing_file(capsys, tmp_path):
     """A file that cannot be read is named with the reason."""
     prompts = str(ROOT / "recordings" / "prompts.yaml")
-    code = cli.main(["--data-dir", str(tmp_path), "flows", "check", "--prompts", prompts,
-                     str(tmp_path / "nope.yaml")])
+    code = cli.main(
+        [
+            "--data-dir",
+            str(tmp_path),
+            "flows",
+            "check",
+            "--prompts",
+            prompts,
+            str(tmp_path / "nope.yaml"),
+        ]
+    )
     assert code == 1
     assert "nope.yaml: cannot read" in capsys.readouterr().err
 

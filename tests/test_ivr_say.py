@@ -14,17 +14,39 @@ from gateway.ivr.hours import HoursError, WorkingHours
 def spoken(pieces: list[str]) -> str:
     """The pieces as the caller hears them, for readable tables."""
     words = {f"digits/{d}": c for d, c in zip("0123456789", "零一二三四五六七八九", strict=True)}
-    words.update({"digits/yao": "幺", "pieces/dash": "杠", "pieces/shi": "十",
-                  "pieces/bai": "百", "pieces/qian": "千", "pieces/nian": "年",
-                  "pieces/yue": "月", "pieces/ri": "日", "pieces/hao": "号"})
+    words.update(
+        {
+            "digits/yao": "幺",
+            "pieces/dash": "杠",
+            "pieces/shi": "十",
+            "pieces/bai": "百",
+            "pieces/qian": "千",
+            "pieces/nian": "年",
+            "pieces/yue": "月",
+            "pieces/ri": "日",
+            "pieces/hao": "号",
+        }
+    )
     return "".join(words.get(p, p.removeprefix("letters/")) for p in pieces)
 
 
 @pytest.mark.parametrize(
     ("value", "heard"),
-    [(0, "零"), (7, "七"), (10, "十"), (12, "十二"), (20, "二十"), (23, "二十三"), (30, "三十"),
-     (100, "一百"), (105, "一百零五"), (110, "一百一十"), (1001, "一千零一"),
-     (2026, "二千零二十六"), (9999, "九千九百九十九")],
+    [
+        (0, "零"),
+        (7, "七"),
+        (10, "十"),
+        (12, "十二"),
+        (20, "二十"),
+        (23, "二十三"),
+        (30, "三十"),
+        (100, "一百"),
+        (105, "一百零五"),
+        (110, "一百一十"),
+        (1001, "一千零一"),
+        (2026, "二千零二十六"),
+        (9999, "九千九百九十九"),
+    ],
 )
 def test_numbers_are_said_the_chinese_way(value, heard):
     """Integers read as a Chinese speaker says them: 十二, not 一十二; 一百零五 with its 零."""
@@ -120,9 +142,14 @@ def test_working_hours_with_a_lunch_break_weekends_and_holidays():
 
 @pytest.mark.parametrize(
     ("spans", "days", "holidays", "reason"),
-    [("8-17", (1,), (), "HH:MM-HH:MM"), ("17:30-08:30", (1,), (), "start must precede end"),
-     ("08:30", (1,), (), "HH:MM-HH:MM"), ("08:30-17:30", (0, 8), (), "weekdays 1"),
-     ("08:30-17:30", (), (), "weekdays 1"), ("08:30-17:30", (1,), ("12/25",), "YYYY-MM-DD")],
+    [
+        ("8-17", (1,), (), "HH:MM-HH:MM"),
+        ("17:30-08:30", (1,), (), "start must precede end"),
+        ("08:30", (1,), (), "HH:MM-HH:MM"),
+        ("08:30-17:30", (0, 8), (), "weekdays 1"),
+        ("08:30-17:30", (), (), "weekdays 1"),
+        ("08:30-17:30", (1,), ("12/25",), "YYYY-MM-DD"),
+    ],
 )
 def test_bad_working_hours_are_refused(spans, days, holidays, reason):
     """A malformed working-hours setting is refused with what is expected."""

@@ -130,8 +130,9 @@ async def test_wrong_secret_is_a_bounded_logged_retry(
 
 async def test_unreachable_pbx_is_not_connected() -> None:
     """With nothing listening, an action waits action_timeout and fails AmiNotConnected."""
-    config = PbxSection(port=1, action_timeout=0.2, connect_timeout=0.2,
-                        reconnect_min=0.05, reconnect_max=0.1)
+    config = PbxSection(
+        port=1, action_timeout=0.2, connect_timeout=0.2, reconnect_min=0.05, reconnect_max=0.1
+    )
     async with AmiSession(config) as session:
         with pytest.raises(AmiNotConnected) as info:
             await session.action({"Action": "Ping"})
@@ -214,8 +215,9 @@ async def test_split_utf8_through_the_socket(pbx: SimulatedPbx) -> None:
     names: list[str] = []
     async with AmiSession(section(pbx)) as session:
         session.add_listener(
-            lambda f: names.append(f["CallerIDName"]) if f["CallerIDNum"] == "13800138000"
-            else None,
+            lambda f: (
+                names.append(f["CallerIDName"]) if f["CallerIDNum"] == "13800138000" else None
+            ),
             events={"Newchannel"},
         )
         await session.wait_connected(2)
@@ -328,8 +330,11 @@ async def test_two_pbxs_at_once() -> None:
         sections = [section(east, name="east"), section(west, name="west", auth="md5")]
         async with PbxPool(sections) as pool:
             pool.add_listener(
-                lambda name, f: seen.append((name, f["CallerIDNum"]))
-                if f["CallerIDNum"].startswith("138") else None,
+                lambda name, f: (
+                    seen.append((name, f["CallerIDNum"]))
+                    if f["CallerIDNum"].startswith("138")
+                    else None
+                ),
                 events={"Newchannel"},
             )
             for session in pool:
@@ -363,6 +368,7 @@ async def test_close_leaves_nothing_running(pbx: SimulatedPbx) -> None:
 
 
 # -- pure helpers ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("response", "reason", "outcome"),

@@ -191,5 +191,8 @@ async def test_duplicate_and_reordered_callbacks(
     async with asyncio.timeout(5):
         await tw.callbacks_idle()
     assert [r["MessageStatus"] for r in receiver.received] == [
-        "delivered", "delivered", "sent", "sent",
+        "delivered",
+        "delivered",
+        "sent",
+        "sent",
     ]

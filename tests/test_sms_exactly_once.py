@@ -21,17 +21,28 @@ TEXTS = 1000
 RECIPIENTS = 50
 
 FAST = {
-    "rate_per_second": 5000.0, "workers": 8, "backoff_min": 0.01, "backoff_max": 0.1,
-    "lookup_delay": 0.3, "poll_interval": 0.05, "status_refresh": 0.5, "http_timeout": 2.0,
+    "rate_per_second": 5000.0,
+    "workers": 8,
+    "backoff_min": 0.01,
+    "backoff_max": 0.1,
+    "lookup_delay": 0.3,
+    "poll_interval": 0.05,
+    "status_refresh": 0.5,
+    "http_timeout": 2.0,
     "max_attempts": 30,
 }
 
 
 def _settings(tw: SimulatedTwilio, db: Path, port: int) -> list[str]:
     values = {
-        "sms.api_base_url": tw.base_url, "sms.account_sid": ACCOUNT, "sms.auth_token": TOKEN,
-        "sms.from_number": FROM, "sms.quiet_start": "00:00", "sms.quiet_end": "00:00",
-        "store.path": str(db), "web.port": str(port),
+        "sms.api_base_url": tw.base_url,
+        "sms.account_sid": ACCOUNT,
+        "sms.auth_token": TOKEN,
+        "sms.from_number": FROM,
+        "sms.quiet_start": "00:00",
+        "sms.quiet_end": "00:00",
+        "store.path": str(db),
+        "web.port": str(port),
         "web.public_url": f"http://127.0.0.1:{port}",
         **{f"sms.{k}": str(v) for k, v in FAST.items()},
     }
@@ -74,14 +85,22 @@ async def test_thousand_texts_exactly_once_through_faults_and_a_kill(tmp_path: P
         async with running_gateway(store, tw, run_outbox=False) as gw:
             for i in range(TEXTS):
                 await gw.sms.enqueue(
-                    to=f"+86139{i % RECIPIENTS:08d}", template="rectification_order",
+                    to=f"+86139{i % RECIPIENTS:08d}",
+                    template="rectification_order",
                     variables={**ORDER_VARS, "case_ref": f"LZ2026-{i:06d}"},
                     idempotency_key=f"order-{i}",
                 )
         # 2. A worker process sends through faults and is killed mid-flight.
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", *_settings(tw, db, port), "sms", "run",
-            cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            sys.executable,
+            "-m",
+            "gateway",
+            *_settings(tw, db, port),
+            "sms",
+            "run",
+            cwd=ROOT,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         stop = asyncio.Event()

@@ -324,8 +324,12 @@ async def test_api_needs_the_bearer_token(live_store: Store, tw: SimulatedTwilio
                 assert response.status == 401
                 assert (await response.json())["error"] == "unauthorized"
             auth = {"Authorization": f"Bearer {API_TOKEN}"}
-            payload = {"to": "0531-88123456", "template": "rectification_order",
-                       "variables": ORDER_VARS, "idempotency_key": "k"}
+            payload = {
+                "to": "0531-88123456",
+                "template": "rectification_order",
+                "variables": ORDER_VARS,
+                "idempotency_key": "k",
+            }
             async with session.post(gw.url + "/api/sms/messages", json=payload, headers=auth) as r:
                 assert r.status == 400
                 assert (await r.json())["error"] == "invalid_phone_number"

@@ -22,10 +22,17 @@ from gateway.sms.policy import (
 @pytest.mark.parametrize(
     ("current", "new", "expected"),
     [
-        ("queued", "sending", True), ("sending", "sent", True), ("sent", "delivered", True),
-        ("sending", "delivered", True), ("sent", "undelivered", True), ("sending", "failed", True),
-        ("delivered", "sent", False), ("delivered", "delivered", False),
-        ("sent", "sent", False), ("sent", "sending", False), ("undelivered", "delivered", False),
+        ("queued", "sending", True),
+        ("sending", "sent", True),
+        ("sent", "delivered", True),
+        ("sending", "delivered", True),
+        ("sent", "undelivered", True),
+        ("sending", "failed", True),
+        ("delivered", "sent", False),
+        ("delivered", "delivered", False),
+        ("sent", "sent", False),
+        ("sent", "sending", False),
+        ("undelivered", "delivered", False),
         ("failed", "delivered", False),
     ],
 )
@@ -43,8 +50,16 @@ def test_provider_statuses_map_onto_ours() -> None:
 
 @pytest.mark.parametrize(
     ("status", "code", "retry"),
-    [(429, 20429, True), (500, None, True), (503, None, True), (0, None, True),
-     (400, 21211, False), (400, 21610, False), (401, 20003, False), (400, None, False)],
+    [
+        (429, 20429, True),
+        (500, None, True),
+        (503, None, True),
+        (0, None, True),
+        (400, 21211, False),
+        (400, 21610, False),
+        (401, 20003, False),
+        (400, None, False),
+    ],
 )
 def test_retryable_errors(status: int, code: int | None, retry: bool) -> None:
     """429, 5xx and no answer are retried; invalid or unsubscribed numbers never."""

@@ -11,10 +11,17 @@ from gateway.store.sms import NewText
 
 def _text(key: str = "order-1", **changes: object) -> NewText:
     fields: dict[object, object] = {
-        "purpose": "rectification_order", "audience": "officer", "to": "+8613912345678",
-        "sender": "+8610690000001", "template": "rectification_order",
-        "variables": {"case_ref": "LZ1"}, "body": "【鲁州公安】整改", "encoding": "UCS-2",
-        "segments": 1, "idempotency_key": key, "next_attempt_at": None,
+        "purpose": "rectification_order",
+        "audience": "officer",
+        "to": "+8613912345678",
+        "sender": "+8610690000001",
+        "template": "rectification_order",
+        "variables": {"case_ref": "LZ1"},
+        "body": "【鲁州公安】整改",
+        "encoding": "UCS-2",
+        "segments": 1,
+        "idempotency_key": key,
+        "next_attempt_at": None,
     }
     fields.update(changes)
     return NewText(**fields)  # type: ignore[arg-type]

@@ -18,14 +18,21 @@ from gateway.sms.exceptions import (
 from gateway.sms.templates import load_templates, mask_for_text, parse_templates
 
 ORDER = {
-    "unit": "城关派出所", "business": "轻微伤害案件办理", "case_ref": "LZ2026-000123",
-    "reason": "案件进展慢，无人联系", "citizen": "+8613800138000", "deadline": "12月3日18时",
+    "unit": "城关派出所",
+    "business": "轻微伤害案件办理",
+    "case_ref": "LZ2026-000123",
+    "reason": "案件进展慢，无人联系",
+    "citizen": "+8613800138000",
+    "deadline": "12月3日18时",
 }
 
 
 def _one(body: str, max_parts: int = 1, **extra: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "purpose": "report", "audience": "officer", "max_parts": max_parts, "body": body,
+        "purpose": "report",
+        "audience": "officer",
+        "max_parts": max_parts,
+        "body": body,
     }
     spec.update(extra)
     return {"signature": "【鲁州公安】", "templates": {"t": spec}}
@@ -36,7 +43,11 @@ def test_bundled_templates_load_and_cover_every_purpose() -> None:
     templates = load_templates()
     purposes = {templates.get(n).purpose for n in templates.names()}
     assert purposes == {
-        "rectification_order", "rating_request", "booking", "overdue_reminder", "report",
+        "rectification_order",
+        "rating_request",
+        "booking",
+        "overdue_reminder",
+        "report",
     }
 
 
@@ -128,8 +139,12 @@ def test_bad_toml_file_names_the_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("number", "shown"),
-    [("+8613912345678", "139****5678"), ("13912345678", "139****5678"),
-     ("0086 139 1234 5678", "139****5678"), ("123", "***")],
+    [
+        ("+8613912345678", "139****5678"),
+        ("13912345678", "139****5678"),
+        ("0086 139 1234 5678", "139****5678"),
+        ("123", "***"),
+    ],
 )
 def test_mask_for_text(number: str, shown: str) -> None:
     """A citizen's number appears in a text with its middle four digits hidden."""

@@ -102,9 +102,7 @@ class AgiEnvironment:
         return self.extension
 
 
-_ENV_FIELDS = frozenset(
-    name for name in AgiEnvironment.__dataclass_fields__ if name != "values"
-)
+_ENV_FIELDS = frozenset(name for name in AgiEnvironment.__dataclass_fields__ if name != "values")
 
 
 def parse_env(encoded: str) -> AgiEnvironment:

@@ -22,7 +22,9 @@ def register(sub: Any) -> None:
     )
     check.add_argument("files", nargs="*", type=Path, metavar="FILE")
     check.add_argument(
-        "--prompts", type=Path, default=None,
+        "--prompts",
+        type=Path,
+        default=None,
         help="the prompt catalogue (default: ivr.prompts)",
     )
     check.set_defaults(handler=_check)
@@ -67,8 +69,10 @@ async def _check(config: Config, args: argparse.Namespace) -> int:
     for error in errors:
         print(error, file=sys.stderr)
     if errors:
-        print(f"gateway flows check: {len(errors)} of {len(files)} files have problems",
-              file=sys.stderr)
+        print(
+            f"gateway flows check: {len(errors)} of {len(files)} files have problems",
+            file=sys.stderr,
+        )
         return 1
     print(f"{len(flows)} flows ok ({len(catalogue)} prompts in {prompts})")
     return 0

@@ -230,8 +230,16 @@ class HangupNode(Node):
 
 NODE_TYPES: dict[str, type[Node]] = {
     cls.kind: cls
-    for cls in (PlayNode, MenuNode, CollectNode, RecordNode, QueueNode, ActionNode, BranchNode,
-                HangupNode)
+    for cls in (
+        PlayNode,
+        MenuNode,
+        CollectNode,
+        RecordNode,
+        QueueNode,
+        ActionNode,
+        BranchNode,
+        HangupNode,
+    )
 }
 # Nodes where the IVR's part of a call ends: hung up, or handed to the agents.
 TERMINAL_KINDS = ("hangup", "queue")
@@ -282,15 +290,21 @@ class _Builder:
         self, raw: Any, where: tuple[str, int], what: str, low: int, high: int
     ) -> int | None:
         if isinstance(raw, bool) or not isinstance(raw, int) or not low <= raw <= high:
-            self.problem(where[0], where[1], f"{what} must be a whole number from {low} to {high}, "
-                         f"got {raw!r}")
+            self.problem(
+                where[0],
+                where[1],
+                f"{what} must be a whole number from {low} to {high}, got {raw!r}",
+            )
             return None
         return raw
 
     def seconds(self, raw: Any, where: tuple[str, int], what: str, high: float) -> float | None:
         if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw <= high:
-            self.problem(where[0], where[1], f"{what} must be a number of seconds above 0 and at "
-                         f"most {high:g}, got {raw!r}")
+            self.problem(
+                where[0],
+                where[1],
+                f"{what} must be a number of seconds above 0 and at most {high:g}, got {raw!r}",
+            )
             return None
         return float(raw)
 
@@ -308,8 +322,11 @@ class _Builder:
 
     def variable(self, raw: Any, where: tuple[str, int], what: str) -> str | None:
         if not isinstance(raw, str) or not VARIABLE.match(raw):
-            self.problem(where[0], where[1], f"{what} must be a variable name "
-                         f"(lower case, digits, _), got {raw!r}")
+            self.problem(
+                where[0],
+                where[1],
+                f"{what} must be a variable name (lower case, digits, _), got {raw!r}",
+            )
             return None
         return raw
 
@@ -322,22 +339,32 @@ class _Builder:
         for item in items:
             if isinstance(item, str):
                 if item not in self.catalogue:
-                    self.problem(where[0], where[1], f"{what}: unknown prompt {item!r} "
-                                 "(not in the prompt catalogue)")
+                    self.problem(
+                        where[0],
+                        where[1],
+                        f"{what}: unknown prompt {item!r} (not in the prompt catalogue)",
+                    )
                 pieces.append(item)
             elif isinstance(item, LineDict) and set(item) == {"say", "var"}:
                 kind, var = item["say"], item["var"]
                 line = item.line
                 if kind not in say.SAY_KINDS:
-                    self.problem(where[0], line, f"{what}: cannot say {kind!r} "
-                                 f"(known: {', '.join(say.SAY_KINDS)})")
+                    self.problem(
+                        where[0],
+                        line,
+                        f"{what}: cannot say {kind!r} (known: {', '.join(say.SAY_KINDS)})",
+                    )
                     continue
                 name = self.variable(var, (where[0], line), f"{what}: say var")
                 if name is not None:
                     pieces.append(SayPiece(kind, name))
             else:
-                self.problem(where[0], where[1], f"{what}: a piece must be a prompt name or "
-                             f"{{say: KIND, var: NAME}}, got {item!r}")
+                self.problem(
+                    where[0],
+                    where[1],
+                    f"{what}: a piece must be a prompt name or "
+                    f"{{say: KIND, var: NAME}}, got {item!r}",
+                )
         return tuple(pieces)
 
     # ---- nodes
@@ -352,8 +379,13 @@ class _Builder:
         kind = raw.get("kind")
         cls = NODE_TYPES.get(kind) if isinstance(kind, str) else None
         if cls is None:
-            self.problem(name, line, f"unknown kind {kind!r} (known: {', '.join(NODE_TYPES)})"
-                         if kind is not None else "missing field 'kind'")
+            self.problem(
+                name,
+                line,
+                f"unknown kind {kind!r} (known: {', '.join(NODE_TYPES)})"
+                if kind is not None
+                else "missing field 'kind'",
+            )
             return None
         parsers = _FIELDS[cls.kind]
         values: dict[str, Any] = {}
@@ -363,9 +395,12 @@ class _Builder:
                 continue
             parser = parsers.get(key)
             if parser is None:
-                self.problem(name, raw.key_lines.get(key, line),
-                             f"unknown field {key!r} for a {cls.kind} node "
-                             f"(known: {', '.join(sorted(parsers))})")
+                self.problem(
+                    name,
+                    raw.key_lines.get(key, line),
+                    f"unknown field {key!r} for a {cls.kind} node "
+                    f"(known: {', '.join(sorted(parsers))})",
+                )
                 ok = False
                 continue
             parsed = parser(self, value, (name, raw.key_lines.get(key, line)), key)
@@ -375,8 +410,12 @@ class _Builder:
                 values[key] = parsed
         for required in _REQUIRED[cls.kind]:
             if required not in raw:
-                self.problem(name, line, f"missing field {required!r} (a {cls.kind} node needs "
-                             f"{', '.join(_REQUIRED[cls.kind])})")
+                self.problem(
+                    name,
+                    line,
+                    f"missing field {required!r} (a {cls.kind} node needs "
+                    f"{', '.join(_REQUIRED[cls.kind])})",
+                )
                 ok = False
         if not ok:
             return None
@@ -387,32 +426,44 @@ class _Builder:
     def check_node(self, node: Node) -> None:
         where = node.name, node.line
         if isinstance(node, CollectNode) and node.min_digits > node.max_digits:
-            self.problem(*where, f"min_digits {node.min_digits} is above max_digits "
-                         f"{node.max_digits}")
+            self.problem(
+                *where, f"min_digits {node.min_digits} is above max_digits {node.max_digits}"
+            )
         if isinstance(node, RecordNode) and node.min_seconds >= node.max_seconds:
-            self.problem(*where, f"min_seconds {node.min_seconds:g} must be below max_seconds "
-                         f"{node.max_seconds}")
+            self.problem(
+                *where,
+                f"min_seconds {node.min_seconds:g} must be below max_seconds {node.max_seconds}",
+            )
         if isinstance(node, ActionNode):
             spec = self.specs.get(node.action)
             if spec is None:
-                self.problem(*where, f"unknown action {node.action!r} "
-                             f"(known: {', '.join(sorted(self.specs))})")
+                self.problem(
+                    *where,
+                    f"unknown action {node.action!r} (known: {', '.join(sorted(self.specs))})",
+                )
                 return
             for arg in node.args:
                 if arg not in spec.args:
-                    self.problem(*where, f"action {spec.name} takes no argument {arg!r} "
-                                 f"(it takes: {', '.join(spec.args) or 'none'})")
+                    self.problem(
+                        *where,
+                        f"action {spec.name} takes no argument {arg!r} "
+                        f"(it takes: {', '.join(spec.args) or 'none'})",
+                    )
             for arg in spec.args:
                 if arg not in node.args:
                     self.problem(*where, f"action {spec.name} needs argument {arg!r}")
             for outcome in node.next:
                 if outcome not in spec.outcomes:
-                    self.problem(*where, f"action {spec.name} has no outcome {outcome!r} "
-                                 f"(its outcomes: {', '.join(spec.outcomes)})")
+                    self.problem(
+                        *where,
+                        f"action {spec.name} has no outcome {outcome!r} "
+                        f"(its outcomes: {', '.join(spec.outcomes)})",
+                    )
             for outcome in spec.outcomes:
                 if outcome not in node.next:
-                    self.problem(*where, f"next does not say where to go when {spec.name} "
-                                 f"is {outcome!r}")
+                    self.problem(
+                        *where, f"next does not say where to go when {spec.name} is {outcome!r}"
+                    )
 
 
 def _choices(b: _Builder, raw: Any, where: tuple[str, int], what: str) -> dict[str, str] | None:
@@ -487,7 +538,7 @@ def _cases(b: _Builder, raw: Any, where: tuple[str, int], what: str) -> tuple[Ca
             if flag is not None:
                 condition = Condition("working_hours", value="true" if flag else "false")
         elif set(test) in ({"set"}, {"unset"}):
-            (test_name, var), = test.items()
+            ((test_name, var),) = test.items()
             name = b.variable(var, (where[0], line), f"{what}.{test_name}")
             if name is not None:
                 condition = Condition(test_name, var=name)
@@ -497,8 +548,12 @@ def _cases(b: _Builder, raw: Any, where: tuple[str, int], what: str) -> tuple[Ca
             if name is not None and value is not None:
                 condition = Condition("equals", var=name, value=value)
         else:
-            b.problem(where[0], line, f"{what}: unknown condition {sorted(test)} (use "
-                      "working_hours, set, unset, or var with equals)")
+            b.problem(
+                where[0],
+                line,
+                f"{what}: unknown condition {sorted(test)} (use "
+                "working_hours, set, unset, or var with equals)",
+            )
             return None
         if condition is None or goto is None:
             return None
@@ -523,15 +578,40 @@ _VAR: _P = _Builder.variable
 
 _FIELDS: dict[str, dict[str, _P]] = {
     "play": {"prompt": _PROMPT, "next": _REF},
-    "menu": {"prompt": _PROMPT, "choices": _choices, "on_exhausted": _REF, "timeout": _secs(60),
-             "retries": _int(0, 9), "invalid": _PROMPT, "silence": _PROMPT, "into": _VAR},
-    "collect": {"prompt": _PROMPT, "max_digits": _int(1, 32), "min_digits": _int(1, 32),
-                "into": _VAR, "next": _REF, "on_exhausted": _REF, "timeout": _secs(60),
-                "retries": _int(0, 9), "invalid": _PROMPT, "silence": _PROMPT},
-    "record": {"into": _VAR, "next": _REF, "on_empty": _REF, "prompt": _PROMPT,
-               "max_seconds": _int(2, 3600), "silence_seconds": _int(1, 60),
-               "min_seconds": _secs(60), "retries": _int(0, 9), "empty": _PROMPT,
-               "beep": _Builder.flag},
+    "menu": {
+        "prompt": _PROMPT,
+        "choices": _choices,
+        "on_exhausted": _REF,
+        "timeout": _secs(60),
+        "retries": _int(0, 9),
+        "invalid": _PROMPT,
+        "silence": _PROMPT,
+        "into": _VAR,
+    },
+    "collect": {
+        "prompt": _PROMPT,
+        "max_digits": _int(1, 32),
+        "min_digits": _int(1, 32),
+        "into": _VAR,
+        "next": _REF,
+        "on_exhausted": _REF,
+        "timeout": _secs(60),
+        "retries": _int(0, 9),
+        "invalid": _PROMPT,
+        "silence": _PROMPT,
+    },
+    "record": {
+        "into": _VAR,
+        "next": _REF,
+        "on_empty": _REF,
+        "prompt": _PROMPT,
+        "max_seconds": _int(2, 3600),
+        "silence_seconds": _int(1, 60),
+        "min_seconds": _secs(60),
+        "retries": _int(0, 9),
+        "empty": _PROMPT,
+        "beep": _Builder.flag,
+    },
     "queue": {"queue": _Builder.text, "next": _REF, "timeout": _int(1, 7200)},
     "action": {"action": _Builder.text, "args": _args, "next": _outcomes},
     "branch": {"when": _cases, "otherwise": _REF},
@@ -562,12 +642,17 @@ def parse_flow(
     except YamlSyntaxError as exc:
         raise FlowError(file, [Problem(file, None, exc.line, exc.reason)]) from None
     if not isinstance(raw, LineDict):
-        raise FlowError(file, [Problem(file, None, None, "a flow file must be a mapping with "
-                                       "name, start and nodes")])
+        raise FlowError(
+            file,
+            [Problem(file, None, None, "a flow file must be a mapping with name, start and nodes")],
+        )
     for key in raw:
         if key not in _FLOW_FIELDS:
-            b.problem(None, raw.key_lines.get(key), f"unknown field {key!r} "
-                      f"(known: {', '.join(_FLOW_FIELDS)})")
+            b.problem(
+                None,
+                raw.key_lines.get(key),
+                f"unknown field {key!r} (known: {', '.join(_FLOW_FIELDS)})",
+            )
     for required in ("name", "start", "nodes"):
         if required not in raw:
             b.problem(None, raw.line, f"missing field {required!r}")
@@ -631,9 +716,11 @@ def _report_duplicates(
         starts = sorted((line, str(name)) for name, line in nodes_raw.key_lines.items())
     for dup in duplicates:
         if nodes_raw is not None and nodes_raw.key_lines.get(dup.key) == dup.first_line:
-            b.problem(str(dup.key), dup.second_line,
-                      f"node {dup.key!r} is defined twice (lines {dup.first_line} and "
-                      f"{dup.second_line})")
+            b.problem(
+                str(dup.key),
+                dup.second_line,
+                f"node {dup.key!r} is defined twice (lines {dup.first_line} and {dup.second_line})",
+            )
             continue
         owner = None
         for line, name in starts:
@@ -647,16 +734,22 @@ def _check_graph(b: _Builder, flow: Flow, raw: LineDict, failed: set[str]) -> No
     if flow.start not in known:
         b.problem(None, raw.key_lines.get("start"), f"start node {flow.start!r} does not exist")
     if flow.on_hangup is not None and flow.on_hangup not in known:
-        b.problem(None, raw.key_lines.get("on_hangup"),
-                  f"on_hangup node {flow.on_hangup!r} does not exist")
+        b.problem(
+            None,
+            raw.key_lines.get("on_hangup"),
+            f"on_hangup node {flow.on_hangup!r} does not exist",
+        )
     edges: dict[str, list[str]] = {}
     missing = False
     for node in flow.nodes.values():
         edges[node.name] = []
         for field_name, target in node.successors():
             if target not in known:
-                b.problem(node.name, node.line, f"{field_name} goes to node {target!r}, "
-                          "which does not exist")
+                b.problem(
+                    node.name,
+                    node.line,
+                    f"{field_name} goes to node {target!r}, which does not exist",
+                )
                 missing = True
             elif target in flow.nodes:
                 edges[node.name].append(target)
@@ -668,8 +761,12 @@ def _check_graph(b: _Builder, flow: Flow, raw: LineDict, failed: set[str]) -> No
         for name in sorted(tail):
             node = flow.nodes[name]
             if node.kind not in DETACHED_KINDS:
-                b.problem(name, node.line, f"a {node.kind} node cannot run after the caller hung "
-                          f"up (on_hangup reaches it; allowed: {', '.join(DETACHED_KINDS)})")
+                b.problem(
+                    name,
+                    node.line,
+                    f"a {node.kind} node cannot run after the caller hung "
+                    f"up (on_hangup reaches it; allowed: {', '.join(DETACHED_KINDS)})",
+                )
         reached |= tail
     for node in flow.nodes.values():
         if node.name not in reached:
@@ -684,9 +781,13 @@ def _check_graph(b: _Builder, flow: Flow, raw: LineDict, failed: set[str]) -> No
     trapped = {name for name in reached if name not in can_exit}
     for group in _cycles(trapped, edges):
         first = min(group, key=lambda n: flow.nodes[n].line)
-        b.problem(first, flow.nodes[first].line, "loop with no way out: "
-                  + " → ".join(sorted(group, key=lambda n: flow.nodes[n].line))
-                  + " never reach a hangup or queue node")
+        b.problem(
+            first,
+            flow.nodes[first].line,
+            "loop with no way out: "
+            + " → ".join(sorted(group, key=lambda n: flow.nodes[n].line))
+            + " never reach a hangup or queue node",
+        )
 
 
 def _reach(starts: list[str], edges: Mapping[str, list[str]]) -> set[str]:
@@ -738,13 +839,22 @@ def _cycles(nodes: set[str], edges: Mapping[str, list[str]]) -> list[set[str]]:
 
 
 def _check_prompts(b: _Builder, flow: Flow) -> None:
-    kinds = {piece.kind for node in flow.nodes.values() for prompt in node.prompts()
-             for piece in prompt if isinstance(piece, SayPiece)}
+    kinds = {
+        piece.kind
+        for node in flow.nodes.values()
+        for prompt in node.prompts()
+        for piece in prompt
+        if isinstance(piece, SayPiece)
+    }
     if kinds:
         missing = [p for p in say.PIECES if p not in b.catalogue]
         if missing:
-            b.problem(None, None, "the prompt catalogue lacks pieces needed to say numbers, dates "
-                      f"and names: {', '.join(missing)}")
+            b.problem(
+                None,
+                None,
+                "the prompt catalogue lacks pieces needed to say numbers, dates "
+                f"and names: {', '.join(missing)}",
+            )
 
 
 def _check_variables(b: _Builder, flow: Flow) -> None:
@@ -764,8 +874,12 @@ def _check_variables(b: _Builder, flow: Flow) -> None:
             used.extend(c.condition.var for c in node.when if c.condition.var)
         for var in used:
             if var not in defined:
-                b.problem(node.name, node.line, f"variable {var!r} is never set (set it with "
-                          "into, an action's result, or list it in the flow's inputs)")
+                b.problem(
+                    node.name,
+                    node.line,
+                    f"variable {var!r} is never set (set it with "
+                    "into, an action's result, or list it in the flow's inputs)",
+                )
 
 
 def load_flow(path: Path, catalogue: Container[str]) -> Flow:
@@ -784,7 +898,16 @@ def load_flows(folder: Path, catalogue: Container[str]) -> dict[str, Flow]:
     for path in sorted(folder.glob("*.yaml")):
         flow = load_flow(path, catalogue)
         if flow.name in flows:
-            raise FlowError(str(path), [Problem(str(path), None, None, f"flow name {flow.name!r} "
-                                                f"is also used by {flows[flow.name].file}")])
+            raise FlowError(
+                str(path),
+                [
+                    Problem(
+                        str(path),
+                        None,
+                        None,
+                        f"flow name {flow.name!r} is also used by {flows[flow.name].file}",
+                    )
+                ],
+            )
         flows[flow.name] = flow
     return flows

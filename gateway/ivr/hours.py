@@ -34,8 +34,9 @@ class WorkingHours:
         for part in spans.split(","):
             start_text, sep, end_text = part.strip().partition("-")
             try:
-                start, end = time.fromisoformat(start_text.strip()), time.fromisoformat(
-                    end_text.strip()
+                start, end = (
+                    time.fromisoformat(start_text.strip()),
+                    time.fromisoformat(end_text.strip()),
                 )
             except ValueError:
                 raise HoursError(f"working hours {part.strip()!r}: use HH:MM-HH:MM") from None

@@ -145,8 +145,9 @@ class FlowMachine:
             if following is None:
                 return name
             name = following
-        raise FlowRuntimeError(self.flow.name, name, f"more than {self.max_steps} steps: "
-                               "is a loop spinning?")
+        raise FlowRuntimeError(
+            self.flow.name, name, f"more than {self.max_steps} steps: is a loop spinning?"
+        )
 
     def _node(self, node: Node) -> Generator[Operation, Any, str | None]:
         if isinstance(node, PlayNode):
@@ -239,8 +240,7 @@ class FlowMachine:
     def _collect(self, node: CollectNode) -> Generator[Operation, Any, str]:
         failures = repeats = 0
         while True:
-            digits, timed_out = yield from self._ask(node.prompt, "", node.timeout,
-                                                     node.max_digits)
+            digits, timed_out = yield from self._ask(node.prompt, "", node.timeout, node.max_digits)
             if "*" in digits and repeats < MAX_REPEATS:
                 repeats += 1
                 self.note("repeat")
@@ -273,8 +273,9 @@ class FlowMachine:
         failures = 0
         yield from self._play(node.prompt)
         while True:
-            result = yield Record(node.name, node.max_seconds * 1000, node.silence_seconds,
-                                  node.beep)
+            result = yield Record(
+                node.name, node.max_seconds * 1000, node.silence_seconds, node.beep
+            )
             if not isinstance(result, RecordResult):
                 raise FlowRuntimeError(self.flow.name, node.name, f"record answered {result!r}")
             if result.duration_ms >= node.min_seconds * 1000:
@@ -299,8 +300,11 @@ class FlowMachine:
         }
         result = yield CallAction(node.action, args, node.name)
         if not isinstance(result, ActionResult) or result.outcome not in node.next:
-            raise FlowRuntimeError(self.flow.name, node.name, f"action {node.action} answered "
-                                   f"{result!r}; expected one of {', '.join(node.next)}")
+            raise FlowRuntimeError(
+                self.flow.name,
+                node.name,
+                f"action {node.action} answered {result!r}; expected one of {', '.join(node.next)}",
+            )
         self.variables.update({k: str(v) for k, v in result.values.items()})
         self.note("action", result.outcome)
         return node.next[result.outcome]

@@ -66,9 +66,7 @@ class FlowResult:
     def keys(self) -> str:
         """Every key the caller pressed, in order: choices, numbers, wrong keys, ``*``."""
         pressed = {"key": None, "digits": None, "invalid": None, "repeat": "*"}
-        return "".join(
-            pressed[s.event] or s.detail for s in self.path if s.event in pressed
-        )
+        return "".join(pressed[s.event] or s.detail for s in self.path if s.event in pressed)
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -171,8 +169,14 @@ class FlowRunner:
             queue=in_queue,
             error=error,
         )
-        log.info("flow %s on %s: %s at %s after %d steps", flow.name, channel.uniqueid,
-                 outcome, result.node, len(result.path))
+        log.info(
+            "flow %s on %s: %s at %s after %d steps",
+            flow.name,
+            channel.uniqueid,
+            outcome,
+            result.node,
+            len(result.path),
+        )
         return result
 
     async def _perform(
@@ -204,8 +208,9 @@ class FlowRunner:
     ) -> ActionResult:
         action = self.actions.get(op.name)
         if action is None:
-            raise FlowRuntimeError(flow.name, op.node, f"no implementation registered for "
-                                   f"action {op.name}")
+            raise FlowRuntimeError(
+                flow.name, op.node, f"no implementation registered for action {op.name}"
+            )
         call = ActionCall(
             name=op.name,
             args=dict(op.args),
@@ -222,8 +227,9 @@ class FlowRunner:
             raise FlowRuntimeError(flow.name, op.node, f"action {op.name} failed: {exc}") from exc
         except Exception as exc:
             log.exception("flow %s node %s: action %s raised", flow.name, op.node, op.name)
-            raise FlowRuntimeError(flow.name, op.node, f"action {op.name} raised "
-                                   f"{type(exc).__name__}: {exc}") from exc
+            raise FlowRuntimeError(
+                flow.name, op.node, f"action {op.name} raised {type(exc).__name__}: {exc}"
+            ) from exc
 
     async def _after_hangup(self, flow: Flow, channel: Channel, machine: FlowMachine) -> str | None:
         """Run the flow's on_hangup tail: its actions only, until it needs the channel."""

@@ -571,7 +571,8 @@ class AmiSession:
             token = challenge.get(n.H_CHALLENGE)
             if challenge.response != n.RESPONSE_SUCCESS or not token:
                 raise AmiLoginError(
-                    self.name, cfg.username,
+                    self.name,
+                    cfg.username,
                     f"MD5 challenge refused: {challenge.get(n.H_MESSAGE, '')}",
                 )
             digest = hashlib.md5((token + cfg.secret.reveal()).encode("utf-8")).hexdigest()
@@ -635,9 +636,7 @@ class AmiSession:
         known = self._at_loss if self._at_loss is not None else {}
         reconnect = self.connects > 1
         survived = tuple(info for uid, info in known.items() if uid in alive)
-        lost = tuple(
-            info for uid, info in known.items() if uid not in alive and uid in self._live
-        )
+        lost = tuple(info for uid, info in known.items() if uid not in alive and uid in self._live)
         appeared = tuple(info for uid, info in alive.items() if uid not in known)
         for info in lost:
             self._live.pop(info.uniqueid, None)
@@ -667,7 +666,11 @@ class AmiSession:
         )
         log.info(
             "PBX %s: resync: %d live, %d survived, %d lost, %d appeared",
-            self.name, len(alive), len(survived), len(lost), len(appeared),
+            self.name,
+            len(alive),
+            len(survived),
+            len(lost),
+            len(appeared),
         )
         self._queue.put_nowait(report)
         for channel in released:
@@ -695,7 +698,9 @@ class AmiSession:
             if "Response" in frame:
                 log.info(
                     "PBX %s: response to unknown ActionID %r ignored: %s",
-                    self.name, action_id, frame.get(n.H_MESSAGE, frame.response),
+                    self.name,
+                    action_id,
+                    frame.get(n.H_MESSAGE, frame.response),
                 )
             else:
                 log.warning("PBX %s: frame neither event nor response: %r", self.name, frame)
@@ -798,7 +803,9 @@ class AmiSession:
     def _ev_shutdown(self, frame: Frame) -> None:
         log.warning(
             "PBX %s: Asterisk is shutting down (%s, restart: %s); reconnecting",
-            self.name, frame.get("Shutdown", "?"), frame.get(n.H_RESTART, "?"),
+            self.name,
+            frame.get("Shutdown", "?"),
+            frame.get(n.H_RESTART, "?"),
         )
         if self._protocol is not None:
             self._protocol.close()
@@ -855,7 +862,8 @@ class AmiSession:
             if handler is None:
                 log.warning(
                     "PBX %s: no AGI handler; %s handed back to the dialplan",
-                    self.name, channel.name,
+                    self.name,
+                    channel.name,
                 )
                 await channel.release()
                 return
@@ -1023,12 +1031,11 @@ class AmiSession:
     async def _ping(self, protocol: AmiProtocol) -> float:
         loop = asyncio.get_running_loop()
         start = loop.time()
-        reply = await self._request(
-            protocol, {n.H_ACTION: n.ACTION_PING}, self.config.ping_timeout
-        )
+        reply = await self._request(protocol, {n.H_ACTION: n.ACTION_PING}, self.config.ping_timeout)
         if reply.response != n.RESPONSE_SUCCESS:
-            raise AmiActionFailed(self.name, n.ACTION_PING, reply.get(n.H_ACTION_ID, ""),
-                                  reply.get(n.H_MESSAGE, ""))
+            raise AmiActionFailed(
+                self.name, n.ACTION_PING, reply.get(n.H_ACTION_ID, ""), reply.get(n.H_MESSAGE, "")
+            )
         return loop.time() - start
 
     async def originate(

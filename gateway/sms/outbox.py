@@ -180,7 +180,9 @@ class OutboxWorker:
                 found = await self._look_up(message)
                 if found is not None:
                     await self.repo.record_accepted(
-                        message.id, found.sid, found.status,
+                        message.id,
+                        found.sid,
+                        found.status,
                         f"found at the provider as {found.sid} ({found.status}): not re-sent",
                     )
                     self.reconciled += 1
@@ -205,7 +207,10 @@ class OutboxWorker:
         self.sent += 1
 
     async def _retry(
-        self, message: OutboxMessage, exc: ProviderError, retry_after: float | None,
+        self,
+        message: OutboxMessage,
+        exc: ProviderError,
+        retry_after: float | None,
         ambiguous: bool,
     ) -> None:
         code = str(exc.code) if exc.code is not None else (str(exc.status) if exc.status else None)
@@ -220,8 +225,11 @@ class OutboxWorker:
         now = self.clock.now()
         when = earliest_send(message.audience, now + timedelta(seconds=delay), self.service.quiet)
         log.info(
-            "text #%d attempt %d failed (%s); retry in %.1fs", message.id, message.attempts,
-            exc, (when - now).total_seconds(),
+            "text #%d attempt %d failed (%s); retry in %.1fs",
+            message.id,
+            message.attempts,
+            exc,
+            (when - now).total_seconds(),
         )
         await self.repo.record_retry(
             message.id, when, code=code, reason=str(exc), needs_lookup=ambiguous
@@ -231,8 +239,7 @@ class OutboxWorker:
     async def _look_up(self, message: OutboxMessage) -> ProviderMessage | None:
         since = (message.claimed_at or message.created_at) - CLOCK_SKEW
         candidates = [
-            m for m in await self.provider.recent_to(message.to, since)
-            if m.body == message.body
+            m for m in await self.provider.recent_to(message.to, since) if m.body == message.body
         ]
         if not candidates:
             return None

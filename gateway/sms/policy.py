@@ -52,20 +52,22 @@ def advances(current: str, new: str) -> bool:
 
 
 # Twilio error codes that no retry can fix.
-PERMANENT_CODES = frozenset({
-    20003,  # authentication failed
-    20404,  # resource not found (bad account)
-    21211,  # invalid 'To'
-    21212,  # invalid 'From'
-    21408,  # region not enabled
-    21602,  # body required
-    21604,  # 'From' required
-    21606,  # 'From' cannot send texts
-    21610,  # recipient unsubscribed (STOP)
-    21612,  # cannot route to this number
-    21614,  # 'To' is not a mobile number
-    21617,  # body too long
-})
+PERMANENT_CODES = frozenset(
+    {
+        20003,  # authentication failed
+        20404,  # resource not found (bad account)
+        21211,  # invalid 'To'
+        21212,  # invalid 'From'
+        21408,  # region not enabled
+        21602,  # body required
+        21604,  # 'From' required
+        21606,  # 'From' cannot send texts
+        21610,  # recipient unsubscribed (STOP)
+        21612,  # cannot route to this number
+        21614,  # 'To' is not a mobile number
+        21617,  # body too long
+    }
+)
 
 
 def is_retryable(status: int, code: int | None) -> bool:
@@ -117,9 +119,7 @@ class QuietHours:
         if not self.contains(when):
             return when
         local = when.astimezone(self.tz)
-        release = local.replace(
-            hour=self.end.hour, minute=self.end.minute, second=0, microsecond=0
-        )
+        release = local.replace(hour=self.end.hour, minute=self.end.minute, second=0, microsecond=0)
         if release <= local:
             release += timedelta(days=1)
         return release.astimezone(when.tzinfo)

@@ -92,9 +92,7 @@ class GatewayHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
     """``AsyncTwilioHttpClient`` without retries, with a real timeout, keeping headers."""
 
     def __init__(self, timeout: float) -> None:
-        super().__init__(
-            pool_connections=True, timeout=timeout, logger=log, max_retries=None
-        )
+        super().__init__(pool_connections=True, timeout=timeout, logger=log, max_retries=None)
 
     async def request(
         self,
@@ -113,7 +111,11 @@ class GatewayHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
         if auth is not None:
             headers["Authorization"] = aiohttp.encode_basic_auth(auth[0], auth[1])
         async with self.session.request(
-            method.upper(), url, params=params, data=data, headers=headers,
+            method.upper(),
+            url,
+            params=params,
+            data=data,
+            headers=headers,
             timeout=aiohttp.ClientTimeout(total=total),
             allow_redirects=allow_redirects,
         ) as raw:
@@ -144,7 +146,9 @@ def map_error(exc: BaseException, action: str) -> ProviderError:
         message += f": {exc.msg}" if exc.msg else ""
         if is_retryable(exc.status, code):
             return TransientProviderError(
-                message, status=exc.status, code=code,
+                message,
+                status=exc.status,
+                code=code,
                 retry_after=_retry_after(_LAST_RESPONSE.get()) if exc.status == 429 else None,
                 ambiguous=exc.status >= 500,
             )
@@ -165,8 +169,11 @@ def map_error(exc: BaseException, action: str) -> ProviderError:
 
 def _from_instance(instance: Any) -> ProviderMessage:
     return ProviderMessage(
-        sid=str(instance.sid), to=str(instance.to), body=str(instance.body or ""),
-        status=str(instance.status), date_created=instance.date_created,
+        sid=str(instance.sid),
+        to=str(instance.to),
+        body=str(instance.body or ""),
+        status=str(instance.status),
+        date_created=instance.date_created,
         error_code=int(instance.error_code) if instance.error_code else None,
     )
 
@@ -193,7 +200,9 @@ class TwilioProvider:
         http = GatewayHttpClient(config.http_timeout)
         try:
             client = Client(
-                config.account_sid, config.auth_token.reveal(), http_client=http,
+                config.account_sid,
+                config.auth_token.reveal(),
+                http_client=http,
                 environment={},  # configuration comes from gateway.config only
             )
             client.api.base_url = config.api_base_url.rstrip("/")

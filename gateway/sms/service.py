@@ -121,12 +121,20 @@ class SmsService:
         if audience == "citizen" and await self.repo.is_opted_out(number):
             status, code, reason = FAILED, OPTED_OUT_CODE, "recipient opted out (TD/退订/STOP)"
         text = NewText(
-            purpose=purpose, audience=audience, to=number, sender=self.sender,
-            template=template, variables={k: str(v) for k, v in variables.items()},
-            body=rendered.body, encoding=rendered.segments.encoding.value,
-            segments=rendered.segments.parts, idempotency_key=key,
+            purpose=purpose,
+            audience=audience,
+            to=number,
+            sender=self.sender,
+            template=template,
+            variables={k: str(v) for k, v in variables.items()},
+            body=rendered.body,
+            encoding=rendered.segments.encoding.value,
+            segments=rendered.segments.parts,
+            idempotency_key=key,
             next_attempt_at=earliest_send(audience, now, self.quiet),
-            status=status, error_code=code, error_message=reason,
+            status=status,
+            error_code=code,
+            error_message=reason,
         )
         message, created = await self.repo.insert_or_get(text)
         if not created:
@@ -134,10 +142,14 @@ class SmsService:
                 raise DuplicateKeyConflict(key, message.id)
             return message
         log.info(
-            "text #%d queued: %s to %s, %d part(s)%s", message.id, template, mask(number),
+            "text #%d queued: %s to %s, %d part(s)%s",
+            message.id,
+            template,
+            mask(number),
             message.segments,
             f", held until {self.clock.local(message.next_attempt_at):%H:%M}"
-            if message.next_attempt_at > now else "",
+            if message.next_attempt_at > now
+            else "",
         )
         if status == QUEUED:
             self.wakeup.set()
@@ -183,7 +195,9 @@ class SmsService:
                 return InboundResult(reply, False, False, name)
         known = await self.repo.last_to(sender)
         log.info(
-            "reply #%d from %s %s; no handler took it", reply.id, mask(sender),
+            "reply #%d from %s %s; no handler took it",
+            reply.id,
+            mask(sender),
             "to a text we sent" if known else "(a number we never texted)",
         )
         return InboundResult(reply, False, False, None)

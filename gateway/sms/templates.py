@@ -157,7 +157,10 @@ def parse_templates(raw: Mapping[str, Any], source: str) -> TemplateSet:
             if key not in spec:
                 raise TemplateError(name, f"{key} is missing")
         purpose, audience, max_parts, body = (
-            spec["purpose"], spec["audience"], spec["max_parts"], spec["body"],
+            spec["purpose"],
+            spec["audience"],
+            spec["max_parts"],
+            spec["body"],
         )
         if purpose not in PURPOSES:
             raise TemplateError(name, f"purpose {purpose!r} is not one of {', '.join(PURPOSES)}")

@@ -113,19 +113,40 @@ def _opt(text: str | None) -> datetime | None:
 
 def _message(row: Any) -> OutboxMessage:
     return OutboxMessage(
-        id=int(row[0]), purpose=row[1], audience=row[2], to=row[3], sender=row[4],
-        template=row[5], variables=json.loads(row[6]), body=row[7], encoding=row[8],
-        segments=int(row[9]), idempotency_key=row[10], status=row[11], attempts=int(row[12]),
-        next_attempt_at=parse_utc(row[13]), claimed_at=_opt(row[14]),
-        needs_lookup=bool(row[15]), provider_sid=row[16], error_code=row[17],
-        error_message=row[18], created_at=parse_utc(row[19]), updated_at=parse_utc(row[20]),
-        sent_at=_opt(row[21]), final_at=_opt(row[22]),
+        id=int(row[0]),
+        purpose=row[1],
+        audience=row[2],
+        to=row[3],
+        sender=row[4],
+        template=row[5],
+        variables=json.loads(row[6]),
+        body=row[7],
+        encoding=row[8],
+        segments=int(row[9]),
+        idempotency_key=row[10],
+        status=row[11],
+        attempts=int(row[12]),
+        next_attempt_at=parse_utc(row[13]),
+        claimed_at=_opt(row[14]),
+        needs_lookup=bool(row[15]),
+        provider_sid=row[16],
+        error_code=row[17],
+        error_message=row[18],
+        created_at=parse_utc(row[19]),
+        updated_at=parse_utc(row[20]),
+        sent_at=_opt(row[21]),
+        final_at=_opt(row[22]),
     )
 
 
 async def _event(
-    conn: aiosqlite.Connection, message_id: int | None, sid: str | None, kind: str,
-    status: str | None, detail: str, at: str,
+    conn: aiosqlite.Connection,
+    message_id: int | None,
+    sid: str | None,
+    kind: str,
+    status: str | None,
+    detail: str,
+    at: str,
 ) -> None:
     await conn.execute(
         "INSERT INTO sms_events (message_id, provider_sid, kind, status, detail, at)"
@@ -152,10 +173,22 @@ class SmsRepository:
                 f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)"
                 f" ON CONFLICT (idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
                 (
-                    text.purpose, text.audience, text.to, text.sender, text.template,
-                    json.dumps(text.variables, ensure_ascii=False, sort_keys=True), text.body,
-                    text.encoding, text.segments, text.idempotency_key, text.status,
-                    utc_iso(text.next_attempt_at), text.error_code, text.error_message, now, now,
+                    text.purpose,
+                    text.audience,
+                    text.to,
+                    text.sender,
+                    text.template,
+                    json.dumps(text.variables, ensure_ascii=False, sort_keys=True),
+                    text.body,
+                    text.encoding,
+                    text.segments,
+                    text.idempotency_key,
+                    text.status,
+                    utc_iso(text.next_attempt_at),
+                    text.error_code,
+                    text.error_message,
+                    now,
+                    now,
                     now if text.status in FINAL else None,
                 ),
             )
@@ -202,9 +235,7 @@ class SmsRepository:
         return [_message(r) for r in await self._db.fetchall(sql, params)]
 
     async def counts(self) -> dict[str, int]:
-        rows = await self._db.fetchall(
-            "SELECT status, COUNT(*) FROM sms_messages GROUP BY status"
-        )
+        rows = await self._db.fetchall("SELECT status, COUNT(*) FROM sms_messages GROUP BY status")
         return {str(r[0]): int(r[1]) for r in rows}
 
     async def events(self, message_id: int) -> list[SmsEvent]:
@@ -252,8 +283,13 @@ class SmsRepository:
             ids = [int(r[0]) for r in await cursor.fetchall()]
             for message_id in ids:
                 await _event(
-                    conn, message_id, None, "interrupted", QUEUED,
-                    "found sending at start: look it up at the provider before re-sending", now,
+                    conn,
+                    message_id,
+                    None,
+                    "interrupted",
+                    QUEUED,
+                    "found sending at start: look it up at the provider before re-sending",
+                    now,
                 )
         return len(ids)
 
@@ -269,8 +305,13 @@ class SmsRepository:
                 (sid, now, message_id),
             )
             await _event(
-                conn, message_id, sid, "accepted", SENDING,
-                detail or f"provider status {provider_status}", now,
+                conn,
+                message_id,
+                sid,
+                "accepted",
+                SENDING,
+                detail or f"provider status {provider_status}",
+                now,
             )
             status = from_provider_status(provider_status)
             if status is not None:
@@ -293,8 +334,13 @@ class SmsRepository:
         return message
 
     async def record_retry(
-        self, message_id: int, next_attempt_at: datetime, *, code: str | None,
-        reason: str, needs_lookup: bool,
+        self,
+        message_id: int,
+        next_attempt_at: datetime,
+        *,
+        code: str | None,
+        reason: str,
+        needs_lookup: bool,
     ) -> None:
         now = utc_iso(self._clock.now())
         async with self._db.transaction() as conn:
@@ -302,12 +348,25 @@ class SmsRepository:
                 "UPDATE sms_messages SET status = ?, next_attempt_at = ?, error_code = ?,"
                 " error_message = ?, needs_lookup = MAX(needs_lookup, ?), updated_at = ?"
                 " WHERE id = ? AND status = ?",
-                (QUEUED, utc_iso(next_attempt_at), code, reason, int(needs_lookup), now,
-                 message_id, SENDING),
+                (
+                    QUEUED,
+                    utc_iso(next_attempt_at),
+                    code,
+                    reason,
+                    int(needs_lookup),
+                    now,
+                    message_id,
+                    SENDING,
+                ),
             )
             await _event(
-                conn, message_id, None, "retry", QUEUED,
-                f"{reason}; next attempt at {utc_iso(next_attempt_at)}", now,
+                conn,
+                message_id,
+                None,
+                "retry",
+                QUEUED,
+                f"{reason}; next attempt at {utc_iso(next_attempt_at)}",
+                now,
             )
 
     async def record_failed(self, message_id: int, *, code: str | None, reason: str) -> None:
@@ -379,12 +438,15 @@ class SmsRepository:
             return StatusUpdate(message_id, applied, status)
 
     async def _advance(
-        self, conn: aiosqlite.Connection, message_id: int, status: str,
-        error_code: str | None, reason: str | None, now: str,
+        self,
+        conn: aiosqlite.Connection,
+        message_id: int,
+        status: str,
+        error_code: str | None,
+        reason: str | None,
+        now: str,
     ) -> bool:
-        cursor = await conn.execute(
-            "SELECT status FROM sms_messages WHERE id = ?", (message_id,)
-        )
+        cursor = await conn.execute("SELECT status FROM sms_messages WHERE id = ?", (message_id,))
         row = await cursor.fetchone()
         if row is None or not advances(str(row[0]), status):
             return False

@@ -71,7 +71,9 @@ def sms_feature(**kwargs: Any) -> Callable[[web.Application], None]:
 
 
 async def _sms_context(
-    provider: SmsProvider | None, templates: TemplateSet | None, run_outbox: bool,
+    provider: SmsProvider | None,
+    templates: TemplateSet | None,
+    run_outbox: bool,
     app: web.Application,
 ) -> AsyncIterator[None]:
     config = app[CONFIG]
@@ -120,8 +122,11 @@ async def verified_form(request: web.Request) -> MultiDictProxy[str]:
     validator = RequestValidator(config.sms.auth_token.reveal())
     if not signature or not validator.validate(url, form, signature):
         log.warning(
-            "refused %s webhook from %s: %s signature (From %s)", request.path,
-            request.remote, "wrong" if signature else "no", mask(form.get("From", "")),
+            "refused %s webhook from %s: %s signature (From %s)",
+            request.path,
+            request.remote,
+            "wrong" if signature else "no",
+            mask(form.get("From", "")),
         )
         raise ApiError(403, "bad_signature", "X-Twilio-Signature missing or wrong")
     return form
@@ -141,8 +146,12 @@ async def _verified_webhook(
 async def status_callback(request: web.Request) -> web.Response:
     parsed = await _verified_webhook(request, parse_status_callback)
     update = await request.app[SMS].handle_status(parsed.sid, parsed.status, parsed.error_code)
-    log.debug("status %s for %s: %s", parsed.status, parsed.sid,
-              "applied" if update.applied else "no change")
+    log.debug(
+        "status %s for %s: %s",
+        parsed.status,
+        parsed.sid,
+        "applied" if update.applied else "no change",
+    )
     return web.Response(status=204)
 
 
@@ -178,13 +187,15 @@ async def show_message(request: web.Request) -> web.Response:
     if message is None:
         raise NoSuchMessage(message_id)
     events = await request.app[STORE].sms.events(message_id)
-    return web.json_response({
-        "message": message_json(message),
-        "events": [
-            {"kind": e.kind, "status": e.status, "detail": e.detail, "at": utc_iso(e.at)}
-            for e in events
-        ],
-    })
+    return web.json_response(
+        {
+            "message": message_json(message),
+            "events": [
+                {"kind": e.kind, "status": e.status, "detail": e.detail, "at": utc_iso(e.at)}
+                for e in events
+            ],
+        }
+    )
 
 
 async def queue_message(request: web.Request) -> web.Response:
@@ -202,9 +213,12 @@ async def queue_message(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_request", "variables must be an object", {"field": "variables"})
     try:
         message = await request.app[SMS].enqueue(
-            to=payload["to"], template=payload["template"], variables=variables,
+            to=payload["to"],
+            template=payload["template"],
+            variables=variables,
             idempotency_key=payload["idempotency_key"],
-            purpose=payload.get("purpose"), audience=payload.get("audience"),
+            purpose=payload.get("purpose"),
+            audience=payload.get("audience"),
         )
     except SmsError:
         raise

@@ -25,11 +25,16 @@ def register(sim_sub: Any) -> None:
     p.add_argument("--account-sid", default=None, help="account SID (default: sms.account_sid)")
     p.add_argument("--auth-token", default=None, help="auth token (default: sms.auth_token)")
     p.add_argument(
-        "--time-scale", type=float, default=1.0,
+        "--time-scale",
+        type=float,
+        default=1.0,
         help="multiply the sent/delivered delays (default 1.0: 0.05 s and 0.2 s)",
     )
     p.add_argument(
-        "--undelivered", action="append", default=[], metavar="NUMBER",
+        "--undelivered",
+        action="append",
+        default=[],
+        metavar="NUMBER",
         help="texts to this E.164 number end undelivered (30003); repeatable",
     )
     p.set_defaults(handler=_serve)

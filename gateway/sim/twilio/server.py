@@ -368,9 +368,16 @@ class SimulatedTwilio:
         now = self._now()
         segments = count_segments(body).parts
         message = SimMessage(
-            sid=_sid("SM"), account_sid=self.account_sid, to=to, from_=sender,
-            messaging_service_sid=service, body=body, status_callback=callback,
-            num_segments=segments, date_created=now, date_updated=now,
+            sid=_sid("SM"),
+            account_sid=self.account_sid,
+            to=to,
+            from_=sender,
+            messaging_service_sid=service,
+            body=body,
+            status_callback=callback,
+            num_segments=segments,
+            date_created=now,
+            date_updated=now,
         )
         self.messages.append(message)
         self._by_sid[message.sid] = message
@@ -394,16 +401,18 @@ class SimulatedTwilio:
         return web.json_response(message.to_json())
 
     async def _account(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({
-            "sid": self.account_sid,
-            "friendly_name": "Simulated account",
-            "status": "active",
-            "type": "Full",
-            "auth_token": "",
-            "date_created": _rfc2822(self._now()),
-            "date_updated": _rfc2822(self._now()),
-            "uri": f"/{API_VERSION}/Accounts/{self.account_sid}.json",
-        })
+        return web.json_response(
+            {
+                "sid": self.account_sid,
+                "friendly_name": "Simulated account",
+                "status": "active",
+                "type": "Full",
+                "auth_token": "",
+                "date_created": _rfc2822(self._now()),
+                "date_updated": _rfc2822(self._now()),
+                "uri": f"/{API_VERSION}/Accounts/{self.account_sid}.json",
+            }
+        )
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
         q = request.query
@@ -439,17 +448,19 @@ class SimulatedTwilio:
             params = {k: v for k, v in q.items() if k not in ("Page", "PageToken")}
             params.update({"Page": str(page + 1), "PageToken": f"PA{page + 1}"})
             next_uri = str(request.url.with_path(base).with_query(params).relative())
-        return web.json_response({
-            "messages": [m.to_json() for m in chunk],
-            "end": start + len(chunk) - 1 if chunk else 0,
-            "first_page_uri": f"{base}?PageSize={page_size}&Page=0",
-            "next_page_uri": next_uri,
-            "page": page,
-            "page_size": page_size,
-            "previous_page_uri": None,
-            "start": start,
-            "uri": str(request.rel_url),
-        })
+        return web.json_response(
+            {
+                "messages": [m.to_json() for m in chunk],
+                "end": start + len(chunk) - 1 if chunk else 0,
+                "first_page_uri": f"{base}?PageSize={page_size}&Page=0",
+                "next_page_uri": next_uri,
+                "page": page,
+                "page_size": page_size,
+                "previous_page_uri": None,
+                "start": start,
+                "uri": str(request.rel_url),
+            }
+        )
 
     # -- the message walk and callbacks ---------------------------------------------------
 
