@@ -18,6 +18,20 @@ def test_a_foreign_store_is_refused_and_kept(tmp_path: Path) -> None:
     assert store.read_bytes() == b"operator data"
 
 
+def test_a_folder_of_other_files_is_refused_and_kept(tmp_path: Path) -> None:
+    """Any non-empty folder the demo did not make is refused, even without a store."""
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="not the demo's"):
+        _prepare(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_an_empty_folder_is_used(tmp_path: Path) -> None:
+    """An existing empty folder is fine."""
+    _prepare(tmp_path)
+    assert (tmp_path / MARKER).is_file()
+
+
 def test_the_demos_own_folder_is_renewed(tmp_path: Path) -> None:
     """The previous demo's folder (with the marker) is emptied and marked again."""
     folder = tmp_path / "gateway-data"

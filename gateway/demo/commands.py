@@ -86,10 +86,10 @@ def _say(text: str) -> None:
 
 def _prepare(data_dir: Path) -> None:
     """Start from an empty data folder; only ever wipe one the demo made itself."""
-    store = data_dir / "gateway.sqlite3"
-    if store.exists() and not (data_dir / MARKER).exists():
+    if data_dir.exists() and any(data_dir.iterdir()) and not (data_dir / MARKER).exists():
+        what = "a store" if (data_dir / "gateway.sqlite3").exists() else "files"
         raise SystemExit(
-            f"gateway demo: {data_dir} holds a store that is not the demo's; "
+            f"gateway demo: {data_dir} holds {what} that are not the demo's; "
             "pass --data-dir with another folder"
         )
     if data_dir.exists():
