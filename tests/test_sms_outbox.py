@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -23,7 +24,7 @@ from sms_support import (
 )
 from twilio.request_validator import RequestValidator
 
-from gateway.clock import Clock
+from gateway.clock import Clock, ScaledClock
 from gateway.config import Secret
 from gateway.phone import InvalidPhoneNumber
 from gateway.sim.twilio import SimulatedTwilio
@@ -159,21 +160,22 @@ async def test_invalid_or_fixed_numbers_are_refused_and_nothing_stored(
     assert await live_store.sms.counts() == {}
 
 
-async def test_quiet_hours_hold_citizens_not_officers(
-    live_store: Store, tw: SimulatedTwilio
-) -> None:
-    """Inside quiet hours a rating request waits; an order to a chief goes at once."""
-    async with running_gateway(live_store, tw, quiet_start="00:00", quiet_end="23:59") as gw:
-        if not gw.sms.quiet.contains(live_store.clock.now()):
-            pytest.skip("the one minute a day outside these quiet hours")
+async def test_quiet_hours_hold_citizens_not_officers(tmp_path: Path, tw: SimulatedTwilio) -> None:
+    """At 23:00 local (inside 21:00–08:00) a rating request waits; an order goes at once."""
+    night = ScaledClock(datetime(2026, 11, 30, 15, 0, tzinfo=UTC), 1.0)  # 23:00 in Shanghai
+    async with (
+        Store.open(tmp_path / "night.sqlite3", night) as store,
+        running_gateway(store, tw, quiet_start="21:00", quiet_end="08:00") as gw,
+    ):
+        assert gw.sms.quiet.contains(night.now())
         rating = await gw.sms.enqueue(
             to=CITIZEN, template="rating_request", variables=RATING_VARS, idempotency_key="r1"
         )
         chief = await order(gw)
-        await until(lambda: status_of(live_store, chief, "delivered"))
-    row = await live_store.sms.get(rating.id)
+        await until(lambda: status_of(store, chief, "delivered"))
+        row = await store.sms.get(rating.id)
     assert row is not None and row.status == "queued" and row.attempts == 0
-    assert row.next_attempt_at > live_store.clock.now()
+    assert night.local(row.next_attempt_at).strftime("%Y-%m-%d %H:%M") == "2026-12-01 08:00"
     assert [m.to for m in tw.messages] == [CHIEF]
 
 
