@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from gateway.ami.agi import AgiEnvironment
 from gateway.ami.frames import Frame
-from gateway.config import PbxSection, Secret
+from gateway.config import PbxSection
 from gateway.pbx.channel import AgiChannel
 from gateway.pbx.exceptions import AgiCommandFailed, ChannelHungUp
 from gateway.pbx.session import AmiSession, OriginateOutcome
@@ -24,37 +23,24 @@ from gateway.sim.ami import (
     NoAnswer,
     Press,
     Silence,
-    SimConfig,
     SimulatedPbx,
     Speak,
     Unreachable,
     WaitForPrompt,
 )
-
-SECRET = "s3cret"
+from tests import pbx_support
+from tests.pbx_support import simulated_pbx
 
 
 def section(pbx: SimulatedPbx, **changes: Any) -> PbxSection:
-    base = PbxSection(
-        host="127.0.0.1",
-        port=pbx.port,
-        username="gateway",
-        secret=Secret(SECRET),
-        auth="md5",
-        ping_interval=5.0,
-        ping_timeout=0.5,
-        action_timeout=2.0,
-        connect_timeout=2.0,
-        reconnect_min=0.01,
-        reconnect_max=0.05,
-    )
-    return replace(base, **changes)
+    """The shared test section, logging in with the MD5 challenge."""
+    return pbx_support.section(pbx, **{"auth": "md5", **changes})
 
 
 @pytest.fixture
 async def pbx() -> AsyncIterator[SimulatedPbx]:
     """A simulated Asterisk on a free loopback port, 100× faster than real time."""
-    async with SimulatedPbx(SimConfig(port=0, secret=SECRET, time_scale=0.01)) as sim:
+    async for sim in simulated_pbx():
         yield sim
 
 

@@ -7,8 +7,6 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
-from typing import Any
 
 import pytest
 
@@ -32,34 +30,13 @@ from gateway.pbx.session import (
     originate_outcome,
 )
 from gateway.sim.ami import CallerScript, Silence, SimConfig, SimulatedPbx
-
-SECRET = "s3cret"
-
-
-def section(pbx: SimulatedPbx, **changes: Any) -> PbxSection:
-    """Fast timings for tests; the simulated PBX's address and account."""
-    base = PbxSection(
-        name="main",
-        host="127.0.0.1",
-        port=pbx.port,
-        username="gateway",
-        secret=Secret(SECRET),
-        auth="plain",
-        ping_interval=5.0,
-        ping_timeout=0.5,
-        action_timeout=2.0,
-        connect_timeout=2.0,
-        reconnect_min=0.01,
-        reconnect_max=0.05,
-        login_attempts=3,
-    )
-    return replace(base, **changes)
+from tests.pbx_support import SECRET, section, simulated_pbx
 
 
 @pytest.fixture
 async def pbx() -> AsyncIterator[SimulatedPbx]:
     """A simulated Asterisk on a free loopback port, 100× faster than real time."""
-    async with SimulatedPbx(SimConfig(port=0, secret=SECRET, time_scale=0.01)) as sim:
+    async for sim in simulated_pbx():
         yield sim
 
 
