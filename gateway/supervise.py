@@ -214,6 +214,7 @@ class Supervisor:
                 pass
             except Exception:
                 log.exception("%s: %s failed while stopping", self.component, task.get_name())
+        self._tasks.difference_update(tasks)  # done callbacks may not have run yet
 
     def __del__(self) -> None:
         if self._tasks and not self._closed:
