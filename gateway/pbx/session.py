@@ -612,7 +612,7 @@ class AmiSession:
         for channel in self._agi_channels.values():
             if not channel.hung_up:
                 self._orphaned.add(channel.name)
-            channel.mark_gone("AMI link lost")
+            channel.mark_link_lost()
         self._agi_channels.clear()
         self._agi_waiting.clear()
         self._originate_vars.clear()
