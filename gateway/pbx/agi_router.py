@@ -70,7 +70,7 @@ class AgiRouter:
         for channel in self.channels.values():
             if not channel.hung_up:
                 self._orphaned.add(channel.name)
-            channel.mark_gone("AMI link lost")
+            channel.mark_link_lost()
         self.channels.clear()
 
     def take_orphaned(self) -> set[str]:
