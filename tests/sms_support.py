@@ -18,6 +18,7 @@ from gateway.sim.twilio import SimulatedTwilio
 from gateway.sms.outbox import OutboxWorker
 from gateway.sms.service import SmsService
 from gateway.store import Store
+from gateway.store.lock import StoreLock
 from gateway.web.app import create_web_app
 from gateway.web.sms import OUTBOX, SMS, sms_feature
 from tests import polling
@@ -100,7 +101,11 @@ async def running_gateway(
     port: int = 0,
     **sms: Any,
 ) -> AsyncIterator[Gateway]:
-    """The web app (SMS feature, outbox worker) on a loopback port, against ``tw``."""
+    """The web app (SMS feature, outbox worker) on a loopback port, against ``tw``; with
+    the outbox it holds the store's lock, as ``gateway run`` does."""
+    lock = StoreLock(store.db.path)
+    if run_outbox:
+        lock.acquire()
     sock = free_socket(port)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     config = sms_config(tw.base_url, url, **sms)
@@ -118,6 +123,7 @@ async def running_gateway(
     finally:
         await runner.cleanup()
         sock.close()
+        lock.release()
 
 
 def replace_sms(config: Config, **changes: Any) -> Config:
