@@ -3,11 +3,15 @@ loopback ports, wired the way production wires them."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import os
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -128,3 +132,22 @@ async def running_gateway(
 
 def replace_sms(config: Config, **changes: Any) -> Config:
     return dataclasses.replace(config, sms=dataclasses.replace(config.sms, **changes))
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def gateway_process(*args: str, output: int | None = None) -> asyncio.subprocess.Process:
+    """``python -m gateway ARGS`` from the source tree; ``output``: where stdout/stderr
+    go (default: pipes)."""
+    sink = asyncio.subprocess.PIPE if output is None else output
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        *args,
+        cwd=ROOT,
+        stdout=sink,
+        stderr=sink,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )

@@ -4,16 +4,12 @@ read-only commands run beside the first, and a kill -9 frees the store at once."
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 
-from sms_support import ACCOUNT, FROM, ORDER_VARS, TOKEN, free_socket
+from sms_support import ACCOUNT, FROM, ORDER_VARS, ROOT, TOKEN, free_socket, gateway_process
 
 from gateway.sim.twilio import SimulatedTwilio
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _settings(tw: SimulatedTwilio, data: Path) -> list[str]:
@@ -37,22 +33,8 @@ def _settings(tw: SimulatedTwilio, data: Path) -> list[str]:
     return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
 
 
-async def _start(settings: list[str], *command: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        *settings,
-        *command,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-
-
 async def _run(settings: list[str], *command: str) -> tuple[int, str, str]:
-    proc = await _start(settings, *command)
+    proc = await gateway_process(*settings, *command)
     async with asyncio.timeout(60):
         out, err = await proc.communicate()
     assert proc.returncode is not None
@@ -61,7 +43,7 @@ async def _run(settings: list[str], *command: str) -> tuple[int, str, str]:
 
 async def _serving(settings: list[str]) -> asyncio.subprocess.Process:
     """``gateway sms run`` started and serving (its first line printed)."""
-    proc = await _start(settings, "sms", "run")
+    proc = await gateway_process(*settings, "sms", "run")
     assert proc.stdout is not None
     async with asyncio.timeout(60):
         line = await proc.stdout.readline()
