@@ -144,6 +144,9 @@ class CallbacksSection:
     retry_spacing_minutes: float = 30.0
     ring_timeout_seconds: float = 30.0
     originate_context: str = "callback"
+    # Caller ID on every callback, as Asterisk takes it: '"Name" <number>' (the
+    # bureau's published number, so citizens recognise and trust the call).
+    caller_id: str = ""
     # After the last unanswered call a rating request goes by SMS, valid this long.
     sms_fallback: bool = True
     sms_valid_hours: float = 48.0

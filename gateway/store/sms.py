@@ -19,6 +19,7 @@ The outbox's guarantees live here, in SQL:
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -182,10 +183,16 @@ class SmsRepository:
 
     # -- the outbox -------------------------------------------------------------
 
-    async def insert_or_get(self, text: NewText) -> tuple[OutboxMessage, bool]:
-        """Insert ``text``; if its idempotency key exists, return that row. ``(row, created)``."""
+    async def insert_or_get(
+        self, text: NewText, *, conn: aiosqlite.Connection | None = None
+    ) -> tuple[OutboxMessage, bool]:
+        """Insert ``text``; if its idempotency key exists, return that row. ``(row, created)``.
+
+        With ``conn``, a write transaction the caller holds (an order change and its
+        texts), the row is written in it and commits or rolls back with the rest."""
         now = utc_iso(self._clock.now())
-        async with self._db.transaction() as conn:
+        held = contextlib.nullcontext(conn) if conn is not None else None
+        async with held or self._db.transaction() as conn:
             cursor = await conn.execute(
                 f"INSERT INTO sms_messages (purpose, audience, to_number, sender, template,"
                 f" variables, body, encoding, segments, idempotency_key, status, attempts,"
