@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,3 +35,13 @@ async def store(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Store]:
     """A migrated store in a temporary folder."""
     async with Store.open(tmp_path / "gateway.sqlite3", clock) as opened:
         yield opened
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Undo a logging set-up done by the code under test (``gateway.cli.main``) afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
