@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from typing import Any
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from gateway.app import PBX, create_app
 from gateway.config import Config
+from gateway.errors import GatewayError
 from gateway.pbx.exceptions import AmiError, AmiLoginError
 from gateway.store.lock import StoreLock
 from gateway.web.app import HEALTH_CHECKS
@@ -64,7 +66,14 @@ async def _serve(config: Config, args: argparse.Namespace) -> int:
     try:
         await runner.setup()  # opens every resource; a failure closes those already open
         site = web.TCPSite(runner, config.web.host, config.web.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            where = f"{config.web.host}:{config.web.port}"
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise GatewayError(
+                f"web: cannot listen on {where} (web.host, web.port): {reason}"
+            ) from None
         log.info(
             "web on http://%s:%d (public URL %s)",
             config.web.host,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,3 +52,13 @@ async def tw() -> AsyncIterator[SimulatedTwilio]:
     """The simulated Twilio with a fast walk to delivered."""
     async with SimulatedTwilio(SMS_ACCOUNT, SMS_TOKEN, time_scale=0.1) as sim:
         yield sim
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Undo a logging set-up done by the code under test (``gateway.cli.main``) afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
