@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "gateway.ivr.commands",
     "gateway.store.commands",
     "gateway.sim.commands",
+    "gateway.site.commands",
 )
 
 Handler = Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]]

@@ -243,6 +243,8 @@ def load(
     for name in raw:
         if name not in SECTIONS:
             raise ConfigError(name, source, f"unknown section (known: {', '.join(SECTIONS)})")
+    if path is not None:
+        _anchor_paths(raw, path.parent)
 
     sections: dict[str, Any] = {}
     for name, hint in SECTIONS.items():
@@ -276,6 +278,27 @@ def load(
         else:
             kwargs[name] = hint(**sections[name])
     return Config(**kwargs, source=source)
+
+
+#: Keys that name a file or folder. Written relative in a configuration file, they are
+#: read from that file's folder, so `gateway -c /srv/site/gateway.toml` works from
+#: anywhere; from the environment or the command line, from the working folder.
+PATH_KEYS = (
+    ("gateway", "data_dir"),
+    ("store", "path"),
+    ("ivr", "flows_dir"),
+    ("ivr", "prompts"),
+)
+
+
+def _anchor_paths(raw: dict[str, Any], base: Path) -> None:
+    for section, key in PATH_KEYS:
+        table = raw.get(section)
+        if not isinstance(table, dict):
+            continue  # absent, or malformed: _section says so
+        value = table.get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            table[key] = str(base / value)
 
 
 def _section(cls: type[Any], raw: Any, label: str, source: str) -> dict[str, Any]:

@@ -155,3 +155,20 @@ def test_bad_working_hours_are_refused(spans, days, holidays, reason):
     """A malformed working-hours setting is refused with what is expected."""
     with pytest.raises(HoursError, match=reason):
         WorkingHours.parse(spans, days, holidays)
+
+
+def test_a_round_the_clock_hotline_is_open_at_every_minute():
+    """The span 00:00-24:00 is accepted and is open from 00:00 through 23:59:59, 7 days a week."""
+    hours = WorkingHours.parse("00:00-24:00", range(1, 8))
+    last_second = datetime(2026, 11, 30, 23, 59, 59, 999999, tzinfo=LOCAL_TZ)
+    assert hours.is_open(at(0)) and hours.is_open(at(23, 59)) and hours.is_open(last_second)
+    assert hours.is_open(at(12, day=29))  # Sunday
+    evening = WorkingHours.parse("08:30-12:00,18:00-24:00")
+    assert evening.is_open(at(23, 59)) and not evening.is_open(at(0, 0, day=1))
+
+
+def test_24_00_can_only_end_a_span():
+    """24:00 starts no span, and no other hour past 23 is read."""
+    for spans in ("24:00-24:00", "08:00-24:01", "08:00-25:00"):
+        with pytest.raises(HoursError):
+            WorkingHours.parse(spans)

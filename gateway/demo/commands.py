@@ -37,6 +37,7 @@ from gateway.config import Config
 from gateway.demo.stack import Stack, running_stack
 from gateway.demo.traffic import callback_day, hotline_hour
 from gateway.phone import mask
+from gateway.site import SHIPPED_FLOWS, SHIPPED_PROMPTS, SHIPPED_RECORDINGS
 from gateway.store.cases import CATEGORY_NAMES
 from gateway.tables import render
 
@@ -113,8 +114,8 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
     logs.to_file(log_file, config.gateway.log_level)
     rng = random.Random(args.seed)
     clock = ScaledClock(_demo_start(), args.speed)
-    root = Path.cwd()
-    recordings = root / "recordings" / "zh"
+    # The shipped flows and prompts, wherever the gateway is installed and run from.
+    recordings = SHIPPED_RECORDINGS / "zh"
     started = asyncio.get_running_loop().time()
     _say(f"gateway demo: {clock.local():%Y-%m-%d %H:%M} (simulated, {args.speed:g}× real time)")
     async with running_stack(
@@ -123,8 +124,8 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         agents=args.agents,
         recordings_dir=recordings if recordings.is_dir() else None,
         overrides=[
-            f"ivr.flows_dir={root / 'flows'}",
-            f"ivr.prompts={root / 'recordings' / 'prompts.yaml'}",
+            f"ivr.flows_dir={SHIPPED_FLOWS.absolute()}",
+            f"ivr.prompts={SHIPPED_PROMPTS.absolute()}",
             f"callbacks.max_concurrent_calls={args.lines}",
             "callbacks.recall_delay_hours=1",
             "callbacks.retry_spacing_minutes=20",

@@ -14,9 +14,26 @@ class HoursError(ValueError):
     """A working-hours setting cannot be read."""
 
 
+# The end of the day, as a working-hours span may end: "00:00-24:00" is the whole day.
+END_OF_DAY = "24:00"
+SECONDS_PER_DAY = 24 * 3600
+
+
+def _seconds(moment: time) -> int:
+    return moment.hour * 3600 + moment.minute * 60 + moment.second
+
+
+def _span_bound(text: str, *, end: bool) -> int:
+    """Seconds since midnight of ``HH:MM``; an end may also be ``24:00``."""
+    if end and text == END_OF_DAY:
+        return SECONDS_PER_DAY
+    return _seconds(time.fromisoformat(text))
+
+
 @dataclass(frozen=True)
 class WorkingHours:
-    spans: tuple[tuple[time, time], ...]
+    # Each span is [start, end) in seconds since local midnight; an end of 86400 is 24:00.
+    spans: tuple[tuple[int, int], ...]
     days: frozenset[int]  # ISO weekdays, 1 = Monday
     holidays: frozenset[date] = frozenset()
     tz: ZoneInfo = LOCAL_TZ
@@ -29,15 +46,14 @@ class WorkingHours:
         holidays: Iterable[str] = (),
         tz: ZoneInfo = LOCAL_TZ,
     ) -> WorkingHours:
-        """``spans`` like ``"08:30-17:30"`` or ``"08:30-12:00,13:30-17:30"``."""
-        parsed: list[tuple[time, time]] = []
+        """``spans`` like ``"08:30-17:30"``, ``"08:30-12:00,13:30-17:30"`` or, for a
+        hotline staffed round the clock, ``"00:00-24:00"``."""
+        parsed: list[tuple[int, int]] = []
         for part in spans.split(","):
             start_text, sep, end_text = part.strip().partition("-")
             try:
-                start, end = (
-                    time.fromisoformat(start_text.strip()),
-                    time.fromisoformat(end_text.strip()),
-                )
+                start = _span_bound(start_text.strip(), end=False)
+                end = _span_bound(end_text.strip(), end=True)
             except ValueError:
                 raise HoursError(f"working hours {part.strip()!r}: use HH:MM-HH:MM") from None
             if not sep or start >= end:
@@ -57,5 +73,5 @@ class WorkingHours:
         local = when.astimezone(self.tz)
         if local.isoweekday() not in self.days or local.date() in self.holidays:
             return False
-        now = local.time().replace(tzinfo=None)
+        now = _seconds(local.time())
         return any(start <= now < end for start, end in self.spans)
