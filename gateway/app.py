@@ -136,8 +136,9 @@ class CallRouter:
         self.app = app
 
     async def handle(self, channel: AgiChannel) -> None:
-        item = channel.variable(VAR_ITEM)
-        attempt = channel.variable(VAR_ATTEMPT)
+        # The Originate put these on the call itself: read them from the PBX.
+        item = await channel.get_variable(VAR_ITEM)
+        attempt = await channel.get_variable(VAR_ATTEMPT) if item else None
         if item and attempt:
             result = await self._survey(channel, int(item), int(attempt))
         else:

@@ -34,15 +34,15 @@ class AgiRouter:
         self._closed = False
         self._orphaned: set[str] = set()  # channel names a link loss cut off
 
-    def start(self, channel: AgiChannel, before: Callable[[], Awaitable[None]] | None) -> None:
-        """Serve a call that just entered AGI; ``before`` runs first in its task."""
+    def start(self, channel: AgiChannel) -> None:
+        """Serve a call that just entered AGI: run the flow handler in an owned task."""
         if self._closed:
             return  # the session is closing: the dialplan goes on when the link ends
         old = self.channels.get(channel.name)
         if old is not None:
             self.gone(old.name, "AGI restarted on the channel")
         self.channels[channel.name] = channel
-        self._flows.spawn(f"agi-{channel.name}", self._run(channel, before))
+        self._flows.spawn(f"agi-{channel.name}", self._run(channel))
 
     @property
     def flows(self) -> int:
@@ -83,11 +83,9 @@ class AgiRouter:
         self._closed = True
         await self._flows.aclose()
 
-    async def _run(self, channel: AgiChannel, before: Callable[[], Awaitable[None]] | None) -> None:
+    async def _run(self, channel: AgiChannel) -> None:
         handler = self.handler
         try:
-            if before is not None:
-                await before()
             if handler is None:
                 log.warning(
                     "PBX %s: no AGI handler; %s handed back to the dialplan",

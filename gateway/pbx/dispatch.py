@@ -18,7 +18,12 @@ from typing import Any, Protocol
 
 from gateway.ami import names as n
 from gateway.ami.frames import Frame, FrameError
-from gateway.pbx.exceptions import AmiActionFailed, AmiActionTimeout, AmiConnectionLost
+from gateway.pbx.exceptions import (
+    AmiActionFailed,
+    AmiActionTimeout,
+    AmiConnectionLost,
+    AmiNotConnected,
+)
 from gateway.pbx.values import ResyncListener, ResyncReport
 
 log = logging.getLogger(__name__)
@@ -196,8 +201,9 @@ class Dispatcher:
         try:
             sender.send(frame)
         except ConnectionError as exc:
+            # Nothing went out: the PBX never saw this action.
             self.pending.pop(pending.action_id, None)
-            raise AmiConnectionLost(self.pbx, pending.action) from exc
+            raise AmiNotConnected(self.pbx, pending.action, "link closed before sending") from exc
         try:
             async with asyncio.timeout(reply_timeout):
                 return await pending.future

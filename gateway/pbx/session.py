@@ -88,7 +88,7 @@ class AmiSession:
         self.asyncagi = AsyncAgiTransport(config.name, uid, self.agi, self.action)
         self.tracker = ChannelTracker(config.name, self.clock)
         self.originator = Originator(
-            config.name, self.dispatcher, self.agi, self._link_for, config.action_timeout
+            config.name, self.dispatcher, self._link_for, config.action_timeout
         )
         self.link = Link(
             config,
@@ -98,7 +98,6 @@ class AmiSession:
             on_up=self._resync,
             on_lost=self._on_link_lost,
         )
-        self.asyncagi.on_start = self.originator.on_agi_start
         handle = self.dispatcher.handle
         handle(n.EV_NEWCHANNEL, self.tracker.ev_newchannel)
         handle(n.EV_HANGUP, self._ev_hangup)
@@ -252,7 +251,12 @@ class AmiSession:
         timeout_ms: int = 30000,
         variables: Mapping[str, str] | None = None,
     ) -> OriginateResult:
-        """Place a call (``Async: true``) and wait for its ``OriginateResponse``."""
+        """Place a call (``Async: true``) and wait for its ``OriginateResponse``.
+
+        What the call is about goes in ``variables`` (channel variables the flow
+        reads with ``GET VARIABLE``). Raises AmiNotConnected when nothing was sent,
+        OriginateOutcomeUnknown when it was sent but its outcome was lost.
+        """
         return await self.originator.originate(
             channel, context, exten, priority, caller_id, timeout_ms, variables
         )
@@ -261,7 +265,6 @@ class AmiSession:
 
     def _ev_hangup(self, frame: Frame) -> None:
         self.tracker.ev_hangup(frame)
-        self.originator.ev_hangup(frame)
         self.asyncagi.ev_hangup(frame)
 
     def _ev_shutdown(self, frame: Frame) -> None:
@@ -275,7 +278,6 @@ class AmiSession:
 
     def _on_link_lost(self) -> None:
         self.asyncagi.link_lost()
-        self.originator.link_lost()
         self.tracker.link_lost()
 
     async def _resync(self, protocol: AmiProtocol) -> None:
