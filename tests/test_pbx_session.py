@@ -234,6 +234,44 @@ async def test_ping_timeout_declares_the_link_dead(
         await eventually(lambda: session.connects >= 2 and session.connected)
 
 
+async def test_busy_link_with_a_late_pong_stays_up(
+    pbx: SimulatedPbx, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Pong far later than ping_timeout on a link that keeps delivering events is a busy
+    link, not a dead one: no reconnect, and the caller in the IVR goes on with the flow."""
+    caplog.set_level(logging.INFO, logger="gateway.pbx")
+    config = section(pbx, ping_interval=0.05, ping_timeout=0.2)
+    flow: list[str] = []
+
+    async def ivr(channel: AgiChannel) -> None:
+        await channel.answer()
+        flow.append("answered")
+        await asyncio.sleep(1.5)  # the caller listens while the PBX lags
+        await channel.stream_file("hotline/welcome")
+        flow.append("played")
+        await channel.hangup()
+
+    async def load() -> None:
+        while True:  # a busy PBX: events keep flowing every 50 ms
+            pbx.world.emit("UserEvent", "user,all", [("UserEvent", "Load")])
+            await asyncio.sleep(0.05)
+
+    async with AmiSession(config, agi_handler=ivr) as session:
+        await session.wait_connected(2)
+        pbx.place_call(CallerScript(caller="13800138000", steps=[Silence(1000)]))
+        await eventually(lambda: flow == ["answered"])
+        pbx.faults.lag_pong(1.0)
+        loader = asyncio.ensure_future(load())
+        try:
+            await eventually(lambda: "busy, not dead" in caplog.text, within=5)
+            await eventually(lambda: flow == ["answered", "played"], within=5)
+        finally:
+            loader.cancel()
+            pbx.faults.lag_pong(0)
+        assert session.connects == 1
+        assert "declared dead" not in caplog.text
+
+
 async def test_shutdown_event_reconnects(pbx: SimulatedPbx) -> None:
     """Asterisk's Shutdown event closes the link and the session logs in again."""
     async with AmiSession(section(pbx)) as session:

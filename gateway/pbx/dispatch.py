@@ -192,7 +192,7 @@ class Dispatcher:
         sender: Sender,
         headers: ActionHeaders,
         kind: str,
-        reply_timeout: float,
+        reply_timeout: float | None,
         on_event: Callable[[Frame], None] | None = None,
     ) -> Any:
         """Send one action and wait for its answer (a frame, or a list of items)."""
@@ -209,13 +209,15 @@ class Dispatcher:
                 return await pending.future
         except TimeoutError:
             raise AmiActionTimeout(
-                self.pbx, pending.action, pending.action_id, reply_timeout
+                self.pbx, pending.action, pending.action_id, reply_timeout or 0.0
             ) from None
         finally:
             if self.pending.get(pending.action_id) is pending:
                 del self.pending[pending.action_id]
 
-    async def request(self, sender: Sender, headers: ActionHeaders, reply_timeout: float) -> Frame:
+    async def request(
+        self, sender: Sender, headers: ActionHeaders, reply_timeout: float | None
+    ) -> Frame:
         """Send one action; return its response frame, whatever it says."""
         result: Frame = await self.send(sender, headers, "single", reply_timeout)
         return result

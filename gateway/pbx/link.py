@@ -3,9 +3,11 @@
 Login is plain or MD5-challenge by configuration; a refused secret is an
 :class:`AmiLoginError`, retried ``login_attempts`` times with backoff and then
 given up (logged). Reconnects use exponential backoff with jitter between
-``reconnect_min`` and ``reconnect_max``. We ping every ``ping_interval``; no
-``Pong`` within ``ping_timeout`` declares the link dead. After each login the
-link runs the session's ``on_up`` step (the resync) before serving.
+``reconnect_min`` and ``reconnect_max``. We ping every ``ping_interval``. A busy
+PBX is not a dead one: any byte read counts as alive, so a late Pong on a link
+that keeps delivering events is waited for; only silence (no byte for
+``ping_timeout``, stretched when recent Pongs came late) declares the link dead.
+After each login the link runs the session's ``on_up`` step (the resync).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from gateway.config import PbxSection
 from gateway.pbx.dispatch import Dispatcher
 from gateway.pbx.exceptions import (
     AmiActionFailed,
-    AmiActionTimeout,
     AmiConnectionLost,
     AmiError,
     AmiLoginError,
@@ -33,6 +34,10 @@ from gateway.pbx.transport import AmiProtocol
 log = logging.getLogger(__name__)
 
 LOGOFF_TIMEOUT = 1.0  # seconds given to a polite Logoff on close
+# A quiet link is declared dead after max(ping_timeout, SLOW_PONG_FACTOR × the smoothed
+# Pong round trip) of silence, never more than MAX_SILENCE_FACTOR × ping_timeout.
+SLOW_PONG_FACTOR = 4.0
+MAX_SILENCE_FACTOR = 6.0
 
 
 def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> float:
@@ -70,6 +75,7 @@ class Link:
         self.closing = False
         self.failure: AmiError | None = None  # set once the link gave up (login refused)
         self.connects = 0  # successful logins so far
+        self._srtt = 0.0  # smoothed Pong round trip, seconds
 
     @property
     def name(self) -> str:
@@ -249,14 +255,56 @@ class Link:
             done, _ = await asyncio.wait({protocol.lost}, timeout=cfg.ping_interval)
             if done:
                 raise AmiConnectionLost(self.name, "the session")
-            try:
-                rtt = await self.ping(protocol)
-            except AmiActionTimeout:
-                log.warning(
-                    "PBX %s: no Pong within %gs: link declared dead", self.name, cfg.ping_timeout
-                )
-                raise AmiConnectionLost(self.name, "keep-alive ping") from None
+            rtt = await self._keep_alive_ping(protocol)
             log.debug("PBX %s: ping %.1f ms", self.name, rtt * 1000)
+
+    def silence_limit(self) -> float:
+        """How long the link may stay silent before it is declared dead: ``ping_timeout``,
+        or more when recent Pongs came late (a loaded PBX answers late on a quiet link too)."""
+        timeout = self.config.ping_timeout
+        return min(max(timeout, SLOW_PONG_FACTOR * self._srtt), MAX_SILENCE_FACTOR * timeout)
+
+    async def _keep_alive_ping(self, protocol: AmiProtocol) -> float:
+        """Ping and wait for the Pong as long as the PBX keeps talking: any byte read
+        proves it alive; only ``silence_limit()`` seconds with nothing read declares
+        the link dead. Returns the round trip."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        pong = asyncio.ensure_future(
+            self._dispatcher.request(protocol, {n.H_ACTION: n.ACTION_PING}, None)
+        )
+        try:
+            while True:
+                limit = self.silence_limit()
+                remaining = max(start, protocol.last_read) + limit - loop.time()
+                if remaining <= 0:
+                    log.warning(
+                        "PBX %s: no Pong and nothing read for %.1fs: link declared dead",
+                        self.name,
+                        limit,
+                    )
+                    raise AmiConnectionLost(self.name, "keep-alive ping")
+                done, _ = await asyncio.wait({pong}, timeout=remaining)
+                if done:
+                    break
+        finally:
+            if not pong.done():
+                pong.cancel()
+            await asyncio.gather(pong, return_exceptions=True)
+        reply = pong.result()
+        rtt = loop.time() - start
+        self._srtt = rtt if not self._srtt else self._srtt + (rtt - self._srtt) / 8
+        if rtt > self.config.ping_timeout:
+            log.info(
+                "PBX %s: Pong after %.1fs, but the link kept delivering: busy, not dead",
+                self.name,
+                rtt,
+            )
+        if reply.response != n.RESPONSE_SUCCESS:
+            raise AmiActionFailed(
+                self.name, n.ACTION_PING, reply.get(n.H_ACTION_ID, ""), reply.get(n.H_MESSAGE, "")
+            )
+        return rtt
 
     def _lost(self, protocol: AmiProtocol, exc: Exception | None) -> None:
         if protocol is not self.protocol:

@@ -53,6 +53,8 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]
         self._await_banner = True  # until the parser has read the banner line
         self.lost: asyncio.Future[None] = loop.create_future()
         self.transport: asyncio.Transport | None = None
+        self._now = loop.time
+        self.last_read = self._now()  # any byte read proves the PBX alive
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -61,6 +63,7 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]
     def data_received(self, data: bytes) -> None:
         # The hot path: every event of a busy PBX passes here. Frames for
         # listeners go to the inbox as one batch per read.
+        self.last_read = self._now()
         sink = self.sink
         internal = sink.internal
         wanted = sink.wanted

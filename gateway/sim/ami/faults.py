@@ -22,6 +22,7 @@ class Faults:
         self.max_chunk: int | None = None
         self.lf_terminator = False
         self.write_delay = 0.0
+        self.pong_delay = 0.0
 
     def drop_connections(self) -> None:
         """Cut every AMI connection at once (no goodbye), as a crashed PBX or a lost link would."""
@@ -47,6 +48,14 @@ class Faults:
         if seconds < 0:
             raise ValueError(f"delay must not be negative, got {seconds}")
         self.write_delay = seconds
+
+    def lag_pong(self, seconds: float) -> None:
+        """Answer each Ping ``seconds`` late (real time) while events keep flowing, as a
+        loaded Asterisk does: its session handles one action at a time, so actions sent
+        after the Ping wait too. 0 turns it off."""
+        if seconds < 0:
+            raise ValueError(f"delay must not be negative, got {seconds}")
+        self.pong_delay = seconds
 
     async def shutdown(self, *, cleanly: bool = False, restart: bool = False) -> None:
         """Send ``Event: Shutdown`` to every session, then close them and hang up every call."""

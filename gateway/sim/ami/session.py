@@ -317,6 +317,9 @@ class AmiSession:
         self.close_after_flush()
 
     async def ping(self, frame: Frame) -> None:
+        lag = self.pbx.faults.pong_delay
+        if lag:
+            await asyncio.sleep(lag)  # this session's next actions wait; events do not
         now = self.world.sim_now()
         self.respond(frame, n.RESPONSE_SUCCESS, None, ("Ping", "Pong"), ("Timestamp", f"{now:.6f}"))
 
