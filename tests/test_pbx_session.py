@@ -335,6 +335,76 @@ async def test_reconnect_resync_reports_lost_and_surviving_calls(pbx: SimulatedP
         assert goes.uniqueid not in session.live_channels
 
 
+async def test_close_hands_callers_in_the_ivr_back_to_the_dialplan(
+    pbx: SimulatedPbx, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Closing the session (SIGTERM) sends every caller in a flow back to the dialplan,
+    whose fallback queues them, before it logs off; their flows end as released."""
+    caplog.set_level(logging.INFO, logger="gateway.pbx")
+    started: list[str] = []
+    ended: list[str] = []
+
+    async def ivr(channel: AgiChannel) -> None:
+        await channel.answer()
+        started.append(channel.name)
+        try:
+            while True:
+                await channel.stream_file("hotline/hold-music")
+        except ChannelHungUp as exc:
+            ended.append(exc.during)
+            raise
+
+    async with AmiSession(section(pbx), agi_handler=ivr) as session:
+        await session.wait_connected(2)
+        calls = [
+            pbx.place_call(CallerScript(caller=f"1380000000{i}", steps=[Silence(3000)]))
+            for i in range(2)
+        ]
+        await eventually(lambda: len(started) == 2)
+    assert "handing 2 calls back to the dialplan" in caplog.text
+    assert ended == ["AsyncAGI ended", "AsyncAGI ended"]
+    assert session.agi.flows == 0
+    outcomes = [await asyncio.wait_for(call.finished, 5) for call in calls]
+    assert [o.queue for o in outcomes] == ["hotline", "hotline"]
+
+
+async def test_hangup_while_the_channel_list_is_read_wins_over_the_list(
+    pbx: SimulatedPbx,
+) -> None:
+    """A call that hangs up while the resync's CoreShowChannels is being built (its Hangup
+    follows the list's Complete) is neither survived nor live nor handed back."""
+    clock = GateClock()
+    reports: list[ResyncReport] = []
+    started: list[str] = []
+
+    async def ivr(channel: AgiChannel) -> None:
+        await channel.answer()
+        started.append(channel.name)
+        while True:
+            await channel.stream_file("hotline/hold-music")
+
+    async with AmiSession(section(pbx), clock=clock, agi_handler=ivr) as session:
+        session.add_resync_listener(reports.append)
+        await session.wait_connected(2)
+        call = pbx.place_call(CallerScript(caller="13800000007", steps=[Silence(3000)]))
+        await eventually(lambda: len(started) == 1)
+        clock.gate.clear()
+        pbx.faults.drop_connections()
+        await eventually(lambda: clock.waiting == 1)
+        async with AmiSession(section(pbx, name="operator")) as operator:
+            await operator.wait_connected(2)
+            pbx.faults.slow_lists(0.5)
+            clock.gate.set()
+            await eventually(lambda: session.connected)
+            await operator.action({"Action": "Hangup", "Channel": call.channel})
+            await eventually(lambda: len(reports) == 2, within=5)
+            pbx.faults.slow_lists(0)
+        report = reports[1]
+        assert call.uniqueid not in {c.uniqueid for c in report.survived + report.appeared}
+        assert call.channel not in report.released
+        assert call.uniqueid not in session.live_channels
+
+
 async def test_two_pbxs_at_once() -> None:
     """A pool opens one session per configured PBX; listeners learn which PBX spoke."""
     seen: list[tuple[str, str]] = []

@@ -32,6 +32,8 @@ class AgiRouter:
         self.channels: dict[str, AgiChannel] = {}  # channel name → live AGI call
         self._flows = Supervisor(f"PBX {pbx} AGI")
         self._closed = False
+        self._draining = False  # shutting down: calls go back to the dialplan
+        self._emptied = asyncio.Event()
         self._orphaned: set[str] = set()  # channel names a link loss cut off
 
     def start(self, channel: AgiChannel) -> None:
@@ -42,6 +44,9 @@ class AgiRouter:
         if old is not None:
             self.gone(old.name, "AGI restarted on the channel")
         self.channels[channel.name] = channel
+        if self._draining:
+            self._flows.spawn(f"agi-{channel.name}", self._hand_back_late(channel))
+            return
         self._flows.spawn(f"agi-{channel.name}", self._run(channel))
 
     @property
@@ -54,6 +59,8 @@ class AgiRouter:
         channel = self.channels.pop(name, None)
         if channel is None:
             return []
+        if not self.channels:
+            self._emptied.set()
         return channel.mark_gone(reason)
 
     def serving(self, name: str) -> bool:
@@ -77,6 +84,40 @@ class AgiRouter:
         """The channels whose flow a link loss ended, since the last call."""
         orphaned, self._orphaned = self._orphaned, set()
         return orphaned
+
+    async def hand_back(
+        self, send_break: Callable[[AgiChannel], Awaitable[None]], within: float
+    ) -> int:
+        """Shutting down: hand every call in a flow back to the dialplan (``send_break``,
+        the transport's BREAK) and wait up to ``within`` seconds until their AGI ended;
+        calls entering AGI from now on go straight back. Returns how many are left."""
+        self._draining = True
+        calls = [c for c in self.channels.values() if not c.hung_up]
+        if not calls:
+            return 0
+        log.info("PBX %s: handing %d calls back to the dialplan", self.pbx, len(calls))
+        self._emptied.clear()
+        try:
+            async with asyncio.timeout(within):
+                await asyncio.gather(*(send_break(c) for c in calls))
+                if self.channels:
+                    await self._emptied.wait()
+        except TimeoutError:
+            log.warning(
+                "PBX %s: %d calls still in AGI after %gs; their BREAK is queued",
+                self.pbx,
+                len(self.channels),
+                within,
+            )
+        return len(self.channels)
+
+    async def _hand_back_late(self, channel: AgiChannel) -> None:
+        log.info("PBX %s: %s entered AGI while shutting down: released", self.pbx, channel.name)
+        try:
+            await channel.release()
+        except AmiError as exc:
+            log.warning("PBX %s: could not release %s: %s", self.pbx, channel.name, exc)
+        self._forget(channel)
 
     async def aclose(self) -> None:
         """Cancel every flow task and wait for them."""
@@ -115,3 +156,5 @@ class AgiRouter:
     def _forget(self, channel: AgiChannel) -> None:
         if self.channels.get(channel.name) is channel:
             del self.channels[channel.name]
+            if not self.channels:
+                self._emptied.set()
