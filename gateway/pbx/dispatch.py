@@ -106,6 +106,7 @@ class Dispatcher:
         self.wanted: frozenset[str] | None = frozenset()  # None: every event
         self.keep_set: frozenset[str] | None = self._keep()
         self.frame_errors = 0
+        self.undecodable_warned = False
         self._listeners: list[tuple[Listener, frozenset[str] | None]] = []
         self._resync_listeners: list[ResyncListener] = []
 
@@ -294,6 +295,17 @@ class Dispatcher:
                 pending.future.set_result(frame)
             return False  # listeners (the call log) see it too
         return False
+
+    def on_undecodable(self, charset: str) -> None:
+        if self.undecodable_warned:
+            return
+        self.undecodable_warned = True  # once per PBX: a GBK site sends such frames all day
+        log.warning(
+            "PBX %s: text that is not valid %s (caller names shown with replacement "
+            "characters); if this PBX writes another charset (e.g. gbk), set its charset",
+            self.pbx,
+            charset,
+        )
 
     def on_frame_error(self, error: FrameError) -> None:
         self.frame_errors += 1

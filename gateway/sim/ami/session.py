@@ -119,6 +119,9 @@ class AmiSession:
 
     def send(self, data: bytes) -> None:
         if not self._closing:
+            charset = self.pbx.config.charset
+            if charset != "utf-8":
+                data = data.decode("utf-8").encode(charset, "replace")
             self._out.put_nowait(data)
 
     def respond(
