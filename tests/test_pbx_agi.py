@@ -13,7 +13,7 @@ from gateway.ami.agi import AgiEnvironment
 from gateway.ami.frames import Frame
 from gateway.config import PbxSection
 from gateway.pbx.channel import AgiChannel
-from gateway.pbx.exceptions import AgiCommandFailed, ChannelHungUp
+from gateway.pbx.exceptions import AgiCommandFailed, ChannelHungUp, OriginateOutcomeUnknown
 from gateway.pbx.session import AmiSession, OriginateOutcome
 from gateway.sim.ami import (
     Answer,
@@ -206,7 +206,7 @@ async def test_originate_answered_runs_the_survey_with_its_variables(pbx: Simula
     done = asyncio.Event()
 
     async def survey(channel: AgiChannel) -> None:
-        seen["case"] = channel.variable("CASE")
+        seen["case"] = await channel.get_variable("CASE")
         seen["rating"] = await channel.get_data("survey/rate", 3000, 1)
         await channel.hangup()
         done.set()
@@ -219,6 +219,42 @@ async def test_originate_answered_runs_the_survey_with_its_variables(pbx: Simula
     assert result.outcome is OriginateOutcome.ANSWERED
     assert result.uniqueid
     assert seen == {"case": "42", "rating": ("1", False)}
+
+
+async def test_originate_cut_off_is_unknown_and_the_call_still_knows_its_item(
+    pbx: SimulatedPbx,
+) -> None:
+    """A link cut while an Originate rings raises OriginateOutcomeUnknown (not a failure);
+    the call answered after the reconnect still reads its own variables with GET VARIABLE."""
+    pbx.set_citizen(
+        "13900000003", Answer(steps=[WaitForPrompt(input=True), Press("2")], ring_seconds=150)
+    )
+    seen: dict[str, Any] = {}
+    done = asyncio.Event()
+
+    async def survey(channel: AgiChannel) -> None:
+        seen["item"] = await channel.get_variable("GW_ITEM")
+        seen["call_id"] = await channel.get_variable("GATEWAY_CALL_ID")
+        seen["rating"] = await channel.get_data("survey/rate", 3000, 1)
+        await channel.hangup()
+        done.set()
+
+    async with AmiSession(section(pbx), agi_handler=survey) as session:
+        await session.wait_connected(2)
+        placing = asyncio.ensure_future(
+            session.originate(
+                "PJSIP/trunk/13900000003", "survey", "s", 1, "", 300000, {"GW_ITEM": "17"}
+            )
+        )
+        async with asyncio.timeout(5):
+            while not pbx.world.channels:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        pbx.faults.drop_connections()
+        with pytest.raises(OriginateOutcomeUnknown) as lost:
+            await asyncio.wait_for(placing, 5)
+        assert lost.value.action_id.startswith("action/")
+        await asyncio.wait_for(done.wait(), 10)
+    assert seen == {"item": "17", "call_id": lost.value.action_id, "rating": ("2", False)}
 
 
 async def test_originate_refuses_bad_arguments(pbx: SimulatedPbx) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +40,11 @@ class SimConfig:
     timezone: str = "UTC"
     # Asterisk sleeps a second before refusing a login; scaled by time_scale.
     login_failure_delay: float = 1.0
+    # How the PBX writes text on the wire: an old site's Asterisk may send GBK caller names.
+    charset: str = "utf-8"
 
     def __post_init__(self) -> None:
+        codecs.lookup(self.charset)  # LookupError for an unknown charset
         if not self.time_scale > 0:
             raise ValueError(f"time_scale must be positive, got {self.time_scale!r}")
         if self.agents < 0:
