@@ -371,6 +371,32 @@ async def test_prompt_pieces_play_as_one_command(pbx: SimulatedPbx) -> None:
     )
 
 
+async def test_a_question_of_pieces_is_answered_from_any_piece(pbx: SimulatedPbx) -> None:
+    """Several prompts then digits cost two AGI commands (EXEC Read, GET FULL VARIABLE), not
+    one per prompt; a key pressed during an early piece answers at once; silence times out."""
+    seen: list[str] = []
+    pbx.world.sinks.append(lambda data, _category: seen.append(data.decode()))
+    got: list[tuple[str, bool]] = []
+    pieces = ["survey/you_on", "digits/1", "survey/at", "survey/rate"]
+
+    async def ivr(channel: AgiChannel) -> None:
+        got.append(await channel.read_digits(pieces, 3000, 1))
+        got.append(await channel.read_digits(pieces, 300, 1))
+        await channel.hangup()
+
+    script = CallerScript(
+        caller="13800138000", steps=[WaitForPrompt(name="1"), Press("2"), Silence(60)]
+    )
+    call = await run_call(pbx, ivr, script)
+    assert got == [("2", False), ("", True)]
+    outcome = await asyncio.wait_for(call.finished, 5)
+    assert outcome.prompts[:2] == ["you_on", "1"] and outcome.prompts[2:] == [
+        "you_on", "1", "at", "rate",
+    ]  # fmt: skip
+    commands = [f for f in seen if f.startswith("Event: AGIExecStart\r\n")]
+    assert len(commands) == 6  # twice Read + GET FULL VARIABLE, then the hang-up's two
+
+
 async def test_link_lost_is_not_a_caller_hang_up(pbx: SimulatedPbx) -> None:
     """The AMI link dropping fails the pending command and later ones with ChannelLinkLost
     (a ChannelHungUp that says the caller did not hang up)."""

@@ -257,6 +257,30 @@ async def test_agi_file_commands_take_one_file_and_playback_joins_them(
     await hang_up(ami, call)
 
 
+async def test_read_plays_joined_files_interruptible_and_sets_readstatus(
+    ami: RawAmi, pbx: SimulatedPbx
+) -> None:
+    """EXEC Read plays a&b&c as one command; a key during any file answers it; the digits
+    and READSTATUS come back with GET FULL VARIABLE. Silence gives TIMEOUT."""
+    call = pbx.place_call(
+        CallerScript(
+            caller="+8613912345678",
+            steps=[WaitForPrompt(name="b"), Press("3"), Press("#"), Silence(60)],
+        )
+    )
+    await ami.event("AsyncAGIStart", Channel=call.channel)
+    read = await ami.agi(call.channel, "EXEC Read KEYS,menu/a&menu/b&menu/c,4,,1,3", "r1")
+    assert unquote(read["Result"]) == "200 result=0\n"
+    got = await ami.agi(call.channel, "GET FULL VARIABLE ${KEYS},${READSTATUS}", "r2")
+    assert unquote(got["Result"]) == "200 result=1 (3,OK)\n"
+    assert call.outcome.prompts == ["a", "b"]  # c never played: the key answered
+    await ami.agi(call.channel, "EXEC Read KEYS,menu/d&menu/e,1,,1,0.5", "r3")
+    got = await ami.agi(call.channel, "GET FULL VARIABLE ${KEYS},${READSTATUS}", "r4")
+    assert unquote(got["Result"]) == "200 result=1 (,TIMEOUT)\n"
+    assert call.outcome.prompts == ["a", "b", "d", "e"]
+    await hang_up(ami, call)
+
+
 async def test_hangup_application_carries_its_cause(ami: RawAmi, pbx: SimulatedPbx) -> None:
     """EXEC Hangup 16 answers -1 and hangs up with cause 16 Normal Clearing (AGI's own
     HANGUP leaves cause 0 Unknown); a dialplan function set by SET VARIABLE is no VarSet."""
