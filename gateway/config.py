@@ -91,6 +91,9 @@ class PbxSection:
     # The Originate channel of a callback; {number} is the national number to dial.
     dial_string: str = "PJSIP/{number}@trunk"
     hotline_context: str = "hotline"
+    # The PBX host's timezone (e.g. "UTC"), for its Cdr times until the call log has
+    # learned its clock from its events; empty: UTC.
+    timezone: str = ""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from gateway.calllog.builder import (
 from gateway.clock import ManualClock
 
 START = datetime(2026, 11, 28, 20, 0, tzinfo=UTC)
+IVR = "ivr-asyncagi-dtmf.rx.txt"
 
 
 def frames_of(path: Path) -> list[Frame]:
@@ -81,26 +82,65 @@ def test_local_call_halves_make_one_record(transcripts: Path) -> None:
 
 def test_times_come_from_the_clock_until_a_cdr_arrives(transcripts: Path) -> None:
     """Without its Cdr a record's times are the events' arrival times from the injected clock."""
-    builder, clock = new_builder()
+    clock = ManualClock(datetime.fromtimestamp(1795896766.2, UTC))  # the call's Linkedid second
+    builder = CallLogBuilder("main", clock)
     frames = [f for f in frames_of(transcripts / "ivr-asyncagi-dtmf.rx.txt") if f.event != "Cdr"]
     replay(builder, clock, frames, step=0.5)
     record = only(builder.drain())
     assert record.complete
-    assert START < record.started_at < record.answered_at < record.ended_at  # type: ignore[operator]
+    assert record.started_at < record.answered_at < record.ended_at  # type: ignore[operator]
     assert record.duration_s == pytest.approx((record.ended_at - record.started_at).total_seconds())  # type: ignore[operator]
     assert record.billable_s == pytest.approx(
         (record.ended_at - record.answered_at).total_seconds()
     )  # type: ignore[operator]
 
 
-def test_cdr_times_are_read_in_the_pbx_timezone(transcripts: Path) -> None:
-    """Cdr times are the PBX's local time: 20:12:46 in Asia/Shanghai is 12:12:46 UTC."""
+def test_cdr_times_follow_the_pbx_clock_whatever_the_setting(transcripts: Path) -> None:
+    """A PBX writing Cdr times in UTC+8 is learned from Uniqueid epochs; a wrong setting loses."""
+    clock = ManualClock(START)
+    builder = CallLogBuilder("main", clock, cdr_timezone=UTC)
+    replay(builder, clock, [_shift_cdr(f, hours=8) for f in frames_of(transcripts / IVR)])
+    record = only(builder.drain())
+    assert record.started_at == datetime(2026, 11, 28, 20, 12, 46, tzinfo=UTC)
+    assert record.ended_at == datetime(2026, 11, 28, 20, 12, 53, tzinfo=UTC)
+    assert builder.pbx_offset == timedelta(hours=8)
+
+
+def test_the_timezone_setting_reads_cdr_times_until_the_offset_is_learned() -> None:
+    """A Cdr that cannot teach the offset (no epoch Uniqueid) is read in ``cdr_timezone``."""
     from zoneinfo import ZoneInfo
 
     clock = ManualClock(START)
     builder = CallLogBuilder("main", clock, cdr_timezone=ZoneInfo("Asia/Shanghai"))
-    replay(builder, clock, frames_of(transcripts / "ivr-asyncagi-dtmf.rx.txt"))
-    assert only(builder.drain()).started_at == datetime(2026, 11, 28, 12, 12, 46, tzinfo=UTC)
+    builder.feed(event("Newchannel", Channel="PJSIP/a-1", Uniqueid="x-1", Linkedid="x-1"))
+    builder.feed(event("Hangup", Channel="PJSIP/a-1", Uniqueid="x-1", Linkedid="x-1", Cause="16"))
+    builder.feed(
+        event(
+            "Cdr",
+            UniqueID="x-1",
+            StartTime="2026-11-29 04:00:00",
+            AnswerTime="",
+            EndTime="2026-11-29 04:00:10",
+            Duration="10",
+            BillableSeconds="0",
+            Disposition="NO ANSWER",
+        )
+    )
+    record = only(builder.drain())
+    assert record.started_at == datetime(2026, 11, 28, 20, 0, tzinfo=UTC)
+    assert builder.pbx_offset is None
+
+
+def _shift_cdr(frame: Frame, *, hours: int) -> Frame:
+    """The same Cdr as a PBX ``hours`` east of UTC writes it."""
+    if frame.event != "Cdr":
+        return frame
+    shifted = Frame(frame)
+    for key in ("StartTime", "AnswerTime", "EndTime"):
+        if frame.get(key):
+            local = datetime.strptime(frame[key], "%Y-%m-%d %H:%M:%S") + timedelta(hours=hours)
+            shifted[key] = local.strftime("%Y-%m-%d %H:%M:%S")
+    return shifted
 
 
 def test_sip_call_has_caller_and_dialled_number(transcripts: Path) -> None:

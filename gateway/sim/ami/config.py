@@ -37,6 +37,8 @@ class SimConfig:
     # timezone, in which Cdr times are written (Asterisk uses the server's local time).
     epoch: float | None = None
     timezone: str = "UTC"
+    # Send CEL events (class ``call``), as a site whose cel.conf feeds the manager does.
+    cel: bool = False
     # Asterisk sleeps a second before refusing a login; scaled by time_scale.
     login_failure_delay: float = 1.0
 
