@@ -82,10 +82,8 @@ def load(path: Path) -> list[RecordedSession]:
             sessions.append(current)
             rx, tx = _Direction(banner=True), _Direction(banner=False)
             continue
-        if rest.startswith("!! ") and current is not None:
-            pass
-        elif current is None or rx is None or tx is None:
-            raise ValueError(f"{path.name}:{number}: a frame before the first session mark")
+        if current is None or rx is None or tx is None:
+            raise ValueError(f"{path.name}:{number}: a line before the first session mark")
         if rest.startswith("!! "):
             current.notes.append(rest[3:])  # e.g. a refused reconnect while the PBX was down
             continue

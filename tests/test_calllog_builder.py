@@ -431,3 +431,27 @@ def test_queue_abandon_is_abandoned() -> None:
     assert record.disposition == ABANDONED and record.direction == INBOUND
     assert record.queue_wait_s == 42.0 and record.agent is None
     assert record.caller_number == "+8613912345678" and record.dialled_number == "9600110"
+
+
+def test_resync_listing_a_channel_already_hung_up_does_not_bring_it_back() -> None:
+    """Asterisk sends events raised during CoreShowChannels after its list: a channel whose
+    Hangup was already seen stays gone, and the call completes with its last channel."""
+    builder, clock = new_builder()
+    a = {"Channel": "PJSIP/trunk-00000001", "Uniqueid": "1795896000.1", "Linkedid": "1795896000.1"}
+    b = {"Channel": "PJSIP/seat01-00000002", "Uniqueid": "1795896000.2", "Linkedid": "1795896000.1"}
+    builder.feed(event("Newchannel", ChannelState="4", Context="hotline", Exten="s", **a))
+    builder.feed(event("Newchannel", ChannelState="0", Context="agents", Exten="seat01", **b))
+    clock.advance(5)
+    builder.feed(event("Hangup", Cause="16", **b))
+    listed = [
+        event("CoreShowChannel", ChannelState="6", Duration="00:00:05", **a),
+        event(
+            "CoreShowChannel", ChannelState="6", Duration="00:00:05", **b
+        ),  # older than its Hangup
+    ]
+    assert builder.resync(listed) == []
+    clock.advance(1)
+    builder.feed(event("Hangup", Cause="16", **a))
+    record = only(builder.drain())
+    assert record.complete and record.note == NOTE_LINK_LOST
+    assert builder.open_records() == []
