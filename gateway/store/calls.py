@@ -230,7 +230,8 @@ class CallRecordRepository:
 
     async def hotline_figures(self, since: datetime, until: datetime) -> HotlineFigures:
         """Inbound calls that started in ``[since, until)``: how many, how many an agent
-        took, how many callers left the queue, and the mean wait of those who queued."""
+        took, how many callers left the queue, and the mean wait of those who queued.
+        Calls the gateway placed (callback surveys) never count, whatever their direction."""
         if until <= since:
             raise StoreError(
                 f"the period ends ({utc_iso(until)}) before it starts ({utc_iso(since)})"
@@ -240,7 +241,8 @@ class CallRecordRepository:
             " COALESCE(SUM(CASE WHEN agent IS NOT NULL THEN 1 ELSE 0 END), 0),"
             " COALESCE(SUM(CASE WHEN disposition = ? THEN 1 ELSE 0 END), 0),"
             " AVG(queue_wait_s)"
-            " FROM call_records WHERE direction = ? AND started_at >= ? AND started_at < ?",
+            " FROM call_records WHERE direction = ? AND originate_id IS NULL"
+            " AND started_at >= ? AND started_at < ?",
             (ABANDONED, INBOUND, utc_iso(since), utc_iso(until)),
         )
         if row is None:
