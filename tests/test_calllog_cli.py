@@ -106,6 +106,15 @@ def test_calls_json_has_full_numbers(data: Path, capsys: pytest.CaptureFixture[s
     assert len(json.loads(capsys.readouterr().out)) == 1
 
 
+def test_calls_say_who_ended_each_call(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A call the IVR hung up (cause 0 from the PBX) says so in the table and in --json."""
+    assert main(["--data-dir", str(data), "calls", "--json", "--caller", "139 1234 5678"]) == 0
+    (call,) = json.loads(capsys.readouterr().out)
+    assert call["hangup_cause"] is not None and call["ended_by"] == "gateway"
+    assert main(["--data-dir", str(data), "calls"]) == 0
+    assert "系统挂断" in capsys.readouterr().out
+
+
 def test_calls_bad_input(
     data: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:

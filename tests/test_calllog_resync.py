@@ -152,3 +152,22 @@ def test_utc_offsets_parse_as_strftime_writes_them() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} parsed")
+
+
+async def test_run_check_line_names_the_pbx_clock_and_a_wrong_setting(tmp_path: Path) -> None:
+    """`run --check` gets one line: the PBX's offset, and whether the setting agrees."""
+    from gateway.calllog.pbx_clock import check_pbx_clock
+
+    sim = SimConfig(port=0, secret=SECRET, time_scale=0.01, timezone="Asia/Shanghai")
+    async with SimulatedPbx(sim) as pbx, AmiSession(section(pbx)) as session:
+        await session.wait_connected(5)
+        ok, line = await check_pbx_clock(session, "main")
+        assert ok and line.startswith("PBX main clock: UTC+08:00")
+        ok, line = await check_pbx_clock(session, "main", "Asia/Shanghai")
+        assert ok and "as pbx.main.timezone Asia/Shanghai says" in line
+        ok, line = await check_pbx_clock(session, "main", "UTC")
+        assert not ok and "pbx.main.timezone UTC is UTC+00:00 now" in line
+        ok, line = await check_pbx_clock(session, "main", "Mars/Base")
+        assert not ok and "is not a timezone" in line
+    ok, line = await check_pbx_clock(session, "main")
+    assert not ok and line.startswith("PBX main clock: could not ask")

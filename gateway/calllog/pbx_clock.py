@@ -11,11 +11,13 @@ without a channel reads a dialplan function on a dummy channel, and
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.ami import names
 from gateway.ami.frames import Frame
+from gateway.calllog.builder import format_offset
 from gateway.errors import GatewayError
 
 OFFSET_PROBE = "STRFTIME(,,%z)"
@@ -60,3 +62,33 @@ async def probe_pbx_offset(session: ActionSender, *, reply_timeout: float = 5.0)
         raise PbxClockError(
             f"the PBX answered {OFFSET_PROBE} with {value!r}, not a UTC offset"
         ) from None
+
+
+async def check_pbx_clock(
+    session: ActionSender, pbx: str, configured: str = "", *, reply_timeout: float = 5.0
+) -> tuple[bool, str]:
+    """For ``run --check``: whether the PBX's clock is known, and one line saying it.
+
+    ``configured`` is ``pbx.<name>.timezone`` (empty: not set); a setting whose
+    offset now differs from what the PBX says is reported, not trusted."""
+    try:
+        offset = await probe_pbx_offset(session, reply_timeout=reply_timeout)
+    except Exception as exc:  # the session's errors carry their own one-line message
+        return False, (
+            f"PBX {pbx} clock: could not ask ({exc}); Cdr times are read with the offset"
+            " learned from its first call"
+        )
+    line = f"PBX {pbx} clock: UTC{format_offset(offset)} (asked with Getvar {OFFSET_PROBE})"
+    if not configured:
+        return True, line
+    try:
+        zone = ZoneInfo(configured)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False, f"{line}; pbx.{pbx}.timezone {configured!r} is not a timezone"
+    expected = datetime.now(zone).utcoffset()
+    if expected != offset:
+        return False, (
+            f"{line}; pbx.{pbx}.timezone {configured} is UTC"
+            f"{format_offset(expected or timedelta(0))} now: the PBX's own clock is used"
+        )
+    return True, f"{line}, as pbx.{pbx}.timezone {configured} says"

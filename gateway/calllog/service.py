@@ -335,7 +335,7 @@ class CallLogService:
             if session is None:
                 continue
             try:
-                offset = await probe_pbx_offset(session)
+                offset = await probe_pbx_offset(session, reply_timeout=2.0)
             except Exception as exc:  # refused, not connected, timed out: learn it from Cdrs
                 if pbx not in self._probe_failed:
                     self._probe_failed.add(pbx)
