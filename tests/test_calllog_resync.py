@@ -9,7 +9,7 @@ from pathlib import Path
 from gateway.calllog.builder import INBOUND, NOTE_CLOSED_AT_RESYNC, CallRecord
 from gateway.calllog.pbx_clock import parse_utc_offset, probe_pbx_offset
 from gateway.calllog.service import CallLogService
-from gateway.clock import Clock
+from gateway.clock import Clock, ManualClock
 from gateway.pbx.session import AmiSession
 from gateway.sim.ami import CallerScript, SimConfig, SimulatedPbx
 from gateway.store import Store
@@ -171,3 +171,24 @@ async def test_run_check_line_names_the_pbx_clock_and_a_wrong_setting(tmp_path: 
         assert not ok and "is not a timezone" in line
     ok, line = await check_pbx_clock(session, "main")
     assert not ok and line.startswith("PBX main clock: could not ask")
+
+
+async def test_a_call_begun_after_the_resync_is_not_taken_for_a_stale_one(
+    store: Store, clock: ManualClock
+) -> None:
+    """Only records open before the resync and not live are closed; a call that began
+    between the resync and the flush keeps its open record."""
+    from tests.test_calllog_builder import event
+
+    calllog = CallLogService(store.calls, clock)
+    await store.calls.upsert([open_record("1796000000.3", clock.now())])
+    calllog.on_resync([])
+    calllog.on_event(
+        event("Newchannel", Channel="PJSIP/trunk-01", Uniqueid="1796000100.1",
+              Linkedid="1796000100.1", ChannelState="4", Context="hotline", Exten="s")
+    )  # fmt: skip
+    await calllog.flush()
+    stale = await store.calls.get("main", "1796000000.3")
+    fresh = await store.calls.get("main", "1796000100.1")
+    assert stale is not None and stale.record.complete
+    assert fresh is not None and not fresh.record.complete

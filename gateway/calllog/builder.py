@@ -554,6 +554,10 @@ class CallLogBuilder:
         call = self._open.get(linkedid) or self._closed.get(linkedid)
         return None if call is None else self._snapshot(call)
 
+    def open_linkedids(self) -> set[str]:
+        """The Linkedids of the calls open now."""
+        return set(self._open)
+
     def open_records(self) -> list[CallRecord]:
         return [self._snapshot(c) for c in self._open.values()]
 

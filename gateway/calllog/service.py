@@ -234,7 +234,7 @@ class CallLogService:
             )
         # Records left open in the store by an earlier run (killed, restarted) whose
         # call is not live are closed by the flush task, after this resync's records.
-        keep = {r.linkedid for r in builder.open_records()}
+        keep = builder.open_linkedids()
         for item in live:
             if isinstance(item, Frame):
                 keep.update(
@@ -378,6 +378,8 @@ class CallLogService:
             self._stale[:0] = stale  # after the records it depends on are stored
             return written
         for index, (pbx, keep) in enumerate(stale):
+            # Calls that began since the resync are open in the builder: not stale.
+            keep = keep | self._builders[pbx].open_linkedids()
             try:
                 closed = await self._repository.close_not_live(pbx, keep, NOTE_CLOSED_AT_RESYNC)
             except Exception:
