@@ -192,3 +192,43 @@ async def test_a_call_begun_after_the_resync_is_not_taken_for_a_stale_one(
     fresh = await store.calls.get("main", "1796000100.1")
     assert stale is not None and stale.record.complete
     assert fresh is not None and not fresh.record.complete
+
+
+async def test_a_queued_call_on_a_pbx_sending_cel_is_logged_whole(tmp_path: Path) -> None:
+    """IVR, queue, a seat who hangs up: one inbound record at true UTC times, with the seat,
+    its talk time and 'ended by the seat', on a PBX in UTC+8 that also sends CEL."""
+    sim = SimConfig(
+        port=0, secret=SECRET, time_scale=0.01, agents=1, timezone="Asia/Shanghai", cel=True,
+        talk_seconds=(20.0, 20.0), ring_seconds=(1.0, 1.0), recordings_dir=tmp_path,
+    )  # fmt: skip
+    cel: list[str] = []
+
+    async def ivr(channel: object) -> None:
+        await channel.answer()  # type: ignore[attr-defined]
+        # returning hands the caller back to the dialplan: Queue(hotline)
+
+    async with SimulatedPbx(sim) as pbx, Store.open(tmp_path / "s.sqlite3", Clock()) as store:
+        async with CallLogService(store.calls, Clock(), flush_interval=0.02) as calllog:
+            async with AmiSession(section(pbx), agi_handler=ivr) as session:
+                session.add_listener(lambda f: cel.append(f.get("EventName", "")), ["CEL"])
+                calllog.connect(session)
+                await session.wait_connected(5)
+                call = pbx.place_call(CallerScript(caller="+8613912345678", dialled="9600110"))
+                await asyncio.wait_for(call.finished, 10)
+
+                async def complete() -> bool:
+                    row = await store.calls.get("main", call.linkedid)
+                    return (
+                        row is not None and row.record.complete and row.record.ended_at is not None
+                    )
+
+                await until(complete, seconds=5)
+                row = await store.calls.get("main", call.linkedid)
+    assert row is not None
+    record = row.record
+    created = datetime.fromtimestamp(int(call.linkedid.split(".")[0]), UTC)
+    assert abs(record.started_at - created) <= timedelta(seconds=2)
+    assert record.direction == INBOUND and record.agent is not None
+    assert record.talk_s is not None and 19 <= record.talk_s <= 21
+    assert record.ended_by == "seat"
+    assert "CHAN_START" in cel and "BRIDGE_ENTER" in cel and "LINKEDID_END" in cel

@@ -751,7 +751,6 @@ class World:
             for count, chan in enumerate((agent, caller), start=1):
                 chan.bridge_id = bridge
                 self._bridge_event("BridgeEnter", bridge, count, chan)
-                self.cel("BRIDGE_ENTER", chan, _bridge_extra(bridge))
             talk_start = self.loop_time()
             talk = self.uniform(self.config.talk_seconds)
             try:
@@ -778,7 +777,6 @@ class World:
                 ("Reason", reason),
             )
             if reason == "agent":
-                self.cel("BRIDGE_EXIT", caller, _bridge_extra(bridge))
                 self._bridge_event("BridgeLeave", bridge, 0, caller)
                 self.split_cdr(caller)  # the caller goes on in the dialplan
             else:
@@ -817,6 +815,9 @@ class World:
         ]
         if chan is not None:
             headers.extend(chan.snapshot())
+            cel = {"BridgeEnter": "BRIDGE_ENTER", "BridgeLeave": "BRIDGE_EXIT"}.get(event)
+            if cel is not None:  # CEL first, as Asterisk sends them
+                self.cel(cel, chan, _bridge_extra(bridge))
         self.emit(event, PRIV_CALL, headers)
 
     # --- outbound calls (Originate) ------------------------------------------------
