@@ -215,8 +215,8 @@ class World:
 
     # --- channels ---------------------------------------------------------------
 
-    def _next_uniqueid(self) -> str:
-        uid = f"{int(self.sim_now())}.{self._unique_seq}"
+    def _next_uniqueid(self, now: float | None = None) -> str:
+        uid = f"{int(self.sim_now() if now is None else now)}.{self._unique_seq}"
         self._unique_seq += 1
         return uid
 
@@ -235,7 +235,8 @@ class World:
     ) -> SimChannel:
         name = f"PJSIP/{endpoint}-{self._chan_seq:08x}"
         self._chan_seq += 1
-        uid = self._next_uniqueid()
+        now = self.sim_now()  # the Uniqueid's epoch is the channel's creation, to the second
+        uid = self._next_uniqueid(now)
         chan = SimChannel(
             name=name,
             uniqueid=uid,
@@ -247,11 +248,11 @@ class World:
             state=state,
             language=language,
             dnid=dnid,
-            created=self.sim_now(),
+            created=now,
         )
         self.channels[name] = chan
         self._linked[chan.linkedid] = self._linked.get(chan.linkedid, 0) + 1
-        self.cel(n.CEL_CHAN_START, chan)
+        self.cel(n.CEL_CHAN_START, chan, at=now)
         self.chan_event(n.EV_NEWCHANNEL, PRIV_CALL, chan)
         return chan
 
@@ -269,7 +270,9 @@ class World:
             return ""
         return datetime.fromtimestamp(epoch, tz).strftime(fmt or "%c")
 
-    def cel(self, name: str, chan: SimChannel, extra: str = "", peer: str = "") -> None:
+    def cel(
+        self, name: str, chan: SimChannel, extra: str = "", peer: str = "", at: float | None = None
+    ) -> None:
         """One CEL event as cel.conf's manager backend sends it (class ``call``), when on."""
         if not self.config.cel:
             return
@@ -292,7 +295,10 @@ class World:
                 ("Channel", chan.name),
                 ("Application", chan.app),
                 ("AppData", chan.appdata),
-                (n.H_CEL_EVENT_TIME, self.wall(self.sim_now(), "%Y-%m-%d %H:%M:%S")),
+                (
+                    n.H_CEL_EVENT_TIME,
+                    self.wall(self.sim_now() if at is None else at, "%Y-%m-%d %H:%M:%S"),
+                ),
                 ("AMAFlags", "DOCUMENTATION"),
                 (n.H_CDR_UNIQUEID, chan.uniqueid),
                 (n.H_CEL_LINKEDID, chan.linkedid),
