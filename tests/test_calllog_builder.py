@@ -455,3 +455,36 @@ def test_resync_listing_a_channel_already_hung_up_does_not_bring_it_back() -> No
     record = only(builder.drain())
     assert record.complete and record.note == NOTE_LINK_LOST
     assert builder.open_records() == []
+
+
+def test_event_timestamps_and_linkedid_epochs_give_the_times() -> None:
+    """With ``timestampevents = yes`` each event's own Timestamp is its time, whatever the
+    gateway's clock says; a Linkedid with a systemname prefix still dates the call."""
+    builder, _ = new_builder()  # the clock is two days away from the PBX's events
+    ids = {
+        "Channel": "PJSIP/trunk-01",
+        "Uniqueid": "pbx1-1796052932.0",
+        "Linkedid": "pbx1-1796052932.0",
+    }
+    builder.feed(
+        event(
+            "Newchannel", ChannelState="4", Context="hotline", Timestamp="1796052932.250000", **ids
+        )
+    )
+    builder.feed(event("Newstate", ChannelState="6", Timestamp="1796052933.500000", **ids))
+    builder.feed(event("Hangup", Cause="16", Timestamp="1796052950.000000", **ids))
+    record = only(builder.drain())
+    assert record.started_at == datetime.fromtimestamp(1796052932.25, UTC)
+    assert record.answered_at == datetime.fromtimestamp(1796052933.5, UTC)
+    assert record.ended_at == datetime.fromtimestamp(1796052950, UTC)
+    assert record.duration_s == 17.75
+
+
+def test_a_partial_call_starts_at_its_linkedid_epoch() -> None:
+    """A call first seen halfway (gateway restarted) is dated by the epoch in its Linkedid."""
+    builder, _ = new_builder()
+    ids = {"Channel": "PJSIP/trunk-01", "Uniqueid": "1795895940.7", "Linkedid": "1795895940.7"}
+    builder.feed(event("Newstate", ChannelState="6", Context="hotline", **ids))
+    record = only(builder.drain())
+    assert record.partial
+    assert record.started_at == datetime.fromtimestamp(1795895940, UTC)  # 60 s before the clock

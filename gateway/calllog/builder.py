@@ -1193,8 +1193,9 @@ def format_offset(offset: timedelta) -> str:
 
 
 def _epoch_of(call_id: str) -> float | None:
-    """The creation epoch in an Asterisk Uniqueid/Linkedid (``1796052932.41``), if it is one."""
-    head, _, tail = call_id.partition(".")
+    """The creation epoch in an Asterisk Uniqueid/Linkedid (``1796052932.41``, or
+    ``pbx1-1796052932.41`` when asterisk.conf sets a ``systemname``), if it is one."""
+    head, _, tail = call_id.rpartition("-")[2].partition(".")
     if not head.isdigit() or not tail.isdigit() or len(head) < 9:
         return None
     return float(head)
