@@ -44,10 +44,12 @@ Rules, in the order they are applied:
 * **Recording**: a ``MixMonitorStart`` in a hotline context names the file by
   the dialplan's rule (``recording_rule``: the PBX's local date and the
   channel's Uniqueid), unless ``MIXMONITOR_FILENAME`` or the flow runner says.
-* **Ended by** ``gateway`` (an explicit soft hang-up, ``Cause: 32``, of a
-  channel in AsyncAGI, or CEL ``hangupsource`` ``dialplan/agi``), ``seat`` (a
-  seat's channel is asked to hang up first), ``caller`` (any other channel of
-  the call first), or ``pbx`` (the dialplan ended the call's own channel).
+* **Ended by** ``gateway`` (a soft hang-up of a channel in AsyncAGI, e.g. AGI
+  ``HANGUP`` with ``Cause: 32``, or CEL ``hangupsource`` ``dialplan/agi``),
+  ``seat`` (a seat's channel is asked to hang up first, and the call does not
+  go on), ``caller`` (a hang-up request from the far end: ``HangupRequest`` on
+  the call's channel, or any request on its other channels), or ``pbx`` (the
+  dialplan ended the call's own channel).
 * **Caller** is the first known ``CallerIDNum`` of the call, in E.164 where it
   parses (default region CN), else as received; ``<unknown>`` is no number.
 * **Reconnects.** Events of a call whose ``Newchannel`` we never saw (it began
@@ -107,7 +109,6 @@ RECORDING_RULE = "hotline/%Y/%m/%d/{uniqueid}.wav"
 
 _UNKNOWN = ("", "<unknown>", "unknown", "<null>")
 _STATE_UP = "6"
-_SOFT_HANGUP_EXPLICIT = 32  # AST_SOFTHANGUP_EXPLICIT: AGI HANGUP, the AMI Hangup action
 _OFFSET_QUANTUM = 900  # UTC offsets are whole quarter hours
 _OFFSET_SLACK = 2.0  # seconds between a channel's creation and its first Cdr/CEL time
 _CAUSE_BUSY = frozenset({17})
@@ -901,12 +902,9 @@ class CallLogBuilder:
             return False
         uniqueid = frame[names.H_UNIQUEID]
         soft = frame.get(names.H_EVENT) == names.EV_SOFT_HANGUP_REQUEST
-        # AGI HANGUP (or the AMI Hangup action) on a channel the gateway drives.
-        gateway = (
-            soft
-            and uniqueid in call.agi
-            and _int(frame.get(names.H_CAUSE)) == _SOFT_HANGUP_EXPLICIT
-        )
+        # A channel in AsyncAGI runs no dialplan: a soft hang-up of it is the gateway's
+        # (AGI HANGUP: Cause 32, AST_SOFTHANGUP_EXPLICIT; EXEC Hangup: the call's cause).
+        gateway = soft and uniqueid in call.agi
         if call.ended_by is None or (gateway and call.ended_by != ENDED_BY_GATEWAY):
             if gateway:
                 call.ended_by = ENDED_BY_GATEWAY
