@@ -65,7 +65,6 @@ Rules, in the order they are applied:
 from __future__ import annotations
 
 import json
-import logging
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -76,8 +75,6 @@ from gateway.ami import names
 from gateway.ami.frames import Frame
 from gateway.clock import Clock
 from gateway.phone import InvalidPhoneNumber, to_e164
-
-log = logging.getLogger(__name__)
 
 INBOUND = "inbound"
 OUTBOUND = "outbound"
@@ -1043,8 +1040,6 @@ class CallLogBuilder:
         self._learn_offset(offset)
 
     def _learn_offset(self, offset: timedelta) -> None:
-        if offset != self._offset:
-            log.info("call log %s: the PBX clock runs at UTC%s", self.pbx, format_offset(offset))
         self._offset = offset
         self._offset_at = self._clock.now()
 

@@ -136,6 +136,7 @@ class CallLogService:
         self._sessions: dict[str, ActionSender] = {}
         self._probes: set[str] = set()  # PBXs whose clock to ask (after a login)
         self._probe_failed: set[str] = set()
+        self._said: dict[str, timedelta] = {}  # the offsets logged
         self._default = names_[0]
         self._interval = flush_interval
         self._batch = batch_size
@@ -278,6 +279,16 @@ class CallLogService:
         """The gateway is about to send an Originate with this ActionID: log it outbound."""
         self.builder(pbx).expect_originate(action_id)
 
+    def _say_clocks(self) -> None:
+        """Log each PBX's clock offset once, and again when it changes."""
+        for builder in self._builders.values():
+            offset = builder.pbx_offset
+            if offset is not None and self._said.get(builder.pbx) != offset:
+                self._said[builder.pbx] = offset
+                log.info(
+                    "call log %s: the PBX clock runs at UTC%s", builder.pbx, format_offset(offset)
+                )
+
     def _fed(self, changed: bool) -> None:
         if changed:
             self._waiting += 1
@@ -348,6 +359,7 @@ class CallLogService:
                 continue
             self._probe_failed.discard(pbx)
             self._builders[pbx].set_pbx_offset(offset)
+        self._say_clocks()
 
     async def flush(self) -> int:
         """Store every changed record now; return the rows written. A store error is
@@ -374,6 +386,7 @@ class CallLogService:
                     self._retry.setdefault((record.pbx, record.linkedid), record)
                 break
         self.stored += written
+        self._say_clocks()
         if self._retry:
             self._stale[:0] = stale  # after the records it depends on are stored
             return written
