@@ -103,6 +103,9 @@ class PbxSection:
     hotline_context: str = "hotline"
     # How the PBX encodes text (caller names): "utf-8", or e.g. "gbk" for an old site.
     charset: str = "utf-8"
+    # The PBX host's timezone (e.g. "UTC"), for its Cdr times until the call log has
+    # learned its clock from its events; empty: UTC.
+    timezone: str = ""
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ class SimConfig:
     # timezone, in which Cdr times are written (Asterisk uses the server's local time).
     epoch: float | None = None
     timezone: str = "UTC"
+    # Send CEL events (class ``call``), as a site whose cel.conf feeds the manager does.
+    cel: bool = False
     # Asterisk sleeps a second before refusing a login; scaled by time_scale.
     login_failure_delay: float = 1.0
     # How the PBX writes text on the wire: an old site's Asterisk may send GBK caller names.
