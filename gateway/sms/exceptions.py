@@ -9,6 +9,7 @@
         │   └── MessageTooLong        the text would exceed its allowed parts
         ├── EmptyBody                 nothing to send
         ├── DuplicateKeyConflict      an idempotency key reused for another text
+        ├── NotAnOfficer              "officer" asked for a number not on file as an officer's
         ├── NoSuchMessage             no outbox row with that id
         └── ProviderError             the SMS provider refused or failed a request
             ├── PermanentProviderError  never retried (invalid number, unsubscribed, auth)
@@ -77,6 +78,16 @@ class DuplicateKeyConflict(SmsError):
         )
         self.key = key
         self.existing_id = existing_id
+
+
+class NotAnOfficer(SmsError):
+    """A text asked to go as an officer's (any hour, no opt-out) to a number that is no
+    officer's mobile in the store: whether a number is an officer's is the store's word."""
+
+    def __init__(self, masked_number: str) -> None:
+        super().__init__(
+            f"audience 'officer' refused: {masked_number} is no officer's mobile on file"
+        )
 
 
 class NoSuchMessage(SmsError):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from gateway.clock import Clock
 from gateway.config import Config, SmsSection
 from gateway.phone import InvalidPhoneNumber, Use, mask, to_e164
-from gateway.sms.exceptions import DuplicateKeyConflict, SmsError
+from gateway.sms.exceptions import DuplicateKeyConflict, NotAnOfficer, SmsError
 from gateway.sms.policy import FAILED, QUEUED, QuietHours, earliest_send
 from gateway.sms.templates import AUDIENCES, PURPOSES, TemplateSet, load_templates
 from gateway.sms.webhooks import STATUS_PATH
@@ -100,21 +100,23 @@ class SmsService:
 
         Raises :class:`~gateway.phone.InvalidPhoneNumber` (invalid or fixed-line
         number) and :class:`~gateway.sms.exceptions.TemplateError` subclasses
-        (unknown template, missing/unknown/over-long variable, too many parts). A
-        citizen on the opt-out list gets a row marked ``failed`` (code 21610), not
-        an exception, so the caller's record shows why nothing was sent.
+        (unknown template, missing/unknown/over-long variable, too many parts), and
+        :class:`~gateway.sms.exceptions.NotAnOfficer` when ``audience="officer"`` is
+        asked for a number that is no officer's on file. A citizen on the opt-out
+        list gets a row marked ``failed`` (code 21610), not an exception, so the
+        caller's record shows why nothing was sent.
         """
         spec = self.templates.get(template)
         purpose = purpose or spec.purpose
-        audience = audience or spec.audience
         if purpose not in PURPOSES:
             raise SmsError(f"purpose {purpose!r} is not one of {', '.join(PURPOSES)}")
-        if audience not in AUDIENCES:
+        if audience is not None and audience not in AUDIENCES:
             raise SmsError(f"audience {audience!r} is not one of {', '.join(AUDIENCES)}")
         key = idempotency_key.strip()
         if not key:
             raise SmsError("an idempotency key is required (the same order must never text twice)")
         number = to_e164(to, use=Use.TEXT)
+        audience = await self._audience(number, audience or spec.audience, audience == "officer")
         rendered = self.templates.render(template, variables)
         now = self.clock.now()
         status, code, reason = QUEUED, None, None
@@ -154,6 +156,19 @@ class SmsService:
         if status == QUEUED:
             self.wakeup.set()
         return message
+
+    async def _audience(self, number: str, wanted: str, insisted: bool) -> str:
+        """Who a text goes to, by the store's word: ``officer`` (any hour, no opt-out)
+        only if the template or the caller says so *and* the number is an officer's
+        mobile on file; otherwise ``citizen``. A caller that insists on ``officer`` for
+        another number is refused (:class:`NotAnOfficer`)."""
+        if wanted != "officer":
+            return "citizen"
+        if await self.repo.is_officer(number):
+            return "officer"
+        if insisted:
+            raise NotAnOfficer(mask(number))
+        return "citizen"
 
     def add_reply_handler(self, handler: ReplyHandler, name: str | None = None) -> None:
         """Offer every new reply to ``handler`` (in order); it returns True if it took it."""

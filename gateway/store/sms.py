@@ -606,6 +606,11 @@ class SmsRepository:
             )
             return await cursor.fetchone() is not None
 
+    async def is_officer(self, number: str) -> bool:
+        """Whether ``number`` (E.164) is an officer's mobile in the officers table."""
+        row = await self._db.fetchone("SELECT 1 FROM officers WHERE mobile = ? LIMIT 1", (number,))
+        return row is not None
+
     async def is_opted_out(self, number: str) -> bool:
         row = await self._db.fetchone("SELECT 1 FROM sms_optouts WHERE number = ?", (number,))
         return row is not None

@@ -23,8 +23,9 @@ from gateway.clock import utc_iso
 from gateway.phone import mask
 from gateway.sms.exceptions import NoSuchMessage, SmsError
 from gateway.sms.outbox import OutboxWorker
+from gateway.sms.policy import FAILED
 from gateway.sms.provider import SmsProvider, TwilioProvider
-from gateway.sms.service import SmsService
+from gateway.sms.service import OPTED_OUT_CODE, SmsService
 from gateway.sms.templates import TemplateSet, load_templates
 from gateway.sms.webhooks import (
     INBOUND_PATH,
@@ -229,4 +230,12 @@ async def queue_message(request: web.Request) -> web.Response:
         )
     except SmsError:
         raise
+    if message.status == FAILED and message.error_code == OPTED_OUT_CODE:
+        # Twilio answers 400 (21610) for an unsubscribed recipient; so does the API.
+        raise ApiError(
+            400,
+            "recipient_opted_out",
+            "the recipient opted out of texts (TD/退订/STOP): nothing will be sent",
+            {"code": int(OPTED_OUT_CODE), "id": message.id},
+        )
     return web.json_response(message_json(message), status=201)
