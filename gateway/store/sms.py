@@ -38,6 +38,11 @@ _COLUMNS = (
     " provider_sid, error_code, error_message, created_at, updated_at, sent_at, final_at,"
     " first_attempt_at, lease_owner, lease_until"
 )
+# A row leased to a worker that has not recorded a sid yet, read through the partial
+# index of exactly those rows (migration 0007): without INDEXED BY the planner picks
+# the provider_sid index and walks every queued row too.
+_LEASED = "status = 'sending' AND provider_sid IS NULL"
+_LEASES = "sms_messages INDEXED BY sms_messages_lease"
 _INBOUND_COLUMNS = (
     "id, provider_sid, from_number, to_number, body, received_at, handled_by, offer_at, offers,"
     " offer_error"
@@ -280,10 +285,10 @@ class SmsRepository:
     async def next_due(self) -> datetime | None:
         """When the next queued row comes due or the next lease without a sid expires."""
         row = await self._db.fetchone(
-            "SELECT MIN(at) FROM (SELECT MIN(next_attempt_at) AS at FROM sms_messages"
-            " WHERE status = ? UNION ALL SELECT MIN(lease_until) FROM sms_messages"
-            " WHERE status = ? AND provider_sid IS NULL)",
-            (QUEUED, SENDING),
+            f"SELECT MIN(at) FROM (SELECT MIN(next_attempt_at) AS at FROM sms_messages"
+            f" WHERE status = ? UNION ALL SELECT MIN(lease_until) FROM {_LEASES}"
+            f" WHERE {_LEASED})",
+            (QUEUED,),
         )
         return parse_utc(row[0]) if row and row[0] else None
 
@@ -299,7 +304,7 @@ class SmsRepository:
         async with self._db.transaction() as conn:
             await self._requeue_sending(
                 conn,
-                "(lease_until IS NULL OR lease_until <= ?)",
+                "lease_until <= ?",
                 (at,),
                 at,
                 "lease expired mid-send: look it up at the provider before re-sending",
@@ -356,10 +361,10 @@ class SmsRepository:
         detail: str,
     ) -> list[int]:
         cursor = await conn.execute(
-            f"UPDATE sms_messages SET status = ?, needs_lookup = 1, updated_at = ?,"
+            f"UPDATE {_LEASES} SET status = ?, needs_lookup = 1, updated_at = ?,"
             f" next_attempt_at = ?, lease_owner = NULL, lease_until = NULL"
-            f" WHERE status = ? AND provider_sid IS NULL AND {condition} RETURNING id",
-            (QUEUED, now, now, SENDING, *params),
+            f" WHERE {_LEASED} AND {condition} RETURNING id",
+            (QUEUED, now, now, *params),
         )
         ids = [int(r[0]) for r in await cursor.fetchall()]
         for message_id in ids:
