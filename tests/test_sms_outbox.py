@@ -373,7 +373,8 @@ async def test_api_needs_the_bearer_token(live_store: Store, tw: SimulatedTwilio
             async with session.get(one, headers=auth) as r:
                 assert r.status == 200
                 shown = await r.json()
-            async with session.get(gw.url + "/api/sms/messages/999", headers=auth) as r:
-                assert r.status == 404 and (await r.json())["error"] == "no_such_message"
+            for missing in ("999", "9" * 30):  # the second is beyond SQLite's integers
+                async with session.get(gw.url + f"/api/sms/messages/{missing}", headers=auth) as r:
+                    assert r.status == 404 and (await r.json())["error"] == "no_such_message"
     assert shown["message"]["idempotency_key"] == "k"
     assert [e["kind"] for e in shown["events"]] == ["enqueued"]

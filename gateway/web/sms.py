@@ -48,6 +48,7 @@ SMS_PROVIDER = web.AppKey("sms_provider", SmsProvider)
 OUTBOX = web.AppKey("outbox", OutboxWorker)  # the running worker, when there is one
 REPLIES = web.AppKey("sms_replies", Supervisor)  # re-offers unsettled replies, with the outbox
 
+_MAX_ROW_ID = 2**63 - 1  # SQLite's largest INTEGER PRIMARY KEY
 _EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
@@ -210,6 +211,8 @@ async def list_messages(request: web.Request) -> web.Response:
 
 async def show_message(request: web.Request) -> web.Response:
     message_id = int(request.match_info["id"])
+    if message_id > _MAX_ROW_ID:  # SQLite cannot even compare it: no such text
+        raise NoSuchMessage(message_id)
     message = await request.app[STORE].sms.get(message_id)
     if message is None:
         raise NoSuchMessage(message_id)
