@@ -331,14 +331,16 @@ class CallbackRepository:
     async def attempt_answered(
         self, attempt_id: int, *, action_id: str | None, uniqueid: str | None, up_until: datetime
     ) -> bool:
-        """The Originate was answered; False if the attempt already moved on (its
-        survey ended first, or it was settled meanwhile)."""
+        """The Originate was answered. True while its survey is still to come or under
+        way; False if the attempt already ended (its survey ended first, or it was
+        settled meanwhile): nothing is changed then."""
         now = utc_iso(self._clock.now())
         return await self._attempt_change(
             "UPDATE callback_attempts SET outcome = 'answered',"
             " answered_at = COALESCE(answered_at, ?), action_id = COALESCE(?, action_id),"
-            " uniqueid = COALESCE(?, uniqueid), up_until = ?"
-            " WHERE id = ? AND outcome = 'placed'",
+            " uniqueid = COALESCE(?, uniqueid),"
+            " up_until = CASE WHEN survey_started_at IS NULL THEN ? ELSE up_until END"
+            " WHERE id = ? AND outcome IN ('placed', 'answered') AND ended_at IS NULL",
             (now, action_id, uniqueid, utc_iso(up_until), attempt_id),
         )
 
