@@ -146,6 +146,36 @@ async def test_a_lost_outcome_is_unknown_and_nobody_dials_that_citizen_meanwhile
     assert then.reference == "XZ-2"
 
 
+async def record_call(store: Store, linkedid: str, started: str, *, complete: bool) -> None:
+    """A call with the citizen as the call log stores it (the PBX's own record)."""
+    async with store.db.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO call_records (pbx, linkedid, uniqueid, direction, caller_number,"
+            " dialled_number, started_at, complete, updated_at)"
+            " VALUES ('main', ?, ?, 'outbound', '053912110', ?, ?, ?, ?)",
+            (linkedid, linkedid, CITIZEN, started, int(complete), started),
+        )
+
+
+async def test_the_call_log_settles_a_lost_outcome_once_the_call_is_over(
+    service: CallbackService, store: Store, clock: ManualClock
+) -> None:
+    """A lost outcome is settled as soon as the call log has that call finished (and
+    none still open), not only when the longest call could have ended."""
+    served = await service.serve(item("XZ-1"))
+    got, attempt = (await service.claim_calls(1, "main"))[0]
+    await service.call_finished(got, attempt, DialResult(CallOutcome.UNKNOWN))
+    await record_call(store, "1764464400.1", "2026-11-30T02:00:00.000000+00:00", complete=False)
+    clock.advance(timedelta(minutes=1))
+    assert await service.settle_calls() == 0  # the call is still up at the PBX
+    async with store.db.transaction() as conn:
+        await conn.execute("UPDATE call_records SET complete = 1, ended_at = started_at")
+    assert await service.settle_calls() == 1
+    after = await store.callbacks.item(served.id)
+    assert after is not None and after.status == "pending"
+    assert await outcomes(store, served.id) == ["unknown"]
+
+
 async def test_an_unknown_call_answered_later_is_surveyed_and_rated(
     service: CallbackService, store: Store
 ) -> None:
