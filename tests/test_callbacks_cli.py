@@ -71,3 +71,24 @@ def test_reports_without_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert run(tmp_path, "orders") == 1
     assert "no store" in capsys.readouterr().err
     assert not (tmp_path / "data" / "gateway.sqlite3").exists()
+
+
+def test_db_seed_refuses_an_officer_landline_naming_the_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`gateway db seed FILE` with an officer's fixed line, or a file that is not there:
+    one line naming the row or the file, never a traceback."""
+    seed = tmp_path / "city.toml"
+    seed.write_text(
+        '[[unit]]\ncode = "X"\nname = "鲁州市公安局"\nkind = "city"\n\n'
+        '[[officer]]\ncode = "X001"\nname = "王五"\nunit = "X"\nrole = "chief"\n'
+        'mobile = "0539 812 3456"\n',
+        encoding="utf-8",
+    )
+    assert run(tmp_path, "db", "seed", str(seed)) != 0
+    err = capsys.readouterr().err
+    assert "city.toml: officer[0] (X001): mobile:" in err and "fixed line" in err
+    assert "Traceback" not in err
+    assert run(tmp_path, "db", "seed", str(tmp_path / "none.toml")) != 0
+    err = capsys.readouterr().err
+    assert "none.toml: cannot read the seed file" in err and "Traceback" not in err

@@ -632,7 +632,7 @@ class CallbackService:
                     closed=True,
                 )
                 return
-            await self._escalate(order, "群众仍不满意")
+            await self.escalate(order, "群众仍不满意")
         except LostRace as exc:
             log.warning("order %s: citizen's answer not applied: %s", order.ref, exc)
 
@@ -642,13 +642,15 @@ class CallbackService:
         done = 0
         for order in overdue:
             try:
-                await self._escalate(order, "逾期未整改")
+                await self.escalate(order, "逾期未整改")
                 done += 1
             except LostRace as exc:
                 log.info("order %s: escalation not applied: %s", order.ref, exc)
         return done
 
-    async def _escalate(self, order: Order, why: str) -> None:
+    async def escalate(self, order: Order, why: str) -> None:
+        """Climb ``order`` one level from the (status, level) it was read in; LostRace
+        if it changed meanwhile (a report landed first: it stays reported)."""
         level = next_level(order.level)
         if level is None:
             # Already at the top, and each level is texted once per order: the order
