@@ -514,7 +514,7 @@ RULES: dict[str, Rule] = {
     "sms.from_number": lambda v: (
         None if v == "" else _matches(_SENDER, "an E.164 number (+8613…) or a sender id")(v)
     ),
-    "sms.rate_per_second": _positive(1000),
+    "sms.rate_per_second": _positive(10000),
     "sms.http_timeout": _SECONDS,
     "sms.max_attempts": _between(1, 100),
     "sms.backoff_min": _SECONDS,

@@ -25,6 +25,7 @@ from gateway.callbacks.service import (
 )
 from gateway.store.callbacks import DuplicateReference, Order, ServedItem
 from gateway.web.errors import ApiError
+from gateway.web.input import read_json
 
 CALLBACKS = web.AppKey("callbacks", CallbackService)
 SCHEDULER = web.AppKey("scheduler", CallbackScheduler)
@@ -49,13 +50,6 @@ def _wake(request: web.Request) -> None:
     scheduler = request.app.get(SCHEDULER)
     if scheduler is not None:
         scheduler.wake()
-
-
-async def _json(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        raise ApiError(400, "bad_json", "the body is not valid JSON") from None
 
 
 def _input(raw: Any, index: int) -> ServedItemInput:
@@ -105,7 +99,7 @@ def order_json(order: Order) -> dict[str, Any]:
 
 
 async def post_items(request: web.Request) -> web.Response:
-    body = await _json(request)
+    body = await read_json(request)
     single = isinstance(body, dict)
     raws = [body] if single else body
     if not isinstance(raws, list) or not raws:
@@ -189,7 +183,7 @@ async def list_orders(request: web.Request) -> web.Response:
 
 
 async def report_order(request: web.Request) -> web.Response:
-    body = await _json(request)
+    body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("actor"), str) or not body["actor"]:
         raise ApiError(400, "bad_report", 'give the reporting officer as "actor"')
     note = body.get("note", "")

@@ -249,7 +249,10 @@ class Database:
             try:
                 yield self.conn
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                # SQLite itself ends the transaction on some errors (a full disk): then
+                # there is nothing to roll back, and the first error is the one to tell.
+                if self.conn.in_transaction:
+                    await self.conn.execute("ROLLBACK")
                 raise
             else:
                 await self.conn.execute("COMMIT")

@@ -36,6 +36,7 @@ from gateway.sms.webhooks import (
 from gateway.store.sms import OutboxMessage
 from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE
 from gateway.web.errors import ApiError
+from gateway.web.input import path_id, read_json
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ async def list_messages(request: web.Request) -> web.Response:
 
 
 async def show_message(request: web.Request) -> web.Response:
-    message_id = int(request.match_info["id"])
+    message_id = path_id(request)
     message = await request.app[STORE].sms.get(message_id)
     if message is None:
         raise NoSuchMessage(message_id)
@@ -199,10 +200,7 @@ async def show_message(request: web.Request) -> web.Response:
 
 
 async def queue_message(request: web.Request) -> web.Response:
-    try:
-        payload = await request.json()
-    except ValueError as exc:
-        raise ApiError(400, "bad_request", "the body must be JSON") from exc
+    payload = await read_json(request)
     if not isinstance(payload, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
     for field in ("to", "template", "idempotency_key"):
