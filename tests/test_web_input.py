@@ -5,25 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from gateway.clock import ScaledClock
-from gateway.demo.stack import Stack, running_stack
+from gateway.demo.stack import Stack
 from gateway.web.input import MAX_JSON_DEPTH, json_depth_exceeds
+from tests.test_callbacks_api import stack
 
-
-@pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    """The gateway and its simulated peers, no scheduler, on a Monday at 10:00 in Shanghai."""
-    clock = ScaledClock(datetime(2026, 11, 30, 2, 0, tzinfo=UTC), 1.0)
-    async with running_stack(tmp_path / "data", clock, run_scheduler=False) as running:
-        yield running
+__all__ = ["stack"]  # the running gateway fixture, shared with the callbacks API tests
 
 
 async def call(

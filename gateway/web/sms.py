@@ -20,6 +20,7 @@ from multidict import MultiDict, MultiDictProxy
 from twilio.request_validator import RequestValidator
 
 from gateway.clock import utc_iso
+from gateway.limits import BadText, check_reference
 from gateway.phone import mask
 from gateway.sms.exceptions import NoSuchMessage, SmsError
 from gateway.sms.outbox import OutboxWorker
@@ -206,6 +207,10 @@ async def queue_message(request: web.Request) -> web.Response:
     for field in ("to", "template", "idempotency_key"):
         if not isinstance(payload.get(field), str):
             raise ApiError(400, "bad_request", f"{field} is required (a string)", {"field": field})
+    try:
+        idempotency_key = check_reference(payload["idempotency_key"], "idempotency_key")
+    except BadText as exc:
+        raise ApiError(400, "bad_request", str(exc), {"field": exc.field}) from None
     variables = payload.get("variables", {})
     if not isinstance(variables, dict):
         raise ApiError(400, "bad_request", "variables must be an object", {"field": "variables"})
@@ -214,7 +219,7 @@ async def queue_message(request: web.Request) -> web.Response:
             to=payload["to"],
             template=payload["template"],
             variables=variables,
-            idempotency_key=payload["idempotency_key"],
+            idempotency_key=idempotency_key,
             purpose=payload.get("purpose"),
             audience=payload.get("audience"),
         )
