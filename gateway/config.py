@@ -235,6 +235,10 @@ def load(
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError("(file)", source, "no such file") from None
+        except UnicodeDecodeError:
+            raise ConfigError("(file)", source, "not UTF-8 text") from None
+        except OSError as exc:
+            raise ConfigError("(file)", source, f"cannot read: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("(file)", source, f"not valid TOML: {exc}") from None
     for name in raw:
