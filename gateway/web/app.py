@@ -33,7 +33,7 @@ from gateway.errors import GatewayError
 from gateway.phone import InvalidPhoneNumber
 from gateway.sms.exceptions import NoSuchMessage, SmsError, TemplateError
 from gateway.store import Store, StoreUnavailable
-from gateway.store.db import store_problem
+from gateway.store.db import is_store_failure, store_problem
 from gateway.web.auth import LIMITER, FailureLimiter, bearer_token, client_address, token_matches
 from gateway.web.errors import ApiError
 
@@ -124,7 +124,7 @@ async def error_middleware(
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.error_id, exc.message, exc.details, exc.headers)
-    except (sqlite3.OperationalError, sqlite3.DatabaseError, StoreUnavailable) as exc:
+    except StoreUnavailable as exc:
         return _store_unavailable(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -145,6 +145,8 @@ async def error_middleware(
         log.error("%s %s: %s", request.method, request.path, exc)
         return error_response(500, "gateway_error", str(exc))
     except Exception as exc:
+        if is_store_failure(exc):
+            return _store_unavailable(request, exc)
         request.app[FAILURES].error(
             f"{request.method} {request.path} {type(exc).__name__}",
             f"{request.method} {request.path} failed",
