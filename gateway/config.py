@@ -244,6 +244,10 @@ def load(
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError("(file)", source, "no such file") from None
+        except UnicodeDecodeError:
+            raise ConfigError("(file)", source, "not UTF-8 text") from None
+        except OSError as exc:
+            raise ConfigError("(file)", source, f"cannot read: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("(file)", source, f"not valid TOML: {exc}") from None
     for name in raw:
@@ -556,7 +560,7 @@ RULES: dict[str, Rule] = {
     "sms.from_number": lambda v: (
         None if v == "" else _matches(_SENDER, "an E.164 number (+8613…) or a sender id")(v)
     ),
-    "sms.rate_per_second": _positive(1000),
+    "sms.rate_per_second": _positive(10000),
     "sms.http_timeout": _SECONDS,
     "sms.max_attempts": _between(1, 100),
     "sms.backoff_min": _SECONDS,

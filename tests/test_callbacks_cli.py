@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from gateway.cli import main
 
-GOOD = "A1,id_card,LZ-DC-01,13912345678,2026-11-20T10:00:00,王五\n"
+# Served two days ago by the real clock: the import refuses services older than 30 days.
+SERVED = (datetime.now() - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S")
+GOOD = f"A1,id_card,LZ-DC-01,13912345678,{SERVED},王五\n"
 
 
 def run(tmp_path: Path, *args: str) -> int:
@@ -31,8 +34,8 @@ def test_import_adds_good_rows_and_names_bad_ones(
 ) -> None:
     """Good rows are added, repeats counted, bad rows named by line; exit 1 when any is refused."""
     assert run(tmp_path, "db", "seed") == 0
-    rows = GOOD + "A2,parking,LZ-DC-01,13912345678,2026-11-20T10:00:00,\n" + GOOD
-    rows += "A3,id_card,LZ-DC-01,12345,2026-11-20T10:00:00,\n"
+    rows = GOOD + f"A2,parking,LZ-DC-01,13912345678,{SERVED},\n" + GOOD
+    rows += f"A3,id_card,LZ-DC-01,12345,{SERVED},\n"
     capsys.readouterr()
     assert run(tmp_path, "callbacks", "import", str(csv(tmp_path, rows))) == 1
     out, err = capsys.readouterr()

@@ -19,7 +19,12 @@ from gateway.callbacks.report import (
     render_satisfaction,
     satisfaction_table,
 )
-from gateway.callbacks.service import CallbackError, CallbackService, ServedItemInput
+from gateway.callbacks.service import (
+    CallbackError,
+    CallbackService,
+    CheckedItem,
+    ServedItemInput,
+)
 from gateway.clock import Clock, parse_utc
 from gateway.config import Config
 from gateway.phone import mask
@@ -47,6 +52,11 @@ def register(sub: Any) -> None:
     importer = cb_sub.add_parser("import", help="report served items from a CSV file")
     importer.add_argument(
         "file", type=Path, help=f"CSV with a header: {', '.join(CSV_COLUMNS + CSV_OPTIONAL)}"
+    )
+    importer.add_argument(
+        "--all-or-none",
+        action="store_true",
+        help="import nothing if any row is refused (default: import every good row)",
     )
     importer.set_defaults(handler=_import)
 
@@ -125,17 +135,34 @@ async def _import(config: Config, args: argparse.Namespace) -> int:
     refused: list[str] = []
     async with Store.open(config.store_path, clock) as store:
         service = build_service(store, config, clock)
-        for line, row in enumerate(reader, start=2):
-            data = ServedItemInput(**{k: (row.get(k) or "") for k in CSV_COLUMNS + CSV_OPTIONAL})
-            try:
-                await service.serve(data, source=f"csv:{path.name}")
-                added += 1
-            except DuplicateReference:
-                duplicates += 1
-            except CallbackError as exc:
-                refused.append(f"{path}:{line}: {exc}")
+        # Every row is checked before any is written; --all-or-none then writes none.
+        checked: list[CheckedItem] = []
+        try:
+            for row in reader:
+                line = reader.line_num
+                if None in row or None in row.values():
+                    refused.append(f"{path}:{line}: not as many fields as the header names")
+                    continue
+                values = {k: (row.get(k) or "") for k in CSV_COLUMNS + CSV_OPTIONAL}
+                try:
+                    checked.append(await service.check(ServedItemInput(**values)))
+                except CallbackError as exc:
+                    refused.append(f"{path}:{line}: {exc}")
+        except csv.Error as exc:
+            print(f"gateway: {path}:{reader.line_num}: not readable CSV: {exc}", file=sys.stderr)
+            return 2
+        if not (refused and args.all_or_none):
+            for item in checked:
+                try:
+                    await service.add(item, source=f"csv:{path.name}")
+                    added += 1
+                except DuplicateReference:
+                    duplicates += 1
     for message in refused:
         print(message, file=sys.stderr)
+    if refused and args.all_or_none:
+        print(f"{path}: {len(refused)} rows refused; nothing imported (--all-or-none)")
+        return 1
     print(
         f"{path}: {added} served items added, {duplicates} already reported, {len(refused)} refused"
     )

@@ -20,13 +20,16 @@ from gateway.callbacks.report import satisfaction_table
 from gateway.callbacks.scheduler import CallbackScheduler
 from gateway.callbacks.service import (
     CallbackService,
+    CheckedItem,
     InvalidServedItem,
     NotAuthorized,
     ServedItemInput,
     UnknownOrder,
 )
+from gateway.limits import MAX_REFERENCE, BadText, check_name, check_note
 from gateway.store.callbacks import DuplicateReference, Order, ServedItem
 from gateway.web.errors import ApiError
+from gateway.web.input import path_reference, read_json
 
 CALLBACKS = web.AppKey("callbacks", CallbackService)
 SCHEDULER = web.AppKey("scheduler", CallbackScheduler)
@@ -51,13 +54,6 @@ def _wake(request: web.Request) -> None:
     scheduler = request.app.get(SCHEDULER)
     if scheduler is not None:
         scheduler.wake()
-
-
-async def _json(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        raise ApiError(400, "bad_json", "the body is not valid JSON") from None
 
 
 def _input(raw: Any, index: int) -> ServedItemInput:
@@ -107,7 +103,7 @@ def order_json(order: Order) -> dict[str, Any]:
 
 
 async def post_items(request: web.Request) -> web.Response:
-    body = await _json(request)
+    body = await read_json(request)
     single = isinstance(body, dict)
     raws = [body] if single else body
     if not isinstance(raws, list) or not raws:
@@ -116,24 +112,32 @@ async def post_items(request: web.Request) -> web.Response:
         raise ApiError(413, "too_many_items", f"at most {MAX_ITEMS_PER_REQUEST} items a request")
     inputs = [_input(raw, index) for index, raw in enumerate(raws)]
     service = _service(request)
-    results: list[dict[str, Any]] = []
+    # Every item is checked before any is written: a bad one never half-writes the batch.
+    checked: list[CheckedItem | InvalidServedItem] = []
     for data in inputs:
         try:
-            item = await service.serve(data)
-            results.append(
-                {"reference": data.reference, "result": "added", "item": item_json(item)}
-            )
-        except DuplicateReference:
-            results.append({"reference": data.reference, "result": "duplicate"})
+            checked.append(await service.check(data))
         except InvalidServedItem as exc:
+            checked.append(exc)
+    results: list[dict[str, Any]] = []
+    for data, outcome in zip(inputs, checked, strict=True):
+        if isinstance(outcome, InvalidServedItem):
             results.append(
                 {
-                    "reference": data.reference,
+                    "reference": data.reference[:MAX_REFERENCE],
                     "result": "refused",
-                    "field": exc.field,
-                    "reason": exc.reason,
+                    "field": outcome.field,
+                    "reason": outcome.reason,
                 }
             )
+            continue
+        try:
+            item = await service.add(outcome)
+            results.append(
+                {"reference": outcome.reference, "result": "added", "item": item_json(item)}
+            )
+        except DuplicateReference:
+            results.append({"reference": outcome.reference, "result": "duplicate"})
     _wake(request)
     if single:
         result = results[0]
@@ -142,11 +146,13 @@ async def post_items(request: web.Request) -> web.Response:
                 422,
                 "invalid_served_item",
                 f"{result['field']}: {result['reason']}",
-                {"field": result["field"], "reference": data.reference},
+                {"field": result["field"], "reference": result["reference"]},
             )
         if result["result"] == "duplicate":
             raise ApiError(
-                409, "duplicate_reference", f"served item {data.reference!r} was already reported"
+                409,
+                "duplicate_reference",
+                f"served item {result['reference']!r} was already reported",
             )
         return web.json_response(result["item"], status=201)
     return web.json_response(
@@ -156,7 +162,7 @@ async def post_items(request: web.Request) -> web.Response:
 
 async def get_item(request: web.Request) -> web.Response:
     service = _service(request)
-    item = await service.store.callbacks.item_by_reference(request.match_info["reference"])
+    item = await service.store.callbacks.item_by_reference(path_reference(request, "reference"))
     if item is None:
         raise ApiError(404, "no_such_item", "no served item with that reference")
     attempts = await service.store.callbacks.attempts(item.id)
@@ -191,15 +197,23 @@ async def list_orders(request: web.Request) -> web.Response:
 
 
 async def report_order(request: web.Request) -> web.Response:
-    body = await _json(request)
+    ref = path_reference(request, "ref")
+    body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("actor"), str) or not body["actor"]:
         raise ApiError(400, "bad_report", 'give the reporting officer as "actor"')
     note = body.get("note", "")
     if not isinstance(note, str):
         raise ApiError(400, "bad_report", '"note" must be a string')
+    try:
+        actor = check_name(body["actor"], "actor")
+        note = check_note(note)
+    except BadText as exc:
+        raise ApiError(400, "bad_report", str(exc), {"field": exc.field}) from None
+    if not actor:
+        raise ApiError(400, "bad_report", 'give the reporting officer as "actor"')
     service = _service(request)
     try:
-        order = await service.report_done(request.match_info["ref"], note, actor=body["actor"])
+        order = await service.report_done(ref, note, actor=actor)
     except UnknownOrder as exc:
         raise ApiError(404, "no_such_order", str(exc)) from None
     except NotAuthorized as exc:

@@ -14,8 +14,12 @@ Every ``/dashboard`` request needs a session cookie or ``Authorization: Bearer
 <web.api_token>`` (for tools). The cookie is ``<issued>.<nonce>.<hmac>``: an
 HMAC-SHA256 over the issue time and a random nonce, keyed with a key derived from
 the token, so changing the token ends every session. It is HttpOnly and
-SameSite=Strict and lasts :data:`SESSION_TTL`. Without a session a page redirects
-to ``/login`` and the JSON answers 401. Neither the token nor the cookie is logged.
+SameSite=Strict (and Secure on HTTPS or with ``web.secure_cookies``) and lasts
+:data:`SESSION_TTL`; ``/logout`` records its nonce in the store, which ends it on
+the server too. Without a session a page redirects to ``/login`` and the JSON
+answers 401. Wrong tokens count against the client's address
+(:class:`gateway.web.auth.FailureLimiter`): too many give 429 with
+``Retry-After``. Neither the token nor the cookie is logged.
 
 The three-colour warning (:func:`warning_colour`) marks each unit's first-callback
 satisfaction green at :data:`GREEN_AT` or more, yellow at :data:`YELLOW_AT` or
@@ -31,7 +35,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -45,6 +49,7 @@ from gateway.config import Secret
 from gateway.store import Store
 from gateway.store.cases import CATEGORIES, CATEGORY_NAMES
 from gateway.web.app import CLOCK, CONFIG, STORE
+from gateway.web.auth import LIMITER, bearer_token, client_address, token_matches
 from gateway.web.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -105,35 +110,50 @@ def new_session(token: Secret, now: datetime) -> str:
     return f"{body}.{mac}"
 
 
-def session_valid(token: Secret, value: str, now: datetime) -> bool:
-    """True if ``value`` was signed with ``token``'s key and is younger than SESSION_TTL."""
+def _session_parts(token: Secret, value: str) -> tuple[int, str] | None:
+    """(issue time, nonce) of a session value signed with ``token``'s key, else None."""
     if not token:
-        return False
+        return None
     issued_text, _, rest = value.partition(".")
     nonce, _, mac = rest.partition(".")
-    if not issued_text.isdigit() or not nonce or not mac:
-        return False
+    if not issued_text.isdigit() or len(issued_text) > 12 or not nonce or not mac:
+        return None
     expected = hmac.new(
         _session_key(token), f"{issued_text}.{nonce}".encode(), hashlib.sha256
     ).hexdigest()
-    if not hmac.compare_digest(mac.encode(), expected.encode()):
+    if not mac.isascii() or not hmac.compare_digest(mac.encode(), expected.encode()):
+        return None
+    return int(issued_text), nonce
+
+
+def session_valid(token: Secret, value: str, now: datetime) -> bool:
+    """True if ``value`` was signed with ``token``'s key and is younger than SESSION_TTL
+    (the store may still know it as ended: see :func:`authenticated`)."""
+    parts = _session_parts(token, value)
+    if parts is None:
         return False
-    age = now.timestamp() - int(issued_text)
+    age = now.timestamp() - parts[0]
     return -60 <= age <= SESSION_TTL.total_seconds()
 
 
-def _token_matches(token: Secret, given: str) -> bool:
-    return bool(token) and secrets.compare_digest(given.encode(), token.reveal().encode())
+async def authenticated(request: web.Request) -> bool:
+    """A valid bearer token, or a valid session cookie not ended by a logout.
 
-
-def authenticated(request: web.Request) -> bool:
-    """A valid session cookie or a valid bearer token."""
+    A wrong bearer token counts against the client's address; an address over the
+    limit gets 429 whatever it sends."""
     token = request.app[CONFIG].web.api_token
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and _token_matches(token, value.strip()):
-        return True
+    limiter = request.app[LIMITER]
+    limiter.check(request)
+    given = bearer_token(request)
+    if given:
+        if token_matches(token, given):
+            return True
+        limiter.failed(client_address(request))
     cookie = request.cookies.get(SESSION_COOKIE)
-    return cookie is not None and session_valid(token, cookie, request.app[CLOCK].now())
+    if cookie is None or not session_valid(token, cookie, request.app[CLOCK].now()):
+        return False
+    parts = _session_parts(token, cookie)
+    return parts is not None and not await request.app[STORE].sessions.ended(parts[1])
 
 
 # -- figures ----------------------------------------------------------------------
@@ -406,7 +426,7 @@ async def root(request: web.Request) -> web.StreamResponse:
 
 
 async def get_login(request: web.Request) -> web.Response:
-    if authenticated(request):
+    if await authenticated(request):
         raise web.HTTPFound("/dashboard")
     return _html(login_page(closed=not request.app[CONFIG].web.api_token))
 
@@ -415,12 +435,21 @@ async def post_login(request: web.Request) -> web.Response:
     token = request.app[CONFIG].web.api_token
     if not token:
         return _html(login_page(closed=True), status=401)
+    limiter = request.app[LIMITER]
+    address = client_address(request)
+    wait = limiter.retry_after(address)
+    if wait:
+        log.warning("dashboard login from %s refused: too many failures", request.remote)
+        response = _html(login_page(f"登录失败次数过多，请 {wait} 秒后再试。"), status=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     form = await request.post()
     given = form.get("token")
     if not isinstance(given, str) or not given.strip():
         log.warning("dashboard login from %s refused: no token given", request.remote)
         return _html(login_page("请输入访问令牌。"), status=401)
-    if not _token_matches(token, given.strip()):
+    if not token_matches(token, given.strip()):
+        limiter.failed(address)
         log.warning("dashboard login from %s refused: wrong token", request.remote)
         return _html(login_page("访问令牌不正确，登录失败。请核对后重新输入。"), status=401)
     log.info("dashboard login from %s", request.remote)
@@ -432,12 +461,19 @@ async def post_login(request: web.Request) -> web.Response:
         path="/",
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=request.secure or request.app[CONFIG].web.secure_cookies,
     )
     return response
 
 
 async def logout(request: web.Request) -> web.Response:
+    """End the session on the server (its nonce is stored as ended) and drop the cookie."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    parts = _session_parts(request.app[CONFIG].web.api_token, cookie) if cookie else None
+    if parts is not None:
+        issued = datetime.fromtimestamp(parts[0], tz=UTC)
+        await request.app[STORE].sessions.end(parts[1], issued + SESSION_TTL)
+        log.info("dashboard logout from %s", request.remote)
     response = _redirect("/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
@@ -450,14 +486,14 @@ def _redirect(location: str) -> web.Response:
 
 
 async def get_dashboard(request: web.Request) -> web.Response:
-    if not authenticated(request):
+    if not await authenticated(request):
         raise web.HTTPFound("/login")
     data = await dashboard_figures(request.app[STORE], request.app[CLOCK])
     return _html(dashboard_page(data))
 
 
 async def get_data(request: web.Request) -> web.Response:
-    if not authenticated(request):
+    if not await authenticated(request):
         raise ApiError(401, "unauthorized", "log in at /login or give the bearer token")
     data = await dashboard_figures(request.app[STORE], request.app[CLOCK])
     response = web.json_response(data)

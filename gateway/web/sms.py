@@ -20,6 +20,7 @@ from multidict import MultiDict, MultiDictProxy
 from twilio.request_validator import RequestValidator
 
 from gateway.clock import utc_iso
+from gateway.limits import BadText, check_reference
 from gateway.phone import mask
 from gateway.sms.exceptions import NoSuchMessage, ReplyNotHandled, SmsError
 from gateway.sms.outbox import OutboxWorker
@@ -38,6 +39,7 @@ from gateway.store.sms import OutboxMessage
 from gateway.supervise import Supervisor
 from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE
 from gateway.web.errors import ApiError
+from gateway.web.input import path_id, read_json
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,6 @@ SMS_PROVIDER = web.AppKey("sms_provider", SmsProvider)
 OUTBOX = web.AppKey("outbox", OutboxWorker)  # the running worker, when there is one
 REPLIES = web.AppKey("sms_replies", Supervisor)  # re-offers unsettled replies, with the outbox
 
-_MAX_ROW_ID = 2**63 - 1  # SQLite's largest INTEGER PRIMARY KEY
 _EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
@@ -210,9 +211,7 @@ async def list_messages(request: web.Request) -> web.Response:
 
 
 async def show_message(request: web.Request) -> web.Response:
-    message_id = int(request.match_info["id"])
-    if message_id > _MAX_ROW_ID:  # SQLite cannot even compare it: no such text
-        raise NoSuchMessage(message_id)
+    message_id = path_id(request)
     message = await request.app[STORE].sms.get(message_id)
     if message is None:
         raise NoSuchMessage(message_id)
@@ -229,15 +228,16 @@ async def show_message(request: web.Request) -> web.Response:
 
 
 async def queue_message(request: web.Request) -> web.Response:
-    try:
-        payload = await request.json()
-    except ValueError as exc:
-        raise ApiError(400, "bad_request", "the body must be JSON") from exc
+    payload = await read_json(request)
     if not isinstance(payload, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
     for field in ("to", "template", "idempotency_key"):
         if not isinstance(payload.get(field), str):
             raise ApiError(400, "bad_request", f"{field} is required (a string)", {"field": field})
+    try:
+        idempotency_key = check_reference(payload["idempotency_key"], "idempotency_key")
+    except BadText as exc:
+        raise ApiError(400, "bad_request", str(exc), {"field": exc.field}) from None
     variables = payload.get("variables", {})
     if not isinstance(variables, dict):
         raise ApiError(400, "bad_request", "variables must be an object", {"field": "variables"})
@@ -246,7 +246,7 @@ async def queue_message(request: web.Request) -> web.Response:
             to=payload["to"],
             template=payload["template"],
             variables=variables,
-            idempotency_key=payload["idempotency_key"],
+            idempotency_key=idempotency_key,
             purpose=payload.get("purpose"),
             audience=payload.get("audience"),
         )
