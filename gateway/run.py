@@ -13,9 +13,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import pwd
 import signal
 import sys
+from datetime import date, datetime
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -23,6 +27,7 @@ from gateway.app import PBX, create_app
 from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.pbx.exceptions import AmiError, AmiLoginError
+from gateway.site.access import PBX_USER, user_groups, write_problem
 from gateway.store.lock import StoreLock
 from gateway.web.app import HEALTH_CHECKS
 
@@ -125,4 +130,50 @@ async def _check_peers(app: web.Application, config: Config) -> bool:
             ok = False
         else:
             log.info("health: %s answers", name)
+    if not await asyncio.to_thread(_check_messages_folder, config):
+        ok = False
     return ok
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it (other threads make files)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022  # the usual default where /proc does not say
+
+
+def _check_messages_folder(
+    config: Config, *, user_name: str = PBX_USER, today: date | None = None
+) -> bool:
+    """On the PBX's host (its user exists here), whether it can write callers' voice
+    messages where the gateway sends them. Blocking: run in a thread."""
+    folder = (config.gateway.data_dir / config.ivr.messages_dir).absolute()
+    try:
+        user = pwd.getpwnam(user_name)
+    except KeyError:
+        log.warning(
+            "messages: no %r user on this host, so whether the PBX can write %s is not "
+            "checked; it must see that folder at the same path",
+            user_name,
+            folder,
+        )
+        return True
+    if today is None:
+        today = datetime.now(ZoneInfo(config.gateway.timezone)).date()
+    problem = write_problem(
+        folder,
+        (f"{today.year:04d}", f"{today.month:02d}", f"{today.day:02d}"),
+        user.pw_uid,
+        user_groups(user),
+        euid=os.geteuid(),
+        egid=os.getegid(),
+        umask=_umask(),
+        user_name=user_name,
+    )
+    if problem:
+        log.error("messages: %s; callers' voice messages would be lost", problem)
+        return False
+    log.info("messages: %s can write %s", user_name, folder)
+    return True

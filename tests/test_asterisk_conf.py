@@ -30,12 +30,12 @@ QUEUE_KEYS = frozenset(
     queue-minutes queue-minute queue-seconds queue-thankyou queue-callerannounce
     queue-reporthold announce-frequency announce-to-first-user min-announce-frequency
     announce-round-seconds announce-holdtime announce-position announce-position-only-up
-    announce-position-limit periodic-announce periodic-announce-startdelay
+    announce-position-limit periodic-announce
     periodic-announce-frequency relative-periodic-announce random-periodic-announce
     retry wrapuptime penaltymemberslimit autofill autopause autopausedelay
     autopausebusy autopauseunavail maxlen servicelevel strategy joinempty
     leavewhenempty reportholdtime memberdelay weight timeoutrestart defaultrule
-    timeoutpriority log-restricted-caller-id member
+    timeoutpriority member
     """.split()
 )
 # Keys that existed once and are gone by Asterisk 22, with why.
@@ -83,7 +83,6 @@ KNOWN: dict[str, dict[str, frozenset[str] | None]] = {
                 "authtimeout",
                 "authlimit",
                 "httptimeout",
-                "brokeneventsaction",
             }
         ),
         "*": frozenset(
@@ -104,7 +103,7 @@ KNOWN: dict[str, dict[str, frozenset[str] | None]] = {
     },
     "cdr_manager.conf": {"general": frozenset({"enabled"}), "mappings": None},
     "cel.conf": {
-        "general": frozenset({"enable", "apps", "events", "dateformat", "ignored_channel_types"}),
+        "general": frozenset({"enable", "apps", "events", "dateformat"}),
         "manager": frozenset({"enabled", "show_user_defined"}),
     },
     "extensions.conf": {
