@@ -18,6 +18,7 @@ from gateway.callbacks.report import (
     OUTCOME_NAMES,
     STATUS_NAMES,
     BadPeriod,
+    overall_row,
     parse_period,
     render_satisfaction,
     satisfaction_rows,
@@ -92,8 +93,8 @@ async def _summary(config: Config, args: argparse.Namespace) -> int:
         statuses = await figures.item_counts(since, until)
         outcomes = await figures.attempt_outcomes(since, until)
         table = satisfaction_rows(await figures.satisfaction(since, until, args.by, names))
-        overall = satisfaction_rows(await figures.satisfaction(since, until, "all"))
         orders = await figures.order_counts(since, until)
+    overall = overall_row(table)
     if args.json:
         json.dump(
             {

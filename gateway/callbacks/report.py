@@ -167,6 +167,21 @@ def satisfaction_rows(groups: Iterable[ScoreGroup]) -> list[Row]:
     ]
 
 
+def overall_row(rows: Iterable[Row]) -> list[Row]:
+    """The one ``all`` row that sums ``rows`` (none if nothing was rated), as
+    ``satisfaction_table(..., "all", ...)`` gives it, without another query."""
+    total = Satisfaction(0, 0, 0, 0)
+    for row in rows:
+        f = row.figures
+        total = Satisfaction(
+            total.rated + f.rated,
+            total.satisfied + f.satisfied,
+            total.basically + f.basically,
+            total.dissatisfied + f.dissatisfied,
+        )
+    return [Row("all", "全部", total)] if total.rated else []
+
+
 def render_satisfaction(rows: list[Row], heading: str) -> str:
     """The satisfaction table people read, one line per row (the overall row last)."""
     cells = [

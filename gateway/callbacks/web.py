@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.callbacks.report import BadPeriod, parse_period, satisfaction_rows
+from gateway.callbacks.report import BadPeriod, overall_row, parse_period, satisfaction_rows
 from gateway.callbacks.scheduler import CallbackScheduler
 from gateway.callbacks.service import (
     CallbackService,
@@ -246,21 +246,14 @@ async def summary(request: web.Request) -> web.Response:
     async def compute() -> dict[str, Any]:
         names = {k.code: k.name for k in service.catalogue}
         since, until = period.since, period.until
+        by_unit = satisfaction_rows(await figures.satisfaction(since, until, "unit"))
+        by_kind = satisfaction_rows(await figures.satisfaction(since, until, "kind", names))
         return {
             "period": period.as_json(),
             "items": await figures.item_counts(since, until),
-            "by_unit": [
-                r.as_json()
-                for r in satisfaction_rows(await figures.satisfaction(since, until, "unit"))
-            ],
-            "by_kind": [
-                r.as_json()
-                for r in satisfaction_rows(await figures.satisfaction(since, until, "kind", names))
-            ],
-            "overall": [
-                r.as_json()
-                for r in satisfaction_rows(await figures.satisfaction(since, until, "all"))
-            ],
+            "by_unit": [r.as_json() for r in by_unit],
+            "by_kind": [r.as_json() for r in by_kind],
+            "overall": [r.as_json() for r in overall_row(by_unit)],
         }
 
     return web.json_response(await figures.cached(("summary", period), compute))

@@ -43,6 +43,7 @@ from gateway.callbacks.report import (
     MAX_DAYS,
     Period,
     last_days,
+    overall_row,
     percent,
     satisfaction_rows,
 )
@@ -191,7 +192,7 @@ async def _figures(store: Store, clock: Clock, period: Period) -> dict[str, Any]
     by_unit = satisfaction_rows(
         await store.figures.satisfaction(period.since, period.until, "unit")
     )
-    overall = satisfaction_rows(await store.figures.satisfaction(period.since, period.until, "all"))
+    overall = overall_row(by_unit)
     units = sorted(
         by_unit,
         key=lambda row: (row.figures.rate if row.figures.rate is not None else 2.0, row.key),
