@@ -3,11 +3,15 @@
 - ``POST /api/served-items``: one served item (JSON object) or many (a list);
   each is validated, and the answer says per item what was added or refused.
 - ``GET /api/served-items/{reference}``: an item, its attempts and ratings.
-- ``GET /api/orders``: rectification orders (``?all=1`` with closed ones).
+- ``GET /api/orders``: rectification orders, newest first, a page at a time
+  (``?all=1`` with closed ones; ``?limit=`` up to 1000, default 100; the ``Link``
+  header's ``rel="next"`` gives the next page, ``?before=<id>``).
 - ``POST /api/orders/{ref}/report``: a unit reports its rectification done
   (``{"actor": "J00013", "note": "…"}``); the citizen is called again. Only the
   chief or a deputy of the unit holding the order at its level may (else 403).
-- ``GET /api/callbacks/summary``: items by status and first-callback satisfaction.
+- ``GET /api/callbacks/summary``: items by status and first-callback satisfaction
+  over a period (``?days=N``, or ``?from=YYYY-MM-DD&to=YYYY-MM-DD``; default the
+  last 30 days), aggregated in SQL and shared by viewers for a few seconds.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.callbacks.report import satisfaction_table
+from gateway.callbacks.report import BadPeriod, overall_row, parse_period, satisfaction_rows
 from gateway.callbacks.scheduler import CallbackScheduler
 from gateway.callbacks.service import (
     CallbackService,
@@ -28,6 +32,7 @@ from gateway.callbacks.service import (
 )
 from gateway.limits import MAX_REFERENCE, BadText, check_name, check_note
 from gateway.store.callbacks import DuplicateReference, Order, ServedItem
+from gateway.store.figures import MAX_PAGE, ListedOrder
 from gateway.web.errors import ApiError
 from gateway.web.input import path_reference, read_json
 
@@ -192,8 +197,33 @@ async def get_item(request: web.Request) -> web.Response:
 async def list_orders(request: web.Request) -> web.Response:
     service = _service(request)
     statuses = ("open", "reported", "closed") if request.query.get("all") else ("open", "reported")
-    orders = await service.store.callbacks.orders(statuses)
-    return web.json_response([order_json(o) for o in orders])
+    limit = _whole(request, "limit", 100, MAX_PAGE)
+    before = _whole(request, "before", None, 2**62)
+    page = await service.store.figures.orders_page(statuses, limit=limit, before=before)
+    response = web.json_response([listed_order_json(o) for o in page])
+    if len(page) == limit:
+        query = {**request.query, "before": str(page[-1].order.id)}
+        response.headers["Link"] = f'<{request.rel_url.with_query(query)}>; rel="next"'
+    return response
+
+
+def _whole(request: web.Request, name: str, default: int | None, most: int) -> Any:
+    given = request.query.get(name)
+    if given is None:
+        return default
+    if not given.isdigit() or not 1 <= int(given) <= most:
+        raise ApiError(400, f"bad_{name}", f"{name} must be a whole number from 1 to {most}")
+    return int(given)
+
+
+def listed_order_json(listed: ListedOrder) -> dict[str, Any]:
+    return {
+        **order_json(listed.order),
+        "id": listed.order.id,
+        "item": listed.item_reference,
+        "unit": listed.unit_code,
+        "unit_name": listed.unit_name,
+    }
 
 
 async def report_order(request: web.Request) -> web.Response:
@@ -224,15 +254,24 @@ async def report_order(request: web.Request) -> web.Response:
 
 async def summary(request: web.Request) -> web.Response:
     service = _service(request)
-    ratings = await service.store.callbacks.first_round_ratings()
-    names = {k.code: k.name for k in service.catalogue}
-    return web.json_response(
-        {
-            "items": await service.store.callbacks.status_counts(),
-            "by_unit": [r.as_json() for r in satisfaction_table(ratings, "unit", service.clock)],
-            "by_kind": [
-                r.as_json() for r in satisfaction_table(ratings, "kind", service.clock, names)
-            ],
-            "overall": [r.as_json() for r in satisfaction_table(ratings, "all", service.clock)],
+    q = request.query
+    try:
+        period = parse_period(service.clock, q.get("days"), q.get("from"), q.get("to"))
+    except BadPeriod as exc:
+        raise ApiError(400, "bad_period", str(exc)) from None
+    figures = service.store.figures
+
+    async def compute() -> dict[str, Any]:
+        names = {k.code: k.name for k in service.catalogue}
+        since, until = period.since, period.until
+        by_unit = satisfaction_rows(await figures.satisfaction(since, until, "unit"))
+        by_kind = satisfaction_rows(await figures.satisfaction(since, until, "kind", names))
+        return {
+            "period": period.as_json(),
+            "items": await figures.item_counts(since, until),
+            "by_unit": [r.as_json() for r in by_unit],
+            "by_kind": [r.as_json() for r in by_kind],
+            "overall": [r.as_json() for r in overall_row(by_unit)],
         }
-    )
+
+    return web.json_response(await figures.cached(("summary", period), compute))

@@ -533,7 +533,9 @@ class CallbackRepository:
 
     async def expired_sms_items(self, now: datetime) -> list[ServedItem]:
         return await self._items(
-            "WHERE status = 'sms' AND sms_expires_at <= ? ORDER BY id", (utc_iso(now),)
+            # likelihood(): few items wait for a text; see gateway.store.figures.FEW.
+            "WHERE likelihood(status = 'sms', 0.001) AND sms_expires_at <= ? ORDER BY id",
+            (utc_iso(now),),
         )
 
     # -- ratings ------------------------------------------------------------

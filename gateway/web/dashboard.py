@@ -43,7 +43,14 @@ from typing import Any
 from aiohttp import web
 
 from gateway.callbacks.policy import LEVEL_NAMES, TOP_LEVEL
-from gateway.callbacks.report import percent, satisfaction_table
+from gateway.callbacks.report import (
+    MAX_DAYS,
+    Period,
+    last_days,
+    overall_row,
+    percent,
+    satisfaction_rows,
+)
 from gateway.clock import Clock, utc_iso
 from gateway.config import Secret
 from gateway.store import Store
@@ -61,6 +68,9 @@ YELLOW_AT = 0.90
 SESSION_COOKIE = "gw_dashboard"
 SESSION_TTL = timedelta(hours=12)
 REFRESH_SECONDS = 10
+# The callbacks, orders and texts the dashboard shows cover the last WINDOW_DAYS local
+# days unless the page asks for another window (``?days=N``).
+WINDOW_DAYS = 30
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {
@@ -185,22 +195,31 @@ def _age(delta: timedelta) -> str:
     return f"{minutes}分钟"
 
 
-async def dashboard_figures(store: Store, clock: Clock) -> dict[str, Any]:
-    """Everything the page shows, as JSON-ready data (``/dashboard/data.json``)."""
+async def dashboard_figures(store: Store, clock: Clock, days: int = WINDOW_DAYS) -> dict[str, Any]:
+    """Everything the page shows, as JSON-ready data (``/dashboard/data.json``): today's
+    hotline and cases, and the callbacks, orders and texts of the last ``days`` local
+    days. Viewers share one computation every few seconds (``store.figures.cached``)."""
+    period = last_days(clock, days)
+    key = ("dashboard", days, period.last)
+    return await store.figures.cached(key, lambda: _figures(store, clock, period))
+
+
+async def _figures(store: Store, clock: Clock, period: Period) -> dict[str, Any]:
     now = clock.now()
     day = today(clock)
-    hotline = await store.calls.hotline_figures(day.start, day.end)
-    opened = await store.cases.opened_by_category(day.start, day.end)
-    ratings = await store.callbacks.first_round_ratings()
-    overall = satisfaction_table(ratings, "all", clock)
+    hotline = await store.read_calls.hotline_figures(day.start, day.end)
+    opened = await store.read_cases.opened_by_category(day.start, day.end)
+    by_unit = satisfaction_rows(
+        await store.figures.satisfaction(period.since, period.until, "unit")
+    )
+    overall = overall_row(by_unit)
     units = sorted(
-        satisfaction_table(ratings, "unit", clock),
+        by_unit,
         key=lambda row: (row.figures.rate if row.figures.rate is not None else 2.0, row.key),
     )
-    unit_names = {u.id: u.name for u in await store.units.units()}
     orders = []
-    for order in await store.callbacks.orders(("open", "reported")):
-        item = await store.callbacks.item(order.item_id)
+    for listed in await store.figures.active_orders():
+        order = listed.order
         orders.append(
             {
                 "ref": order.ref,
@@ -208,7 +227,7 @@ async def dashboard_figures(store: Store, clock: Clock) -> dict[str, Any]:
                 "level_name": LEVEL_NAMES.get(order.level, str(order.level)),
                 "status": order.status,
                 "status_name": ORDER_STATUS_NAMES.get(order.status, order.status),
-                "unit": unit_names.get(item.unit_id, "") if item else "",
+                "unit": listed.unit_name,
                 "created_at": utc_iso(order.created_at),
                 "age_hours": round((now - order.created_at).total_seconds() / 3600, 2),
                 "age": _age(now - order.created_at),
@@ -220,7 +239,7 @@ async def dashboard_figures(store: Store, clock: Clock) -> dict[str, Any]:
     by_level = {str(level): 0 for level in range(1, TOP_LEVEL + 1)}
     for order_json in orders:
         by_level[str(order_json["level"])] = by_level.get(str(order_json["level"]), 0) + 1
-    sms = await store.sms.counts()
+    sms = await store.figures.text_counts(period.since, period.until)
 
     def unit_json(row: Any) -> dict[str, Any]:
         data: dict[str, Any] = row.as_json()
@@ -229,11 +248,12 @@ async def dashboard_figures(store: Store, clock: Clock) -> dict[str, Any]:
         return data
 
     total = overall[0] if overall else None
-    items = await store.callbacks.status_counts()
+    items = await store.figures.item_counts(period.since, period.until)
     return {
         "generated_at": utc_iso(now),
         "local_time": clock.local(now).strftime("%Y-%m-%d %H:%M"),
         "day": day.label,
+        "period": {**period.as_json(), "days": (period.last - period.first).days + 1},
         "thresholds": {"green": GREEN_AT, "yellow": YELLOW_AT},
         "hotline": {
             "total": hotline.total,
@@ -250,7 +270,7 @@ async def dashboard_figures(store: Store, clock: Clock) -> dict[str, Any]:
                 for c in CATEGORIES
                 if opened.get(c, 0)
             ],
-            "open": await store.cases.open_count(),
+            "open": await store.read_cases.open_count(),
         },
         "callbacks": {
             "items": {status: items.get(status, 0) for status in ITEM_STATUS_NAMES},
@@ -376,6 +396,7 @@ def dashboard_page(data: Mapping[str, Any]) -> str:
         for lv in range(1, TOP_LEVEL + 1)
     )
     green, yellow = f"{GREEN_AT * 100:.0f}%", f"{YELLOW_AT * 100:.0f}%"
+    period_days = int(data["period"]["days"])
     body = f"""
 <header><div><h1>民生警务 · 领导驾驶舱</h1>
 <p class="sub">统计日 <span data-k="day">{escape(data["day"])}</span> ·
@@ -394,13 +415,14 @@ def dashboard_page(data: Mapping[str, Any]) -> str:
 {_figure("今日新增", "cases.opened_today", cases["opened_today"], " 件")}
 {_figure("在办诉求", "cases.open", cases["open"], " 件")}
 </div><ul class="cats" id="categories">{categories}</ul></section>
-<section class="card"><h2>首次回访满意率</h2>
+<section class="card"><h2>首次回访满意率（近{period_days}天）</h2>
 <div class="big {escape(overall["colour"])}" id="overall">
 <span data-k="callbacks.satisfaction.percent">{escape(overall["percent"])}</span></div>
 <p class="sub">已评价 <span data-k="callbacks.satisfaction.rated">{overall["rated"]}</span> 件 ·
 绿 ≥ {green}，黄 ≥ {yellow}，红 &lt; {yellow}</p></section>
-<section class="card wide"><h2>回访业务</h2><div class="figures">{items}</div></section>
-<section class="card wide"><h2>各单位满意率（三色预警）</h2>
+<section class="card wide"><h2>回访业务（待办全部 · 办结近{period_days}天）</h2>
+<div class="figures">{items}</div></section>
+<section class="card wide"><h2>各单位满意率（近{period_days}天 · 三色预警）</h2>
 <table><thead><tr><th>单位</th><th>已评价</th><th>满意</th><th>基本满意</th><th>不满意</th>
 <th>满意率</th><th>预警</th></tr></thead><tbody id="units">{_unit_rows(cb["units"])}</tbody></table>
 </section>
@@ -408,7 +430,7 @@ def dashboard_page(data: Mapping[str, Any]) -> str:
 <table><thead><tr><th>工单号</th><th>单位</th><th>级别</th><th>状态</th><th>已过时间</th>
 <th>期限</th></tr></thead><tbody id="orders">{_order_rows(data["orders"]["open"])}</tbody></table>
 </section>
-<section class="card wide"><h2>短信</h2><div class="figures">
+<section class="card wide"><h2>短信（待发全部 · 其余近{period_days}天）</h2><div class="figures">
 {_figure("待发送", "sms.waiting", sms["waiting"], " 条")}
 {_figure("已发出", "sms.sent", sms["sent"], " 条")}
 {_figure("已送达", "sms.delivered", sms["delivered"], " 条")}
@@ -485,17 +507,27 @@ def _redirect(location: str) -> web.Response:
     return response
 
 
+def _window(request: web.Request) -> int:
+    """The ``days`` the page asked for, else :data:`WINDOW_DAYS`."""
+    given = request.query.get("days")
+    if given is None:
+        return WINDOW_DAYS
+    if not given.isdigit() or not 1 <= int(given) <= MAX_DAYS:
+        raise ApiError(400, "bad_days", f"days must be a whole number from 1 to {MAX_DAYS}")
+    return int(given)
+
+
 async def get_dashboard(request: web.Request) -> web.Response:
     if not await authenticated(request):
         raise web.HTTPFound("/login")
-    data = await dashboard_figures(request.app[STORE], request.app[CLOCK])
+    data = await dashboard_figures(request.app[STORE], request.app[CLOCK], _window(request))
     return _html(dashboard_page(data))
 
 
 async def get_data(request: web.Request) -> web.Response:
     if not await authenticated(request):
         raise ApiError(401, "unauthorized", "log in at /login or give the bearer token")
-    data = await dashboard_figures(request.app[STORE], request.app[CLOCK])
+    data = await dashboard_figures(request.app[STORE], request.app[CLOCK], _window(request))
     response = web.json_response(data)
     response.headers["Cache-Control"] = "no-store"
     return response
