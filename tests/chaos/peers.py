@@ -23,6 +23,7 @@ from aiohttp import web
 
 from gateway.demo.traffic import citizen
 from gateway.sim.ami import SimConfig, SimulatedPbx
+from gateway.sim.ami.population import generate_calls
 from gateway.sim.ami.world import normalise
 from gateway.sim.twilio import SimulatedTwilio
 
@@ -96,18 +97,40 @@ def control_app(
         status = await twilio.send_reply(body["from"], body["to"], body["body"], body["url"])
         return web.json_response({"status": status})
 
+    hotline: list[Any] = []
+
+    async def place_hotline(request: web.Request) -> web.Response:
+        count = int(request.query.get("n", "20"))
+        per_minute = float(request.query.get("per_minute", "60"))
+
+        async def place() -> None:
+            hotline.extend(await generate_calls(pbx, count, per_minute=per_minute, seed=seed))
+
+        pbx.world.tasks.spawn(place(), "chaos hotline callers")
+        return web.json_response({"hotline": count})
+
     async def report(request: web.Request) -> web.Response:
         now = time.monotonic()
+        outbound = [call for calls in pbx.world.outbound.values() for call in calls]
         return web.json_response(
             {
                 "now": now,
                 "calls": observer.calls,
+                "pbx_calls": [
+                    {
+                        "linkedid": call.linkedid,
+                        "direction": call.outcome.direction,
+                        "finished": call.finished.done(),
+                    }
+                    for call in [*hotline, *outbound]
+                ],
                 "live_channels": len(pbx.active_channels),
                 "messages": [{"sid": m.sid, "to": m.to, "body": m.body} for m in twilio.messages],
                 "rejected_429": twilio.stats.rejected_429,
             }
         )
 
+    app.router.add_post("/hotline", place_hotline)
     app.router.add_post("/citizens", citizens)
     app.router.add_post("/fault/{kind}", fault)
     app.router.add_post("/reply", reply)

@@ -1,4 +1,4 @@
-"""The chaos run: a callback day with the gateway in its own process, under faults.
+"""The chaos run: a callback day and hotline traffic, the gateway in its own process, under faults.
 
     python tests/chaos/run.py --seeds 20 --items 300 --seconds 300   # the long form
 
@@ -13,7 +13,8 @@ and counts, at the simulators and in the store:
 * no citizen had two calls up at once;
 * no callback attempt was dialled twice;
 * every text row was created at Twilio exactly once (none missing, none doubled);
-* every order was texted at every level it reached.
+* every order was texted at every level it reached;
+* every call, hotline or callback, has one complete call record.
 
 ``run_chaos`` returns a :class:`ChaosReport`; the test command runs one short seed.
 """
@@ -60,7 +61,8 @@ class ChaosReport:
     items: int = 0
     faults: Counter[str] = field(default_factory=Counter)
     item_states: Counter[str] = field(default_factory=Counter)
-    calls: int = 0
+    calls: int = 0  # callbacks originated
+    hotline_calls: int = 0
     texts_rows: int = 0
     texts_at_twilio: int = 0
     orders: int = 0
@@ -71,7 +73,8 @@ class ChaosReport:
         faults = " ".join(f"{k}={v}" for k, v in sorted(self.faults.items()))
         states = " ".join(f"{k}={v}" for k, v in sorted(self.item_states.items()))
         return (
-            f"chaos seed={self.seed}: items={self.items} ({states}) calls={self.calls} "
+            f"chaos seed={self.seed}: items={self.items} ({states}) "
+            f"callbacks={self.calls} hotline={self.hotline_calls} "
             f"texts={self.texts_rows} rows/{self.texts_at_twilio} at twilio "
             f"orders={self.orders} faults: {faults or 'none'}; "
             f"{'OK' if not self.problems else f'{len(self.problems)} PROBLEMS in {self.kept}'}"
@@ -305,6 +308,11 @@ async def run_chaos(
             if refused:
                 raise RuntimeError(f"served items refused: {refused[:3]}")
 
+            async with http.post(
+                control + "/hotline", params={"n": str(items), "per_minute": "20"}
+            ) as response:
+                response.raise_for_status()
+
             lock = _StoreLock(store)
             kinds = ["kill", "ami-cut", "twilio-429", "twilio-5xx", "twilio-drop", "lock"]
             plan = rng.sample(kinds, len(kinds))  # every kind at least once, then at random
@@ -408,6 +416,17 @@ def _count(report: ChaosReport, store: Path, seen: dict[str, Any]) -> None:
                 ).fetchone()[0]
                 if not texted:
                     problems.append(f"order {ref} reached level {reached} untexted")
+        for call in seen["pbx_calls"]:
+            if not call["finished"]:
+                problems.append(f"{call['direction']} call {call['linkedid']} still up at the end")
+                continue
+            records = conn.execute(
+                "SELECT complete FROM call_records WHERE linkedid = ?", (call["linkedid"],)
+            ).fetchall()
+            if len(records) != 1 or not records[0][0]:
+                state = "none" if not records else f"{len(records)}, complete={records[0][0]}"
+                problems.append(f"{call['direction']} call {call['linkedid']} has records: {state}")
+        report.hotline_calls = sum(1 for c in seen["pbx_calls"] if c["direction"] == "inbound")
     calls = seen["calls"]
     report.calls = len(calls)
     attempts = Counter(c["variables"].get("GW_ATTEMPT") for c in calls)
