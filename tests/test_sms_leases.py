@@ -93,6 +93,8 @@ async def test_restart_long_after_a_crash_finds_the_text(tmp_path: Path, exclusi
         accepted = await gw.app[SMS_PROVIDER].send(landed.to, landed.body, None)
         clock.advance(3 * 3600)
         async with OutboxWorker(gw.sms, gw.app[SMS_PROVIDER], exclusive=exclusive) as worker:
+            await until(lambda: _not_held_by(store, lost, "crashed-worker"))
+            clock.advance(1)  # past the look-up delay a restart leaves for in-flight requests
             await until(lambda: _has_sid(store, lost), 30)
             await until(lambda: _has_sid(store, landed), 30)
         assert worker.reconciled == 1 and worker.sent == 1
@@ -100,6 +102,11 @@ async def test_restart_long_after_a_crash_finds_the_text(tmp_path: Path, exclusi
         assert row is not None and row.provider_sid == accepted.sid
     bodies = collections.Counter(m.body for m in sim.messages)
     assert bodies == {landed.body: 1, lost.body: 1}
+
+
+async def _not_held_by(store: Store, message: OutboxMessage, owner: str) -> bool:
+    row = await store.sms.get(message.id)
+    return row is not None and row.lease_owner != owner
 
 
 async def _has_sid(store: Store, message: OutboxMessage) -> bool:

@@ -170,7 +170,9 @@ class OutboxWorker:
             exclusive = held_here(self.repo.store_path)
         if not exclusive:
             return  # other workers may be alive: their rows come back when leases expire
-        interrupted = await self.repo.reclaim_interrupted(self.owner)
+        interrupted = await self.repo.reclaim_interrupted(
+            self.owner, timedelta(seconds=self.lookup_delay)
+        )
         if interrupted:
             log.warning("%d text(s) were mid-send at the last stop: looking them up", interrupted)
 
