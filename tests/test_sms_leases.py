@@ -187,4 +187,3 @@ async def test_stopping_awaits_the_loop_and_sends(live_store: Store, tw: Simulat
         await until(lambda: all_delivered(live_store, 1))
         worker = gw.worker
     assert worker.supervisor.tasks == 0
-    await asyncio.sleep(0)
