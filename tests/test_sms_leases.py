@@ -187,3 +187,26 @@ async def test_stopping_awaits_the_loop_and_sends(live_store: Store, tw: Simulat
         await until(lambda: all_delivered(live_store, 1))
         worker = gw.worker
     assert worker.supervisor.tasks == 0
+
+
+async def test_a_look_up_that_cannot_see_far_enough_never_resends(
+    live_store: Store, tw: SimulatedTwilio
+) -> None:
+    """When more texts went to the number since the first attempt than a look-up lists, the
+    text is not sent again: the row fails saying the look-up was inconclusive."""
+    async with running_gateway(live_store, tw, lookup_delay=0.5) as gw:
+        gw.worker.lookup_limit = 2
+        tw.faults.drop(1, after_accept=True)
+        message = await order(gw, "dropped")
+        await until(lambda: tw.stats.dropped == 1)
+        await gw.app[SMS_PROVIDER].send(CHIEF, "another text to the same chief", None)
+        await until(lambda: _status(live_store, message, "failed"), 30)
+        row = await live_store.sms.get(message.id)
+    assert row is not None and row.error_message is not None
+    assert "look-up inconclusive" in row.error_message
+    assert len(tw.messages) == 2
+
+
+async def _status(store: Store, message: OutboxMessage, wanted: str) -> bool:
+    row = await store.sms.get(message.id)
+    return row is not None and row.status == wanted
