@@ -436,6 +436,7 @@ def test_bad_working_hours_stop_the_start(tmp_path, monkeypatch, clock):
     from gateway.ivr.service import load_ivr
 
     monkeypatch.chdir(ROOT)
-    config = config_module.load(None, env={}, overrides=["hotline.working_hours=9-5"])
     with pytest.raises(ConfigError, match=r"hotline\.working_hours"):
+        # Refused when the configuration loads (its form is checked there), before the IVR.
+        config = config_module.load(None, env={}, overrides=["hotline.working_hours=9-5"])
         load_ivr(config, ActionRegistry(), clock)

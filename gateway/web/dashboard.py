@@ -122,7 +122,7 @@ def new_session(token: Secret, now: datetime) -> str:
 
 def _session_parts(token: Secret, value: str) -> tuple[int, str] | None:
     """(issue time, nonce) of a session value signed with ``token``'s key, else None."""
-    if not token:
+    if not token or not value.isascii():
         return None
     issued_text, _, rest = value.partition(".")
     nonce, _, mac = rest.partition(".")
@@ -131,7 +131,7 @@ def _session_parts(token: Secret, value: str) -> tuple[int, str] | None:
     expected = hmac.new(
         _session_key(token), f"{issued_text}.{nonce}".encode(), hashlib.sha256
     ).hexdigest()
-    if not mac.isascii() or not hmac.compare_digest(mac.encode(), expected.encode()):
+    if not hmac.compare_digest(mac.encode(), expected.encode()):
         return None
     return int(issued_text), nonce
 
