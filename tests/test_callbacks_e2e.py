@@ -294,7 +294,7 @@ async def test_a_callback_answered_after_a_link_cut_is_surveyed_for_its_item(
     the attempt is "unknown", nobody dials the citizen again meanwhile, and when the
     citizen answers the call itself says which item it is about: the survey runs
     (never the hotline menu) and the rating lands on that attempt."""
-    async with start_stack(tmp_path, "callbacks.ring_timeout_seconds=900") as stack:
+    async with start_stack(tmp_path, "callbacks.ring_timeout_seconds=600") as stack:
         stack.pbx.set_citizen(
             CITIZEN,
             Answer(

@@ -429,7 +429,8 @@ def test_load_ivr_from_the_configuration(tmp_path, monkeypatch, clock):
 
 
 def test_bad_working_hours_stop_the_start(tmp_path, monkeypatch, clock):
-    """Malformed working hours are a configuration error naming the key."""
+    """Malformed working hours are refused at load, and spans that end before they
+    start (well-formed, so past the load check) by the flow check, both naming the key."""
     from gateway import config as config_module
     from gateway.config import ConfigError
     from gateway.ivr.actions import ActionRegistry
@@ -437,6 +438,7 @@ def test_bad_working_hours_stop_the_start(tmp_path, monkeypatch, clock):
 
     monkeypatch.chdir(ROOT)
     with pytest.raises(ConfigError, match=r"hotline\.working_hours"):
-        # Refused when the configuration loads (its form is checked there), before the IVR.
-        config = config_module.load(None, env={}, overrides=["hotline.working_hours=9-5"])
+        config_module.load(None, env={}, overrides=["hotline.working_hours=9-5"])
+    config = config_module.load(None, env={}, overrides=["hotline.working_hours=17:30-08:30"])
+    with pytest.raises(ConfigError, match=r"hotline\.working_hours.*start must precede end"):
         load_ivr(config, ActionRegistry(), clock)

@@ -443,6 +443,42 @@ async def test_hangup_while_the_channel_list_is_read_wins_over_the_list(
         assert call.uniqueid not in session.live_channels
 
 
+async def test_a_call_begun_while_the_channel_list_is_read_is_live_in_the_report(
+    pbx: SimulatedPbx,
+) -> None:
+    """A call that begins while the resync's CoreShowChannels is being built (its
+    Newchannel follows the list's Complete, so listeners see it before the report) is
+    in the report as live, not taken for one that ended, and not handed back."""
+    clock = GateClock()
+    reports: list[ResyncReport] = []
+    started: list[str] = []
+
+    async def ivr(channel: AgiChannel) -> None:
+        await channel.answer()
+        started.append(channel.name)
+        while True:
+            await channel.stream_file("hotline/hold-music")
+
+    async with AmiSession(section(pbx), clock=clock, agi_handler=ivr) as session:
+        session.add_resync_listener(reports.append)
+        await session.wait_connected(2)
+        pbx.place_call(CallerScript(caller="13800000007", steps=[Silence(3000)]))
+        await eventually(lambda: len(started) == 1)
+        clock.gate.clear()
+        pbx.faults.drop_connections()
+        await eventually(lambda: clock.waiting == 1)
+        pbx.faults.slow_lists(0.5)
+        clock.gate.set()
+        await eventually(lambda: session.connected)
+        late = pbx.place_call(CallerScript(caller="13800000008", steps=[Silence(3000)]))
+        await eventually(lambda: len(reports) == 2, within=5)
+        pbx.faults.slow_lists(0)
+        report = reports[1]
+        assert late.uniqueid in {c.uniqueid for c in report.appeared}
+        assert late.channel not in report.released
+        assert late.uniqueid in session.live_channels
+
+
 async def test_two_pbxs_at_once() -> None:
     """A pool opens one session per configured PBX; listeners learn which PBX spoke."""
     seen: list[tuple[str, str]] = []

@@ -43,8 +43,9 @@ async def health(gw: Gateway) -> tuple[int, dict[str, dict[str, str]]]:
 async def test_locked_store_degrades_the_outbox_and_it_goes_on(
     live_store: Store, tw: SimulatedTwilio
 ) -> None:
-    """A database locked by another connection makes /health show sms-outbox degraded; the
-    app keeps serving, and once the lock is gone texts go out again."""
+    """A database locked by another connection makes /health show sms-outbox degraded (and
+    the store, whose check is a write); the app keeps serving, and once the lock is gone
+    texts go out again."""
     async with running_gateway(live_store, tw) as gw:
         blocker = sqlite3.connect(
             live_store.db.path, isolation_level=None, timeout=30, check_same_thread=False
@@ -61,7 +62,9 @@ async def test_locked_store_degrades_the_outbox_and_it_goes_on(
             await until(degraded, 30)
             status, checks = await health(gw)
             assert status == 503 and "database is locked" in checks["sms-outbox"]["reason"]
-            assert checks["store"]["status"] == "ok"  # reads still work
+            # /health proves the store by a write, which the other writer's lock refuses
+            assert checks["store"]["status"] == "failing"
+            assert "locked" in checks["store"]["reason"]
         finally:
             if blocker.in_transaction:
                 blocker.execute("ROLLBACK")

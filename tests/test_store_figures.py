@@ -229,9 +229,9 @@ async def test_reports_read_beside_an_open_write(rated: Store) -> None:
 async def test_the_dashboard_covers_a_window_of_days(rated: Store, clock: ManualClock) -> None:
     """Per-unit figures cover the last 30 days by default, ``?days=N`` otherwise; a bad
     window is refused in one line."""
-    config = config_module.load(env={"GATEWAY_WEB_API_TOKEN": "window-token"})
+    config = config_module.load(env={"GATEWAY_WEB_API_TOKEN": "window-token-for-tests"})
     app = create_web_app(config, clock=clock, store=rated, features=[add_dashboard])
-    auth = {"Authorization": "Bearer window-token"}
+    auth = {"Authorization": "Bearer window-token-for-tests"}
     async with TestClient(TestServer(app)) as http:
         month = await (await http.get("/dashboard/data.json", headers=auth)).json()
         year = await (await http.get("/dashboard/data.json?days=365", headers=auth)).json()

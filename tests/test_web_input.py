@@ -96,9 +96,9 @@ async def test_body_not_utf8_is_400(stack: Stack) -> None:
     "text", ["999999999999999999999999999999", "9223372036854775808", "00000000000000000000001"]
 )
 async def test_huge_message_id_is_404(stack: Stack, text: str) -> None:
-    """An id SQLite cannot hold is simply not found."""
+    """An id SQLite cannot hold is simply not found: the same 404 as any text not held."""
     status, body, _ = await call(stack, "GET", f"/api/sms/messages/{text}")
-    assert (status, body["error"]) == (404, "not_found")
+    assert (status, body["error"]) == (404, "no_such_message")
 
 
 async def test_full_disk_is_503_naming_the_store_and_logged_once(

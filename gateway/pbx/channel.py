@@ -192,7 +192,9 @@ class AgiChannel:
         return self._gone_error is ChannelLinkLost
 
     def _gone_exception(self, during: str) -> ChannelHungUp:
-        return self._gone_error(self._name, during=during)
+        # A command on a channel already gone names why it went (a hang-up, the AsyncAGI
+        # ended by a hand-back, the link lost), not itself: it had no part in it.
+        return self._gone_error(self._name, during=self._gone or during)
 
     # -- the command loop ---------------------------------------------------
 

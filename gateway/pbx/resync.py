@@ -5,8 +5,9 @@ the live set when the link drops, and after each login compares it with the
 PBX's ``CoreShowChannels`` list: calls that survived the outage, calls lost
 while we were away, calls that appeared, and the AsyncAGI calls to hand back to
 the dialplan because no flow serves them any more. A ``Hangup`` seen after the
-list was asked for wins over the list: Asterisk sends the events raised while it
-builds the list after the list's ``Complete``.
+list was asked for wins over the list, and a ``Newchannel`` seen then adds to it:
+Asterisk sends the events raised while it builds the list after the list's
+``Complete``, and listeners get the report after those events.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class ChannelTracker:
         self.live: dict[str, ChannelInfo] = {}  # uniqueid → channel
         self._at_loss: dict[str, ChannelInfo] | None = None
         self._hung_up: set[str] | None = None  # hung up since the list was asked for
+        self._began: set[str] | None = None  # created since the list was asked for
 
     def ev_newchannel(self, frame: Frame) -> None:
         uid = frame.get(n.H_UNIQUEID)
@@ -41,6 +43,8 @@ class ChannelTracker:
                 linkedid=frame.get(n.H_LINKEDID, uid),
                 caller_number=frame.get(n.H_CALLER_ID_NUM, ""),
             )
+            if self._began is not None:
+                self._began.add(uid)
 
     def ev_hangup(self, frame: Frame) -> None:
         uid = frame.get(n.H_UNIQUEID)
@@ -50,8 +54,10 @@ class ChannelTracker:
                 self._hung_up.add(uid)
 
     def begin(self) -> None:
-        """The channel list is about to be asked for: from now on a Hangup wins over it."""
+        """The channel list is about to be asked for: from now on a Hangup wins over it
+        and a Newchannel adds to it."""
         self._hung_up = set()
+        self._began = set()
 
     def link_lost(self) -> None:
         if self._at_loss is None:
@@ -69,6 +75,7 @@ class ChannelTracker:
         AGI channels a link loss cut off, ``serving`` tells a channel a flow serves."""
         alive: dict[str, ChannelInfo] = {}
         hung_up, self._hung_up = self._hung_up or set(), None
+        began, self._began = self._began or set(), None
         for item in items:
             uid = item.get(n.H_UNIQUEID) or item.get_ci(n.H_UNIQUEID) or ""
             if not uid or uid in hung_up:
@@ -80,6 +87,11 @@ class ChannelTracker:
                 caller_number=item.get(n.H_CALLER_ID_NUM, ""),
                 application=f"{item.get('Application', '')}({item.get('ApplicationData', '')})",
             )
+        for uid in began - hung_up:
+            # Too new for the list, but live: listeners have seen its events already.
+            info = self.live.get(uid)
+            if info is not None:
+                alive.setdefault(uid, info)
         known = self._at_loss if self._at_loss is not None else {}
         survived = tuple(info for uid, info in known.items() if uid in alive)
         lost = tuple(info for uid, info in known.items() if uid not in alive and uid in self.live)

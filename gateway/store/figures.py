@@ -40,6 +40,14 @@ MAX_PAGE = 1000
 # sort, would rather scan the whole of it.
 FEW = 0.001
 _ORDER_ALIASED = ", ".join(f"o.{c.strip()}" for c in _ORDER_COLUMNS.split(","))
+_ORDER_WIDTH = len(_ORDER_COLUMNS.split(","))
+
+
+def _listed(r: Any) -> ListedOrder:
+    """An order row followed by its item's reference and citizen and its unit's code and name
+    (read past the order's own columns, however many the orders table has)."""
+    reference, citizen, unit_code, unit_name = r[_ORDER_WIDTH : _ORDER_WIDTH + 4]
+    return ListedOrder(_order(r), reference, citizen, unit_code, unit_name)
 
 
 class Reads(Protocol):
@@ -248,7 +256,7 @@ class FigureRepository:
             f" WHERE o.id < ? AND o.status IN ({_marks(statuses)}) ORDER BY o.id DESC LIMIT ?",
             (before if before is not None else 2**62, *statuses, limit),
         )
-        return [ListedOrder(_order(r), r[12], r[13], r[14], r[15]) for r in rows]
+        return [_listed(r) for r in rows]
 
     async def active_orders(self) -> list[ListedOrder]:
         """Every order not closed yet, highest level first, then oldest."""
@@ -259,7 +267,7 @@ class FigureRepository:
             f" WHERE likelihood(o.status IN ('open', 'reported'), {FEW})"
             " ORDER BY o.level DESC, o.created_at"
         )
-        return [ListedOrder(_order(r), r[12], r[13], r[14], r[15]) for r in rows]
+        return [_listed(r) for r in rows]
 
     async def order_events_of(self, order_ids: Sequence[int]) -> dict[int, list[OrderEvent]]:
         """The events of each of ``order_ids`` (one query), oldest first."""

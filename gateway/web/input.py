@@ -53,11 +53,12 @@ async def read_json(request: web.Request) -> Any:
     return value
 
 
-def path_id(request: web.Request, name: str = "id") -> int:
-    """A positive integer id from the URL; anything SQLite cannot hold is a 404."""
+def path_id(request: web.Request, name: str = "id", error_id: str = "not_found") -> int:
+    """A positive integer id from the URL; anything SQLite cannot hold is a 404 with the
+    same ``error_id`` the endpoint gives for an id it does not hold."""
     text = request.match_info[name]
     if not text.isdigit() or len(text) > 19 or not 1 <= int(text) <= MAX_ID:
-        raise ApiError(404, "not_found", f"no such {name}", {name: text[:32]})
+        raise ApiError(404, error_id, f"no such {name}", {name: text[:32]})
     return int(text)
 
 

@@ -211,7 +211,7 @@ async def list_messages(request: web.Request) -> web.Response:
 
 
 async def show_message(request: web.Request) -> web.Response:
-    message_id = path_id(request)
+    message_id = path_id(request, error_id="no_such_message")
     message = await request.app[STORE].sms.get(message_id)
     if message is None:
         raise NoSuchMessage(message_id)
