@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.sim.ami import Answer, CallerScript, HangUp, Silence, SimConfig, SimulatedPbx
-from gateway.sim.ami.config import parse_manager_conf
+from gateway.sim.ami.config import parse_manager_conf, shipped_gateway_user
 from tests.sim_ami_client import RawAmi
 
 
@@ -60,7 +60,7 @@ async def test_shipped_user_reads_no_dialplan_or_system_events() -> None:
     arrives; RTCP events are dropped by its eventfilter."""
     users = parse_manager_conf(SHIPPED.read_text(encoding="utf-8"))
     gateway = next(u for u in users if u.name == "gateway")
-    assert "dialplan" not in gateway.read and gateway.writetimeout_ms == 500
+    assert gateway == shipped_gateway_user(gateway.secret)  # the mirror tests and demos use
     config = SimConfig(port=0, time_scale=0.01, users=users)
     async with SimulatedPbx(config) as pbx:
         ami = await RawAmi.connect(pbx.port)

@@ -71,6 +71,19 @@ class ManagerUser:
         return not include or any(re.search(f, event_text) for f in include)
 
 
+def shipped_gateway_user(secret: str, name: str = "gateway") -> ManagerUser:
+    """The ``[gateway]`` user of the shipped ``asterisk/manager.conf`` (least privilege:
+    no dialplan or system events, VarSet and RTCP filtered), with the given secret."""
+    return ManagerUser(
+        name=name,
+        secret=secret,
+        read=classes("call,agent,agi,dtmf,reporting,cdr,user"),
+        write=classes("call,originate,agent,command,reporting,agi"),
+        eventfilters=("!Event: RTCP*", "!Event: VarSet"),
+        writetimeout_ms=500,
+    )
+
+
 def parse_manager_conf(text: str) -> tuple[ManagerUser, ...]:
     """The users of a manager.conf-style text (``[general]`` and unknown keys ignored)."""
     users: list[ManagerUser] = []
