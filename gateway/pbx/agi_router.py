@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from gateway.pbx.channel import AgiChannel
 from gateway.pbx.exceptions import AmiError, ChannelHungUp
@@ -36,18 +37,18 @@ class AgiRouter:
         self._emptied = asyncio.Event()
         self._orphaned: set[str] = set()  # channel names a link loss cut off
 
-    def start(self, channel: AgiChannel) -> None:
-        """Serve a call that just entered AGI: run the flow handler in an owned task."""
+    def start(self, channel: AgiChannel) -> asyncio.Task[Any] | None:
+        """Serve a call that just entered AGI: run the flow handler in an owned task
+        (returned, for a transport that must know when the flow is over)."""
         if self._closed:
-            return  # the session is closing: the dialplan goes on when the link ends
+            return None  # the session is closing: the dialplan goes on when the link ends
         old = self.channels.get(channel.name)
         if old is not None:
             self.gone(old.name, "AGI restarted on the channel")
         self.channels[channel.name] = channel
         if self._draining:
-            self._flows.spawn(f"agi-{channel.name}", self._hand_back_late(channel))
-            return
-        self._flows.spawn(f"agi-{channel.name}", self._run(channel))
+            return self._flows.spawn(f"agi-{channel.name}", self._hand_back_late(channel))
+        return self._flows.spawn(f"agi-{channel.name}", self._run(channel))
 
     @property
     def flows(self) -> int:

@@ -161,9 +161,13 @@ class SimConfig:
     users: tuple[ManagerUser, ...] = field(default=())
     # manager.conf's authtimeout: a connection not logged in by then is closed (scaled).
     auth_timeout: float = 30.0
+    # What the hotline dialplan runs: AGI(agi:async), or FastAGI at agi://host:port/script.
+    agi_url: str = "agi:async"
 
     def __post_init__(self) -> None:
         codecs.lookup(self.charset)  # LookupError for an unknown charset
+        if self.agi_url != "agi:async" and not self.agi_url.startswith("agi://"):
+            raise ValueError(f"agi_url must be agi:async or agi://…, got {self.agi_url!r}")
         if not self.auth_timeout > 0:
             raise ValueError(f"auth_timeout must be positive, got {self.auth_timeout!r}")
         if not self.time_scale > 0:
