@@ -93,3 +93,32 @@ async def test_an_unknown_pbx_in_the_url_is_handed_back(router: AgiRouter) -> No
             call = pbx.place_call(CallerScript(caller="13800000014", steps=[Silence(600)]))
             outcome = await asyncio.wait_for(call.finished, 10)
     assert outcome.queue == "hotline" and ran == []
+
+
+async def test_shutting_down_hands_calls_back_and_releases_new_ones(router: AgiRouter) -> None:
+    """On shutdown the router hands the calls in a flow back to the dialplan, and a call
+    entering AGI meanwhile is released at once instead of starting a flow."""
+    started: list[str] = []
+
+    async def ivr(channel: AgiChannel) -> None:
+        await channel.answer()
+        started.append(channel.name)
+        while True:
+            await channel.wait_for_digit(1000)
+
+    async def send_break(channel: AgiChannel) -> None:
+        await channel.release()
+
+    router.handler = ivr
+    async with FastAgiServer({"main": router}, "127.0.0.1", 0) as server:
+        url = f"agi://127.0.0.1:{server.port}/main"
+        async with SimulatedPbx(SimConfig(port=0, time_scale=0.01, agi_url=url)) as pbx:
+            first = pbx.place_call(CallerScript(caller="13800000015", steps=[Silence(600)]))
+            async with asyncio.timeout(5):
+                while not started:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+            assert await router.hand_back(send_break, 2.0) == 0
+            late = pbx.place_call(CallerScript(caller="13800000016", steps=[Silence(600)]))
+            outcomes = [await asyncio.wait_for(c.finished, 10) for c in (first, late)]
+    assert [o.queue for o in outcomes] == ["hotline", "hotline"]
+    assert len(started) == 1
