@@ -9,10 +9,28 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from gateway.config import PbxSection, Secret
 from gateway.pbx.agi_router import AgiRouter
 from gateway.pbx.channel import AgiChannel
 from gateway.pbx.fastagi import FastAgiServer
+from gateway.pbx.session import AmiSession
 from gateway.sim.ami import CallerScript, Press, Silence, SimConfig, SimulatedPbx, WaitForPrompt
+
+SECRET = "s3cret"
+
+
+def section_for(port: int) -> PbxSection:
+    """Fast timings against the simulated PBX on ``port``."""
+    return PbxSection(
+        name="main",
+        port=port,
+        secret=Secret(SECRET),
+        auth="plain",
+        action_timeout=2.0,
+        connect_timeout=2.0,
+        reconnect_min=0.01,
+        reconnect_max=0.05,
+    )
 
 
 @pytest.fixture
@@ -106,9 +124,6 @@ async def test_shutting_down_hands_calls_back_and_releases_new_ones(router: AgiR
         while True:
             await channel.wait_for_digit(1000)
 
-    async def send_break(channel: AgiChannel) -> None:
-        await channel.release()
-
     router.handler = ivr
     async with FastAgiServer({"main": router}, "127.0.0.1", 0) as server:
         url = f"agi://127.0.0.1:{server.port}/main"
@@ -117,8 +132,44 @@ async def test_shutting_down_hands_calls_back_and_releases_new_ones(router: AgiR
             async with asyncio.timeout(5):
                 while not started:  # noqa: ASYNC110
                     await asyncio.sleep(0.01)
-            assert await router.hand_back(send_break, 2.0) == 0
+            assert await router.hand_back(2.0) == 0
             late = pbx.place_call(CallerScript(caller="13800000016", steps=[Silence(600)]))
             outcomes = [await asyncio.wait_for(c.finished, 10) for c in (first, late)]
     assert [o.queue for o in outcomes] == ["hotline", "hotline"]
     assert len(started) == 1
+
+
+async def test_an_ami_link_cut_does_not_end_fastagi_calls() -> None:
+    """FastAGI calls do not ride on the AMI link: a cut AMI link ends no FastAGI flow."""
+    went_on = asyncio.Event()
+    heard: list[tuple[str, bool]] = []
+
+    async def ivr(channel: AgiChannel) -> None:
+        await channel.answer()
+        await went_on.wait()
+        heard.append(await channel.get_data("hotline/main-menu", 3000, 1))
+        await channel.hangup()
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    ami_port = probe.getsockname()[1]
+    probe.close()
+    session = AmiSession(section_for(ami_port), agi_handler=ivr)
+    async with FastAgiServer({"main": session.agi}, "127.0.0.1", 0) as server:
+        url = f"agi://127.0.0.1:{server.port}/main"
+        config = SimConfig(port=ami_port, secret=SECRET, time_scale=0.01, agi_url=url)
+        async with SimulatedPbx(config) as pbx, session:
+            await session.wait_connected(2)
+            call = pbx.place_call(
+                CallerScript(caller="13800000017", steps=[WaitForPrompt(input=True), Press("3")])
+            )
+            async with asyncio.timeout(5):
+                while not session.agi.channels:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+            pbx.faults.drop_connections()
+            async with asyncio.timeout(5):
+                while session.connects < 2 or not session.connected:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+            went_on.set()
+            await asyncio.wait_for(call.finished, 5)
+    assert heard == [("3", False)]

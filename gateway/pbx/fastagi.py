@@ -106,6 +106,11 @@ class FastAgiCall:
         if not self._writer.is_closing():
             self._writer.close()
 
+    async def hand_back(self, channel: AgiChannel) -> None:
+        """End the FastAGI session: AGI() returns and the dialplan goes on at once."""
+        self.close()
+        channel.mark_gone("released to the dialplan")
+
     async def read_env(self) -> agi.AgiEnvironment:
         """Read the environment block (raises AgiParseError or TimeoutError)."""
         lines: list[str] = []
@@ -182,7 +187,7 @@ class FastAgiServer:
         call = FastAgiCall(router.pbx, reader, writer)
         self._calls = {c for c in self._calls if not c.closed}
         self._calls.add(call)
-        flow = router.start(AgiChannel(call, env, channel=env.channel))
+        flow = router.start(AgiChannel(call, env, channel=env.channel), call)
         try:
             if flow is not None:
                 # Asterisk keeps the channel in AGI() until we close: wait for the flow.
