@@ -9,11 +9,13 @@ session only wires its parts, each a module of its own with a narrow interface:
 * :mod:`gateway.pbx.link`: connect, login, keep-alive, reconnect with backoff;
 * :mod:`gateway.pbx.resync`: live channels and what each (re)connect found;
 * :mod:`gateway.pbx.agi_router` and :mod:`gateway.pbx.asyncagi`: the AGI calls
-  and the AsyncAGI transport that brings them;
+  and the AsyncAGI transport that brings them (:mod:`gateway.pbx.fastagi`, the
+  second transport, hands its calls to the same router);
 * :mod:`gateway.pbx.originate`: Originate and its ``OriginateResponse``.
 
-Every task the session starts is owned by it and cancelled and awaited when the
-``async with`` block ends.
+Every task the session starts is owned by it. Closing hands the callers in a
+flow back to the dialplan (bounded by ``HANDBACK_TIMEOUT``), then logs off, then
+cancels and awaits what still runs.
 """
 
 from __future__ import annotations
