@@ -217,6 +217,8 @@ async def test_answered_call_whose_survey_never_starts_moves_on_across_a_restart
     restarted = CallbackService(
         store, clock, service.catalogue, service.settings, service.texter
     )  # the same store, nothing in memory
+    assert [i.id for i in await store.callbacks.recover_interrupted(clock.now())] == [served.id]
+    assert await outcomes(store, served.id) == ["answered"]
     clock.advance(timedelta(seconds=61))
     assert await restarted.settle_calls() == 1
     assert await outcomes(store, served.id) == ["no_rating"]

@@ -502,10 +502,13 @@ class CallbackRepository:
         between two writes) waits until ``hold``: nobody is dialled again at once."""
         stamp, held = utc_iso(self._clock.now()), utc_iso(hold)
         async with self._db.transaction() as conn:
+            # An answered call whose survey never began stays "answered": its bounded
+            # wait (answered_at) goes on after the restart.
             await conn.execute(
                 "UPDATE callback_attempts SET outcome = 'unknown',"
                 " up_until = COALESCE(up_until, ?)"
-                " WHERE outcome IN ('placed', 'answered', 'unknown') AND ended_at IS NULL",
+                " WHERE ended_at IS NULL AND (outcome IN ('placed', 'unknown')"
+                " OR (outcome = 'answered' AND survey_started_at IS NOT NULL))",
                 (held,),
             )
             cursor = await conn.execute(
