@@ -294,23 +294,22 @@ class CallbackService:
         return False
 
     async def settle_calls(self) -> int:
-        """Answered calls whose survey never started within the bound end as
-        ``no_rating``; lost outcomes whose call can no longer be up end ``unknown``.
-        Each item moves on as after a call that did not reach the citizen."""
+        """Answered calls whose survey never began within its bound (or never ended)
+        end as ``no_rating``; lost outcomes end ``unknown`` once the call log shows
+        the call over or it can no longer be up. Each item moves on as after a call
+        that did not reach the citizen."""
         now = self.clock.now()
         callbacks = self.store.callbacks
         unstarted = await callbacks.expire_unstarted_surveys(
             now - timedelta(seconds=SURVEY_START_SECONDS)
         )
         lapsed = await callbacks.settle_lapsed(now)
+        for attempt in unstarted:
+            log.warning("callback attempt %d: answered, but no survey began or ended", attempt.id)
         for attempt, outcome in [
             *((a, CallOutcome.NO_ANSWER) for a in unstarted),
             *((a, CallOutcome.UNKNOWN) for a in lapsed),
         ]:
-            if attempt.outcome == "no_rating":
-                log.warning(
-                    "callback attempt %d was answered but its survey never started", attempt.id
-                )
             self._surveys.setdefault(attempt.id, asyncio.Event()).set()
             item = await callbacks.item(attempt.item_id)
             if item is not None and item.status == "calling":

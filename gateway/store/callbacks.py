@@ -395,15 +395,17 @@ class CallbackRepository:
         )
 
     async def expire_unstarted_surveys(self, answered_before: datetime) -> list[Attempt]:
-        """Answered calls whose survey never started, answered before the given time:
-        ended as ``no_rating`` (answered, no rating); returns them."""
+        """Answered calls whose survey never started, answered before the given time,
+        or that outlived their ``up_until`` (a survey that never ended): closed as
+        ``no_rating`` (answered, no rating); returns them."""
         stamp = utc_iso(self._clock.now())
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
                 "UPDATE callback_attempts SET outcome = 'no_rating', ended_at = ?, up_until = NULL"
-                " WHERE outcome = 'answered' AND survey_started_at IS NULL AND ended_at IS NULL"
-                " AND answered_at <= ? RETURNING id, item_id, round, attempt, channel, outcome",
-                (stamp, utc_iso(answered_before)),
+                " WHERE outcome = 'answered' AND ended_at IS NULL"
+                " AND ((survey_started_at IS NULL AND answered_at <= ?) OR up_until <= ?)"
+                " RETURNING id, item_id, round, attempt, channel, outcome",
+                (stamp, utc_iso(answered_before), stamp),
             )
             rows = await cursor.fetchall()
         return [Attempt(*r) for r in rows]
