@@ -310,7 +310,7 @@ class CallbackService:
             *((a, CallOutcome.NO_ANSWER) for a in unstarted),
             *((a, CallOutcome.UNKNOWN) for a in lapsed),
         ]:
-            self._surveys.setdefault(attempt.id, asyncio.Event()).set()
+            self._end_wait(attempt.id)
             item = await callbacks.item(attempt.item_id)
             if item is not None and item.status == "calling":
                 await self._not_reached(item, outcome)
@@ -414,10 +414,20 @@ class CallbackService:
             raise CallbackError(f"no served item {item_id}")
         await self.store.callbacks.set_rating_reason(item.id, item.round, reason, recording)
 
+    def _end_wait(self, attempt_id: int) -> None:
+        """Wake whoever waits for this attempt's survey to end (the scheduler's line)."""
+        event = self._surveys.get(attempt_id)
+        if event is not None:
+            event.set()
+
     async def wait_survey(self, attempt_id: int, max_seconds: float) -> None:
         """Wait until the survey flow of an answered call has ended (or ``max_seconds``)."""
         event = self._surveys.setdefault(attempt_id, asyncio.Event())
         try:
+            # The survey may have ended before this waiter existed: the store knows.
+            attempt = await self.store.callbacks.attempt(attempt_id)
+            if attempt is None or attempt.outcome not in ("placed", "answered"):
+                return
             await asyncio.wait_for(event.wait(), max_seconds)
         except TimeoutError:
             log.warning("callback attempt %d: no end of survey in %gs", attempt_id, max_seconds)
@@ -439,7 +449,7 @@ class CallbackService:
             elif ended and item.status == "calling":
                 await self._not_reached(item, CallOutcome.NO_ANSWER)
         finally:
-            self._surveys.setdefault(attempt_id, asyncio.Event()).set()
+            self._end_wait(attempt_id)
 
     async def _rated(
         self, item: ServedItem, score: int, channel: str, attempt_id: int | None
