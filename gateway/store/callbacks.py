@@ -286,14 +286,17 @@ class CallbackRepository:
             cursor = await conn.execute(
                 "UPDATE served_items SET status = 'calling', attempts = attempts + 1,"
                 " next_attempt_at = NULL, updated_at = ?"
-                " WHERE id IN (SELECT id FROM (SELECT s.id, s.next_attempt_at,"
-                " ROW_NUMBER() OVER (PARTITION BY s.citizen_number"
-                " ORDER BY s.next_attempt_at, s.id) AS n FROM served_items s"
+                " WHERE id IN (SELECT s.id FROM served_items s"
                 " WHERE s.status = 'pending' AND s.next_attempt_at <= ?"
+                # the citizen's earliest due item only ("+" keeps the probe on the
+                # citizen index instead of scanning every earlier due item)
+                " AND NOT EXISTS (SELECT 1 FROM served_items e"
+                " WHERE e.citizen_number = s.citizen_number AND e.status = 'pending'"
+                " AND (+e.next_attempt_at, e.id) < (s.next_attempt_at, s.id))"
                 " AND NOT EXISTS (SELECT 1 FROM served_items c"
                 " WHERE c.citizen_number = s.citizen_number AND c.status = 'calling')"
-                f" AND NOT {_CITIZEN_BUSY})"
-                " WHERE n = 1 ORDER BY next_attempt_at, id LIMIT ?)"
+                f" AND NOT {_CITIZEN_BUSY}"
+                " ORDER BY s.next_attempt_at, s.id LIMIT ?)"
                 f" RETURNING {_ITEM_COLUMNS}",
                 (stamp, stamp, stamp, limit),
             )
