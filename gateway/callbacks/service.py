@@ -179,6 +179,8 @@ class CallbackService:
         self.deadline_hours = parse_hours_per_level(settings.order_deadline_hours)
         # Survey calls in progress, by attempt id: set when the survey flow ends.
         self._surveys: dict[int, asyncio.Event] = {}
+        # (order, level) the sweeper could not text yet: its retries log quietly.
+        self._unsent: set[tuple[int, int]] = set()
 
     # -- served items in ----------------------------------------------------
 
@@ -705,18 +707,30 @@ class CallbackService:
                 current = await self.store.callbacks.order(order.id)
                 if current is None or current.notified_level >= current.level:
                     continue  # texted meanwhile
-                if await self._notify(conn, current, item, why=None):
+                key = (current.id, current.level)
+                # Logged loudly once per order and level; the sweeper retries quietly.
+                if await self._notify(conn, current, item, why=None, loud=key not in self._unsent):
                     done += 1
+                    self._unsent.discard(key)
+                else:
+                    self._unsent.add(key)
         return done
 
     async def _notify(
-        self, conn: aiosqlite.Connection, order: Order, item: ServedItem, why: str | None = None
+        self,
+        conn: aiosqlite.Connection,
+        order: Order,
+        item: ServedItem,
+        why: str | None = None,
+        *,
+        loud: bool = True,
     ) -> bool:
         """Text the heads of the order's level, in the caller's transaction; a level with
         nobody reachable passes it up. True if the level is now marked texted."""
         level = order.level
         skipped: list[str] = []
         callbacks = self.store.callbacks
+        failure = logging.ERROR if loud else logging.DEBUG
         while True:
             recipients, missing = await self._recipients(item, level)
             if recipients:
@@ -732,7 +746,7 @@ class CallbackService:
             )
             up = next_level(level)
             if up is None:
-                log.error("order %s: nobody at any level can receive it", order.ref)
+                log.log(failure, "order %s: nobody at any level can receive it", order.ref)
                 return False
             level = up
             deadline = self.clock.now() + timedelta(hours=self.deadline_hours[level - 1])
@@ -776,7 +790,9 @@ class CallbackService:
                     conn=conn,
                 )
             except GatewayError as exc:  # a bad number or a text the template refuses
-                log.error("order %s: no text to %s (%s): %s", order.ref, officer.code, level, exc)
+                log.log(
+                    failure, "order %s: no text to %s (%s): %s", order.ref, officer.code, level, exc
+                )
                 continue
             queued += 1
             await callbacks.add_order_event(
