@@ -23,6 +23,7 @@ from aiohttp import web
 from gateway.callbacks.report import BadPeriod, overall_row, parse_period, satisfaction_rows
 from gateway.callbacks.scheduler import CallbackScheduler
 from gateway.callbacks.service import (
+    CallbackError,
     CallbackService,
     CheckedItem,
     InvalidServedItem,
@@ -248,6 +249,8 @@ async def report_order(request: web.Request) -> web.Response:
         raise ApiError(404, "no_such_order", str(exc)) from None
     except NotAuthorized as exc:
         raise ApiError(403, "not_authorized", str(exc)) from None
+    except CallbackError as exc:  # the order kept changing meanwhile: try again
+        raise ApiError(409, "order_changed", str(exc)) from None
     _wake(request)
     return web.json_response(order_json(order))
 
