@@ -5,7 +5,7 @@ running event loop (each chunk is one ``data_received``, then the loop runs), to
 
 A. panoramisk 1.4: ``AMIProtocol.data_received`` → ``Manager.dispatch`` → a no-op
    callback registered for ``*``;
-B. the gateway: ``gateway.pbx.session.AmiProtocol.data_received`` → the session's
+B. the gateway: ``gateway.pbx.transport.AmiProtocol.data_received`` → the session's
    frame routing (channel tracking, AsyncAGI) → its event queue → its consumer
    task → a no-op listener.
 
@@ -42,7 +42,8 @@ from gateway.ami import names as n  # noqa: E402
 from gateway.ami.frames import Frame, iter_frames  # noqa: E402
 from gateway.config import PbxSection  # noqa: E402
 from gateway.pbx.channel import AgiChannel  # noqa: E402
-from gateway.pbx.session import AmiProtocol, AmiSession  # noqa: E402
+from gateway.pbx.session import AmiSession  # noqa: E402
+from gateway.pbx.transport import AmiProtocol  # noqa: E402
 
 # What the call log subscribes to (channel lifecycle, dial, queue, DTMF, recording, Cdr).
 CALL_LOG_EVENTS = frozenset(
@@ -138,15 +139,15 @@ async def run_gateway(
 
     session = AmiSession(PbxSection(name="bench"), agi_handler=agi_handler)
     session.add_listener(noop, events)
-    consumer = asyncio.ensure_future(session._consume())
-    protocol = AmiProtocol(session)
+    consumer = asyncio.ensure_future(session.dispatcher.consume())
+    protocol = AmiProtocol(session.dispatcher)
     protocol.connection_made(NullTransport())
     gc.collect()
     start = time.perf_counter()
     for chunk in chunks:
         protocol.data_received(chunk)
         await asyncio.sleep(0)
-    while not session._queue.empty() or session._agi_tasks:  # noqa: ASYNC110
+    while not session.dispatcher.inbox.empty() or session.agi.flows:  # noqa: ASYNC110
         await asyncio.sleep(0)
     elapsed = time.perf_counter() - start
     consumer.cancel()

@@ -90,7 +90,7 @@ async def _callbacks_context(app: web.Application) -> AsyncIterator[None]:
     service = CallbackService(app[STORE], app[CLOCK], catalogue, config.callbacks, app[SMS])
 
     async def on_reply(reply: Any) -> bool:
-        return await service.on_text(reply.from_number, reply.body)
+        return await service.on_text(reply.from_number, reply.body, reply_key=f"sms-in:{reply.id}")
 
     app[SMS].add_reply_handler(on_reply, "callbacks")
     app[CALLBACKS] = service
@@ -136,9 +136,11 @@ class CallRouter:
         self.app = app
 
     async def handle(self, channel: AgiChannel) -> None:
-        item = channel.variable(VAR_ITEM)
-        attempt = channel.variable(VAR_ATTEMPT)
-        if item and attempt:
+        # Asked of the call itself, not of what this process remembers: a callback
+        # answered after a reconnect or a restart still finds its item.
+        item = await channel.get_variable(VAR_ITEM)
+        attempt = await channel.get_variable(VAR_ATTEMPT)
+        if item and attempt and item.isdigit() and attempt.isdigit():
             result = await self._survey(channel, int(item), int(attempt))
         else:
             ivr = self.app[IVR]
@@ -192,6 +194,13 @@ class AmiDialer:
             )
         self.session = pool[self.section.name]
         self.context = config.callbacks.originate_context
+        self.caller_id = config.callbacks.caller_id.strip()
+        if any(c in self.caller_id for c in "\r\n"):
+            raise ConfigError("callbacks.caller_id", config.source, "must be one line")
+
+    @property
+    def connected(self) -> bool:
+        return self.session.connected
 
     async def call(self, number: str, variables: Mapping[str, str], timeout_s: float) -> DialResult:
         dial = dial_string(number)
@@ -199,6 +208,7 @@ class AmiDialer:
             self.section.dial_string.format(number=dial),
             self.context,
             "s",
+            caller_id=self.caller_id,
             timeout_ms=int(timeout_s * 1000),
             variables=variables,
         )
@@ -207,12 +217,21 @@ class AmiDialer:
 
 def add_scheduler(app: web.Application) -> None:
     app.cleanup_ctx.append(_scheduler_context)
+    app[HEALTH_CHECKS]["callbacks"] = _check_scheduler
 
 
 async def _scheduler_context(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     dialer = AmiDialer(app[PBX], config)
     scheduler = CallbackScheduler(app[CALLBACKS], dialer, pbx=dialer.section.name)
-    async with scheduler.running():
-        app[SCHEDULER] = scheduler
+    await scheduler.start()
+    app[SCHEDULER] = scheduler
+    try:
         yield
+    finally:
+        await scheduler.aclose()
+
+
+async def _check_scheduler(app: web.Application) -> None:
+    """Degraded while a callback loop is failing (e.g. the store is locked)."""
+    app[SCHEDULER].check()

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path, default=None, help="data folder (gateway.data_dir)"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    # Hidden: show the Python traceback of an unexpected failure, for developers.
+    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -85,7 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GatewayError as exc:
         print(f"gateway: configuration: {exc}", file=sys.stderr)
         return 2
-    logs.setup("DEBUG" if args.verbose else config.gateway.log_level)
+    logs.setup("DEBUG" if args.verbose or args.debug else config.gateway.log_level)
+    for warning in config_module.warnings_of(config):
+        log.warning("%s", warning)
     handler: Handler = args.handler
     try:
         return asyncio.run(handler(config, args))
@@ -97,5 +101,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 0
     except GatewayError as exc:
+        if args.debug:
+            raise
         print(f"gateway: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        # A file or a socket of the user's set-up (a folder, a port): their mistake.
+        if args.debug:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"gateway:{where} {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        # A bug of ours: one line here, the traceback with --debug.
+        if args.debug:
+            raise
+        print(
+            f"gateway: internal error ({type(exc).__name__}: {exc}); run again with --debug"
+            " to see where",
+            file=sys.stderr,
+        )
+        return 70

@@ -5,6 +5,11 @@ environment. Every key is described in ``gateway.example.toml``. A key that is
 unknown, missing or of the wrong type stops the start with a message naming the
 key and where it came from.
 
+Every value is also checked for range and form where it is read (port 1–65535,
+a known timezone, a known log level, a positive count …, see :data:`RULES` and
+the README's configuration section), so a mistake stops the start in one line
+naming the key and the file, the variable or the option it came from.
+
 Environment: ``GATEWAY_<SECTION>_<KEY>`` for any key of a section, e.g.
 ``GATEWAY_SMS_AUTH_TOKEN``; ``GATEWAY_PBX_<NAME>_<KEY>`` for one PBX, e.g.
 ``GATEWAY_PBX_MAIN_SECRET``. Command line: ``--set section.key=value``.
@@ -13,11 +18,15 @@ Environment: ``GATEWAY_<SECTION>_<KEY>`` for any key of a section, e.g.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import tomllib
 import types
 import typing
-from collections.abc import Mapping, Sequence
+import zoneinfo
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +89,7 @@ class PbxSection:
     port: int = 5038
     username: str = "gateway"
     secret: Secret = Secret("")
-    auth: str = "md5"  # "md5" (challenge) or "plain"
+    auth: str = "md5"  # "md5" (challenge) or "plain" (the secret in clear: warned)
     ping_interval: float = 10.0
     ping_timeout: float = 5.0
     action_timeout: float = 10.0
@@ -126,8 +135,16 @@ class WebSection:
     port: int = 8080
     # The URL Twilio uses to reach us; signatures are computed over it.
     public_url: str = "http://127.0.0.1:8080"
-    # Bearer token for the API; the dashboard logs in with it too.
+    # Bearer token for the API; the dashboard logs in with it too. Empty: the API
+    # and dashboard stay shut; else at least 16 printable ASCII characters.
     api_token: Secret = Secret("")
+    # A client address with this many wrong tokens/logins within the window (seconds)
+    # gets 429 with Retry-After until the oldest leaves the window.
+    auth_max_failures: int = 10
+    auth_failure_window: float = 60.0
+    # Mark the session cookie Secure even on plain HTTP: set it when a TLS proxy
+    # in front of the gateway talks HTTP to it.
+    secure_cookies: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,6 +161,9 @@ class CallbacksSection:
     retry_spacing_minutes: float = 30.0
     ring_timeout_seconds: float = 30.0
     originate_context: str = "callback"
+    # Caller ID on every callback, as Asterisk takes it: '"Name" <number>' (the
+    # bureau's published number, so citizens recognise and trust the call).
+    caller_id: str = ""
     # After the last unanswered call a rating request goes by SMS, valid this long.
     sms_fallback: bool = True
     sms_valid_hours: float = 48.0
@@ -155,6 +175,9 @@ class CallbacksSection:
     supervision_unit: str = "LZ-DUCHA"
     leadership_units: tuple[str, ...] = ("LZ-LEAD", "LZ-JIJIAN")
     poll_seconds: float = 5.0
+    # A served item must have been served within this many days (and not in the
+    # future beyond clock skew) to be accepted.
+    served_max_age_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -242,6 +265,7 @@ def load(
     _apply_env(sections, env or {})
     _apply_overrides(sections, overrides)
 
+    _check_pairs(sections, source)
     kwargs: dict[str, Any] = {}
     for name, hint in SECTIONS.items():
         if typing.get_origin(hint) is tuple:
@@ -288,7 +312,7 @@ def _section(cls: type[Any], raw: Any, label: str, source: str) -> dict[str, Any
             raise ConfigError(
                 f"{label}.{key}", source, f"unknown key (known: {', '.join(sorted(known))})"
             )
-        values[key] = _coerce(hints[key], value, f"{label}.{key}", source, from_text=False)
+        values[key] = _checked(cls, key, value, hints[key], f"{label}.{key}", source, False)
     for f in dataclasses.fields(cls):
         if f.name not in values:
             if f.default is dataclasses.MISSING:
@@ -395,4 +419,214 @@ def _set(
     hints = typing.get_type_hints(cls)
     if key not in hints:
         raise ConfigError(label, source, f"unknown key {key!r}")
-    values[key] = _coerce(hints[key], text, label, source, from_text=True)
+    values[key] = _checked(cls, key, text, hints[key], label, source, True)
+
+
+# -- range and form of each key ------------------------------------------------------
+
+Rule = Callable[[Any], str | None]  # the reason a value is refused, or None
+
+
+def _between(low: float, high: float) -> Rule:
+    def rule(value: Any) -> str | None:
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"must be a finite number from {low:g} to {high:g}"
+        return None if low <= value <= high else f"must be from {low:g} to {high:g}"
+
+    return rule
+
+
+def _positive(high: float) -> Rule:
+    def rule(value: Any) -> str | None:
+        if not math.isfinite(value) or not 0 < value <= high:
+            return f"must be more than 0 and at most {high:g}"
+        return None
+
+    return rule
+
+
+def _one_of(*choices: str) -> Rule:
+    def rule(value: Any) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}"
+
+    return rule
+
+
+def _matches(pattern: str, what: str) -> Rule:
+    compiled = re.compile(pattern)
+
+    def rule(value: Any) -> str | None:
+        return None if compiled.fullmatch(str(value)) else f"must be {what}"
+
+    return rule
+
+
+def _timezone(value: Any) -> str | None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return "must be a timezone name of the IANA database, such as Asia/Shanghai"
+    return None
+
+
+def _dates(values: Any) -> str | None:
+    for value in values:
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            return f"{value!r} is not a date YYYY-MM-DD"
+    return None
+
+
+def _weekdays(values: Any) -> str | None:
+    bad = [v for v in values if not 1 <= v <= 7]
+    return f"{bad} are not ISO weekdays 1 (Monday) … 7 (Sunday)" if bad else None
+
+
+_HHMM = r"(?:[01]\d|2[0-3]):[0-5]\d"
+_SPANS = rf"\s*{_HHMM}\s*-\s*(?:{_HHMM}|24:00)\s*(?:,\s*{_HHMM}\s*-\s*(?:{_HHMM}|24:00)\s*)*"
+_HOURS = r"\s*\d+(?:\.\d+)?\s*(?:,\s*\d+(?:\.\d+)?\s*){3}"
+_URL = r"https?://[^\s/?#]+(?::\d{1,5})?(?:/[^\s]*)?"
+_HOST = r"[A-Za-z0-9._:\[\]-]+"  # a name, an IPv4 or an IPv6 address
+_NAME = r"[A-Za-z0-9_-]{1,32}"
+# E.164 (+ and 8–15 digits) or an alphanumeric sender id (1–11 letters, digits,
+# spaces; at least one letter), as Twilio accepts in From.
+_SENDER = r"\+[1-9]\d{7,14}|(?=[A-Za-z0-9 ]*[A-Za-z])[A-Za-z0-9][A-Za-z0-9 ]{0,10}"
+MIN_TOKEN_LENGTH = 16
+
+
+def _token(value: Any) -> str | None:
+    text = value.reveal()
+    if not text:
+        return None  # the API and dashboard stay shut
+    if len(text) < MIN_TOKEN_LENGTH or not text.isascii() or not text.isprintable():
+        return f"must be empty or at least {MIN_TOKEN_LENGTH} printable ASCII characters"
+    if " " in text or len(set(text)) < 8:
+        return "is too weak: no spaces and at least 8 different characters"
+    return None
+
+
+def _not_empty(value: Any) -> str | None:
+    return None if str(value).strip() else "must not be empty"
+
+
+def _number_slot(value: Any) -> str | None:
+    return None if "{number}" in value else "must contain {number}"
+
+
+_PORT = _between(1, 65535)
+_SECONDS = _positive(86400)
+
+# "section.key" → rule. Keys of the PBX tables are "pbx.key".
+RULES: dict[str, Rule] = {
+    "gateway.data_dir": _not_empty,
+    "gateway.timezone": _timezone,
+    "gateway.log_level": _one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    "pbx.name": _matches(_NAME, "1–32 letters, digits, '_' or '-'"),
+    "pbx.host": _matches(_HOST, "a host name or an IP address"),
+    "pbx.port": _PORT,
+    "pbx.username": _not_empty,
+    "pbx.auth": _one_of("md5", "plain"),
+    "pbx.ping_interval": _SECONDS,
+    "pbx.ping_timeout": _SECONDS,
+    "pbx.action_timeout": _SECONDS,
+    "pbx.connect_timeout": _SECONDS,
+    "pbx.reconnect_min": _SECONDS,
+    "pbx.reconnect_max": _SECONDS,
+    "pbx.login_attempts": _between(1, 1000),
+    "pbx.dial_string": _number_slot,
+    "pbx.hotline_context": _not_empty,
+    "sms.api_base_url": _matches(_URL, "an http:// or https:// URL"),
+    "sms.from_number": lambda v: (
+        None if v == "" else _matches(_SENDER, "an E.164 number (+8613…) or a sender id")(v)
+    ),
+    "sms.rate_per_second": _positive(1000),
+    "sms.http_timeout": _SECONDS,
+    "sms.max_attempts": _between(1, 100),
+    "sms.backoff_min": _SECONDS,
+    "sms.backoff_max": _SECONDS,
+    "sms.quiet_start": _matches(_HHMM, "a local time HH:MM"),
+    "sms.quiet_end": _matches(_HHMM, "a local time HH:MM"),
+    "sms.workers": _between(1, 64),
+    "sms.lookup_delay": _between(0, 86400),
+    "sms.poll_interval": _SECONDS,
+    "sms.status_refresh": _SECONDS,
+    "web.host": _matches(_HOST, "a host name or an IP address of this machine"),
+    "web.port": _PORT,
+    "web.public_url": _matches(_URL, "an http:// or https:// URL"),
+    "web.api_token": _token,
+    "web.auth_max_failures": _between(1, 10000),
+    "web.auth_failure_window": _SECONDS,
+    "callbacks.windows": _matches(_SPANS, "spans HH:MM-HH:MM separated by commas"),
+    "callbacks.excluded_weekdays": _weekdays,
+    "callbacks.excluded_dates": _dates,
+    "callbacks.max_concurrent_calls": _between(1, 1000),
+    "callbacks.max_attempts": _between(1, 20),
+    "callbacks.retry_spacing_minutes": _positive(10080),
+    "callbacks.ring_timeout_seconds": _between(5, 600),
+    "callbacks.originate_context": _not_empty,
+    "callbacks.sms_valid_hours": _positive(8760),
+    "callbacks.order_deadline_hours": _matches(_HOURS, "four numbers of hours, as 72,48,24,24"),
+    "callbacks.recall_delay_hours": _between(0, 8760),
+    "callbacks.poll_seconds": _positive(3600),
+    "callbacks.served_max_age_days": _between(1, 3650),
+    "ivr.flows_dir": _not_empty,
+    "ivr.prompts": _not_empty,
+    "ivr.messages_dir": _not_empty,
+    "hotline.working_hours": _matches(_SPANS, "spans HH:MM-HH:MM separated by commas"),
+    "hotline.working_days": _weekdays,
+    "hotline.holidays": _dates,
+}
+
+# (section, smaller key, larger key): the first may not exceed the second.
+_PAIRS = (
+    ("pbx", "reconnect_min", "reconnect_max"),
+    ("sms", "backoff_min", "backoff_max"),
+)
+
+
+def _section_name(cls: type[Any]) -> str:
+    for name, hint in SECTIONS.items():
+        if hint is cls or typing.get_args(hint)[:1] == (cls,):
+            return name
+    raise KeyError(cls)
+
+
+def _checked(
+    cls: type[Any], key: str, value: Any, hint: Any, label: str, source: str, from_text: bool
+) -> Any:
+    """``value`` converted to ``hint`` and checked against its rule in :data:`RULES`."""
+    converted = _coerce(hint, value, label, source, from_text=from_text)
+    if key == "log_level" and isinstance(converted, str):
+        converted = converted.upper()
+    rule = RULES.get(f"{_section_name(cls)}.{key}")
+    reason = rule(converted) if rule is not None else None
+    if reason is not None:
+        shown = "***" if isinstance(converted, Secret) else repr(value)
+        raise ConfigError(label, source, f"{reason}, got {shown}")
+    return converted
+
+
+def _check_pairs(sections: dict[str, Any], source: str) -> None:
+    for name, low, high in _PAIRS:
+        tables = sections[name] if isinstance(sections[name], list) else [sections[name]]
+        for index, values in enumerate(tables):
+            if values[low] > values[high]:
+                label = f"{name}[{index}]" if isinstance(sections[name], list) else name
+                raise ConfigError(
+                    f"{label}.{low}",
+                    source,
+                    f"must not exceed {high} ({values[high]:g}), got {values[low]:g}",
+                )
+
+
+def warnings_of(config: Config) -> list[str]:
+    """Settings that work but weaken the gateway, one line each, for the start-up log."""
+    found = []
+    for pbx in config.pbx:
+        if pbx.auth == "plain":
+            found.append(
+                f'{config.source}: pbx {pbx.name}: auth = "plain" sends the AMI secret in'
+                ' clear; use "md5" unless the PBX link is private'
+            )
+    return found

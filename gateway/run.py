@@ -1,4 +1,10 @@
-"""``gateway run``: the gateway against the configured PBX(s) and SMS provider."""
+"""``gateway run``: the gateway against the configured PBX(s) and SMS provider.
+
+One gateway per store: ``run`` holds the store's lock (:mod:`gateway.store.lock`)
+from before it opens anything until it exits, so a second ``run`` (or ``sms run``)
+on the same store refuses at start with one line; commands that only read do not
+take it and run beside it.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +25,10 @@ from aiohttp import web
 
 from gateway.app import PBX, create_app
 from gateway.config import Config
+from gateway.errors import GatewayError
 from gateway.pbx.exceptions import AmiError, AmiLoginError
 from gateway.site.access import PBX_USER, user_groups, write_problem
+from gateway.store.lock import StoreLock
 from gateway.web.app import HEALTH_CHECKS
 
 log = logging.getLogger("gateway.run")
@@ -51,6 +59,11 @@ def _warnings(config: Config) -> list[str]:
 
 
 async def run_gateway(config: Config, args: argparse.Namespace) -> int:
+    with StoreLock(config.store_path):  # StoreInUse: one line from the CLI, exit 1
+        return await _serve(config, args)
+
+
+async def _serve(config: Config, args: argparse.Namespace) -> int:
     for warning in _warnings(config):
         log.warning("%s", warning)
     app = create_app(config)
@@ -58,7 +71,14 @@ async def run_gateway(config: Config, args: argparse.Namespace) -> int:
     try:
         await runner.setup()  # opens every resource; a failure closes those already open
         site = web.TCPSite(runner, config.web.host, config.web.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            where = f"{config.web.host}:{config.web.port}"
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise GatewayError(
+                f"web: cannot listen on {where} (web.host, web.port): {reason}"
+            ) from None
         log.info(
             "web on http://%s:%d (public URL %s)",
             config.web.host,

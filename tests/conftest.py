@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sms_support import ACCOUNT as SMS_ACCOUNT
+from sms_support import TOKEN as SMS_TOKEN
 
-from gateway.clock import ManualClock
+from gateway.clock import Clock, ManualClock
+from gateway.sim.twilio import SimulatedTwilio
 from gateway.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,3 +38,27 @@ async def store(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Store]:
     """A migrated store in a temporary folder."""
     async with Store.open(tmp_path / "gateway.sqlite3", clock) as opened:
         yield opened
+
+
+@pytest.fixture
+async def live_store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A store on real time (the SMS worker and the simulated Twilio run on real time)."""
+    async with Store.open(tmp_path / "gateway.sqlite3", Clock()) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def tw() -> AsyncIterator[SimulatedTwilio]:
+    """The simulated Twilio with a fast walk to delivered."""
+    async with SimulatedTwilio(SMS_ACCOUNT, SMS_TOKEN, time_scale=0.1) as sim:
+        yield sim
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Undo a logging set-up done by the code under test (``gateway.cli.main``) afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -3,11 +3,15 @@ loopback ports, wired the way production wires them."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import os
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +22,7 @@ from gateway.sim.twilio import SimulatedTwilio
 from gateway.sms.outbox import OutboxWorker
 from gateway.sms.service import SmsService
 from gateway.store import Store
+from gateway.store.lock import StoreLock
 from gateway.web.app import create_web_app
 from gateway.web.sms import OUTBOX, SMS, sms_feature
 from tests import polling
@@ -100,7 +105,11 @@ async def running_gateway(
     port: int = 0,
     **sms: Any,
 ) -> AsyncIterator[Gateway]:
-    """The web app (SMS feature, outbox worker) on a loopback port, against ``tw``."""
+    """The web app (SMS feature, outbox worker) on a loopback port, against ``tw``; with
+    the outbox it holds the store's lock, as ``gateway run`` does."""
+    lock = StoreLock(store.db.path)
+    if run_outbox:
+        lock.acquire()
     sock = free_socket(port)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     config = sms_config(tw.base_url, url, **sms)
@@ -118,7 +127,27 @@ async def running_gateway(
     finally:
         await runner.cleanup()
         sock.close()
+        lock.release()
 
 
 def replace_sms(config: Config, **changes: Any) -> Config:
     return dataclasses.replace(config, sms=dataclasses.replace(config.sms, **changes))
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def gateway_process(*args: str, output: int | None = None) -> asyncio.subprocess.Process:
+    """``python -m gateway ARGS`` from the source tree; ``output``: where stdout/stderr
+    go (default: pipes)."""
+    sink = asyncio.subprocess.PIPE if output is None else output
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        *args,
+        cwd=ROOT,
+        stdout=sink,
+        stderr=sink,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )

@@ -16,7 +16,9 @@ RESULTS = [
     # (decoded reply, code, result, data, endpos, hangup, digit)
     ("200 result=49", 200, "49", "", None, False, "1"),
     ("200 result=0", 200, "0", "", None, False, None),
-    ("200 result=-1", 200, "-1", "", None, True, None),
+    # -1 alone is not a hang-up: EXEC Queue answers it with the caller still Up
+    ("200 result=-1", 200, "-1", "", None, False, None),
+    ("200 result=-1 (writefile)", 200, "-1", "writefile", None, False, None),
     ("200 result= (timeout)", 200, "", "timeout", None, False, None),
     ("200 result=1 endpos=1234", 200, "1", "", 1234, False, "\x01"),
     ("200 result=35 (dtmf) endpos=8000", 200, "35", "dtmf", 8000, False, "#"),
@@ -76,6 +78,24 @@ def test_error_text_is_kept() -> None:
     assert parsed.text == "Invalid or unknown command"
 
 
+def test_text_does_not_repeat_the_code() -> None:
+    """A reply's text is what follows its code, so an error naming code and text says 200 once."""
+    parsed = agi.parse_result_text("200 result=-1 (writefile)\n")
+    assert parsed.text == "result=-1 (writefile)"
+    assert parsed.write_failed and not parsed.is_hangup
+    assert not agi.parse_result_text("200 result=-1 (hangup) endpos=0\n").write_failed
+
+
+def test_playback_joins_prompts_with_ampersands() -> None:
+    """Several prompts become one Playback argument; a name that would split is refused."""
+    assert agi.playback_files(["hotline/case_number", "digits/yao"]) == (
+        "hotline/case_number&digits/yao"
+    )
+    for bad in ([], ["a&b"], ["a,b"], [""]):
+        with pytest.raises(agi.AgiArgumentError):
+            agi.playback_files(bad)
+
+
 def test_multiline_usage_reply() -> None:
     """A 520 usage reply keeps every line of its text, codes stripped."""
     text = (
@@ -94,7 +114,7 @@ def test_multiline_usage_reply() -> None:
 
 def test_url_encoded_result() -> None:
     """The Result header of AsyncAGIExec is URL-decoded before parsing."""
-    assert agi.parse_result("200%20result%3D49%0A") == AgiResult(200, "49", "", "200 result=49")
+    assert agi.parse_result("200%20result%3D49%0A") == AgiResult(200, "49", "", "result=49")
     assert agi.parse_result("200%20result%3D%20(timeout)%0A").timed_out
 
 

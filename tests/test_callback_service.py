@@ -289,7 +289,7 @@ async def test_still_dissatisfied_after_rectification_climbs_a_level(
     await service.serve(item(served_at="2026-11-28T09:00:00+08:00"))
     await answer_and_rate(service, 3)
     order = (await store.callbacks.orders())[0]
-    await service.report_done(order.ref, "已整改", actor="J00013")
+    await service.report_done(order.ref, "已整改", actor="J00010")  # the station's chief
     clock.advance(timedelta(hours=4))
     await answer_and_rate(service, 3)
     order = (await store.callbacks.orders())[0]
@@ -330,11 +330,18 @@ async def test_hang_up_before_rating_counts_as_an_attempt(
 async def test_restart_never_reuses_an_attempt(
     service: CallbackService, store: Store, clock: ManualClock
 ) -> None:
-    """A call out when the gateway stopped is counted; the item waits for its next try."""
+    """A call out when the gateway stopped is counted, and its citizen is not dialled
+    again at once: only after that call can no longer be up, as a new attempt."""
     served = await service.serve(item(served_at="2026-11-28T09:00:00+08:00"))
     await service.claim_calls(1, "main")
-    recovered = await store.callbacks.recover_interrupted(clock.now())
+    recovered = await store.callbacks.recover_interrupted(clock.now() + timedelta(minutes=30))
     assert [r.id for r in recovered] == [served.id]
+    assert await service.claim_calls(1, "main") == []  # the first call may still be up
+    assert await service.settle_calls() == 0
+    clock.advance(timedelta(minutes=12))  # ring time + the longest survey: it is over
+    assert await service.settle_calls() == 1
+    assert await service.claim_calls(1, "main") == []  # and the retry keeps its spacing
+    clock.advance(timedelta(minutes=30))
     got, _attempt = (await service.claim_calls(1, "main"))[0]
     assert got.attempts == 2
     outcomes = [(a.attempt, a.outcome) for a in await store.callbacks.attempts(served.id)]

@@ -127,7 +127,7 @@ async def test_a_list_reports_each_item(stack: Stack) -> None:
 
 
 async def test_report_an_order_done_through_the_api(stack: Stack) -> None:
-    """A unit reports its rectification: the order is reported; bad reports are refused."""
+    """The holding unit's chief reports the rectification; bad or foreign reports are refused."""
     await call(stack, "POST", "/api/served-items", item("O1", stack))
     service = stack.app[CALLBACKS]
     served, attempt = (await service.claim_calls(1, "main"))[0]
@@ -143,9 +143,13 @@ async def test_report_an_order_done_through_the_api(stack: Stack) -> None:
     status, body = await call(stack, "POST", "/api/orders/ZG19990101-0001/report",
                               {"actor": "J00002"})  # fmt: skip
     assert (status, body["error"]) == (404, "no_such_order")
+    # The supervision office's chief does not hold a level-1 order: refused.
     status, body = await call(stack, "POST", f"/api/orders/{ref}/report",
                               {"actor": "J00002", "note": "已上门说明"})  # fmt: skip
-    assert (status, body["status"], body["reported_by"]) == (200, "reported", "J00002")
+    assert (status, body["error"]) == (403, "not_authorized")
+    status, body = await call(stack, "POST", f"/api/orders/{ref}/report",
+                              {"actor": "J00010", "note": "已上门说明"})  # fmt: skip
+    assert (status, body["status"], body["reported_by"]) == (200, "reported", "J00010")
 
     status, summary = await call(stack, "GET", "/api/callbacks/summary")
     assert status == 200

@@ -113,3 +113,73 @@ def test_example_file_documents_every_key() -> None:
         section = raw[name][0] if isinstance(raw[name], list) else raw[name]
         item_type = hint.__args__[0] if getattr(hint, "__origin__", None) is tuple else hint
         assert set(section) == _keys(item_type), f"[{name}] in the example differs from the code"
+
+
+# -- range and form of every key ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ("[[pbx]]\nport = 99999\n", "pbx[0].port", "from 1 to 65535"),
+        ("[[pbx]]\nport = 0\n", "pbx[0].port", "from 1 to 65535"),
+        ('[[pbx]]\nauth = "clear"\n', "pbx[0].auth", "one of md5, plain"),
+        ('[[pbx]]\ndial_string = "PJSIP/x"\n', "pbx[0].dial_string", "{number}"),
+        ("[[pbx]]\nreconnect_min = 60.0\n", "pbx[0].reconnect_min", "must not exceed"),
+        ("[web]\nport = -1\n", "web.port", "from 1 to 65535"),
+        ('[web]\nhost = "my host"\n', "web.host", "a host name or an IP address"),
+        ('[web]\npublic_url = "ftp://x"\n', "web.public_url", "http:// or https://"),
+        ('[web]\napi_token = "x"\n', "web.api_token", "at least 16"),
+        ('[web]\napi_token = "aaaaaaaaaaaaaaaaaaaa"\n', "web.api_token", "too weak"),
+        ('[gateway]\ntimezone = "Mars/Olympus"\n', "gateway.timezone", "timezone name"),
+        ('[gateway]\nlog_level = "LOUD"\n', "gateway.log_level", "one of DEBUG"),
+        ("[callbacks]\nmax_concurrent_calls = -3\n", "callbacks.max_concurrent_calls", "from 1"),
+        ('[callbacks]\nwindows = "9-12"\n', "callbacks.windows", "HH:MM-HH:MM"),
+        ("[callbacks]\nexcluded_weekdays = [0]\n", "callbacks.excluded_weekdays", "ISO weekdays"),
+        ('[callbacks]\nexcluded_dates = ["10/01"]\n', "callbacks.excluded_dates", "YYYY-MM-DD"),
+        ('[callbacks]\norder_deadline_hours = "1,2"\n', "callbacks.order_deadline_hours", "four"),
+        ("[callbacks]\nserved_max_age_days = 0\n", "callbacks.served_max_age_days", "from 1"),
+        ('[sms]\nfrom_number = "not-a-number"\n', "sms.from_number", "E.164"),
+        ("[sms]\nrate_per_second = nan\n", "sms.rate_per_second", "more than 0"),
+        ("[sms]\nworkers = 0\n", "sms.workers", "from 1 to 64"),
+        ('[sms]\nquiet_start = "25:00"\n', "sms.quiet_start", "HH:MM"),
+        ("[hotline]\nworking_days = [8]\n", "hotline.working_days", "ISO weekdays"),
+    ],
+)
+def test_values_out_of_range_name_key_and_file(
+    tmp_path: Path, text: str, key: str, reason: str
+) -> None:
+    """A value of the right type but out of range or form stops the start, naming key and file."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert (caught.value.key, caught.value.source) == (key, str(path))
+    assert reason in caught.value.reason
+
+
+@pytest.mark.parametrize("sender", ["+8610690000001", "+14155550100", "SZPolice", "Police 110", ""])
+def test_valid_senders_are_accepted(sender: str) -> None:
+    """E.164 numbers and alphanumeric sender ids (or none) are valid sms.from_number values."""
+    assert config.load(overrides=[f"sms.from_number={sender}"]).sms.from_number == sender
+
+
+def test_range_checked_from_environment_and_command_line_too() -> None:
+    """Environment and --set values are checked like the file's, naming the variable."""
+    with pytest.raises(ConfigError, match=r"GATEWAY_PBX_MAIN_PORT: must be from 1 to 65535"):
+        config.load(env={"GATEWAY_PBX_MAIN_PORT": "99999"})
+    with pytest.raises(ConfigError, match=r"command line: web\.port: must be from 1 to 65535"):
+        config.load(overrides=["web.port=70000"])
+
+
+def test_weak_token_never_shows_in_the_message(tmp_path: Path) -> None:
+    """A refused token is named by its key, never quoted."""
+    with pytest.raises(ConfigError) as caught:
+        config.load(env={"GATEWAY_WEB_API_TOKEN": "short-secret"})
+    assert "short-secret" not in str(caught.value)
+
+
+def test_plain_auth_is_accepted_with_a_warning() -> None:
+    """pbx.auth = "plain" loads but gives a start-up warning naming the PBX; md5 gives none."""
+    plain = config.load(overrides=["pbx.main.auth=plain"])
+    assert [w for w in config.warnings_of(plain) if "main" in w and "in clear" in w]
+    assert config.warnings_of(config.load()) == []

@@ -165,7 +165,9 @@ def check_case(stack: Stack, case: Case, category: str, outcome: CallOutcome) ->
     recording = Path(case.recording).resolve()
     assert recording.is_relative_to(data)
     assert not recording.is_relative_to(ROOT)  # never in the source tree
-    assert any(Path(r).resolve().with_suffix("") == recording for r in outcome.recordings)
+    # the stored path is the file the PBX wrote, extension included
+    assert recording.suffix == ".wav" and recording.is_file()
+    assert any(Path(r).resolve() == recording for r in outcome.recordings)
 
 
 # -- the branches ------------------------------------------------------------------
@@ -181,10 +183,22 @@ async def test_consultation_hears_the_items_then_an_agent_answers(stack: Stack) 
     assert 0 <= record.queue_wait_s < 60
     assert record.agent == outcome.agent
     assert nodes(record) == [
-        "welcome", "main_menu", "consult", "agent_hours", "to_agent", "agent",
-        "after_hangup", "ended",
+        "welcome", "main_menu", "consult", "agent_hours", "to_agent", "agent", "goodbye",
     ]  # fmt: skip
     assert record.case_id is None and await cases(stack) == []
+
+
+async def test_seat_hanging_up_first_ends_with_goodbye_and_no_second_queue(stack: Stack) -> None:
+    """The seat hangs up first: Queue answers -1 with the caller still Up; the gateway goes
+    on in the flow (goodbye, then it hangs up) instead of the dialplan queueing them again."""
+    outcome, record = await run_call(stack, [*menu("0"), WaitForAgent(timeout=600)])
+    assert outcome.agent and outcome.ended_by == "pbx"
+    assert heard(outcome)[-1] == "goodbye"  # heard after the seat left
+    assert stack.pbx.world.queues["hotline"].completed == 1  # one seat, never a second
+    check_record(record, outcome)
+    assert "agent:queue_left=-1" in record.ivr_path and "agent:queue_answered" in record.ivr_path
+    assert nodes(record)[-2:] == ["agent", "goodbye"]
+    assert not any(":caller_hangup" in step for step in record.ivr_path)
 
 
 async def test_complaint_is_recorded_opened_as_a_case_and_its_number_read_back(
@@ -285,7 +299,7 @@ async def test_zero_goes_straight_to_an_agent(stack: Stack) -> None:
     assert heard(outcome)[:3] == ["welcome", "main_menu", "to_agent"]
     check_record(record, outcome)
     assert nodes(record) == [
-        "welcome", "main_menu", "agent_hours", "to_agent", "agent", "after_hangup", "ended",
+        "welcome", "main_menu", "agent_hours", "to_agent", "agent", "goodbye",
     ]  # fmt: skip
     assert record.agent == outcome.agent and record.agent
     assert record.queue == "hotline" and record.queue_wait_s is not None
@@ -328,7 +342,7 @@ async def test_silence_to_the_end_reaches_an_agent(stack: Stack) -> None:
     check_record(record, outcome)
     assert record.agent and record.dtmf == ""
     assert nodes(record) == [
-        "welcome", "main_menu", "agent_hours", "to_agent", "agent", "after_hangup", "ended",
+        "welcome", "main_menu", "agent_hours", "to_agent", "agent", "goodbye",
     ]  # fmt: skip
     assert record.ivr_path.count("main_menu:silence") == 3
 
@@ -533,3 +547,6 @@ async def test_link_dropped_mid_call_gives_one_complete_record(stack: Stack) -> 
     check_record(record, outcome)
     assert record.note == NOTE_LINK_LOST
     assert record.ivr_path[:2] == ("welcome:enter=play", "main_menu:enter=menu")
+    # the link dropping is not the caller hanging up
+    assert any(step.startswith("main_menu:link_lost") for step in record.ivr_path)
+    assert not any(":caller_hangup" in step for step in record.ivr_path)

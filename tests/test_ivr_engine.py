@@ -22,7 +22,7 @@ from gateway.ivr.flow import Flow, load_flows
 from gateway.ivr.hours import WorkingHours
 from gateway.ivr.prompts import PromptCatalogue, load_catalogue
 from gateway.ivr.runner import FlowResult, FlowRunner, MessageFolder
-from gateway.pbx.exceptions import AgiCommandFailed, ChannelHungUp
+from gateway.pbx.exceptions import AgiCommandFailed, ChannelHungUp, ChannelLinkLost
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,7 +67,12 @@ class HangUp:
     prompt: str | None = None
 
 
-Step = Keys | Speak | QueueEnds | Interrupt | HangUp
+@dataclass(frozen=True)
+class LinkDrops:
+    """The AMI link drops during the next waiting call (the caller is still there)."""
+
+
+Step = Keys | Speak | QueueEnds | Interrupt | HangUp | LinkDrops
 
 
 @dataclass
@@ -82,6 +87,7 @@ class ScriptedChannel:
     variables: dict[str, str] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
     recordings: list[str] = field(default_factory=list)
+    playbacks: list[tuple[str, ...]] = field(default_factory=list)  # one per EXEC Playback
     hung_up: bool = False
 
     def variable(self, name: str) -> str | None:
@@ -90,7 +96,7 @@ class ScriptedChannel:
     @property
     def prompts(self) -> list[str]:
         """Every prompt played, in order (STREAM FILE and GET DATA)."""
-        return [arg for call, arg in self.calls if call in ("stream_file", "get_data")]
+        return [arg for call, arg in self.calls if call in ("stream_file", "play", "get_data")]
 
     def _gone(self, during: str) -> None:
         if self.hung_up:
@@ -119,6 +125,20 @@ class ScriptedChannel:
                 return step.digit
         return None
 
+    async def play(self, prompts: list[str]) -> None:
+        """One command for several prompts (EXEC Playback): a hang-up on any piece ends it."""
+        self._gone("play")
+        assert len(prompts) > 1, "a single prompt is a STREAM FILE"
+        self.playbacks.append(tuple(prompts))
+        for prompt in prompts:
+            self.calls.append(("play", prompt))
+            if self.script:
+                step = self.script[0]
+                if isinstance(step, HangUp) and step.prompt == prompt:
+                    self.script.pop(0)
+                    self.hung_up = True
+                    raise ChannelHungUp(self.name, "EXEC Playback")
+
     async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> tuple[str, bool]:
         self._gone("get_data")
         self.calls.append(("get_data", prompt))
@@ -126,6 +146,9 @@ class ScriptedChannel:
         if isinstance(step, HangUp):
             self.hung_up = True
             raise ChannelHungUp(self.name, "GET DATA")
+        if isinstance(step, LinkDrops):
+            self.hung_up = True
+            raise ChannelLinkLost(self.name, "GET DATA")
         assert isinstance(step, Keys), f"GET DATA {prompt} met {step!r}"
         assert len(step.digits) <= max_digits, f"{step.digits!r} is over {max_digits} digits"
         return step.digits, step.timed_out
@@ -150,12 +173,18 @@ class ScriptedChannel:
             self.hung_up = True
             raise ChannelHungUp(self.name, "RECORD FILE")
         assert isinstance(step, Speak), f"RECORD FILE met {step!r}"
-        self.recordings.append(path)
         if step.ended_by == "hangup":
             self.hung_up = True
-        return RecordResult(
-            path, step.ended_by, "#" if step.ended_by == "dtmf" else None, min(step.ms, timeout_ms)
+        result = RecordResult(
+            path,
+            step.ended_by,
+            "#" if step.ended_by == "dtmf" else None,
+            0 if step.ended_by == "failed" else min(step.ms, timeout_ms),
+            fmt,
         )
+        if not result.failed:
+            self.recordings.append(result.file)
+        return result
 
     async def set_variable(self, name: str, value: str) -> None:
         self.calls.append(("set_variable", f"{name}={value}"))
@@ -291,7 +320,7 @@ async def test_complaint_is_recorded_opened_and_its_number_read_back(run, action
     ]
     message = Path(channel.recordings[0])
     assert message.is_relative_to(tmp_path / "data" / "messages" / "2026" / "11" / "30")
-    assert message.name == "1764468000.1-complaint-1"
+    assert message.name == "1764468000.1-complaint-1.wav"  # the file as the PBX wrote it
     assert not message.is_relative_to(ROOT)
     prompts = channel.prompts
     start = prompts.index("hotline/case_number") + 1
@@ -504,6 +533,54 @@ async def test_hanging_up_while_waiting_in_the_queue_is_a_transfer(run):
     """A caller who hangs up in the queue ended as transferred to that queue."""
     result, _ = await run("hotline", [Keys("0"), HangUp()])
     assert (result.outcome, result.node, result.queue) == ("transferred", "agent", "hotline")
+
+
+async def test_a_seat_that_hangs_up_first_leads_to_goodbye_not_a_second_queue(run):
+    """Queue answering -1 with the caller still there (a seat took the call and hung up
+    first) goes on to the flow's goodbye and hangs up: no second queueing."""
+    result, channel = await run("hotline", [Keys("0"), QueueEnds(-1)])
+    assert (result.outcome, result.node) == ("completed", "goodbye")
+    assert [c for c in channel.calls if c[0] == "exec"] == [("exec", "Queue(hotline,,,,180)")]
+    assert ("agent", "queue_answered", "") in events(result)
+    assert channel.prompts[-1] == "hotline/goodbye" and channel.calls[-1] == ("hangup", "")
+
+
+async def test_a_message_the_pbx_cannot_write_sends_the_caller_to_a_seat(run, actions):
+    """A recording the PBX could not write opens no case: the caller hears so and is queued."""
+    result, channel = await run("hotline", [Keys("2"), Speak(0, "failed"), HangUp()])
+    assert actions.calls == []
+    assert channel.prompts[-1] == "hotline/case_failed"
+    assert ("exec", "Queue(hotline,,,,180)") in channel.calls
+    [failed] = [e for e in events(result) if e[1] == "record_failed"]
+    assert failed[0] == "complaint" and failed[2].endswith("-complaint-1.wav")
+    assert result.outcome == "transferred"
+
+
+async def test_after_hours_a_message_the_pbx_cannot_write_ends_politely(run, actions, clock):
+    """After hours there is no seat: a failed recording ends with 'cannot save your message'."""
+    clock.advance(11 * 3600)  # 21:00 in Shanghai
+    result, channel = await run("hotline", [Keys("0"), Speak(0, "failed")])
+    assert actions.calls == []
+    assert (result.outcome, result.node) == ("completed", "message_failed")
+    assert channel.prompts[-1] == "hotline/message_failed"
+
+
+async def test_pieces_of_a_prompt_play_as_one_command(run):
+    """The case number read back (about 35 pieces) is one Playback, not a command per piece."""
+    _, channel = await run("hotline", [Keys("2"), Speak(9000)])
+    [read_back] = channel.playbacks
+    assert read_back[:2] == ("hotline/case_opened", "hotline/case_number")
+    assert read_back[2 : 2 + len(CASE_NUMBER_PIECES)] == tuple(CASE_NUMBER_PIECES)
+    assert read_back[-1] == "hotline/remember"
+    assert not [c for c in channel.calls if c[0] == "stream_file" and c[1] in read_back]
+
+
+async def test_the_link_dropping_is_not_written_as_the_caller_hanging_up(run):
+    """A link lost mid-menu ends the run as link_lost, noted as such, never as caller_hangup."""
+    result, _ = await run("hotline", [LinkDrops()])
+    assert (result.outcome, result.node) == ("link_lost", "main_menu")
+    kinds = [e[1] for e in events(result)]
+    assert "link_lost" in kinds and "caller_hangup" not in kinds
 
 
 async def test_a_message_ended_by_hanging_up_still_becomes_a_case(run, actions):

@@ -153,7 +153,9 @@ async def test_handler_errors_are_caught_and_the_call_released(
                 await asyncio.sleep(0.01)
         assert "flow bug" in caplog.text
         assert call_done == [True]
-        assert not session._agi_tasks or all(t.done() for t in session._agi_tasks)
+        async with asyncio.timeout(5):
+            while session.agi.flows:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
         await asyncio.wait_for(call.finished, 5)
 
 
@@ -275,7 +277,7 @@ async def test_environment_is_decoded_once_on_first_use(caplog: pytest.LogCaptur
             "CallerIDNum": "13800000000",
         }
     )
-    lazy = AgiChannel(session, lambda: session._agi_env(bad, "PJSIP/trunk-2"))
+    lazy = AgiChannel(session, lambda: session.asyncagi.agi_env(bad, "PJSIP/trunk-2"))
     with caplog.at_level(logging.ERROR):
         assert lazy.env.uniqueid == "2.2" and lazy.caller_number == "13800000000"
     assert "bad Env" in caplog.text and "PJSIP/trunk-2" in caplog.text

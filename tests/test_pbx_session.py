@@ -159,7 +159,7 @@ async def test_unknown_action_id_is_logged_and_ignored(
     caplog.set_level(logging.INFO, logger="gateway.pbx")
     async with AmiSession(section(pbx)) as session:
         await session.wait_connected(2)
-        session._on_response(Frame(Response="Success", ActionID="stale-42"))
+        session.dispatcher.on_response(Frame(Response="Success", ActionID="stale-42"))
         assert "unknown ActionID 'stale-42'" in caplog.text
         assert await session.ping() > 0
 
@@ -337,8 +337,8 @@ async def test_close_leaves_nothing_running(pbx: SimulatedPbx) -> None:
     session = AmiSession(section(pbx))
     async with session:
         await session.wait_connected(2)
-        tasks = set(session._tasks)
-    assert all(t.done() for t in tasks)
+        assert session.supervisor.tasks == 2  # the event consumer and the link
+    assert session.supervisor.tasks == 0 and session.agi.flows == 0
     await eventually(lambda: pbx.sessions == 0)
     with pytest.raises(AmiNotConnected):
         await session.ping()

@@ -5,18 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import signal
-import sys
 from pathlib import Path
 
-from sms_support import ACCOUNT, FROM, ORDER_VARS, TOKEN, free_socket, running_gateway, until
+from sms_support import (
+    ACCOUNT,
+    FROM,
+    ORDER_VARS,
+    TOKEN,
+    free_socket,
+    gateway_process,
+    running_gateway,
+    until,
+)
 
 from gateway.clock import Clock
 from gateway.sim.twilio import SimulatedTwilio
 from gateway.store import Store
 
-ROOT = Path(__file__).resolve().parent.parent
 TEXTS = 1000
 RECIPIENTS = 50
 
@@ -91,17 +97,8 @@ async def test_thousand_texts_exactly_once_through_faults_and_a_kill(tmp_path: P
                     idempotency_key=f"order-{i}",
                 )
         # 2. A worker process sends through faults and is killed mid-flight.
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway",
-            *_settings(tw, db, port),
-            "sms",
-            "run",
-            cwd=ROOT,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        proc = await gateway_process(
+            *_settings(tw, db, port), "sms", "run", output=asyncio.subprocess.DEVNULL
         )
         stop = asyncio.Event()
         try:

@@ -4,14 +4,12 @@ Twilio over loopback, with the real twilio client, through every fault."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
 from sms_support import (
-    ACCOUNT,
     API_TOKEN,
     CHIEF,
     CITIZEN,
@@ -24,7 +22,7 @@ from sms_support import (
 )
 from twilio.request_validator import RequestValidator
 
-from gateway.clock import Clock, ScaledClock
+from gateway.clock import ScaledClock
 from gateway.config import Secret
 from gateway.phone import InvalidPhoneNumber
 from gateway.sim.twilio import SimulatedTwilio
@@ -34,20 +32,6 @@ from gateway.store.sms import InboundText, OutboxMessage
 from gateway.web.sms import SMS_PROVIDER
 
 RATING_VARS = {"unit": "城关派出所", "business": "户籍办理"}
-
-
-@pytest.fixture
-async def live_store(tmp_path: Path) -> AsyncIterator[Store]:
-    """A store on real time (the worker and the simulator run on real time)."""
-    async with Store.open(tmp_path / "gateway.sqlite3", Clock()) as store:
-        yield store
-
-
-@pytest.fixture
-async def tw() -> AsyncIterator[SimulatedTwilio]:
-    """The simulated Twilio with a fast walk to delivered."""
-    async with SimulatedTwilio(ACCOUNT, TOKEN, time_scale=0.1) as sim:
-        yield sim
 
 
 async def status_of(store: Store, message: OutboxMessage, wanted: str) -> bool:

@@ -40,22 +40,61 @@ async def test_claim_takes_due_rows_once(store: Store, clock: ManualClock) -> No
     """A due row is claimed by one claim only; a future row is not claimed yet."""
     await store.sms.insert_or_get(_text("a", next_attempt_at=clock.now()))
     await store.sms.insert_or_get(_text("b", next_attempt_at=clock.now() + timedelta(hours=1)))
-    first = await store.sms.claim_due(10)
-    second = await store.sms.claim_due(10)
+    first = await store.sms.claim_due(10, owner="w1", lease=timedelta(hours=2))
+    second = await store.sms.claim_due(10, owner="w2")
     assert [m.idempotency_key for m in first] == ["a"]
     assert first[0].status == "sending" and first[0].attempts == 1
     assert second == []
     clock.advance(3600)
-    assert [m.idempotency_key for m in await store.sms.claim_due(10)] == ["b"]
+    assert [m.idempotency_key for m in await store.sms.claim_due(10, owner="w2")] == ["b"]
 
 
 async def test_interrupted_send_is_requeued_for_a_look_up(store: Store, clock: ManualClock) -> None:
-    """A row left sending without a sid goes back to the queue marked for a look-up."""
+    """At start, the lock holder requeues others' rows left sending, marked for a look-up."""
     await store.sms.insert_or_get(_text(next_attempt_at=clock.now()))
-    [claimed] = await store.sms.claim_due(1)
-    assert await store.sms.reclaim_interrupted() == 1
+    [claimed] = await store.sms.claim_due(1, owner="dead")
+    assert await store.sms.reclaim_interrupted("alive") == 1
     row = await store.sms.get(claimed.id)
     assert row is not None and row.status == "queued" and row.needs_lookup
+    assert row.lease_owner is None
+
+
+async def test_a_lease_is_reclaimed_only_when_expired(store: Store, clock: ManualClock) -> None:
+    """Another worker cannot take a leased row; once the lease expires it is requeued for a
+    look-up, and the first attempt's time survives every later claim."""
+    await store.sms.insert_or_get(_text(next_attempt_at=clock.now()))
+    [held] = await store.sms.claim_due(1, owner="w1", lease=timedelta(minutes=5))
+    first = held.first_attempt_at
+    assert first is not None and held.lease_owner == "w1"
+    clock.advance(299)
+    assert await store.sms.claim_due(5, owner="w2") == []
+    assert await store.sms.renew(held.id, "w1", timedelta(minutes=5))
+    assert not await store.sms.renew(held.id, "w2", timedelta(minutes=5))
+    clock.advance(299)
+    assert await store.sms.claim_due(5, owner="w2") == []
+    clock.advance(2)
+    [again] = await store.sms.claim_due(5, owner="w2")
+    assert again.id == held.id and again.needs_lookup and again.lease_owner == "w2"
+    assert again.first_attempt_at == first and again.claimed_at is not None
+    assert again.claimed_at > first
+    assert not await store.sms.renew(held.id, "w1", timedelta(minutes=5))
+
+
+async def test_one_provider_message_belongs_to_one_row(store: Store, clock: ManualClock) -> None:
+    """Two identical texts in doubt adopt distinct provider messages; a sid taken by one row
+    is refused to any other, by look-up or by record."""
+    a, _ = await store.sms.insert_or_get(_text("a", next_attempt_at=clock.now()))
+    b, _ = await store.sms.insert_or_get(_text("b", next_attempt_at=clock.now()))
+    await store.sms.claim_due(2, owner="w1")
+    found = [("SM1", "delivered"), ("SM2", "sent")]
+    assert await store.sms.adopt(a.id, found) == "SM1"
+    assert await store.sms.adopt(b.id, found) == "SM2"
+    c, _ = await store.sms.insert_or_get(_text("c", next_attempt_at=clock.now()))
+    await store.sms.claim_due(1, owner="w1")
+    assert await store.sms.adopt(c.id, found) is None
+    assert await store.sms.record_accepted(c.id, "SM2", "queued") is None
+    row = await store.sms.get(c.id)
+    assert row is not None and row.provider_sid is None and row.status == "sending"
 
 
 async def test_statuses_never_move_backwards(store: Store, clock: ManualClock) -> None:
@@ -79,7 +118,7 @@ async def test_callback_before_the_sid_is_stored_is_applied_later(
     early = await store.sms.apply_status("SM9", "undelivered", "30003")
     assert early.message_id is None and not early.applied
     row = await store.sms.record_accepted(claimed.id, "SM9", "queued")
-    assert row.status == "undelivered" and row.error_code == "30003"
+    assert row is not None and row.status == "undelivered" and row.error_code == "30003"
 
 
 async def test_reply_stored_once_per_sid(store: Store) -> None:

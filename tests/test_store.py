@@ -9,6 +9,7 @@ import pytest
 
 from gateway.clock import ManualClock
 from gateway.store import Store, StoreError
+from gateway.store.db import Migration, bundled_migrations, check_sequence
 from gateway.store.seed import demo_city, load_seed
 
 
@@ -77,3 +78,22 @@ async def test_failed_transaction_rolls_back(store: Store) -> None:
             )
             raise RuntimeError("boom")
     assert await store.units.unit_by_code("X") is None
+
+
+async def test_gap_in_migration_numbers_is_refused(tmp_path: Path, clock: ManualClock) -> None:
+    """Migrations that skip a number are refused before any runs; 0003 is a known, recorded gap."""
+    sql = "CREATE TABLE t{n} (id INTEGER PRIMARY KEY);"
+    numbers = (1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 13)
+    listed = [Migration(n, f"{n:04d}_t.sql", sql.format(n=n)) for n in numbers]
+    async with Store.open(tmp_path / "gap.sqlite3", clock, migrate=False) as store:
+        with pytest.raises(StoreError, match="the migrations skip 0012: a migration file"):
+            await store.db.migrate(listed)
+        assert await store.db.schema_version() == 0
+        assert await store.db.migrate(listed[:-1]) == [m.name for m in listed[:-1]]
+
+
+def test_bundled_migrations_have_no_unexplained_gap() -> None:
+    """The bundled migrations pass the gap check (0003 is recorded as never released)."""
+    versions = [m.version for m in bundled_migrations()]
+    assert 3 not in versions and versions[:2] == [1, 2]
+    check_sequence(bundled_migrations())

@@ -19,7 +19,7 @@ whole (an empty one as ``""``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from urllib.parse import unquote
@@ -30,6 +30,9 @@ AGI_SUCCESS = 200
 AGI_INVALID_COMMAND = 510
 AGI_DEAD_CHANNEL = 511
 AGI_USAGE = 520
+
+# What ``CHANNEL STATUS`` answers for a channel that is up (AST_STATE_UP); -1: no channel.
+CHANNEL_STATE_UP = 6
 
 _DIGITS = frozenset("0123456789*#ABCD")
 
@@ -145,8 +148,9 @@ _KEY_VALUE = re.compile(r"(\w+)=(\S*)")
 class AgiResult:
     """One AGI reply: ``code`` (200, 510, 511, 520), the raw ``result`` value
     (a string: GET DATA digits keep their leading zeros; empty after a timeout),
-    ``data`` (the text in parentheses: ``timeout``, ``dtmf``, a variable's value),
-    ``text`` (the whole decoded reply, for logs and errors) and ``endpos``."""
+    ``data`` (the text in parentheses: ``timeout``, ``dtmf``, ``writefile``, a
+    variable's value), ``text`` (the reply after its code, for logs and errors:
+    ``result=-1 (writefile)``, ``Invalid or unknown command``) and ``endpos``."""
 
     code: int
     result: str
@@ -172,10 +176,19 @@ class AgiResult:
 
     @property
     def is_hangup(self) -> bool:
-        """The channel is gone: 511, ``result=-1`` or ``(hangup)``."""
+        """The reply itself says the channel is gone: 511, or ``(hangup)``.
+
+        A bare ``result=-1`` does not: an application (``EXEC Queue`` after the
+        seat hung up) or a missing prompt answers -1 while the caller is still
+        there; only the channel's state (``CHANNEL STATUS``) tells."""
         if self.code == AGI_DEAD_CHANNEL:
             return True
-        return self.code == AGI_SUCCESS and (self.result == "-1" or self.data == "hangup")
+        return self.code == AGI_SUCCESS and self.data == "hangup"
+
+    @property
+    def write_failed(self) -> bool:
+        """``RECORD FILE`` could not open its file (``result=-1 (writefile)``)."""
+        return self.code == AGI_SUCCESS and self.result == "-1" and self.data == "writefile"
 
     @property
     def digit(self) -> str | None:
@@ -233,7 +246,7 @@ def parse_result_text(text: str) -> AgiResult:
             endpos = int(extras["endpos"])
         except ValueError as exc:
             raise AgiParseError(text, f"endpos is not a number: {extras['endpos']!r}") from exc
-    return AgiResult(code=code, result=result, data=data, text=stripped, endpos=endpos)
+    return AgiResult(code=code, result=result, data=data, text=rest.strip(), endpos=endpos)
 
 
 # ---------------------------------------------------------------------------
@@ -286,6 +299,24 @@ def cmd_answer() -> str:
 
 def cmd_hangup() -> str:
     return "HANGUP"
+
+
+def cmd_channel_status() -> str:
+    return "CHANNEL STATUS"
+
+
+def playback_files(prompts: Sequence[str]) -> str:
+    """The argument of ``EXEC Playback a&b&c``: several prompts as one command, played
+    without a gap and not interruptible. Asterisk's dialplan applications join files
+    with ``&``; the AGI commands STREAM FILE, GET DATA and CONTROL STREAM FILE open
+    their argument as one file name and do not."""
+    if not prompts:
+        raise AgiArgumentError("prompts", prompts, "no prompt to play")
+    for prompt in prompts:
+        _file(prompt, "prompt")
+        if any(ch in prompt for ch in "&,|"):
+            raise AgiArgumentError("prompt", prompt, "contains '&', ',' or '|'")
+    return "&".join(prompts)
 
 
 def cmd_break() -> str:

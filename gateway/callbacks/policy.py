@@ -82,6 +82,9 @@ class CallOutcome(Enum):
     CONGESTION = "congestion"
     NO_SUCH_NUMBER = "no_such_number"
     FAILED = "failed"
+    # The Originate's response was lost (the link cut while waiting): the call may
+    # have rung or be up; settled later, and then counted like a call not answered.
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)

@@ -1,91 +1,109 @@
 """The campaign scheduler: places due callbacks within the windows and the trunk's lines.
 
-One owned loop; each call runs as a task in the scheduler's TaskGroup, so
-shutdown waits for none of them to be lost silently: a call cancelled at stop
-leaves its attempt row ``placed``, which the next start marks ``unknown`` and
-counts as used (the citizen is not called twice for the same attempt).
+Two supervised loops (``gateway.supervise``): *calls* settles calls whose outcome
+is overdue, then claims and places due calls; *orders* escalates overdue
+rectification orders, texts any order whose level was never texted, and expires
+rating requests nobody answered. An error in a round (a locked store) is logged
+once, the loop backs off and goes on, and :meth:`CallbackScheduler.check` reports
+it degraded for ``/health``. Each call runs as a task the supervisor owns; one
+cancelled at stop leaves its attempt row ``placed``, which the next start marks
+``unknown``: the citizen is not called again until that call can no longer be up.
+
+No claims are made while the PBX link is down, and a call that could not be sent
+(not connected) puts its claim back without counting an attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from gateway.callbacks.policy import CallOutcome
-from gateway.callbacks.service import CallbackService, Dialer, DialResult
+from gateway.callbacks.service import (
+    MAX_SURVEY_SECONDS,
+    SURVEY_START_SECONDS,
+    CallbackService,
+    Dialer,
+    DialResult,
+)
 from gateway.errors import GatewayError
+from gateway.pbx.exceptions import AmiActionTimeout, AmiConnectionLost, AmiNotConnected
 from gateway.phone import mask
 from gateway.store.callbacks import ServedItem
+from gateway.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
 
 class CallbackScheduler:
-    MAX_SURVEY_SECONDS = 600.0
-
-    def __init__(self, service: CallbackService, dialer: Dialer, *, pbx: str) -> None:
+    def __init__(
+        self,
+        service: CallbackService,
+        dialer: Dialer,
+        *,
+        pbx: str,
+        supervisor: Supervisor | None = None,
+    ) -> None:
         self.service = service
         self.dialer = dialer
         self.pbx = pbx
+        self.supervisor = supervisor or Supervisor("callbacks")
         self.active = 0  # lines in use: from Originate until the survey call ends
         self.placed = 0
         self._wake = asyncio.Event()
-        self._calls: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         """Look for due work now (a new item, a report, a finished call)."""
         self._wake.set()
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[CallbackScheduler]:
-        recovered = await self.service.store.callbacks.recover_interrupted(self.service.clock.now())
+    async def start(self) -> None:
+        """Settle what a previous run left out, then start the loops."""
+        hold = self.service.clock.now() + timedelta(
+            minutes=self.service.settings.retry_spacing_minutes
+        )
+        recovered = await self.service.store.callbacks.recover_interrupted(hold)
         if recovered:
             log.warning(
                 "callbacks: %d calls were out when the gateway stopped; their attempts are"
-                " counted and the items wait for their next try",
+                " counted and nobody is called again until those calls are over",
                 len(recovered),
             )
-        async with asyncio.TaskGroup() as group:
-            loop = group.create_task(self._loop(group), name="callback-scheduler")
-            try:
-                yield self
-            finally:
-                loop.cancel()
-                for task in list(self._calls):
-                    task.cancel()
+        poll = self._poll_seconds
+        self.supervisor.loop("calls", self.tick, every=poll, wake=self._wake)
+        self.supervisor.loop("orders", self.order_round, every=poll)
 
-    async def _loop(self, group: asyncio.TaskGroup) -> None:
-        settings = self.service.settings
-        while True:
-            try:
-                await self.tick(group)
-            except GatewayError as exc:
-                log.error("callbacks: %s", exc)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._wake.wait(), timeout=self._poll_seconds(settings.poll_seconds)
-                )
+    async def aclose(self) -> None:
+        """Stop the loops and the calls in progress (their attempts stay ``placed``)."""
+        await self.supervisor.aclose()
 
-    def _poll_seconds(self, seconds: float) -> float:
+    def check(self) -> None:
+        """Raise (for ``/health``) while a loop is failing."""
+        self.supervisor.check()
+
+    def _poll_seconds(self) -> float:
         # The clock may run faster than real time (the demo); poll in its time.
         scale = getattr(self.service.clock, "speed", 1.0)
-        return float(seconds) / float(scale)
+        return float(self.service.settings.poll_seconds) / float(scale)
 
-    async def tick(self, group: asyncio.TaskGroup) -> int:
-        """One round: escalate overdue orders, expire SMS requests, place due calls."""
+    async def order_round(self) -> None:
+        """Escalate overdue orders, text unnotified ones, expire SMS rating requests."""
         await self.service.escalate_overdue()
+        await self.service.notify_unnotified()
         await self.service.expire_sms_requests()
+
+    async def tick(self) -> int:
+        """One round of calls: settle overdue ones, then place due calls if the PBX
+        link is up. Returns how many calls were placed."""
+        await self.service.settle_calls()
+        if not self.dialer.connected:
+            return 0  # "not connected" is never an attempt: nothing is claimed
         free = self.service.settings.max_concurrent_calls - self.active
         claimed = await self.service.claim_calls(free, self.pbx)
         for item, attempt_id in claimed:
             self.active += 1
             self.placed += 1
-            task = group.create_task(self._call(item, attempt_id), name=f"callback-{item.id}")
-            self._calls.add(task)
-            task.add_done_callback(self._calls.discard)
+            self.supervisor.spawn(f"callback-{item.id}", self._call(item, attempt_id))
         return len(claimed)
 
     async def _call(self, item: ServedItem, attempt_id: int) -> None:
@@ -95,15 +113,25 @@ class CallbackScheduler:
                 result = await self.dialer.call(
                     item.citizen_number, variables, self.service.settings.ring_timeout_seconds
                 )
+            except AmiNotConnected as exc:
+                # Nothing was sent: the claim goes back, no attempt is counted.
+                log.info("callback to %s not placed: %s", mask(item.citizen_number), exc)
+                await self.service.release_claim(item, attempt_id)
+                return
+            except (AmiConnectionLost, AmiActionTimeout) as exc:
+                # Sent, but its answer was lost (the link cut, or no OriginateResponse
+                # in time): the call may ring or be up. It is settled later.
+                log.warning("callback to %s: outcome lost: %s", mask(item.citizen_number), exc)
+                result = DialResult(CallOutcome.UNKNOWN)
             except GatewayError as exc:
                 log.warning("callback to %s failed: %s", mask(item.citizen_number), exc)
                 result = DialResult(CallOutcome.FAILED)
-            await self.service.call_finished(item, attempt_id, result)
-            if result.outcome is CallOutcome.ANSWERED:
-                # The line stays busy while the citizen is in the survey.
-                await self.service.wait_survey(attempt_id, self.MAX_SURVEY_SECONDS)
-        except Exception:
-            log.exception("callback for item %s went wrong", item.reference)
+            if await self.service.call_finished(item, attempt_id, result):
+                # The line stays busy while the citizen is in the survey; the store
+                # holds the bounded wait too (settle_calls), so a restart keeps it.
+                await self.service.wait_survey(
+                    attempt_id, SURVEY_START_SECONDS + MAX_SURVEY_SECONDS
+                )
         finally:
             self.active -= 1
             self._wake.set()

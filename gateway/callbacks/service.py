@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Protocol
 
+import aiosqlite
+
 from gateway.callbacks.catalogue import Catalogue, UnknownCode
 from gateway.callbacks.policy import (
     LEVEL_NAMES,
@@ -33,13 +35,13 @@ from gateway.callbacks.policy import (
     parse_rectification_reply,
     parse_windows,
 )
-from gateway.clock import Clock
+from gateway.clock import Clock, utc_iso
 from gateway.config import CallbacksSection
 from gateway.errors import GatewayError
 from gateway.phone import InvalidPhoneNumber, Use, mask, to_e164
 from gateway.store import Store
-from gateway.store.callbacks import Order, Rating, ServedItem
-from gateway.store.units import Officer
+from gateway.store.callbacks import LostRace, Order, Rating, ServedItem
+from gateway.store.units import HEAD_ROLES, Officer
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,12 @@ REASONS = {
     "unsolved": "问题未解决",
     "other": "其他原因",
 }
+
+
+# An answered callback whose survey has not begun this long after is given up
+# ("answered, no rating"); a survey lasting longer than the second bound is over.
+SURVEY_START_SECONDS = 60.0
+MAX_SURVEY_SECONDS = 600.0
 
 
 class CallbackError(GatewayError):
@@ -70,6 +78,16 @@ class UnknownOrder(CallbackError):
         self.ref = ref
 
 
+class NotAuthorized(CallbackError):
+    """Only the chief (or a deputy) of the unit holding an order may report it done."""
+
+    def __init__(self, ref: str, actor: str, why: str) -> None:
+        super().__init__(f"{actor} may not report order {ref}: {why}")
+        self.ref = ref
+        self.actor = actor
+        self.why = why
+
+
 @dataclass(frozen=True)
 class DialResult:
     outcome: CallOutcome
@@ -78,9 +96,15 @@ class DialResult:
 
 
 class Dialer(Protocol):
-    async def call(
-        self, number: str, variables: Mapping[str, str], timeout_s: float
-    ) -> DialResult: ...
+    @property
+    def connected(self) -> bool:
+        """Whether the PBX link is up now (no claims are made while it is not)."""
+        ...
+
+    async def call(self, number: str, variables: Mapping[str, str], timeout_s: float) -> DialResult:
+        """Place the call; :class:`~gateway.pbx.exceptions.AmiNotConnected` if it
+        could not even be sent (nothing rang)."""
+        ...
 
 
 class Texter(Protocol):
@@ -95,6 +119,7 @@ class Texter(Protocol):
         idempotency_key: str,
         purpose: str | None = None,
         audience: str | None = None,
+        conn: aiosqlite.Connection | None = None,
     ) -> object: ...
 
 
@@ -203,31 +228,94 @@ class CallbackService:
 
     # -- calls ----------------------------------------------------------------
 
+    def _call_bound(self) -> timedelta:
+        """How long after it was placed a callback may still be up at most."""
+        return timedelta(
+            seconds=self.settings.ring_timeout_seconds + SURVEY_START_SECONDS + MAX_SURVEY_SECONDS
+        )
+
     async def claim_calls(self, free_lines: int, pbx: str) -> list[tuple[ServedItem, int]]:
         """Due items to call now (inside a window), each with its attempt row's id."""
         now = self.clock.now()
         if free_lines <= 0 or not self.windows.is_open(self.clock.local(now)):
             return []
-        claimed = await self.store.callbacks.claim_due(now, free_lines, pbx)
+        claimed = await self.store.callbacks.claim_due(
+            now, free_lines, pbx, now + self._call_bound()
+        )
         return [(item, attempt.id) for item, attempt in claimed]
+
+    async def release_claim(self, item: ServedItem, attempt_id: int) -> None:
+        """The call could not be sent (no PBX link): the claim is undone, not counted."""
+        await self.store.callbacks.release_claim(item.id, attempt_id, self.clock.now())
 
     def call_variables(self, item: ServedItem, attempt_id: int) -> dict[str, str]:
         """Channel variables that bring the answered call back to its item."""
         return {"GW_ITEM": str(item.id), "GW_ATTEMPT": str(attempt_id)}
 
-    async def call_finished(self, item: ServedItem, attempt_id: int, result: DialResult) -> None:
-        """Record an Originate outcome; an unanswered call is retried or falls back to SMS."""
-        await self.store.callbacks.set_attempt_outcome(
-            attempt_id,
-            result.outcome.value,
-            action_id=result.action_id,
-            uniqueid=result.uniqueid,
-            ended=result.outcome is not CallOutcome.ANSWERED,
-        )
+    async def call_finished(self, item: ServedItem, attempt_id: int, result: DialResult) -> bool:
+        """Record an Originate outcome; an unanswered call is retried or falls back to SMS.
+
+        Returns True when the call is answered and its survey is still to come or under
+        way. A lost outcome (``unknown``) leaves the item ``calling`` until the call is
+        settled; an outcome that arrives after the survey has begun or ended changes
+        nothing (the survey knows better)."""
+        callbacks = self.store.callbacks
         if result.outcome is CallOutcome.ANSWERED:
-            self._surveys.setdefault(attempt_id, asyncio.Event())
-            return  # the survey flow reports the rest through survey_ended()
-        await self._not_reached(item, result.outcome)
+            up_until = self.clock.now() + timedelta(
+                seconds=SURVEY_START_SECONDS + MAX_SURVEY_SECONDS
+            )
+            answered = await callbacks.attempt_answered(
+                attempt_id, action_id=result.action_id, uniqueid=result.uniqueid, up_until=up_until
+            )
+            if answered:
+                self._surveys.setdefault(attempt_id, asyncio.Event())
+            return answered  # the survey flow reports the rest through survey_ended()
+        if result.outcome is CallOutcome.UNKNOWN:
+            await callbacks.attempt_unknown(attempt_id)
+            log.warning(
+                "item %s: the outcome of call attempt %d was lost; %s is not called again"
+                " until that call is over",
+                item.reference,
+                attempt_id,
+                mask(item.citizen_number),
+            )
+            return False
+        if await callbacks.attempt_not_reached(
+            attempt_id, result.outcome.value, action_id=result.action_id, uniqueid=result.uniqueid
+        ):
+            await self._not_reached(item, result.outcome)
+        else:
+            log.info(
+                "item %s: call attempt %d already moved on; outcome %s not applied",
+                item.reference,
+                attempt_id,
+                result.outcome.value,
+            )
+        return False
+
+    async def settle_calls(self) -> int:
+        """Answered calls whose survey never started within the bound end as
+        ``no_rating``; lost outcomes whose call can no longer be up end ``unknown``.
+        Each item moves on as after a call that did not reach the citizen."""
+        now = self.clock.now()
+        callbacks = self.store.callbacks
+        unstarted = await callbacks.expire_unstarted_surveys(
+            now - timedelta(seconds=SURVEY_START_SECONDS)
+        )
+        lapsed = await callbacks.settle_lapsed(now)
+        for attempt, outcome in [
+            *((a, CallOutcome.NO_ANSWER) for a in unstarted),
+            *((a, CallOutcome.UNKNOWN) for a in lapsed),
+        ]:
+            if attempt.outcome == "no_rating":
+                log.warning(
+                    "callback attempt %d was answered but its survey never started", attempt.id
+                )
+            self._surveys.setdefault(attempt.id, asyncio.Event()).set()
+            item = await callbacks.item(attempt.item_id)
+            if item is not None and item.status == "calling":
+                await self._not_reached(item, outcome)
+        return len(unstarted) + len(lapsed)
 
     async def _not_reached(self, item: ServedItem, outcome: CallOutcome) -> None:
         now = self.clock.now()
@@ -241,12 +329,11 @@ class CallbackService:
         )
         if step.action == "retry" and step.at is not None:
             await self.store.callbacks.move_item(
-                item.id, "pending", next_attempt_at=self._in_window(step.at)
+                item.id, "pending", expect=("calling",), next_attempt_at=self._in_window(step.at)
             )
         elif step.action == "sms":
             await self._request_rating_by_sms(item)
-        else:
-            await self.store.callbacks.move_item(item.id, "unreachable")
+        elif await self.store.callbacks.move_item(item.id, "unreachable", expect=("calling",)):
             log.info(
                 "item %s: %s unreachable after %d calls",
                 item.reference,
@@ -259,14 +346,16 @@ class CallbackService:
         # harmless, while an item marked "sms" with no text queued would wait in vain.
         unit = await self.store.units.unit(item.unit_id)
         try:
-            await self._text_rating_request(item, unit.name if unit else "")
+            await self._text_rating_request(item, unit.text_name if unit else "")
         except InvalidPhoneNumber as exc:
-            await self.store.callbacks.move_item(item.id, "unreachable")
+            await self.store.callbacks.move_item(item.id, "unreachable", expect=("calling",))
             log.info("item %s: no rating request by text: %s", item.reference, exc.reason)
             return
         expires = self.clock.now() + timedelta(hours=self.settings.sms_valid_hours)
         await self.store.callbacks.add_sms_attempt(item.id, item.round)
-        await self.store.callbacks.move_item(item.id, "sms", sms_expires_at=expires)
+        await self.store.callbacks.move_item(
+            item.id, "sms", expect=("calling",), sms_expires_at=expires
+        )
 
     async def _text_rating_request(self, item: ServedItem, unit_name: str) -> None:
         await self.texter.enqueue(
@@ -283,10 +372,19 @@ class CallbackService:
     # -- the survey flow ------------------------------------------------------
 
     async def survey_context(self, item_id: int, attempt_id: int) -> SurveyContext:
+        """The survey of this attempt's call begins (written to the store, so the
+        bounded wait for it to start holds across a restart): what it says."""
         item = await self.store.callbacks.item(item_id)
         attempt = await self.store.callbacks.attempt(attempt_id)
         if item is None or attempt is None or attempt.item_id != item_id:
             raise CallbackError(f"no callback attempt {attempt_id} for item {item_id}")
+        up_until = self.clock.now() + timedelta(seconds=MAX_SURVEY_SECONDS)
+        if not await self.store.callbacks.survey_started(attempt_id, up_until):
+            log.info(
+                "item %s: survey of attempt %d begins after it was settled",
+                item.reference,
+                attempt_id,
+            )
         unit = await self.store.units.unit(item.unit_id)
         kind = self.catalogue.kind(item.kind_code)
         return SurveyContext(
@@ -336,12 +434,10 @@ class CallbackService:
                 raise CallbackError(f"no served item {item_id}")
             rating = await self.store.callbacks.rating(item.id, item.round)
             rated = rating is not None and rating.attempt_id == attempt_id
-            await self.store.callbacks.set_attempt_outcome(
-                attempt_id, "rated" if rated else "no_rating"
-            )
+            ended = await self.store.callbacks.attempt_ended(attempt_id, rated)
             if rated and rating is not None:
                 await self._after_rating(item, rating)
-            elif item.status == "calling":
+            elif ended and item.status == "calling":
                 await self._not_reached(item, CallOutcome.NO_ANSWER)
         finally:
             self._surveys.setdefault(attempt_id, asyncio.Event()).set()
@@ -365,7 +461,7 @@ class CallbackService:
                 channel,
             )
             return None
-        await self.store.callbacks.move_item(item.id, "rated")
+        await self.store.callbacks.move_item(item.id, "rated", expect=("calling", "pending", "sms"))
         return rating
 
     async def _after_rating(self, item: ServedItem, rating: Rating) -> None:
@@ -377,27 +473,26 @@ class CallbackService:
 
     # -- SMS replies ------------------------------------------------------------
 
-    async def on_text(self, from_number: str, body: str) -> bool:
+    async def on_text(self, from_number: str, body: str, *, reply_key: str | None = None) -> bool:
         """An inbound text: a citizen's 1/2/3 or a chief's ``整改 <ref> <note>``.
 
-        Returns True when the text was one of ours to handle."""
+        A report from anyone who may not report that order is refused, logged and
+        answered by text (``reply_key``, the inbound text's own id, keeps that answer
+        to one however often the reply is offered). Returns True when the text was
+        one of ours to handle."""
         report = parse_rectification_reply(body)
         if report is not None:
             ref, note = report
             officer = await self._officer_by_mobile(from_number)
-            if officer is None:
-                log.warning(
-                    "rectification report for %s from %s, who is no officer on file",
-                    ref,
-                    mask(from_number),
-                )
-                return True
             try:
+                if officer is None:
+                    raise NotAuthorized(
+                        ref, mask(from_number), "no officer on file has this number"
+                    )
                 await self.report_done(ref, note, actor=officer.code)
-            except UnknownOrder:
-                log.warning(
-                    "rectification report from %s names unknown order %r", officer.code, ref
-                )
+            except (NotAuthorized, UnknownOrder) as exc:
+                log.warning("rectification report from %s refused: %s", mask(from_number), exc)
+                await self._answer_refused_report(from_number, ref, exc, reply_key)
             return True
         score = parse_rating_reply(body)
         item = await self.store.callbacks.sms_item_for(from_number)
@@ -420,6 +515,25 @@ class CallbackService:
                 return officer
         return None
 
+    async def _answer_refused_report(
+        self, number: str, ref: str, exc: CallbackError, reply_key: str | None
+    ) -> None:
+        if isinstance(exc, UnknownOrder):
+            why = "未找到该整改单号，请核对后重发"
+        else:
+            why = "该整改单不由您负责，请由承办单位主要负责人回复"
+        key = reply_key or f"{number}:{ref}:{utc_iso(self.clock.now())}"
+        try:
+            await self.texter.enqueue(
+                purpose="rectification_order",
+                to=number,
+                template="report_refused",
+                variables={"case_ref": ref[:20], "reason": why},
+                idempotency_key=f"report-refused:{key}",
+            )
+        except (InvalidPhoneNumber, GatewayError) as err:
+            log.warning("no answer to the refused report from %s: %s", mask(number), err)
+
     async def expire_sms_requests(self) -> int:
         """Rating requests nobody answered in time: the item is unreachable."""
         expired = await self.store.callbacks.expired_sms_items(self.clock.now())
@@ -428,57 +542,111 @@ class CallbackService:
         return len(expired)
 
     # -- rectification orders ------------------------------------------------
+    #
+    # An order's change and the texts it causes are written in one transaction, and
+    # ``notified_level`` records which level was texted: if the texts could not be
+    # queued, the sweeper (:meth:`notify_unnotified`) finds the order and tries again.
+    # Every change is conditional on the (status, level) it was decided from; a change
+    # that lost a race (LostRace) is logged and not applied.
 
     async def _open_order(self, item: ServedItem, rating_id: int) -> None:
         deadline = self.clock.now() + timedelta(hours=self.deadline_hours[0])
-        order, created = await self.store.callbacks.create_order(
-            item_id=item.id, rating_id=rating_id, level=1, deadline_at=deadline
-        )
-        if created:
-            await self._notify(order, item)
-
-    async def report_done(self, ref: str, note: str, *, actor: str) -> Order:
-        """The unit reports the rectification done: the citizen is called again."""
-        order = await self.store.callbacks.order_by_ref(ref.strip().upper())
-        if order is None:
-            raise UnknownOrder(ref)
-        if order.status != "open":
-            log.info("order %s is %s; report from %s recorded only", ref, order.status, actor)
-            await self.store.callbacks.add_order_event(
-                order.id, order.level, "reported_again", actor, note
+        async with self.store.callbacks.transaction() as conn:
+            order, created = await self.store.callbacks.create_order(
+                item_id=item.id, rating_id=rating_id, level=1, deadline_at=deadline, conn=conn
             )
-            return order
-        order = await self.store.callbacks.update_order(
-            order.id, action="reported", actor=actor, note=note, status="reported", reported=True
-        )
+            if created:
+                await self._notify(conn, order, item)
+
+    async def may_report(self, order: Order, actor: str) -> Officer:
+        """The officer ``actor`` if they head a unit holding ``order`` at its level;
+        else :class:`NotAuthorized`."""
+        officer = next((o for o in await self.store.units.officers() if o.code == actor), None)
+        if officer is None:
+            raise NotAuthorized(order.ref, actor, "no officer with this code on file")
         item = await self.store.callbacks.item(order.item_id)
         assert item is not None
-        due = self._in_window(self.clock.now() + timedelta(hours=self.settings.recall_delay_hours))
-        await self.store.callbacks.move_item(
-            item.id, "pending", next_attempt_at=due, new_round=True
-        )
-        return order
+        holders = await self._holding_units(item, order.level)
+        if officer.unit_id not in holders or officer.role not in HEAD_ROLES:
+            raise NotAuthorized(
+                order.ref,
+                actor,
+                f"not the chief or a deputy of the unit holding it at level {order.level}",
+            )
+        return officer
+
+    async def report_done(self, ref: str, note: str, *, actor: str) -> Order:
+        """The unit reports the rectification done: the citizen is called again.
+
+        Only the chief or a deputy of the unit that holds the order at its current
+        level may; anyone else gets :class:`NotAuthorized` (and it is logged)."""
+        for _ in range(2):  # once more if the order moved on between reading and writing
+            order = await self.store.callbacks.order_by_ref(ref.strip().upper())
+            if order is None:
+                raise UnknownOrder(ref)
+            try:
+                await self.may_report(order, actor)
+            except NotAuthorized as exc:
+                log.warning("order %s: report refused: %s", order.ref, exc)
+                raise
+            if order.status != "open":
+                log.info("order %s is %s; report from %s recorded only", ref, order.status, actor)
+                await self.store.callbacks.add_order_event(
+                    order.id, order.level, "reported_again", actor, note
+                )
+                return order
+            due = self._in_window(
+                self.clock.now() + timedelta(hours=self.settings.recall_delay_hours)
+            )
+            try:
+                async with self.store.callbacks.transaction() as conn:
+                    reported = await self.store.callbacks.update_order(
+                        order.id,
+                        action="reported",
+                        expect=("open", order.level),
+                        actor=actor,
+                        note=note,
+                        status="reported",
+                        reported=True,
+                        conn=conn,
+                    )
+                    await self.store.callbacks.move_item(
+                        order.item_id, "pending", next_attempt_at=due, new_round=True, conn=conn
+                    )
+                return reported
+            except LostRace as exc:
+                log.info("order %s: %s; reading it again", order.ref, exc)
+        raise CallbackError(f"order {ref} kept changing while it was reported; try again")
 
     async def _recalled(self, order: Order, score: int) -> None:
         """A later callback's answer on an item with an order."""
-        if score in (1, 2):
-            await self.store.callbacks.update_order(
-                order.id,
-                action="closed",
-                actor="citizen",
-                note=f"回访评价：{'满意' if score == 1 else '基本满意'}",
-                status="closed",
-                closed=True,
-            )
-            return
-        await self._escalate(order, "群众仍不满意")
+        try:
+            if score in (1, 2):
+                await self.store.callbacks.update_order(
+                    order.id,
+                    action="closed",
+                    expect=(order.status, order.level),
+                    actor="citizen",
+                    note=f"回访评价：{'满意' if score == 1 else '基本满意'}",
+                    status="closed",
+                    closed=True,
+                )
+                return
+            await self._escalate(order, "群众仍不满意")
+        except LostRace as exc:
+            log.warning("order %s: citizen's answer not applied: %s", order.ref, exc)
 
     async def escalate_overdue(self) -> int:
-        """Open orders past their deadline climb one level."""
+        """Open orders past their deadline climb one level (unless reported meanwhile)."""
         overdue = await self.store.callbacks.overdue_orders(self.clock.now())
+        done = 0
         for order in overdue:
-            await self._escalate(order, "逾期未整改")
-        return len(overdue)
+            try:
+                await self._escalate(order, "逾期未整改")
+                done += 1
+            except LostRace as exc:
+                log.info("order %s: escalation not applied: %s", order.ref, exc)
+        return done
 
     async def _escalate(self, order: Order, why: str) -> None:
         level = next_level(order.level)
@@ -489,6 +657,7 @@ class CallbackService:
             await self.store.callbacks.update_order(
                 order.id,
                 action="overdue_at_top",
+                expect=(order.status, order.level),
                 actor="system",
                 note=why,
                 status="open",
@@ -497,52 +666,77 @@ class CallbackService:
             log.warning("order %s is still unresolved at the top level: %s", order.ref, why)
             return
         deadline = self.clock.now() + timedelta(hours=self.deadline_hours[level - 1])
-        order = await self.store.callbacks.update_order(
-            order.id,
-            action="escalated",
-            actor="system",
-            note=why,
-            status="open",
-            level=level,
-            deadline_at=deadline,
-        )
         item = await self.store.callbacks.item(order.item_id)
         assert item is not None
-        # The next level must act; the citizen is called again after its report.
-        await self._notify(order, item, why=why)
+        async with self.store.callbacks.transaction() as conn:
+            order = await self.store.callbacks.update_order(
+                order.id,
+                action="escalated",
+                expect=(order.status, order.level),
+                actor="system",
+                note=why,
+                status="open",
+                level=level,
+                deadline_at=deadline,
+                conn=conn,
+            )
+            # The next level must act; the citizen is called again after its report.
+            await self._notify(conn, order, item, why=why)
 
-    async def _notify(self, order: Order, item: ServedItem, why: str | None = None) -> None:
-        """Text the heads of the order's level; a level with nobody reachable passes it up."""
+    async def notify_unnotified(self) -> int:
+        """The sweeper: text every order whose current level was never texted (its
+        texts could not be queued when it got there). Returns how many were texted."""
+        done = 0
+        for order in await self.store.callbacks.unnotified_orders():
+            item = await self.store.callbacks.item(order.item_id)
+            assert item is not None
+            async with self.store.callbacks.transaction() as conn:
+                current = await self.store.callbacks.order(order.id)
+                if current is None or current.notified_level >= current.level:
+                    continue  # texted meanwhile
+                if await self._notify(conn, current, item, why=None):
+                    done += 1
+        return done
+
+    async def _notify(
+        self, conn: aiosqlite.Connection, order: Order, item: ServedItem, why: str | None = None
+    ) -> bool:
+        """Text the heads of the order's level, in the caller's transaction; a level with
+        nobody reachable passes it up. True if the level is now marked texted."""
         level = order.level
         skipped: list[str] = []
+        callbacks = self.store.callbacks
         while True:
             recipients, missing = await self._recipients(item, level)
             if recipients:
                 break
             skipped.extend(missing)
-            await self.store.callbacks.add_order_event(
+            await callbacks.add_order_event(
                 order.id,
                 level,
                 "skipped_no_mobile",
                 "system",
                 f"{LEVEL_NAMES[level]}无手机号码在册：{'、'.join(missing) or '无负责人'}",
+                conn=conn,
             )
             up = next_level(level)
             if up is None:
                 log.error("order %s: nobody at any level can receive it", order.ref)
-                return
+                return False
             level = up
             deadline = self.clock.now() + timedelta(hours=self.deadline_hours[level - 1])
-            order = await self.store.callbacks.update_order(
+            order = await callbacks.update_order(
                 order.id,
                 action="escalated",
+                expect=(order.status, order.level),
                 actor="system",
                 note="负责人无手机号码，直接升级",
                 level=level,
                 deadline_at=deadline,
+                conn=conn,
             )
         unit = await self.store.units.unit(item.unit_id)
-        rating = await self.store.callbacks.rating(item.id, item.round)
+        rating = await callbacks.rating(item.id, item.round)
         reason = REASONS.get(rating.reason or "", "未说明原因") if rating else "未说明原因"
         if why:
             reason = f"{why}；{reason}"
@@ -551,51 +745,63 @@ class CallbackService:
         if level > 1:
             reason = f"第{level}级督办，{reason}"
         deadline_text = self.clock.local(order.deadline_at).strftime("%m月%d日%H时")
+        queued = 0
         for officer in recipients:
             assert officer.mobile is not None
-            await self.texter.enqueue(
-                purpose="rectification_order",
-                to=officer.mobile,
-                template="rectification_order",
-                variables={
-                    "unit": unit.name if unit else "",
-                    "business": self.catalogue.kind(item.kind_code).name,
-                    "case_ref": order.ref,
-                    "reason": reason,
-                    "citizen": item.citizen_number,
-                    "deadline": deadline_text,
-                },
-                idempotency_key=f"order:{order.id}:level:{level}:{officer.code}",
-            )
-            await self.store.callbacks.add_order_event(
+            try:
+                await self.texter.enqueue(
+                    purpose="rectification_order",
+                    to=officer.mobile,
+                    template="rectification_order",
+                    variables={
+                        "unit": unit.text_name if unit else "",
+                        "business": self.catalogue.kind(item.kind_code).name,
+                        "case_ref": order.ref,
+                        "reason": reason,
+                        "citizen": item.citizen_number,
+                        "deadline": deadline_text,
+                    },
+                    idempotency_key=f"order:{order.id}:level:{level}:{officer.code}",
+                    conn=conn,
+                )
+            except GatewayError as exc:  # a bad number or a text the template refuses
+                log.error("order %s: no text to %s (%s): %s", order.ref, officer.code, level, exc)
+                continue
+            queued += 1
+            await callbacks.add_order_event(
                 order.id,
                 level,
                 "notified",
                 "system",
                 f"{LEVEL_NAMES[level]} {officer.name}（{officer.code}）",
+                conn=conn,
             )
+        if queued:
+            await callbacks.mark_notified(conn, order.id, level)
+        return queued > 0
+
+    async def _holding_units(self, item: ServedItem, level: int) -> list[int]:
+        """The units that hold an order on ``item`` at ``level``."""
+        if level == 1:
+            return [item.unit_id]
+        if level == 2:
+            parents = await self.store.units.ancestors(item.unit_id)
+            return [parents[0].id] if parents else []
+        codes = (self.settings.supervision_unit,) if level == 3 else self.settings.leadership_units
+        units = []
+        for code in codes:
+            unit = await self.store.units.unit_by_code(code)
+            if unit is None:
+                log.error("callbacks: level %d unit %r is not in the unit tree", level, code)
+                continue
+            units.append(unit.id)
+        return units
 
     async def _recipients(self, item: ServedItem, level: int) -> tuple[list[Officer], list[str]]:
         """Who heads the order at ``level``, split into reachable and without a mobile."""
-        units = []
-        if level == 1:
-            units = [item.unit_id]
-        elif level == 2:
-            parents = await self.store.units.ancestors(item.unit_id)
-            units = [parents[0].id] if parents else []
-        else:
-            codes = (
-                (self.settings.supervision_unit,) if level == 3 else self.settings.leadership_units
-            )
-            for code in codes:
-                unit = await self.store.units.unit_by_code(code)
-                if unit is None:
-                    log.error("callbacks: level %d unit %r is not in the unit tree", level, code)
-                    continue
-                units.append(unit.id)
         reachable: list[Officer] = []
         missing: list[str] = []
-        for unit_id in units:
+        for unit_id in await self._holding_units(item, level):
             heads = await self.store.units.officers(unit_id, "chief")
             heads = heads or await self.store.units.officers(unit_id, "leader")
             for officer in heads:

@@ -5,7 +5,8 @@
 - ``GET /api/served-items/{reference}``: an item, its attempts and ratings.
 - ``GET /api/orders``: rectification orders (``?all=1`` with closed ones).
 - ``POST /api/orders/{ref}/report``: a unit reports its rectification done
-  (``{"actor": "J00013", "note": "…"}``); the citizen is called again.
+  (``{"actor": "J00013", "note": "…"}``); the citizen is called again. Only the
+  chief or a deputy of the unit holding the order at its level may (else 403).
 - ``GET /api/callbacks/summary``: items by status and first-callback satisfaction.
 """
 
@@ -20,6 +21,7 @@ from gateway.callbacks.scheduler import CallbackScheduler
 from gateway.callbacks.service import (
     CallbackService,
     InvalidServedItem,
+    NotAuthorized,
     ServedItemInput,
     UnknownOrder,
 )
@@ -200,6 +202,8 @@ async def report_order(request: web.Request) -> web.Response:
         order = await service.report_done(request.match_info["ref"], note, actor=body["actor"])
     except UnknownOrder as exc:
         raise ApiError(404, "no_such_order", str(exc)) from None
+    except NotAuthorized as exc:
+        raise ApiError(403, "not_authorized", str(exc)) from None
     _wake(request)
     return web.json_response(order_json(order))
 

@@ -7,18 +7,36 @@ once the caller has hung up: the engine catches that one type at one place.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+# File extensions Asterisk gives the formats whose extension is not the format's name.
+_EXTENSIONS = {"wav49": "WAV"}
 
 
 @dataclass(frozen=True)
 class RecordResult:
-    """The outcome of ``RECORD FILE``: where it went, how it ended, its length."""
+    """The outcome of ``RECORD FILE``: where it went, how it ended, its length.
+
+    ``ended_by`` is "dtmf", "timeout", "silence", "hangup", or "failed": the PBX
+    could not write the file (``(writefile)``), so nothing was recorded.
+    """
 
     path: str  # without extension, as given to RECORD FILE
-    ended_by: str  # "dtmf", "timeout", "silence", "hangup"
+    ended_by: str
     digit: str | None
     duration_ms: int
+    fmt: str = "wav"
+
+    @property
+    def file(self) -> str:
+        """The file the PBX wrote: the path with its format's extension."""
+        return f"{self.path}.{_EXTENSIONS.get(self.fmt, self.fmt)}"
+
+    @property
+    def failed(self) -> bool:
+        return self.ended_by == "failed"
 
 
 class Channel(Protocol):
@@ -72,4 +90,10 @@ class Channel(Protocol):
         """Run a dialplan application (``Queue``, ``Playback`` …); return its result code."""
         ...
 
-    async def hangup(self) -> None: ...
+    async def play(self, prompts: Sequence[str]) -> None:
+        """Play several prompts as one command, without gaps, not interruptible."""
+        ...
+
+    async def hangup(self) -> None:
+        """End the call, saying the gateway ended it (cause 16, hang-up source ``gateway``)."""
+        ...

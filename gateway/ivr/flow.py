@@ -20,9 +20,12 @@ Node kinds and their fields (``*`` required)::
              retries (2), invalid, silence, into
     collect  prompt*, max_digits*, into*, next*, on_exhausted*, min_digits (1),
              timeout (s, 5), retries (2), invalid, silence
-    record   into*, next*, on_empty*, prompt, max_seconds (60), silence_seconds (5),
-             min_seconds (1), retries (1), empty, beep (true)
-    queue    queue*, next*, timeout (s, 300)
+    record   into*, next*, on_empty*, on_failed*, prompt, max_seconds (60),
+             silence_seconds (5), min_seconds (1), retries (1), empty, beep (true)
+             (on_failed: where to go when the PBX cannot write the recording)
+    queue    queue*, next*, answered*, timeout (s, 300)
+             (next: nobody answered in time; answered: a seat took the call and
+             hung up first, the caller still on the line)
     action   action*, next* (outcome → node), args (name → text or $variable)
     branch   when* (list of {<condition>, goto}), otherwise*
              conditions: working_hours: true|false, set: var, unset: var,
@@ -152,6 +155,7 @@ class RecordNode(Node):
     into: str
     next: str
     on_empty: str
+    on_failed: str
     prompt: Prompt = ()
     max_seconds: int = 60
     silence_seconds: int = 5
@@ -163,6 +167,7 @@ class RecordNode(Node):
     def successors(self) -> Iterator[tuple[str, str]]:
         yield "next", self.next
         yield "on_empty", self.on_empty
+        yield "on_failed", self.on_failed
 
     def prompts(self) -> Iterator[Prompt]:
         yield from (self.prompt, self.empty)
@@ -173,10 +178,12 @@ class QueueNode(Node):
     kind = "queue"
     queue: str
     next: str
+    answered: str
     timeout: int = 300
 
     def successors(self) -> Iterator[tuple[str, str]]:
         yield "next", self.next
+        yield "answered", self.answered
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -604,6 +611,7 @@ _FIELDS: dict[str, dict[str, _P]] = {
         "into": _VAR,
         "next": _REF,
         "on_empty": _REF,
+        "on_failed": _REF,
         "prompt": _PROMPT,
         "max_seconds": _int(2, 3600),
         "silence_seconds": _int(1, 60),
@@ -612,7 +620,7 @@ _FIELDS: dict[str, dict[str, _P]] = {
         "empty": _PROMPT,
         "beep": _Builder.flag,
     },
-    "queue": {"queue": _Builder.text, "next": _REF, "timeout": _int(1, 7200)},
+    "queue": {"queue": _Builder.text, "next": _REF, "answered": _REF, "timeout": _int(1, 7200)},
     "action": {"action": _Builder.text, "args": _args, "next": _outcomes},
     "branch": {"when": _cases, "otherwise": _REF},
     "hangup": {"prompt": _PROMPT},
@@ -621,8 +629,8 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "play": ("prompt", "next"),
     "menu": ("prompt", "choices", "on_exhausted"),
     "collect": ("prompt", "max_digits", "into", "next", "on_exhausted"),
-    "record": ("into", "next", "on_empty"),
-    "queue": ("queue", "next"),
+    "record": ("into", "next", "on_empty", "on_failed"),
+    "queue": ("queue", "next", "answered"),
     "action": ("action", "next"),
     "branch": ("when", "otherwise"),
     "hangup": (),

@@ -58,6 +58,14 @@ class Stream:
 
 
 @dataclass(frozen=True)
+class PlayAll:
+    """Play several prompts as one command, without the gaps between commands and not
+    interruptible; answered with None."""
+
+    prompts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class GetData:
     """Play one prompt and collect digits; answered with (digits, timed_out)."""
 
@@ -105,8 +113,8 @@ class CallerGone:
     during: str
 
 
-Operation = Stream | GetData | Record | Queue | CallAction | Hangup | CallerGone
-CHANNEL_OPERATIONS = (Stream, GetData, Record, Queue, Hangup, CallerGone)
+Operation = Stream | PlayAll | GetData | Record | Queue | CallAction | Hangup | CallerGone
+CHANNEL_OPERATIONS = (Stream, PlayAll, GetData, Record, Queue, Hangup, CallerGone)
 
 
 @dataclass(frozen=True)
@@ -116,7 +124,8 @@ class PathStep:
     at: datetime
     node: str
     event: str  # enter, key, repeat, invalid, silence, exhausted, digits, recorded,
-    # empty_recording, queue, queue_left, action, branch, hangup, caller_hangup, say_failed
+    # empty_recording, record_failed, queue, queue_left, queue_answered, action, branch,
+    # hangup, caller_hangup, link_lost, say_failed
     detail: str = ""
 
 
@@ -163,6 +172,11 @@ class FlowMachine:
             self.note("queue", node.queue)
             code = yield Queue(node.queue, node.timeout)
             self.note("queue_left", str(code))
+            if code == -1:
+                # Queue answers -1 with the caller still on the line (a hang-up would
+                # have raised) when a seat took the call and hung up first.
+                self.note("queue_answered")
+                return node.answered
             return node.next
         if isinstance(node, ActionNode):
             return (yield from self._action(node))
@@ -199,7 +213,12 @@ class FlowMachine:
         return names
 
     def _play(self, prompt: Prompt, escape: str = "") -> Generator[Operation, Any, str | None]:
-        for name in self.expand(prompt):
+        names = self.expand(prompt)
+        if len(names) > 1 and not escape:
+            # one command: over AsyncAGI each command costs a ~100 ms poll of silence
+            yield PlayAll(tuple(names))
+            return None
+        for name in names:
             digit = yield Stream(name, escape)
             if digit:
                 return str(digit)
@@ -278,8 +297,12 @@ class FlowMachine:
             )
             if not isinstance(result, RecordResult):
                 raise FlowRuntimeError(self.flow.name, node.name, f"record answered {result!r}")
+            if result.failed:
+                # the PBX could not write the file (logged by the channel): nothing recorded
+                self.note("record_failed", result.file)
+                return node.on_failed
             if result.duration_ms >= node.min_seconds * 1000:
-                self.variables[node.into] = result.path
+                self.variables[node.into] = result.file
                 self.note("recorded", f"{result.duration_ms}ms {result.ended_by}")
                 if result.ended_by == "hangup":
                     yield CallerGone(node.name)

@@ -35,15 +35,16 @@ from gateway.ivr.machine import (
     Hangup,
     Operation,
     PathStep,
+    PlayAll,
     Queue,
     Record,
     Stream,
 )
-from gateway.pbx.exceptions import AmiError, ChannelHungUp
+from gateway.pbx.exceptions import AmiError, ChannelHungUp, ChannelLinkLost
 
 log = logging.getLogger("gateway.ivr")
 
-Outcome = Literal["completed", "hung_up", "transferred", "error"]
+Outcome = Literal["completed", "hung_up", "transferred", "link_lost", "error"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ class FlowResult:
     flow: str
     uniqueid: str
     outcome: Outcome  # completed: the flow hung up; hung_up: the caller did;
-    # transferred: the caller was handed to a queue and the call ended there; error
+    # transferred: the caller was handed to a queue and the call ended there;
+    # link_lost: the AMI link dropped (the caller did not hang up); error
     node: str  # the node where it ended (where the caller hung up, for hung_up)
     path: tuple[PathStep, ...]
     variables: Mapping[str, str]
@@ -146,8 +148,12 @@ class FlowRunner:
         except StopIteration:
             pass
         except ChannelHungUp as exc:  # the one place a hang-up is caught
-            outcome = "transferred" if in_queue else "hung_up"
-            machine.note("caller_hangup", exc.during)
+            if isinstance(exc, ChannelLinkLost):
+                outcome = "link_lost"
+                machine.note("link_lost", exc.during)
+            else:
+                outcome = "transferred" if in_queue else "hung_up"
+                machine.note("caller_hangup", exc.during)
             steps.close()
             ended_at_node = machine.node or flow.start
             error = await self._after_hangup(flow, channel, machine)
@@ -184,6 +190,9 @@ class FlowRunner:
     ) -> Any:
         if isinstance(op, Stream):
             return await channel.stream_file(op.prompt, op.escape_digits)
+        if isinstance(op, PlayAll):
+            await channel.play(op.prompts)
+            return None
         if isinstance(op, GetData):
             return await channel.get_data(op.prompt, op.timeout_ms, op.max_digits)
         if isinstance(op, Record):

@@ -6,25 +6,41 @@ session. One command runs at a time per channel, and the next one is sent as
 soon as the previous result arrives (Asterisk polls its queue every ~100 ms).
 
 Hang-up is an exception: once the caller is gone (a ``Hangup`` event for the
-channel, ``AsyncAGIEnd``, a ``511`` reply, ``result=-1`` confirmed by
-``CHANNEL STATUS``, the channel unknown to Asterisk, the AMI link lost) the
-pending command and every later one raise :class:`ChannelHungUp`. ``hangup()``
-on a channel that is already gone does nothing.
+channel, ``AsyncAGIEnd``, a ``511`` reply, ``(hangup)``, ``result=-1`` confirmed by
+``CHANNEL STATUS``, the channel unknown to Asterisk) the pending command and every
+later one raise :class:`ChannelHungUp`; when the AMI link drops they raise its
+subclass :class:`ChannelLinkLost` (the caller did not hang up). ``hangup()`` on a
+channel that is already gone does nothing.
+
+A ``result=-1`` alone is never a hang-up: an application run by ``EXEC`` (``Queue``
+after the seat hung up first) or a missing prompt answers -1 with the caller still
+there, so the channel's state (``CHANNEL STATUS``) decides.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from gateway.ami import agi
 from gateway.ami.agi import AgiEnvironment, AgiResult
 from gateway.ivr.channel import RecordResult
-from gateway.pbx.exceptions import AgiCommandFailed, AmiConnectionLost, ChannelHungUp
+from gateway.pbx.exceptions import (
+    AgiCommandFailed,
+    AmiConnectionLost,
+    ChannelHungUp,
+    ChannelLinkLost,
+)
 
 log = logging.getLogger(__name__)
+
+LINK_LOST = "AMI link lost"
+# The hang-up cause the gateway gives a call it ends itself (Normal Clearing), and the
+# hang-up source it names, so the call's records tell who ended it.
+HANGUP_CAUSE = 16
+HANGUP_SOURCE = "gateway"
 
 # Sample rates of the formats RECORD FILE writes, to turn endpos into milliseconds.
 _RATES = {"wav16": 16000, "sln16": 16000, "g722": 16000, "sln48": 48000}
@@ -77,6 +93,7 @@ class AgiChannel:
         self._lock = asyncio.Lock()
         self._waiting: dict[str, asyncio.Future[AgiResult]] = {}
         self._gone: str | None = None  # why the channel is gone, once it is
+        self._gone_error: type[ChannelHungUp] = ChannelHungUp  # what later commands raise
 
     # -- identity -----------------------------------------------------------
 
@@ -157,8 +174,24 @@ class AgiChannel:
         pending = list(self._waiting)
         for future in self._waiting.values():
             if not future.done():
-                future.set_exception(ChannelHungUp(self._name, during=reason))
+                future.set_exception(self._gone_error(self._name, during=reason))
         return pending
+
+    def mark_link_lost(self) -> list[str]:
+        """The AMI link dropped: the gateway can no longer drive the call, though the
+        caller may still be on it; what is pending and every later command raise
+        :class:`ChannelLinkLost`."""
+        if self._gone is None:
+            self._gone_error = ChannelLinkLost
+        return self.mark_gone(LINK_LOST)
+
+    @property
+    def link_lost(self) -> bool:
+        """The call was cut off from the gateway by the AMI link dropping."""
+        return self._gone_error is ChannelLinkLost
+
+    def _gone_exception(self, during: str) -> ChannelHungUp:
+        return self._gone_error(self._name, during=during)
 
     # -- the command loop ---------------------------------------------------
 
@@ -169,7 +202,7 @@ class AgiChannel:
         command; AgiCommandFailed for 510/520 replies.
         """
         result = await self._exchange(command)
-        if result.ok and result.data == "hangup":
+        if result.is_hangup:
             self.mark_gone(f"{command}: {result.text}")
             raise ChannelHungUp(self._name, during=command)
         return result
@@ -179,7 +212,7 @@ class AgiChannel:
         (``RECORD FILE`` keeps what was recorded); a dead channel (511) raises ChannelHungUp."""
         async with self._lock:
             if self._gone is not None:
-                raise ChannelHungUp(self._name, during=command)
+                raise self._gone_exception(command)
             command_id = self._link.next_command_id()
             future: asyncio.Future[AgiResult] = asyncio.get_running_loop().create_future()
             self._waiting[command_id] = future
@@ -188,8 +221,8 @@ class AgiChannel:
                 try:
                     await self._link.agi_send(self._name, command, command_id)
                 except AmiConnectionLost as exc:
-                    self.mark_gone("AMI link lost")
-                    raise ChannelHungUp(self._name, during=command) from exc
+                    self.mark_link_lost()
+                    raise self._gone_exception(command) from exc
                 result = await future
             finally:
                 self._waiting.pop(command_id, None)
@@ -210,16 +243,23 @@ class AgiChannel:
         ``CHANNEL STATUS`` confirms it; otherwise it is a failed command (a missing
         prompt file also answers -1)."""
         result = await self.execute(command)
-        if result.result != "-1":
-            return result
+        if result.result == "-1":
+            await self._still_there(command, result)
+            raise AgiCommandFailed(self._name, command, result.code, result.text)
+        return result
+
+    async def _still_there(self, command: str, result: AgiResult) -> int:
+        """After ``command`` answered ``result=-1``: ask ``CHANNEL STATUS``; raise
+        ChannelHungUp if the channel is gone, else return its state (6: Up)."""
         try:
-            status = await self.execute("CHANNEL STATUS")
-        except ChannelHungUp:
-            raise ChannelHungUp(self._name, during=command) from None
-        if status.result == "-1":
+            status = await self.execute(agi.cmd_channel_status())
+        except ChannelHungUp as exc:
+            raise self._gone_exception(command) from exc
+        state = status.value
+        if state is None or state < 0:
             self.mark_gone(f"{command}: {result.text}")
             raise ChannelHungUp(self._name, during=command)
-        raise AgiCommandFailed(self._name, command, result.code, result.text)
+        return state
 
     # -- the Channel protocol -------------------------------------------------
 
@@ -251,20 +291,39 @@ class AgiChannel:
         result = await self._exchange(command)
         rate = _RATES.get(fmt, 8000)
         duration_ms = (result.endpos or 0) * 1000 // rate
-        if result.data == "hangup" or result.result == "-1":
+        if result.data == "hangup":
             # The recording up to the hang-up is kept: a caller who leaves a message
             # and hangs up is the usual end. Later commands raise ChannelHungUp.
             self.mark_gone(f"{command}: {result.text}")
-            return RecordResult(path, "hangup", None, duration_ms)
+            return RecordResult(path, "hangup", None, duration_ms, fmt)
+        if result.result == "-1":
+            # (writefile): Asterisk could not open the file, e.g. a folder its user may
+            # not write. Any other -1 is judged by the channel's state.
+            if not result.write_failed:
+                try:
+                    await self._still_there(command, result)
+                except ChannelHungUp:
+                    if self.link_lost:
+                        raise
+                    return RecordResult(path, "hangup", None, duration_ms, fmt)
+            log.error(
+                "PBX %s: %s could not record %s.%s: RECORD FILE answered %s",
+                self.pbx,
+                self._name,
+                path,
+                fmt,
+                result.text,
+            )
+            return RecordResult(path, "failed", None, 0, fmt)
         if result.data == "dtmf":
-            return RecordResult(path, "dtmf", result.digit, duration_ms)
+            return RecordResult(path, "dtmf", result.digit, duration_ms, fmt)
         if result.data == "silence":
-            return RecordResult(path, "silence", None, duration_ms)
+            return RecordResult(path, "silence", None, duration_ms, fmt)
         if result.data == "timeout":
-            return RecordResult(path, "timeout", None, duration_ms)
+            return RecordResult(path, "timeout", None, duration_ms, fmt)
         if result.result not in ("0", ""):
             raise AgiCommandFailed(self._name, command, result.code, result.text)
-        return RecordResult(path, "timeout", None, duration_ms)
+        return RecordResult(path, "timeout", None, duration_ms, fmt)
 
     async def set_variable(self, name: str, value: str) -> None:
         await self._checked(agi.cmd_set_variable(name, value))
@@ -275,12 +334,29 @@ class AgiChannel:
         return result.data if result.result == "1" else None
 
     async def exec(self, application: str, options: str = "") -> int:
+        """Run a dialplan application; return what it returned.
+
+        -1 is returned only with the caller still on the line (``CHANNEL STATUS``
+        says so): ``Queue`` answers -1 when the seat hung up first. A channel that
+        is gone raises ChannelHungUp; an unknown application (-2) AgiCommandFailed."""
         command = agi.cmd_exec(application, options)
-        result = await self._checked(command)
+        result = await self.execute(command)
         value = result.value
         if value is None or value == -2:
             raise AgiCommandFailed(self._name, command, result.code, result.text)
+        if value == -1:
+            state = await self._still_there(command, result)
+            log.info(
+                "%s: %s answered -1 with the channel still there (state %d)",
+                self._name,
+                command,
+                state,
+            )
         return value
+
+    async def play(self, prompts: Sequence[str]) -> None:
+        """Several prompts as one ``EXEC Playback a&b&c``: no AsyncAGI poll between them."""
+        await self.exec("Playback", agi.playback_files(prompts))
 
     async def release(self) -> None:
         """``ASYNCAGI BREAK``: hand the call back to the dialplan; no command after it."""
@@ -293,10 +369,15 @@ class AgiChannel:
         self.mark_gone("released to the dialplan")
 
     async def hangup(self) -> None:
+        """End the call, saying who ended it: the hang-up source ``gateway``
+        (``CHANNEL(hangupsource)``, in CEL's HANGUP) and cause 16 Normal Clearing
+        (``Hangup(16)``; AGI's own HANGUP leaves cause 0 "Unknown")."""
         if self._gone is not None:
             return
         try:
-            await self.execute(agi.cmd_hangup())
+            await self.execute(agi.cmd_set_variable("CHANNEL(hangupsource)", HANGUP_SOURCE))
+            # Hangup() answers -1 once it has hung the channel up: no CHANNEL STATUS.
+            await self.execute(agi.cmd_exec("Hangup", str(HANGUP_CAUSE)))
         except ChannelHungUp:
             return
         self.mark_gone("hung up by the gateway")

@@ -10,6 +10,7 @@
     ├── AmiActionFailed      (pbx, action, action_id, message)
     ├── AgiCommandFailed     (channel, command, code, text)
     └── ChannelHungUp        (channel): the caller is gone; caught once by the flow engine
+        └── ChannelLinkLost  (channel): the AMI link dropped; the caller may still be there
 """
 
 from __future__ import annotations
@@ -78,3 +79,8 @@ class ChannelHungUp(AmiError):
         super().__init__(f"channel {channel} hung up" + (f" during {during}" if during else ""))
         self.channel = channel
         self.during = during
+
+
+class ChannelLinkLost(ChannelHungUp):
+    """The AMI link dropped under a live call: the gateway can no longer drive it, but the
+    caller did not hang up (Asterisk keeps the call and the dialplan may go on)."""

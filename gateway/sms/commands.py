@@ -20,6 +20,7 @@ from gateway.sms.outbox import OutboxWorker
 from gateway.sms.provider import TwilioProvider
 from gateway.sms.service import SmsService
 from gateway.store import Store
+from gateway.store.lock import StoreInUse, StoreLock
 from gateway.store.sms import OutboxMessage
 from gateway.tables import render
 from gateway.web.app import create_web_app
@@ -46,7 +47,8 @@ def register(sub: Any) -> None:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="also run the outbox until the text is handed to the provider (at most SECONDS)",
+        help="wait until the text is handed to the provider (at most SECONDS): through the"
+        " running gateway's outbox, or, if none runs on this store, through one run here",
     )
     send.set_defaults(handler=_send)
 
@@ -91,15 +93,20 @@ async def _send(config: Config, args: argparse.Namespace) -> int:
             f"text #{message.id} {message.status}: {message.segments} part(s) to {mask(message.to)}"
         )
         if args.wait > 0 and message.status == "queued":
-            async with TwilioProvider.open(config.sms) as provider:
-                async with OutboxWorker(service, provider):
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(args.wait):
-                            while True:
-                                row = await store.sms.get(message.id)
-                                if row is not None and (row.provider_sid or row.status == "failed"):
-                                    break
-                                await asyncio.sleep(0.05)
+            lock = StoreLock(config.store_path)
+            try:
+                lock.acquire()
+            except StoreInUse:
+                # A gateway serves this store: its outbox sends the text; only wait for it.
+                print("a running gateway sends it; waiting")
+                await _handed_over(store, message.id, args.wait)
+            else:
+                try:
+                    async with TwilioProvider.open(config.sms) as provider:
+                        async with OutboxWorker(service, provider):
+                            await _handed_over(store, message.id, args.wait)
+                finally:
+                    lock.release()
             row = await store.sms.get(message.id)
             assert row is not None
             print(
@@ -109,6 +116,17 @@ async def _send(config: Config, args: argparse.Namespace) -> int:
             )
             return 0 if row.status != "failed" else 1
     return 0
+
+
+async def _handed_over(store: Store, message_id: int, seconds: float) -> None:
+    """Wait up to ``seconds`` until the text has a provider sid or has failed."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            while True:
+                row = await store.sms.get(message_id)
+                if row is not None and (row.provider_sid or row.status == "failed"):
+                    return
+                await asyncio.sleep(0.05)
 
 
 PURPOSE_NAMES = {
@@ -198,20 +216,26 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _run(config: Config, args: argparse.Namespace) -> int:
+    with StoreLock(config.store_path):  # the outbox and webhooks: one process per store
+        return await _serve(config)
+
+
+async def _serve(config: Config) -> int:
     app = create_web_app(config, features=[sms_feature()])
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, config.web.host, config.web.port).start()
-        print(
-            f"outbox running; webhooks on http://{config.web.host}:{config.web.port}"
-            f" (public {config.web.public_url}); Ctrl-C stops"
-        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGTERM, stop.set)
             loop.add_signal_handler(signal.SIGINT, stop.set)
+        print(
+            f"outbox running; webhooks on http://{config.web.host}:{config.web.port}"
+            f" (public {config.web.public_url}); Ctrl-C stops",
+            flush=True,
+        )
         await stop.wait()
     finally:
         await runner.cleanup()

@@ -4,8 +4,11 @@
         ...  # texts go out while the block runs
 
 A text is a row before any network call (:meth:`SmsService.enqueue`). The worker
-moves due rows ``queued → sending`` in one transaction, sends each through the
-provider, and stores the provider's sid as soon as the create call returns.
+leases due rows (``queued → sending``, held by this worker's id until the lease
+expires) in one transaction, sends each through the provider, and stores the
+provider's sid as soon as the create call returns. Its rounds run as a supervised
+loop (:mod:`gateway.supervise`): a store error (locked, full) is logged once, the
+loop backs off and goes on, and ``/health`` shows ``sms-outbox`` degraded meanwhile.
 
 Exactly once, and how:
 
@@ -13,14 +16,20 @@ Exactly once, and how:
   ``Retry-After``) or a refused connection. A 5xx, a timeout or a dropped connection
   may have reached Twilio, which has no idempotency key; such a row is marked
   ``needs_lookup`` and retried no sooner than ``sms.lookup_delay``.
-* **Look up before re-sending.** A row marked ``needs_lookup``, and every row found
-  ``sending`` without a sid when the worker starts (the process died between the
-  send and the commit), is first looked up: the provider's newest messages to that
-  number (``GET Messages.json?To=…``, newest first, paged back to the claim) are
-  matched on the body, a creation time no earlier than the row's claim (minus a
-  minute of clock skew), and a sid no other row holds. A match is recorded as this
-  row's sid; only if none matches is the text sent. Listing by ``DateSent`` was not
-  used: a message still queued at the provider has no send date and would be missed.
+* **Look up before re-sending.** A row marked ``needs_lookup``, and every row whose
+  lease expired with no sid (its worker died or stalled between the send and the
+  commit), is first looked up: the provider's newest messages to that number
+  (``GET Messages.json?To=…``, newest first, paged back to the row's *first*
+  attempt, minus a minute of clock skew, so any gap is covered) are matched on the
+  body, and the oldest one no other row holds becomes this row's sid, chosen and
+  written in one transaction (the sid is unique in SQL). Only if none is free is
+  the text sent. Listing by ``DateSent`` was not used: a message still queued at
+  the provider has no send date and would be missed.
+* **Leases, not claims for ever.** Another worker (``gateway sms send --wait``, an
+  overlapping restart) never takes a row this one holds; it waits for the lease to
+  expire. The lease is renewed right before each provider call and outlasts the
+  call's timeout. A worker that holds the store's lock (:mod:`gateway.store.lock`)
+  knows every other worker is dead and reclaims their rows at start.
 * **Never on a permanent error** (invalid or unsubscribed number, bad credentials):
   the row fails with the provider's code.
 
@@ -32,9 +41,11 @@ sender by a token bucket (``sms.rate_per_second``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import os
 import random
+import secrets
+import socket
 from datetime import timedelta
 
 from gateway.phone import mask
@@ -46,11 +57,20 @@ from gateway.sms.exceptions import (
 from gateway.sms.policy import Backoff, TokenBucket, earliest_send
 from gateway.sms.provider import ProviderMessage, SmsProvider
 from gateway.sms.service import OPTED_OUT_CODE, SmsService
+from gateway.store.lock import held_here
 from gateway.store.sms import OutboxMessage
+from gateway.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
 CLOCK_SKEW = timedelta(minutes=1)
+# A lease outlasts the longest provider call made under it (renewed before each).
+MIN_LEASE = timedelta(minutes=1)
+
+
+def worker_id() -> str:
+    """A name no other outbox worker, here or on another host, will ever have."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class OutboxWorker:
@@ -60,57 +80,99 @@ class OutboxWorker:
         provider: SmsProvider,
         *,
         rng: random.Random | None = None,
+        owner: str | None = None,
+        exclusive: bool | None = None,
     ) -> None:
+        """``exclusive``: this worker is the only live one on the store (default:
+        whether this process holds the store's lock)."""
         self.service = service
         self.provider = provider
         self.repo = service.repo
         self.clock = service.clock
         config = service.config
+        self.owner = owner or worker_id()
+        self.exclusive = exclusive
         self.concurrency = max(1, config.workers)
         self.max_attempts = max(1, config.max_attempts)
         self.lookup_delay = config.lookup_delay
         self.poll_interval = config.poll_interval
+        self.lease = max(MIN_LEASE, timedelta(seconds=4 * config.http_timeout))
         self.backoff = Backoff(config.backoff_min, config.backoff_max)
         self.rate = config.rate_per_second
         self.status_refresh = config.status_refresh
+        self.supervisor = Supervisor(
+            "sms",
+            backoff_min=config.backoff_min,
+            backoff_max=max(config.backoff_min, min(config.backoff_max, 30.0)),
+        )
         self._next_refresh = 0.0
         self._rng = rng or random.Random()
         self._buckets: dict[str, TokenBucket] = {}
-        self._stack = contextlib.AsyncExitStack()
-        self._stopping = asyncio.Event()
-        self._slot_free = asyncio.Event()
+        self._stopping = False
+        self._started = False
+        self._pause = 0.0
         self._inflight = 0
-        self._main: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.sent = 0  # texts accepted by the provider in this worker's life
         self.reconciled = 0  # texts found at the provider instead of re-sent
 
     async def __aenter__(self) -> OutboxWorker:
-        interrupted = await self.repo.reclaim_interrupted()
-        if interrupted:
-            log.warning("%d text(s) were mid-send at the last stop: looking them up", interrupted)
-        group = await self._stack.enter_async_context(asyncio.TaskGroup())
-        self._group = group
-        self._main = group.create_task(self._run(), name="sms-outbox")
+        self.supervisor.loop(
+            "outbox", self.run_once, every=lambda: self._pause, wake=self.service.wakeup
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        """Stop claiming; texts already in flight finish (bounded by the HTTP timeout)."""
-        self._stopping.set()
+        """Stop claiming; texts in flight finish (bounded by the HTTP timeout), then
+        the loop and any send still running are cancelled and awaited."""
+        self._stopping = True
         self.service.wakeup.set()
-        self._slot_free.set()
-        await self._stack.aclose()
+        try:
+            async with asyncio.timeout(self.service.config.http_timeout + 1.0):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning("outbox: %d text(s) still in flight at stop", self._inflight)
+        await self.supervisor.aclose()
 
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            free = self.concurrency - self._inflight
-            claimed = await self.repo.claim_due(free) if free > 0 else []
+    def check(self) -> None:
+        """Raise if the outbox loop is failing now (for ``/health``)."""
+        self.supervisor.check()
+
+    async def run_once(self) -> None:
+        """One round: lease what is due (up to the free slots), refresh stale statuses,
+        and work out how long to wait before the next round."""
+        if self._stopping:
+            self._pause = 3600.0
+            return
+        if not self._started:
+            await self._reclaim_at_start()
+            self._started = True
+        while (free := self.concurrency - self._inflight) > 0:
+            claimed = await self.repo.claim_due(free, owner=self.owner, lease=self.lease)
             for message in claimed:
                 self._inflight += 1
-                self._group.create_task(self._process(message), name=f"sms-{message.id}")
-            if claimed and self._inflight < self.concurrency:
-                continue
-            await self._refresh_if_due()
-            await self._wait(full=self._inflight >= self.concurrency)
+                self._idle.clear()
+                self.supervisor.spawn(f"sms-{message.id}", self._process(message))
+            if len(claimed) < free:
+                break
+        await self._refresh_if_due()
+        self._pause = self.poll_interval
+        if self._inflight < self.concurrency:
+            due = await self.repo.next_due()
+            if due is not None:
+                wait = (due - self.clock.now()).total_seconds()
+                self._pause = max(0.001, min(self._pause, wait))
+
+    async def _reclaim_at_start(self) -> None:
+        exclusive = self.exclusive
+        if exclusive is None:
+            exclusive = held_here(self.repo.store_path)
+        if not exclusive:
+            return  # other workers may be alive: their rows come back when leases expire
+        interrupted = await self.repo.reclaim_interrupted(self.owner)
+        if interrupted:
+            log.warning("%d text(s) were mid-send at the last stop: looking them up", interrupted)
 
     async def _refresh_if_due(self) -> None:
         """Fetch texts whose callbacks seem lost, at most every ``status_refresh / 4`` s."""
@@ -133,35 +195,29 @@ class OutboxWorker:
             if not update.applied:
                 await self.repo.touch(message.id)
 
-    async def _wait(self, *, full: bool) -> None:
-        """Sleep until a slot frees (when full) or a text is queued / comes due."""
-        if full:
-            self._slot_free.clear()
-            waiter = self._slot_free
-        else:
-            self.service.wakeup.clear()
-            waiter = self.service.wakeup
-            timeout = self.poll_interval
-            due = await self.repo.next_due()
-            if due is not None:
-                timeout = min(timeout, max(0.0, (due - self.clock.now()).total_seconds()))
-            if timeout <= 0:
-                return
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await waiter.wait()
-            return
-        await waiter.wait()
-
     async def _process(self, message: OutboxMessage) -> None:
         try:
             await self._attempt(message)
-        except Exception:
-            # A store failure: the row stays "sending" and is looked up at the next start.
-            log.exception("text #%d: could not record the attempt", message.id)
+        except Exception as exc:
+            # A store failure: the row keeps this worker's lease; once it expires the
+            # row is claimed again, and looked up before any re-send.
+            log.warning(
+                "text #%d: could not record the attempt (%s: %s); looked up when its lease ends",
+                message.id,
+                type(exc).__name__,
+                exc,
+            )
         finally:
             self._inflight -= 1
-            self._slot_free.set()
+            if self._inflight == 0:
+                self._idle.set()
+            self.service.wakeup.set()  # a slot is free
+
+    async def _still_held(self, message: OutboxMessage) -> bool:
+        if await self.repo.renew(message.id, self.owner, self.lease):
+            return True
+        log.warning("text #%d: lease lost before a provider call; left to its holder", message.id)
+        return False
 
     async def _attempt(self, message: OutboxMessage) -> None:
         now = self.clock.now()
@@ -177,18 +233,13 @@ class OutboxWorker:
                 return
         try:
             if message.needs_lookup:
-                found = await self._look_up(message)
-                if found is not None:
-                    await self.repo.record_accepted(
-                        message.id,
-                        found.sid,
-                        found.status,
-                        f"found at the provider as {found.sid} ({found.status}): not re-sent",
-                    )
-                    self.reconciled += 1
-                    log.info("text #%d found at the provider: not re-sent", message.id)
+                if not await self._still_held(message):
+                    return
+                if await self._look_up(message):
                     return
             await self._pace(message.sender)
+            if not await self._still_held(message):
+                return
             result = await self.provider.send(
                 message.to, message.body, self.service.status_callback_url
             )
@@ -203,8 +254,16 @@ class OutboxWorker:
         except ProviderError as exc:
             await self._retry(message, exc, None, True)
             return
-        await self.repo.record_accepted(message.id, result.sid, result.status)
         self.sent += 1
+        if await self.repo.record_accepted(message.id, result.sid, result.status) is None:
+            # An identical text's look-up took this message as its own first: this
+            # row's text still has to go. Send again (after a look-up for a free one).
+            reason = f"provider message {result.sid} was taken by an identical text in doubt"
+            log.info("text #%d: %s; sending again", message.id, reason)
+            await self.repo.record_retry(
+                message.id, self.clock.now(), code=None, reason=reason, needs_lookup=True
+            )
+            self.service.wakeup.set()
 
     async def _retry(
         self,
@@ -236,16 +295,21 @@ class OutboxWorker:
         )
         self.service.wakeup.set()
 
-    async def _look_up(self, message: OutboxMessage) -> ProviderMessage | None:
-        since = (message.claimed_at or message.created_at) - CLOCK_SKEW
-        candidates = [
-            m for m in await self.provider.recent_to(message.to, since) if m.body == message.body
+    async def _look_up(self, message: OutboxMessage) -> bool:
+        """Whether the provider already holds this text (now recorded as this row's)."""
+        first = message.first_attempt_at or message.claimed_at or message.created_at
+        found: list[ProviderMessage] = [
+            m
+            for m in await self.provider.recent_to(message.to, first - CLOCK_SKEW)
+            if m.body == message.body
         ]
-        if not candidates:
-            return None
-        taken = await self.repo.known_sids([m.sid for m in candidates])
-        free = [m for m in candidates if m.sid not in taken]
-        return free[-1] if free else None  # the oldest: the first attempt that landed
+        found.reverse()  # oldest first: the first attempt that landed
+        sid = await self.repo.adopt(message.id, [(m.sid, m.status) for m in found])
+        if sid is None:
+            return False
+        self.reconciled += 1
+        log.info("text #%d found at the provider as %s: not re-sent", message.id, sid)
+        return True
 
     async def _pace(self, sender: str) -> None:
         bucket = self._buckets.get(sender)

@@ -13,6 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+import aiosqlite
+
 from gateway.clock import Clock
 from gateway.config import Config, SmsSection
 from gateway.phone import InvalidPhoneNumber, Use, mask, to_e164
@@ -95,8 +97,10 @@ class SmsService:
         idempotency_key: str,
         purpose: str | None = None,
         audience: str | None = None,
+        conn: aiosqlite.Connection | None = None,
     ) -> OutboxMessage:
         """Store one text to send; the same ``idempotency_key`` returns the same row.
+        With ``conn`` (a write transaction the caller holds) the row is part of it.
 
         Raises :class:`~gateway.phone.InvalidPhoneNumber` (invalid or fixed-line
         number) and :class:`~gateway.sms.exceptions.TemplateError` subclasses
@@ -136,7 +140,7 @@ class SmsService:
             error_code=code,
             error_message=reason,
         )
-        message, created = await self.repo.insert_or_get(text)
+        message, created = await self.repo.insert_or_get(text, conn=conn)
         if not created:
             if message.to != number or message.template != template or message.body != text.body:
                 raise DuplicateKeyConflict(key, message.id)

@@ -16,11 +16,12 @@ from gateway.clock import Clock
 from gateway.store.callbacks import CallbackRepository
 from gateway.store.calls import CallRecordRepository
 from gateway.store.cases import CaseRepository
-from gateway.store.db import Database, StoreError
+from gateway.store.db import Database, StoreError, StoreUnavailable
+from gateway.store.sessions import SessionRepository
 from gateway.store.sms import SmsRepository
 from gateway.store.units import Officer, Unit, UnitRepository
 
-__all__ = ["Database", "Officer", "Store", "StoreError", "Unit"]
+__all__ = ["Database", "Officer", "Store", "StoreError", "StoreUnavailable", "Unit"]
 
 
 class Store:
@@ -32,6 +33,7 @@ class Store:
         self.callbacks = CallbackRepository(db, clock)
         self.calls = CallRecordRepository(db, clock)
         self.cases = CaseRepository(db, clock)
+        self.sessions = SessionRepository(db, clock)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -41,3 +43,7 @@ class Store:
 
     async def ping(self) -> None:
         await self.db.fetchone("SELECT 1")
+
+    async def ping_write(self) -> None:
+        """Prove the store still takes writes (a full disk fails here, not only reads)."""
+        await self.db.probe_write()

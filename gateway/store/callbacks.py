@@ -5,11 +5,16 @@ reads and writes rows, each change in one transaction so a crash never leaves an
 item half-moved. A call is written as an attempt row *before* it is placed
 (:meth:`CallbackRepository.claim_due`), so a restart can tell which attempts were
 already used and never calls a citizen twice for the same attempt.
+
+Every state change is conditional on the state it was decided from (``UPDATE …
+WHERE status = ?``): a change that lost a race touches no row, and the caller is
+told (a False return or :class:`LostRace`) instead of overwriting newer state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +23,10 @@ import aiosqlite
 
 from gateway.clock import Clock, parse_utc, utc_iso
 from gateway.store.db import Database, StoreError
+
+
+class LostRace(StoreError):
+    """A conditional change found the row no longer in the state it was decided from."""
 
 
 class DuplicateReference(StoreError):
@@ -80,6 +89,7 @@ class Order:
     report_note: str | None
     closed_at: datetime | None
     created_at: datetime
+    notified_level: int = 0  # the highest level whose heads were texted
 
 
 @dataclass(frozen=True)
@@ -97,7 +107,12 @@ _ITEM_COLUMNS = (
 )
 _ORDER_COLUMNS = (
     "id, ref, item_id, rating_id, level, status, deadline_at, reported_at, reported_by,"
-    " report_note, closed_at, created_at"
+    " report_note, closed_at, created_at, notified_level"
+)
+# Attempts that may still have a call up: the citizen is not dialled meanwhile.
+_CITIZEN_BUSY = (
+    "EXISTS (SELECT 1 FROM served_items o JOIN callback_attempts a ON a.item_id = o.id"
+    " WHERE o.citizen_number = s.citizen_number AND a.up_until > ?)"
 )
 
 
@@ -137,6 +152,23 @@ def _order(r: Any) -> Order:
         r[9],
         _dt(r[10]),
         parse_utc(r[11]),
+        r[12],
+    )
+
+
+async def _order_event(
+    conn: aiosqlite.Connection,
+    order_id: int,
+    at: str,
+    level: int,
+    action: str,
+    actor: str | None,
+    note: str | None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO order_events (order_id, at, level, action, actor, note)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (order_id, at, level, action, actor, note),
     )
 
 
@@ -229,9 +261,14 @@ class CallbackRepository:
         return _dt(row[0]) if row else None
 
     async def claim_due(
-        self, now: datetime, limit: int, pbx: str
+        self, now: datetime, limit: int, pbx: str, up_until: datetime
     ) -> list[tuple[ServedItem, Attempt]]:
-        """Move up to ``limit`` due items to ``calling`` and write their attempt rows."""
+        """Move up to ``limit`` due items to ``calling`` and write their attempt rows.
+
+        One call per citizen at a time: of a citizen's due items only the earliest is
+        taken, and none while another of their items is ``calling`` or one of their
+        attempts may still be up (``up_until``, the latest moment this call may last,
+        is written on the new attempt)."""
         if limit <= 0:
             return []
         stamp = utc_iso(now)
@@ -240,18 +277,25 @@ class CallbackRepository:
             cursor = await conn.execute(
                 "UPDATE served_items SET status = 'calling', attempts = attempts + 1,"
                 " next_attempt_at = NULL, updated_at = ?"
-                " WHERE id IN (SELECT id FROM served_items WHERE status = 'pending'"
-                " AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?)"
+                " WHERE id IN (SELECT id FROM (SELECT s.id, s.next_attempt_at,"
+                " ROW_NUMBER() OVER (PARTITION BY s.citizen_number"
+                " ORDER BY s.next_attempt_at, s.id) AS n FROM served_items s"
+                " WHERE s.status = 'pending' AND s.next_attempt_at <= ?"
+                " AND NOT EXISTS (SELECT 1 FROM served_items c"
+                " WHERE c.citizen_number = s.citizen_number AND c.status = 'calling')"
+                f" AND NOT {_CITIZEN_BUSY})"
+                " WHERE n = 1 ORDER BY next_attempt_at, id LIMIT ?)"
                 f" RETURNING {_ITEM_COLUMNS}",
-                (stamp, stamp, limit),
+                (stamp, stamp, stamp, limit),
             )
             rows = await cursor.fetchall()
             for row in rows:
                 item = _item(row)
                 attempt_cursor = await conn.execute(
                     "INSERT INTO callback_attempts (item_id, round, attempt, channel, outcome, pbx,"
-                    " started_at) VALUES (?, ?, ?, 'call', 'placed', ?, ?) RETURNING id",
-                    (item.id, item.round, item.attempts, pbx, stamp),
+                    " started_at, up_until) VALUES (?, ?, ?, 'call', 'placed', ?, ?, ?)"
+                    " RETURNING id",
+                    (item.id, item.round, item.attempts, pbx, stamp, utc_iso(up_until)),
                 )
                 attempt_row = await attempt_cursor.fetchone()
                 assert attempt_row is not None
@@ -262,22 +306,110 @@ class CallbackRepository:
         claimed.sort(key=lambda pair: pair[0].id)
         return claimed
 
-    async def set_attempt_outcome(
-        self,
-        attempt_id: int,
-        outcome: str,
-        *,
-        action_id: str | None = None,
-        uniqueid: str | None = None,
-        ended: bool = True,
-    ) -> None:
+    async def release_claim(self, item_id: int, attempt_id: int, now: datetime) -> bool:
+        """Undo a claim whose call was never placed (no link to the PBX): the attempt
+        row goes and the item is due again, its attempt not counted."""
         async with self._db.transaction() as conn:
-            await conn.execute(
-                "UPDATE callback_attempts SET outcome = ?, action_id = COALESCE(?, action_id),"
-                " uniqueid = COALESCE(?, uniqueid), ended_at = CASE WHEN ? THEN ? ELSE ended_at END"
-                " WHERE id = ?",
-                (outcome, action_id, uniqueid, ended, utc_iso(self._clock.now()), attempt_id),
+            cursor = await conn.execute(
+                "DELETE FROM callback_attempts WHERE id = ? AND item_id = ? AND outcome = 'placed'",
+                (attempt_id, item_id),
             )
+            if cursor.rowcount == 0:
+                return False
+            await conn.execute(
+                "UPDATE served_items SET status = 'pending', attempts = attempts - 1,"
+                " next_attempt_at = ?, updated_at = ? WHERE id = ? AND status = 'calling'",
+                (utc_iso(now), utc_iso(now), item_id),
+            )
+        return True
+
+    async def _attempt_change(self, sql: str, params: Sequence[Any]) -> bool:
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(sql, params)
+            return cursor.rowcount > 0
+
+    async def attempt_answered(
+        self, attempt_id: int, *, action_id: str | None, uniqueid: str | None, up_until: datetime
+    ) -> bool:
+        """The Originate was answered; False if the attempt already moved on (its
+        survey ended first, or it was settled meanwhile)."""
+        now = utc_iso(self._clock.now())
+        return await self._attempt_change(
+            "UPDATE callback_attempts SET outcome = 'answered',"
+            " answered_at = COALESCE(answered_at, ?), action_id = COALESCE(?, action_id),"
+            " uniqueid = COALESCE(?, uniqueid), up_until = ?"
+            " WHERE id = ? AND outcome = 'placed'",
+            (now, action_id, uniqueid, utc_iso(up_until), attempt_id),
+        )
+
+    async def attempt_not_reached(
+        self, attempt_id: int, outcome: str, *, action_id: str | None, uniqueid: str | None
+    ) -> bool:
+        """The Originate was not answered (busy, no answer, …): the call is over."""
+        now = utc_iso(self._clock.now())
+        return await self._attempt_change(
+            "UPDATE callback_attempts SET outcome = ?, action_id = COALESCE(?, action_id),"
+            " uniqueid = COALESCE(?, uniqueid), ended_at = ?, up_until = NULL"
+            " WHERE id = ? AND outcome = 'placed'",
+            (outcome, action_id, uniqueid, now, attempt_id),
+        )
+
+    async def attempt_unknown(self, attempt_id: int) -> bool:
+        """The Originate's outcome was lost: the call may still ring or be up until
+        its ``up_until``; nothing else changes until the call or that time settles it."""
+        return await self._attempt_change(
+            "UPDATE callback_attempts SET outcome = 'unknown' WHERE id = ? AND outcome = 'placed'",
+            (attempt_id,),
+        )
+
+    async def survey_started(self, attempt_id: int, up_until: datetime) -> bool:
+        """The survey flow began on this attempt's call (it was answered, whatever the
+        Originate's outcome said or whether it was saved yet)."""
+        now = utc_iso(self._clock.now())
+        return await self._attempt_change(
+            "UPDATE callback_attempts SET survey_started_at = COALESCE(survey_started_at, ?),"
+            " answered_at = COALESCE(answered_at, ?), up_until = ?,"
+            " outcome = CASE WHEN outcome IN ('placed', 'unknown') THEN 'answered' ELSE outcome END"
+            " WHERE id = ? AND ended_at IS NULL",
+            (now, now, utc_iso(up_until), attempt_id),
+        )
+
+    async def attempt_ended(self, attempt_id: int, rated: bool) -> bool:
+        """The answered call is over: ``rated`` or ``no_rating``. False if it had ended already."""
+        now = utc_iso(self._clock.now())
+        return await self._attempt_change(
+            "UPDATE callback_attempts SET outcome = ?, ended_at = ?, up_until = NULL"
+            " WHERE id = ? AND ended_at IS NULL",
+            ("rated" if rated else "no_rating", now, attempt_id),
+        )
+
+    async def expire_unstarted_surveys(self, answered_before: datetime) -> list[Attempt]:
+        """Answered calls whose survey never started, answered before the given time:
+        ended as ``no_rating`` (answered, no rating); returns them."""
+        stamp = utc_iso(self._clock.now())
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE callback_attempts SET outcome = 'no_rating', ended_at = ?, up_until = NULL"
+                " WHERE outcome = 'answered' AND survey_started_at IS NULL AND ended_at IS NULL"
+                " AND answered_at <= ? RETURNING id, item_id, round, attempt, channel, outcome",
+                (stamp, utc_iso(answered_before)),
+            )
+            rows = await cursor.fetchall()
+        return [Attempt(*r) for r in rows]
+
+    async def settle_lapsed(self, now: datetime) -> list[Attempt]:
+        """Attempts whose outcome was lost and whose call can no longer be up: closed
+        as ``unknown`` (the attempt counts, nothing else is known)."""
+        stamp = utc_iso(now)
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE callback_attempts SET ended_at = ?, up_until = NULL"
+                " WHERE outcome = 'unknown' AND ended_at IS NULL AND up_until <= ?"
+                " RETURNING id, item_id, round, attempt, channel, outcome",
+                (stamp, stamp),
+            )
+            rows = await cursor.fetchall()
+        return [Attempt(*r) for r in rows]
 
     async def attempt(self, attempt_id: int) -> Attempt | None:
         row = await self._db.fetchone(
@@ -316,16 +448,25 @@ class CallbackRepository:
         item_id: int,
         status: str,
         *,
+        expect: tuple[str, ...] | None = None,
         next_attempt_at: datetime | None = None,
         sms_expires_at: datetime | None = None,
         new_round: bool = False,
-    ) -> None:
-        """Set an item's status (and, for a new round after rectification, reset its attempts)."""
-        async with self._db.transaction() as conn:
-            await conn.execute(
+        conn: aiosqlite.Connection | None = None,
+    ) -> bool:
+        """Set an item's status (and, for a new round after rectification, reset its
+        attempts). With ``expect``, only from one of those statuses; False if the item
+        was in another (a race lost: nothing changed). In ``conn``'s transaction if given."""
+        where = "id = ?"
+        params: list[Any] = [item_id]
+        if expect is not None:
+            where += f" AND status IN ({','.join('?' for _ in expect)})"
+            params.extend(expect)
+        async with self._within(conn) as tx:
+            cursor = await tx.execute(
                 "UPDATE served_items SET status = ?, next_attempt_at = ?, sms_expires_at = ?,"
                 " round = round + ?, attempts = CASE WHEN ? THEN 0 ELSE attempts END,"
-                " updated_at = ? WHERE id = ?",
+                f" updated_at = ? WHERE {where}",
                 (
                     status,
                     utc_iso(next_attempt_at) if next_attempt_at else None,
@@ -333,27 +474,39 @@ class CallbackRepository:
                     1 if new_round else 0,
                     new_round,
                     utc_iso(self._clock.now()),
-                    item_id,
+                    *params,
                 ),
             )
+            return cursor.rowcount > 0
 
-    async def recover_interrupted(self, now: datetime) -> list[ServedItem]:
-        """After a restart: calls that were out when the gateway stopped are marked
-        ``unknown`` (the attempt counts as used) and their items wait for the next try."""
-        stamp = utc_iso(now)
+    async def recover_interrupted(self, hold: datetime) -> list[ServedItem]:
+        """After a restart: calls that were out when the gateway stopped become
+        ``unknown``; the attempt counts as used and the item stays ``calling`` until
+        the call is settled (its survey ends, or its ``up_until`` passes; ``hold`` for a
+        call that had none). An item left ``calling`` with no open attempt (a stop
+        between two writes) waits until ``hold``: nobody is dialled again at once."""
+        stamp, held = utc_iso(self._clock.now()), utc_iso(hold)
         async with self._db.transaction() as conn:
             await conn.execute(
-                "UPDATE callback_attempts SET outcome = 'unknown', ended_at = ?"
-                " WHERE outcome IN ('placed', 'answered') AND ended_at IS NULL",
-                (stamp,),
+                "UPDATE callback_attempts SET outcome = 'unknown',"
+                " up_until = COALESCE(up_until, ?)"
+                " WHERE outcome IN ('placed', 'answered', 'unknown') AND ended_at IS NULL",
+                (held,),
             )
             cursor = await conn.execute(
                 "UPDATE served_items SET status = 'pending', next_attempt_at = ?, updated_at = ?"
-                f" WHERE status = 'calling' RETURNING {_ITEM_COLUMNS}",
-                (stamp, stamp),
+                " WHERE status = 'calling' AND NOT EXISTS (SELECT 1 FROM callback_attempts a"
+                " WHERE a.item_id = served_items.id AND a.ended_at IS NULL)"
+                f" RETURNING {_ITEM_COLUMNS}",
+                (held, stamp),
             )
             rows = await cursor.fetchall()
-        return [_item(r) for r in rows]
+            open_rows = await (
+                await conn.execute(
+                    f"SELECT {_ITEM_COLUMNS} FROM served_items WHERE status = 'calling'"
+                )
+            ).fetchall()
+        return [_item(r) for r in [*rows, *open_rows]]
 
     async def sms_item_for(self, citizen_number: str) -> ServedItem | None:
         """The newest item of this citizen waiting for an SMS rating (expired or not)."""
@@ -447,14 +600,21 @@ class CallbackRepository:
     # -- rectification orders ----------------------------------------------
 
     async def create_order(
-        self, *, item_id: int, rating_id: int, level: int, deadline_at: datetime
+        self,
+        *,
+        item_id: int,
+        rating_id: int,
+        level: int,
+        deadline_at: datetime,
+        conn: aiosqlite.Connection | None = None,
     ) -> tuple[Order, bool]:
-        """Open the order for a dissatisfied rating; (order, created). One per rating."""
+        """Open the order for a dissatisfied rating; (order, created). One per rating.
+        In ``conn``'s transaction if given."""
         now = self._clock.now()
         day = self._clock.local(now).strftime("%Y%m%d")
-        async with self._db.transaction() as conn:
+        async with self._within(conn) as tx:
             existing = await (
-                await conn.execute(
+                await tx.execute(
                     f"SELECT {_ORDER_COLUMNS} FROM rectification_orders WHERE rating_id = ?",
                     (rating_id,),
                 )
@@ -462,12 +622,12 @@ class CallbackRepository:
             if existing is not None:
                 return _order(existing), False
             count_row = await (
-                await conn.execute(
+                await tx.execute(
                     "SELECT COUNT(*) FROM rectification_orders WHERE ref LIKE ?", (f"ZG{day}-%",)
                 )
             ).fetchone()
             ref = f"ZG{day}-{(count_row[0] if count_row else 0) + 1:04d}"
-            cursor = await conn.execute(
+            cursor = await tx.execute(
                 "INSERT INTO rectification_orders (ref, item_id, rating_id, level, status,"
                 " deadline_at, created_at, updated_at) VALUES (?, ?, ?, ?, 'open', ?, ?, ?)"
                 f" RETURNING {_ORDER_COLUMNS}",
@@ -476,12 +636,8 @@ class CallbackRepository:
             row = await cursor.fetchone()
             assert row is not None
             order = _order(row)
-            await conn.execute(
-                "INSERT INTO order_events (order_id, at, level, action, actor, note)"
-                " VALUES (?, ?, ?, 'created', 'system', NULL)",
-                (order.id, utc_iso(now), level),
-            )
-        return order, True
+            await _order_event(tx, order.id, utc_iso(now), level, "created", "system", None)
+            return order, True
 
     async def order(self, order_id: int) -> Order | None:
         found = await self._orders("WHERE id = ?", (order_id,))
@@ -509,11 +665,29 @@ class CallbackRepository:
             "WHERE status = 'open' AND deadline_at <= ? ORDER BY deadline_at", (utc_iso(now),)
         )
 
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction for several changes (an order and its texts)."""
+        async with self._db.transaction() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def _within(
+        self, conn: aiosqlite.Connection | None
+    ) -> AsyncIterator[aiosqlite.Connection]:
+        """The caller's open transaction, or a new one."""
+        if conn is not None:
+            yield conn
+            return
+        async with self._db.transaction() as own:
+            yield own
+
     async def update_order(
         self,
         order_id: int,
         *,
         action: str,
+        expect: tuple[str, int],
         actor: str | None = None,
         note: str | None = None,
         status: str | None = None,
@@ -521,19 +695,21 @@ class CallbackRepository:
         deadline_at: datetime | None = None,
         reported: bool = False,
         closed: bool = False,
+        conn: aiosqlite.Connection | None = None,
     ) -> Order:
-        """Change an order and write the event that explains the change, together."""
-        now = self._clock.now()
-        stamp = utc_iso(now)
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
+        """Change an order that is still in the ``expect``-ed (status, level), and write
+        the event that explains the change, together (in ``conn``'s transaction if
+        given). Raises :class:`LostRace` if the order moved on meanwhile."""
+        stamp = utc_iso(self._clock.now())
+        async with self._within(conn) as tx:
+            cursor = await tx.execute(
                 "UPDATE rectification_orders SET status = COALESCE(?, status),"
                 " level = COALESCE(?, level), deadline_at = COALESCE(?, deadline_at),"
                 " reported_at = CASE WHEN ? THEN ? ELSE reported_at END,"
                 " reported_by = CASE WHEN ? THEN ? ELSE reported_by END,"
                 " report_note = CASE WHEN ? THEN ? ELSE report_note END,"
                 " closed_at = CASE WHEN ? THEN ? ELSE closed_at END, updated_at = ?"
-                f" WHERE id = ? RETURNING {_ORDER_COLUMNS}",
+                f" WHERE id = ? AND status = ? AND level = ? RETURNING {_ORDER_COLUMNS}",
                 (
                     status,
                     level,
@@ -548,28 +724,45 @@ class CallbackRepository:
                     stamp,
                     stamp,
                     order_id,
+                    *expect,
                 ),
             )
             row = await cursor.fetchone()
             if row is None:
-                raise StoreError(f"no rectification order {order_id}")
+                raise LostRace(
+                    f"rectification order {order_id} is no longer {expect[0]} at level {expect[1]};"
+                    f" {action} not applied"
+                )
             order = _order(row)
-            await conn.execute(
-                "INSERT INTO order_events (order_id, at, level, action, actor, note)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (order_id, stamp, order.level, action, actor, note),
-            )
-        return order
+            await _order_event(tx, order_id, stamp, order.level, action, actor, note)
+            return order
+
+    async def mark_notified(self, conn: aiosqlite.Connection, order_id: int, level: int) -> None:
+        """Record (in the caller's transaction) that the heads of ``level`` were texted."""
+        await conn.execute(
+            "UPDATE rectification_orders SET notified_level = MAX(notified_level, ?) WHERE id = ?",
+            (level, order_id),
+        )
+
+    async def unnotified_orders(self) -> list[Order]:
+        """Orders not closed whose current level's heads were never texted."""
+        return await self._orders(
+            "WHERE status IN ('open', 'reported') AND notified_level < level ORDER BY id"
+        )
 
     async def add_order_event(
-        self, order_id: int, level: int, action: str, actor: str | None, note: str | None
+        self,
+        order_id: int,
+        level: int,
+        action: str,
+        actor: str | None,
+        note: str | None,
+        *,
+        conn: aiosqlite.Connection | None = None,
     ) -> None:
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO order_events (order_id, at, level, action, actor, note)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (order_id, utc_iso(self._clock.now()), level, action, actor, note),
-            )
+        stamp = utc_iso(self._clock.now())
+        async with self._within(conn) as tx:
+            await _order_event(tx, order_id, stamp, level, action, actor, note)
 
     async def order_events(self, order_id: int) -> list[OrderEvent]:
         rows = await self._db.fetchall(

@@ -5,17 +5,26 @@ The outbox's guarantees live here, in SQL:
 * a text is a row before any network call, and ``idempotency_key`` is unique, so
   the same order never yields two rows;
 * :meth:`SmsRepository.claim_due` moves due rows ``queued → sending`` in one
-  ``UPDATE … RETURNING`` inside a write transaction: a row is claimed once;
+  ``UPDATE … RETURNING`` inside a write transaction, as a *lease* held by one worker
+  until ``lease_until``: another worker reclaims a row (for a look-up before any
+  re-send) only once its lease has expired, never while its holder may be sending;
+* ``first_attempt_at`` is set by the first claim and never overwritten: the look-up
+  before a re-send searches the provider from there, whatever the gap;
+* ``provider_sid`` is unique: one provider message belongs to one row only, and
+  :meth:`SmsRepository.adopt` picks the first candidate no row holds in the same
+  transaction that records it;
 * provider updates go through :func:`gateway.sms.policy.advances`, so a status
   never moves backwards whatever order callbacks come in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -27,7 +36,8 @@ from gateway.store.db import Database
 _COLUMNS = (
     "id, purpose, audience, to_number, sender, template, variables, body, encoding, segments,"
     " idempotency_key, status, attempts, next_attempt_at, claimed_at, needs_lookup,"
-    " provider_sid, error_code, error_message, created_at, updated_at, sent_at, final_at"
+    " provider_sid, error_code, error_message, created_at, updated_at, sent_at, final_at,"
+    " first_attempt_at, lease_owner, lease_until"
 )
 
 
@@ -56,6 +66,9 @@ class OutboxMessage:
     updated_at: datetime
     sent_at: datetime | None
     final_at: datetime | None
+    first_attempt_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +149,9 @@ def _message(row: Any) -> OutboxMessage:
         updated_at=parse_utc(row[20]),
         sent_at=_opt(row[21]),
         final_at=_opt(row[22]),
+        first_attempt_at=_opt(row[23]),
+        lease_owner=row[24],
+        lease_until=_opt(row[25]),
     )
 
 
@@ -160,12 +176,23 @@ class SmsRepository:
         self._db = db
         self._clock = clock
 
+    @property
+    def store_path(self) -> Path:
+        """The store's file (its lock sits beside it)."""
+        return self._db.path
+
     # -- the outbox -------------------------------------------------------------
 
-    async def insert_or_get(self, text: NewText) -> tuple[OutboxMessage, bool]:
-        """Insert ``text``; if its idempotency key exists, return that row. ``(row, created)``."""
+    async def insert_or_get(
+        self, text: NewText, *, conn: aiosqlite.Connection | None = None
+    ) -> tuple[OutboxMessage, bool]:
+        """Insert ``text``; if its idempotency key exists, return that row. ``(row, created)``.
+
+        With ``conn``, a write transaction the caller holds (an order change and its
+        texts), the row is written in it and commits or rolls back with the rest."""
         now = utc_iso(self._clock.now())
-        async with self._db.transaction() as conn:
+        held = contextlib.nullcontext(conn) if conn is not None else None
+        async with held or self._db.transaction() as conn:
             cursor = await conn.execute(
                 f"INSERT INTO sms_messages (purpose, audience, to_number, sender, template,"
                 f" variables, body, encoding, segments, idempotency_key, status, attempts,"
@@ -247,91 +274,164 @@ class SmsRepository:
         return [SmsEvent(r[0], r[1], r[2], r[3], r[4], r[5], parse_utc(r[6])) for r in rows]
 
     async def next_due(self) -> datetime | None:
+        """When the next queued row comes due or the next lease without a sid expires."""
         row = await self._db.fetchone(
-            "SELECT MIN(next_attempt_at) FROM sms_messages WHERE status = ?", (QUEUED,)
+            "SELECT MIN(at) FROM (SELECT MIN(next_attempt_at) AS at FROM sms_messages"
+            " WHERE status = ? UNION ALL SELECT MIN(lease_until) FROM sms_messages"
+            " WHERE status = ? AND provider_sid IS NULL)",
+            (QUEUED, SENDING),
         )
         return parse_utc(row[0]) if row and row[0] else None
 
-    async def claim_due(self, limit: int) -> list[OutboxMessage]:
-        """Move up to ``limit`` due rows ``queued → sending`` and return them (oldest first)."""
-        now = utc_iso(self._clock.now())
+    async def claim_due(
+        self, limit: int, *, owner: str = "", lease: timedelta = timedelta(minutes=1)
+    ) -> list[OutboxMessage]:
+        """Lease up to ``limit`` due rows to ``owner`` until now + ``lease`` and return
+        them (oldest first). Rows whose lease has expired with no sid recorded (the
+        holder died or stalled mid-send) go back to the queue first, marked for a
+        look-up before any re-send, and are claimed like any due row."""
+        now = self._clock.now()
+        at = utc_iso(now)
         async with self._db.transaction() as conn:
+            await self._requeue_sending(
+                conn,
+                "(lease_until IS NULL OR lease_until <= ?)",
+                (at,),
+                at,
+                "lease expired mid-send: look it up at the provider before re-sending",
+            )
             cursor = await conn.execute(
                 f"UPDATE sms_messages SET status = ?, claimed_at = ?, updated_at = ?,"
-                f" attempts = attempts + 1"
+                f" first_attempt_at = COALESCE(first_attempt_at, ?),"
+                f" lease_owner = ?, lease_until = ?, attempts = attempts + 1"
                 f" WHERE id IN (SELECT id FROM sms_messages WHERE status = ? AND"
                 f" next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?)"
                 f" RETURNING {_COLUMNS}",
-                (SENDING, now, now, QUEUED, now, limit),
+                (SENDING, at, at, at, owner, utc_iso(now + lease), QUEUED, at, limit),
             )
             rows = await cursor.fetchall()
             claimed = sorted((_message(r) for r in rows), key=lambda m: (m.next_attempt_at, m.id))
             for m in claimed:
-                await _event(conn, m.id, None, "claimed", SENDING, f"attempt {m.attempts}", now)
+                await _event(conn, m.id, None, "claimed", SENDING, f"attempt {m.attempts}", at)
         return claimed
 
-    async def reclaim_interrupted(self) -> int:
-        """Rows left ``sending`` with no provider sid (a crash mid-send) go back to the
-        queue marked for a look-up before any re-send. Returns how many."""
-        now = utc_iso(self._clock.now())
+    async def renew(self, message_id: int, owner: str, lease: timedelta) -> bool:
+        """Extend ``owner``'s lease on a row it is sending; False if it no longer holds it."""
+        now = self._clock.now()
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                "UPDATE sms_messages SET status = ?, needs_lookup = 1, updated_at = ?,"
-                " next_attempt_at = ? WHERE status = ? AND provider_sid IS NULL RETURNING id",
-                (QUEUED, now, now, SENDING),
+                "UPDATE sms_messages SET lease_until = ? WHERE id = ? AND status = ?"
+                " AND provider_sid IS NULL AND lease_owner = ? AND lease_until > ? RETURNING id",
+                (utc_iso(now + lease), message_id, SENDING, owner, utc_iso(now)),
             )
-            ids = [int(r[0]) for r in await cursor.fetchall()]
-            for message_id in ids:
-                await _event(
-                    conn,
-                    message_id,
-                    None,
-                    "interrupted",
-                    QUEUED,
-                    "found sending at start: look it up at the provider before re-sending",
-                    now,
-                )
+            return await cursor.fetchone() is not None
+
+    async def reclaim_interrupted(self, owner: str = "") -> int:
+        """Rows left ``sending`` with no provider sid by any worker but ``owner`` go
+        back to the queue marked for a look-up before any re-send, leases or not.
+
+        Only for a worker that knows every other holder is dead: one that holds the
+        store's lock (:mod:`gateway.store.lock`) at start. Returns how many."""
+        now = utc_iso(self._clock.now())
+        async with self._db.transaction() as conn:
+            ids = await self._requeue_sending(
+                conn,
+                "lease_owner IS NOT ?",
+                (owner,),
+                now,
+                "found sending at start: look it up at the provider before re-sending",
+            )
         return len(ids)
+
+    async def _requeue_sending(
+        self,
+        conn: aiosqlite.Connection,
+        condition: str,
+        params: tuple[object, ...],
+        now: str,
+        detail: str,
+    ) -> list[int]:
+        cursor = await conn.execute(
+            f"UPDATE sms_messages SET status = ?, needs_lookup = 1, updated_at = ?,"
+            f" next_attempt_at = ?, lease_owner = NULL, lease_until = NULL"
+            f" WHERE status = ? AND provider_sid IS NULL AND {condition} RETURNING id",
+            (QUEUED, now, now, SENDING, *params),
+        )
+        ids = [int(r[0]) for r in await cursor.fetchall()]
+        for message_id in ids:
+            await _event(conn, message_id, None, "interrupted", QUEUED, detail, now)
+        return ids
 
     async def record_accepted(
         self, message_id: int, sid: str, provider_status: str, detail: str = ""
-    ) -> OutboxMessage:
-        """The provider holds the text under ``sid``; apply any callback that came first."""
+    ) -> OutboxMessage | None:
+        """The provider holds the text under ``sid``; apply any callback that came first.
+
+        None when ``sid`` already belongs to another row (a look-up of an identical
+        text adopted it first) or this row already has another sid: nothing changes."""
         now = utc_iso(self._clock.now())
         async with self._db.transaction() as conn:
+            if not await self._accept(conn, message_id, sid, provider_status, detail, now):
+                return None
+        return await self.get(message_id)
+
+    async def adopt(self, message_id: int, found: Sequence[tuple[str, str]]) -> str | None:
+        """Record as this row's the first ``(sid, provider status)`` of ``found`` (oldest
+        first) that no row holds yet; the choice and the write are one transaction, so
+        two identical texts in doubt never take the same provider message. The sid, or
+        None if every candidate is taken."""
+        now = utc_iso(self._clock.now())
+        async with self._db.transaction() as conn:
+            for sid, provider_status in found:
+                detail = f"found at the provider as {sid} ({provider_status}): not re-sent"
+                if await self._accept(conn, message_id, sid, provider_status, detail, now):
+                    return sid
+        return None
+
+    async def _accept(
+        self,
+        conn: aiosqlite.Connection,
+        message_id: int,
+        sid: str,
+        provider_status: str,
+        detail: str,
+        now: str,
+    ) -> bool:
+        cursor = await conn.execute(
+            "UPDATE sms_messages SET provider_sid = ?, needs_lookup = 0, error_code = NULL,"
+            " error_message = NULL, lease_owner = NULL, lease_until = NULL, updated_at = ?"
+            " WHERE id = ? AND provider_sid IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM sms_messages WHERE provider_sid = ?) RETURNING id",
+            (sid, now, message_id, sid),
+        )
+        if await cursor.fetchone() is None:
+            return False
+        await _event(
+            conn,
+            message_id,
+            sid,
+            "accepted",
+            SENDING,
+            detail or f"provider status {provider_status}",
+            now,
+        )
+        status = from_provider_status(provider_status)
+        if status is not None:
+            await self._advance(conn, message_id, status, None, None, now)
+        # Callbacks that arrived before the sid was stored.
+        cursor = await conn.execute(
+            "SELECT id, status, detail FROM sms_events WHERE provider_sid = ?"
+            " AND message_id IS NULL ORDER BY id",
+            (sid,),
+        )
+        for event_id, early_status, early_detail in await cursor.fetchall():
             await conn.execute(
-                "UPDATE sms_messages SET provider_sid = ?, needs_lookup = 0, error_code = NULL,"
-                " error_message = NULL, updated_at = ? WHERE id = ?",
-                (sid, now, message_id),
+                "UPDATE sms_events SET message_id = ? WHERE id = ?", (message_id, event_id)
             )
-            await _event(
-                conn,
-                message_id,
-                sid,
-                "accepted",
-                SENDING,
-                detail or f"provider status {provider_status}",
-                now,
-            )
-            status = from_provider_status(provider_status)
-            if status is not None:
-                await self._advance(conn, message_id, status, None, None, now)
-            # Callbacks that arrived before the sid was stored.
-            cursor = await conn.execute(
-                "SELECT id, status, detail FROM sms_events WHERE provider_sid = ?"
-                " AND message_id IS NULL ORDER BY id",
-                (sid,),
-            )
-            for event_id, early_status, early_detail in await cursor.fetchall():
-                await conn.execute(
-                    "UPDATE sms_events SET message_id = ? WHERE id = ?", (message_id, event_id)
-                )
-                if early_status:
-                    code = json.loads(early_detail).get("error_code") if early_detail else None
-                    await self._advance(conn, message_id, early_status, code, None, now)
-        message = await self.get(message_id)
-        assert message is not None
-        return message
+            if early_status:
+                code = json.loads(early_detail).get("error_code") if early_detail else None
+                await self._advance(conn, message_id, early_status, code, None, now)
+        return True
 
     async def record_retry(
         self,
@@ -346,8 +446,9 @@ class SmsRepository:
         async with self._db.transaction() as conn:
             await conn.execute(
                 "UPDATE sms_messages SET status = ?, next_attempt_at = ?, error_code = ?,"
-                " error_message = ?, needs_lookup = MAX(needs_lookup, ?), updated_at = ?"
-                " WHERE id = ? AND status = ?",
+                " error_message = ?, needs_lookup = MAX(needs_lookup, ?), updated_at = ?,"
+                " lease_owner = NULL, lease_until = NULL"
+                " WHERE id = ? AND status = ? AND provider_sid IS NULL",
                 (
                     QUEUED,
                     utc_iso(next_attempt_at),
@@ -374,7 +475,8 @@ class SmsRepository:
         async with self._db.transaction() as conn:
             await conn.execute(
                 "UPDATE sms_messages SET status = ?, error_code = ?, error_message = ?,"
-                " updated_at = ?, final_at = ?, needs_lookup = 0 WHERE id = ?",
+                " updated_at = ?, final_at = ?, needs_lookup = 0, lease_owner = NULL,"
+                " lease_until = NULL WHERE id = ?",
                 (FAILED, code, reason, now, now, message_id),
             )
             await _event(conn, message_id, None, "failed", FAILED, reason, now)
@@ -385,7 +487,8 @@ class SmsRepository:
         async with self._db.transaction() as conn:
             await conn.execute(
                 "UPDATE sms_messages SET status = ?, next_attempt_at = ?, updated_at = ?,"
-                " attempts = MAX(0, attempts - 1) WHERE id = ? AND status = ?",
+                " attempts = MAX(0, attempts - 1), lease_owner = NULL, lease_until = NULL"
+                " WHERE id = ? AND status = ? AND provider_sid IS NULL",
                 (QUEUED, utc_iso(until), now, message_id, SENDING),
             )
             await _event(conn, message_id, None, "held", QUEUED, reason, now)
@@ -405,15 +508,6 @@ class SmsRepository:
                 "UPDATE sms_messages SET updated_at = ? WHERE id = ?",
                 (utc_iso(self._clock.now()), message_id),
             )
-
-    async def known_sids(self, sids: Sequence[str]) -> set[str]:
-        if not sids:
-            return set()
-        marks = ",".join("?" for _ in sids)
-        rows = await self._db.fetchall(
-            f"SELECT provider_sid FROM sms_messages WHERE provider_sid IN ({marks})", list(sids)
-        )
-        return {str(r[0]) for r in rows}
 
     async def apply_status(
         self, sid: str, provider_status: str, error_code: str | None, detail: str = ""

@@ -8,6 +8,11 @@ from gateway.clock import Clock, utc_iso
 from gateway.store.db import Database, StoreError
 
 UNIT_KINDS = ("city", "sub_bureau", "county_bureau", "station", "department", "office")
+# The longest unit name a text carries (``vars.unit`` in gateway/sms/templates.toml):
+# a longer name is texted by its abbreviation.
+TEXT_NAME_MAX = 16
+# Who may speak for a unit: report its rectification orders done.
+HEAD_ROLES = ("chief", "deputy", "leader")
 
 
 @dataclass(frozen=True)
@@ -17,6 +22,16 @@ class Unit:
     name: str
     kind: str
     parent_id: int | None
+    abbreviation: str | None = None
+
+    @property
+    def text_name(self) -> str:
+        """The name as texts carry it: the full name if it fits, else the abbreviation."""
+        if len(self.name) <= TEXT_NAME_MAX:
+            return self.name
+        if self.abbreviation and len(self.abbreviation) <= TEXT_NAME_MAX:
+            return self.abbreviation
+        return self.name[: TEXT_NAME_MAX - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -35,7 +50,12 @@ class UnitRepository:
         self._clock = clock
 
     async def add_unit(
-        self, code: str, name: str, kind: str, parent_code: str | None = None
+        self,
+        code: str,
+        name: str,
+        kind: str,
+        parent_code: str | None = None,
+        abbreviation: str | None = None,
     ) -> Unit:
         if kind not in UNIT_KINDS:
             raise StoreError(f"unit {code}: unknown kind {kind!r} (known: {', '.join(UNIT_KINDS)})")
@@ -47,14 +67,15 @@ class UnitRepository:
             parent_id = parent.id
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                "INSERT INTO units (code, name, kind, parent_id, created_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (code) DO UPDATE SET name = excluded.name, kind = excluded.kind,"
-                " parent_id = excluded.parent_id RETURNING id",
-                (code, name, kind, parent_id, utc_iso(self._clock.now())),
+                "INSERT INTO units (code, name, kind, parent_id, abbreviation, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO UPDATE SET name = excluded.name,"
+                " kind = excluded.kind, parent_id = excluded.parent_id,"
+                " abbreviation = excluded.abbreviation RETURNING id",
+                (code, name, kind, parent_id, abbreviation, utc_iso(self._clock.now())),
             )
             row = await cursor.fetchone()
         assert row is not None
-        return Unit(int(row[0]), code, name, kind, parent_id)
+        return Unit(int(row[0]), code, name, kind, parent_id, abbreviation)
 
     async def add_officer(
         self, code: str, name: str, unit_code: str, role: str, mobile: str | None
@@ -76,24 +97,27 @@ class UnitRepository:
 
     async def unit_by_code(self, code: str) -> Unit | None:
         row = await self._db.fetchone(
-            "SELECT id, code, name, kind, parent_id FROM units WHERE code = ?", (code,)
+            "SELECT id, code, name, kind, parent_id, abbreviation FROM units WHERE code = ?",
+            (code,),
         )
         return _unit(row) if row else None
 
     async def unit(self, unit_id: int) -> Unit | None:
         row = await self._db.fetchone(
-            "SELECT id, code, name, kind, parent_id FROM units WHERE id = ?", (unit_id,)
+            "SELECT id, code, name, kind, parent_id, abbreviation FROM units WHERE id = ?",
+            (unit_id,),
         )
         return _unit(row) if row else None
 
     async def units(self, kind: str | None = None) -> list[Unit]:
         if kind is None:
             rows = await self._db.fetchall(
-                "SELECT id, code, name, kind, parent_id FROM units ORDER BY id"
+                "SELECT id, code, name, kind, parent_id, abbreviation FROM units ORDER BY id"
             )
         else:
             rows = await self._db.fetchall(
-                "SELECT id, code, name, kind, parent_id FROM units WHERE kind = ? ORDER BY id",
+                "SELECT id, code, name, kind, parent_id, abbreviation FROM units"
+                " WHERE kind = ? ORDER BY id",
                 (kind,),
             )
         return [_unit(r) for r in rows]
@@ -127,4 +151,4 @@ class UnitRepository:
 
 def _unit(row: object) -> Unit:
     r = row  # aiosqlite.Row
-    return Unit(r[0], r[1], r[2], r[3], r[4])  # type: ignore[index]
+    return Unit(r[0], r[1], r[2], r[3], r[4], r[5])  # type: ignore[index]

@@ -58,6 +58,8 @@ def add_sms(
     """Add the SMS resources and routes to ``app``; ``provider`` overrides Twilio."""
     app.cleanup_ctx.append(functools.partial(_sms_context, provider, templates, run_outbox))
     app[HEALTH_CHECKS]["sms"] = _ping_sms
+    if run_outbox:
+        app[HEALTH_CHECKS]["sms-outbox"] = _check_outbox
     app.router.add_post(STATUS_PATH, status_callback)
     app.router.add_post(INBOUND_PATH, inbound_text)
     app.router.add_get("/api/sms/messages", list_messages)
@@ -106,6 +108,11 @@ async def _with_provider(
 
 async def _ping_sms(app: web.Application) -> None:
     await app[SMS_PROVIDER].ping()
+
+
+async def _check_outbox(app: web.Application) -> None:
+    """Degraded while the outbox loop fails (a locked or full store): it goes on meanwhile."""
+    app[OUTBOX].check()
 
 
 async def verified_form(request: web.Request) -> MultiDictProxy[str]:

@@ -106,6 +106,12 @@ def parse_args(command: str) -> list[str]:
     return args
 
 
+# res_agi's AsyncAGI loop looks at the channel's command queue, and when it is empty
+# waits up to 100 ms for the channel before it looks again: a command queued just
+# after a result is picked up about 100 ms later (simulated time; scaled by the clock).
+POLL_SECONDS = 0.1
+
+
 async def run_async_agi(
     world: World, chan: SimChannel, after_start: Callable[[], None] | None = None
 ) -> bool:
@@ -124,7 +130,7 @@ async def run_async_agi(
     status = "SUCCESS"
     try:
         while True:
-            item = await _next_command(chan)
+            item = await _next_command(world, chan)
             if item is None:
                 status = "HANGUP"
                 # commands already queued still run (their media reports the hangup)
@@ -146,11 +152,15 @@ async def run_async_agi(
     return chan.hangup_requested
 
 
-async def _next_command(chan: SimChannel) -> tuple[str, str] | None:
+async def _next_command(world: World, chan: SimChannel) -> tuple[str, str] | None:
+    """The next queued command, when res_agi's loop would take it: at once if it is
+    already queued, else at the first poll (every ``POLL_SECONDS`` from now) after it
+    arrives. None once the channel is hung up with nothing queued."""
     if not chan.agi_commands.empty():
         return chan.agi_commands.get_nowait()
     if chan.hangup_requested:
         return None
+    looked = world.loop_time()
     getter = asyncio.ensure_future(chan.agi_commands.get())
     hung = asyncio.ensure_future(chan.hungup.wait())
     try:
@@ -160,17 +170,18 @@ async def _next_command(chan: SimChannel) -> tuple[str, str] | None:
         if not getter.done():
             getter.cancel()
         await asyncio.gather(hung, getter, return_exceptions=True)
-    if getter.done() and not getter.cancelled():
-        return getter.result()
-    return None
+    if not getter.done() or getter.cancelled():
+        return None
+    # Waiting on the event rather than polling keeps a thousand idle channels cheap;
+    # the command still starts on the poll that would have found it.
+    poll = world.real(POLL_SECONDS)
+    waited = world.loop_time() - looked
+    polls = max(1, math.ceil(waited / poll)) if poll > 0 else 0
+    await asyncio.sleep(max(0.0, looked + polls * poll - world.loop_time()))
+    return getter.result()
 
 
 async def _run_one(world: World, chan: SimChannel, command: str, command_id: str) -> AgiResult:
-    words = command.split()
-    head = " ".join(words[:2]).lower()
-    # Asterisk polls the queue about every 100 ms; ANSWER and BREAK come back after a poll.
-    slow = head in ("asyncagi break",) or (words[:1] and words[0].lower() == "answer")
-    await world.sleep(0.1 if slow else 0.02)
     exec_id = str(world.rng.randrange(100_000_000, 2_147_483_647))
     world.chan_event(
         n.EV_AGI_EXEC_START, PRIV_AGI, chan, ("CommandId", exec_id), (n.H_COMMAND, command)
@@ -383,7 +394,11 @@ async def execute(world: World, chan: SimChannel, command: str) -> AgiResult:
     if key2 == "set variable":
         if len(argv) != 4:
             return usage("set variable")
-        world.set_var(chan, argv[2], argv[3])
+        if "(" in argv[2]:
+            # a dialplan function (CHANNEL(hangupsource), CDR(userfield)): no VarSet
+            chan.variables[argv[2]] = argv[3]
+        else:
+            world.set_var(chan, argv[2], argv[3])
         return ok("1")
     if key2 == "get variable":
         if len(argv) != 3:
@@ -447,7 +462,7 @@ def _hangup(world: World, chan: SimChannel, argv: list[str]) -> AgiResult:
 async def _stream_file(world: World, chan: SimChannel, name: str, escape: str) -> AgiResult:
     if chan.hangup_requested:
         return ok("-1 endpos=0")
-    played = await play(world, chan, name, escape, listening=False)
+    played = await play(world, chan, name, escape, listening=False) if one_file(name) else None
     if played is None:
         log.warning("playback of %r failed: no such file", name)
         return ok("-1 endpos=0")
@@ -470,12 +485,16 @@ async def _get_data(world: World, chan: SimChannel, argv: list[str]) -> AgiResul
         return ok("-1")
     if chan.caller is not None:
         chan.caller.input_requested("get data")
-    played = await play(world, chan, argv[2], "0123456789*#ABCD", listening=True)
-    first = ""
-    if played is not None:
-        how, first, _ = played
-        if how == "hangup":
-            return ok("-1")
+    played = None
+    if one_file(argv[2]):
+        played = await play(world, chan, argv[2], "0123456789*#ABCD", listening=True)
+    if played is None:
+        # ast_app_getdata_full: a prompt it cannot open fails the whole command
+        log.warning("playback of %r failed: no such file", argv[2])
+        return ok("-1")
+    how, first, _ = played
+    if how == "hangup":
+        return ok("-1")
     # Asterisk's default when no timeout is given: the channel's response timeout (6 s)
     timeout = (timeout_ms if timeout_ms > 0 else 6000) / 1000
     if first == "#":
@@ -547,8 +566,11 @@ async def _record_file(world: World, chan: SimChannel, argv: list[str]) -> AgiRe
     if chan.hangup_requested:
         return ok("-1 (hangup) endpos=0")
     path = _record_path(world, name, fmt)
-    if path is None:
-        log.warning("record file %r format %r: cannot write", name, fmt)
+    # Asterisk opens the file (ast_writefile, O_CREAT|O_WRONLY|O_TRUNC) before the beep:
+    # a folder it may not write fails the command at once, whatever the permissions say.
+    problem = "unknown format or no such folder" if path is None else await _open_for_writing(path)
+    if path is None or problem:
+        log.warning("record file %r format %r: cannot write: %s", name, fmt, problem)
         return ok("-1 (writefile)")
     if beep:
         played = await play(world, chan, "beep", "", listening=False)
@@ -618,6 +640,21 @@ async def _record_file(world: World, chan: SimChannel, argv: list[str]) -> AgiRe
     if ended == "dtmf":
         return ok(f"{ord(digit)} (dtmf) endpos={endpos}")
     return ok(f"0 (timeout) endpos={endpos}")
+
+
+async def _open_for_writing(path: Path) -> str:
+    """Create (or empty) the file to record into; the reason it cannot be, or ""."""
+    try:
+        await asyncio.to_thread(path.write_bytes, b"")
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return ""
+
+
+def one_file(name: str) -> bool:
+    """AGI's STREAM FILE, GET DATA and CONTROL STREAM FILE open their argument as one
+    file name: ``a&b`` names no file (only dialplan applications join files with &)."""
+    return "&" not in name
 
 
 FORMATS = {"wav": ".wav", "wav16": ".wav16", "sln": ".sln", "slin": ".sln", "raw": ".raw"}
@@ -707,7 +744,10 @@ async def run_application(world: World, chan: SimChannel, app: str, data: str) -
             start_mixmonitor(world, chan)
             return 0
         if name == "hangup":
-            world.request_hangup(chan, cause=int(data) if data.isdigit() else 16)
+            # Hangup(cause): the cause it names (Normal Clearing without one), soft
+            # hang-up AST_SOFTHANGUP_EXPLICIT (32) like AGI's HANGUP
+            cause = int(data) if data.isdigit() and int(data) > 0 else 16
+            world.request_hangup(chan, cause=cause, soft_cause=32)
             return -1
         if name == "answer":
             world.set_state(chan, STATE_UP)

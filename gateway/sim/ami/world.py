@@ -429,7 +429,9 @@ class World:
             ended = await run_async_agi(self, chan)
             if not ended and not chan.hangup_requested:
                 self.newexten(chan, 3, "Queue", self.config.hotline_queue)
-                await self.queue_call(chan, self.config.hotline_queue)
+                if await self.queue_call(chan, self.config.hotline_queue) == -1:
+                    # an application's -1 ends the dialplan: the PBX hangs the call up
+                    self.request_hangup(chan, cause=16)
             if not chan.hangup_requested:
                 self.newexten(chan, 4, "Hangup", "")
                 self.request_hangup(chan, cause=16)
@@ -660,8 +662,8 @@ class World:
             queue.talktime = talk_time
             seat.calls_taken += 1
             seat.last_call = int(self.sim_now())
-            if reason == "agent":
-                self.request_hangup(caller, cause=16)
+            # The seat hung up first: the caller stays Up and Queue returns -1 to whoever
+            # ran it (the dialplan then hangs up; an AGI EXEC gets "200 result=-1").
         finally:
             seat.busy = False
             seat.ringing = False

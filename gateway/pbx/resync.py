@@ -1,0 +1,107 @@
+"""Resync: which channels are live on the PBX, and what a (re)connect found.
+
+The tracker follows ``Newchannel``/``Hangup`` while the link is up, remembers
+the live set when the link drops, and after each login compares it with the
+PBX's ``CoreShowChannels`` list: calls that survived the outage, calls lost
+while we were away, calls that appeared, and the AsyncAGI calls to hand back to
+the dialplan because no flow serves them any more.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from gateway.ami import names as n
+from gateway.ami.frames import Frame
+from gateway.clock import Clock
+from gateway.pbx.values import ChannelInfo, ResyncReport
+
+log = logging.getLogger(__name__)
+
+
+class ChannelTracker:
+    """Live channels of one PBX by ``Uniqueid``, and the resync that reconciles them."""
+
+    def __init__(self, pbx: str, clock: Clock) -> None:
+        self._pbx = pbx
+        self._clock = clock
+        self.live: dict[str, ChannelInfo] = {}  # uniqueid → channel
+        self._at_loss: dict[str, ChannelInfo] | None = None
+
+    def ev_newchannel(self, frame: Frame) -> None:
+        uid = frame.get(n.H_UNIQUEID)
+        if uid:
+            self.live[uid] = ChannelInfo(
+                channel=frame.get(n.H_CHANNEL, ""),
+                uniqueid=uid,
+                linkedid=frame.get(n.H_LINKEDID, uid),
+                caller_number=frame.get(n.H_CALLER_ID_NUM, ""),
+            )
+
+    def ev_hangup(self, frame: Frame) -> None:
+        uid = frame.get(n.H_UNIQUEID)
+        if uid:
+            self.live.pop(uid, None)
+
+    def link_lost(self) -> None:
+        if self._at_loss is None:
+            self._at_loss = dict(self.live)
+
+    def reconcile(
+        self,
+        items: Iterable[Frame],
+        *,
+        reconnect: bool,
+        orphaned: set[str],
+        serving: Callable[[str], bool],
+    ) -> ResyncReport:
+        """Compare the PBX's channel list with what we knew; ``orphaned`` are the
+        AGI channels a link loss cut off, ``serving`` tells a channel a flow serves."""
+        alive: dict[str, ChannelInfo] = {}
+        for item in items:
+            uid = item.get(n.H_UNIQUEID) or item.get_ci(n.H_UNIQUEID) or ""
+            if not uid:
+                continue
+            alive[uid] = ChannelInfo(
+                channel=item.get(n.H_CHANNEL, ""),
+                uniqueid=uid,
+                linkedid=item.get(n.H_LINKEDID) or item.get_ci(n.H_LINKEDID) or uid,
+                caller_number=item.get(n.H_CALLER_ID_NUM, ""),
+                application=f"{item.get('Application', '')}({item.get('ApplicationData', '')})",
+            )
+        known = self._at_loss if self._at_loss is not None else {}
+        survived = tuple(info for uid, info in known.items() if uid in alive)
+        lost = tuple(info for uid, info in known.items() if uid not in alive and uid in self.live)
+        appeared = tuple(info for uid, info in alive.items() if uid not in known)
+        for info in lost:
+            self.live.pop(info.uniqueid, None)
+        self.live.update(alive)
+        self._at_loss = None
+        released: list[str] = []
+        for info in survived:
+            if info.channel in orphaned:
+                released.append(info.channel)
+        for info in appeared:
+            # A call that reached AGI(agi:async) while nobody listened waits in
+            # silence: its AsyncAGIStart is gone, so no flow can take it. Hand it
+            # back to the dialplan (the hotline context queues it for an agent).
+            if info.application.startswith("AGI(agi:async") and not serving(info.channel):
+                released.append(info.channel)
+        log.info(
+            "PBX %s: resync: %d live, %d survived, %d lost, %d appeared",
+            self._pbx,
+            len(alive),
+            len(survived),
+            len(lost),
+            len(appeared),
+        )
+        return ResyncReport(
+            pbx=self._pbx,
+            at=self._clock.now(),
+            reconnect=reconnect,
+            survived=survived,
+            lost=lost,
+            appeared=appeared,
+            released=tuple(released),
+        )

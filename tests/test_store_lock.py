@@ -1,0 +1,93 @@
+"""One gateway per store, across real processes: a second refuses at start with one line,
+read-only commands run beside the first, and a kill -9 frees the store at once."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from sms_support import ACCOUNT, FROM, ORDER_VARS, ROOT, TOKEN, free_socket, gateway_process
+
+from gateway.sim.twilio import SimulatedTwilio
+
+
+def _settings(tw: SimulatedTwilio, data: Path) -> list[str]:
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()  # the process under test binds it
+    values = {
+        "gateway.data_dir": str(data),
+        "sms.api_base_url": tw.base_url,
+        "sms.account_sid": ACCOUNT,
+        "sms.auth_token": TOKEN,
+        "sms.from_number": FROM,
+        "sms.quiet_start": "00:00",
+        "sms.quiet_end": "00:00",
+        "sms.poll_interval": "0.05",
+        "web.port": str(port),
+        "web.public_url": f"http://127.0.0.1:{port}",
+        "ivr.flows_dir": str(ROOT / "flows"),
+        "ivr.prompts": str(ROOT / "recordings" / "prompts.yaml"),
+    }
+    return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+
+
+async def _run(settings: list[str], *command: str) -> tuple[int, str, str]:
+    proc = await gateway_process(*settings, *command)
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def _serving(settings: list[str]) -> asyncio.subprocess.Process:
+    """``gateway sms run`` started and serving (its first line printed)."""
+    proc = await gateway_process(*settings, "sms", "run")
+    assert proc.stdout is not None
+    async with asyncio.timeout(60):
+        line = await proc.stdout.readline()
+    assert line.startswith(b"outbox running"), line
+    return proc
+
+
+async def _stop(proc: asyncio.subprocess.Process, sig: int) -> None:
+    if proc.returncode is None:
+        proc.send_signal(sig)
+    async with asyncio.timeout(30):
+        await proc.communicate()
+
+
+async def test_second_gateway_refuses_and_kill_frees_the_store(tmp_path: Path) -> None:
+    """While one process serves a store, gateway run and sms run refuse with one line naming
+    its pid; list and send --wait work beside it; after kill -9 a new one starts at once."""
+    async with SimulatedTwilio(ACCOUNT, TOKEN, time_scale=0.1) as tw:
+        settings = _settings(tw, tmp_path / "data")
+        first = await _serving(settings)
+        try:
+            for command in (["run"], ["sms", "run"]):
+                code, out, err = await _run(settings, *command)
+                assert code == 1, (command, out, err)
+                lines = err.strip().splitlines()
+                assert len(lines) == 1 and "in use by another gateway" in lines[0], err
+                assert f"pid {first.pid}" in lines[0]
+            code, out, err = await _run(settings, "sms", "list")
+            assert code == 0 and "没有短信" in out, err
+            variables = [f"--var={k}={v}" for k, v in ORDER_VARS.items()]
+            code, out, err = await _run(
+                settings,
+                "sms",
+                "send",
+                "--to=13912345678",
+                "--template=rectification_order",
+                *variables,
+                "--key=beside",
+                "--wait=30",
+            )
+            assert code == 0 and "a running gateway sends it" in out, (out, err)
+            assert len(tw.messages) == 1  # sent by the first process's outbox, once
+        finally:
+            await _stop(first, signal.SIGKILL)
+        second = await _serving(settings)  # the kernel released the killed one's lock
+        await _stop(second, signal.SIGTERM)
+        assert second.returncode == 0
