@@ -129,18 +129,32 @@ async def _ping_pbx(app: web.Application) -> None:
 
 
 class CallRouter:
-    """Every AsyncAGI call lands here: a callback survey if the Originate marked it
-    with its item, else the hotline. The flow's path and case go to the call log."""
+    """Every AsyncAGI call lands here: a call in the callback context runs the survey
+    of the item its channel variables name, anything else the hotline. The flow's
+    path and case go to the call log."""
 
     def __init__(self, app: web.Application) -> None:
         self.app = app
 
     async def handle(self, channel: AgiChannel) -> None:
-        # Asked of the call itself, not of what this process remembers: a callback
-        # answered after a reconnect or a restart still finds its item.
-        item = await channel.get_variable(VAR_ITEM)
-        attempt = await channel.get_variable(VAR_ATTEMPT)
-        if item and attempt and item.isdigit() and attempt.isdigit():
+        item = attempt = None
+        if channel.env.context == self.app[CONFIG].callbacks.originate_context:
+            # Asked of the call itself, not of what this process remembers: a callback
+            # answered after a reconnect or a restart still finds its item. (Only
+            # here: a hotline caller is spared the two round trips.)
+            item = await channel.get_variable(VAR_ITEM)
+            attempt = await channel.get_variable(VAR_ATTEMPT)
+            if not (item and attempt and item.isdigit() and attempt.isdigit()):
+                log.error(
+                    "callback call %s carries no valid %s/%s (%r, %r): hotline flow",
+                    channel.name,
+                    VAR_ITEM,
+                    VAR_ATTEMPT,
+                    item,
+                    attempt,
+                )
+                item = attempt = None
+        if item and attempt:
             result = await self._survey(channel, int(item), int(attempt))
         else:
             ivr = self.app[IVR]

@@ -17,6 +17,7 @@ Environment: ``GATEWAY_<SECTION>_<KEY>`` for any key of a section, e.g.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import math
 import re
@@ -100,6 +101,11 @@ class PbxSection:
     # The Originate channel of a callback; {number} is the national number to dial.
     dial_string: str = "PJSIP/{number}@trunk"
     hotline_context: str = "hotline"
+    # How the PBX encodes text (caller names): "utf-8", or e.g. "gbk" for an old site.
+    charset: str = "utf-8"
+    # The PBX host's timezone (e.g. "UTC"), for its Cdr times until the call log has
+    # learned its clock from its events; empty: UTC.
+    timezone: str = ""
 
 
 @dataclass(frozen=True)
@@ -238,6 +244,10 @@ def load(
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError("(file)", source, "no such file") from None
+        except UnicodeDecodeError:
+            raise ConfigError("(file)", source, "not UTF-8 text") from None
+        except OSError as exc:
+            raise ConfigError("(file)", source, f"cannot read: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("(file)", source, f"not valid TOML: {exc}") from None
     for name in raw:
@@ -271,6 +281,9 @@ def load(
         if typing.get_origin(hint) is tuple:
             item_type = typing.get_args(hint)[0]
             objs = tuple(item_type(**v) for v in sections[name])
+            for index, obj in enumerate(objs):
+                if isinstance(obj, PbxSection):
+                    _check_charset(obj.charset, f"{name}[{index}].charset", source)
             names = [o.name for o in objs]
             if len(set(names)) != len(names):
                 raise ConfigError(name, source, f"names must differ, got {names}")
@@ -299,6 +312,13 @@ def _anchor_paths(raw: dict[str, Any], base: Path) -> None:
         value = table.get(key)
         if isinstance(value, str) and value and not Path(value).is_absolute():
             table[key] = str(base / value)
+
+
+def _check_charset(charset: str, key: str, source: str) -> None:
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        raise ConfigError(key, source, f"unknown charset {charset!r} (e.g. utf-8, gbk)") from None
 
 
 def _section(cls: type[Any], raw: Any, label: str, source: str) -> dict[str, Any]:
@@ -540,7 +560,7 @@ RULES: dict[str, Rule] = {
     "sms.from_number": lambda v: (
         None if v == "" else _matches(_SENDER, "an E.164 number (+8613…) or a sender id")(v)
     ),
-    "sms.rate_per_second": _positive(1000),
+    "sms.rate_per_second": _positive(10000),
     "sms.http_timeout": _SECONDS,
     "sms.max_attempts": _between(1, 100),
     "sms.backoff_min": _SECONDS,

@@ -56,9 +56,11 @@ async def tw() -> AsyncIterator[SimulatedTwilio]:
 
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
-    """Undo a logging set-up done by the code under test (``gateway.cli.main``) afterwards."""
+    """Start without root log handlers (an earlier test's may write to a closed capture) and
+    undo the set-up done by the code under test (``gateway.cli.main``) afterwards."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    root.handlers[:] = []
     yield
     root.handlers[:] = handlers
     root.setLevel(level)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from gateway.cli import main
 
-GOOD = "A1,id_card,LZ-DC-01,13912345678,2026-11-20T10:00:00,王五\n"
+# Served two days ago by the real clock: the import refuses services older than 30 days.
+SERVED = (datetime.now() - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S")
+GOOD = f"A1,id_card,LZ-DC-01,13912345678,{SERVED},王五\n"
 
 
 def run(tmp_path: Path, *args: str) -> int:
@@ -31,8 +34,8 @@ def test_import_adds_good_rows_and_names_bad_ones(
 ) -> None:
     """Good rows are added, repeats counted, bad rows named by line; exit 1 when any is refused."""
     assert run(tmp_path, "db", "seed") == 0
-    rows = GOOD + "A2,parking,LZ-DC-01,13912345678,2026-11-20T10:00:00,\n" + GOOD
-    rows += "A3,id_card,LZ-DC-01,12345,2026-11-20T10:00:00,\n"
+    rows = GOOD + f"A2,parking,LZ-DC-01,13912345678,{SERVED},\n" + GOOD
+    rows += f"A3,id_card,LZ-DC-01,12345,{SERVED},\n"
     capsys.readouterr()
     assert run(tmp_path, "callbacks", "import", str(csv(tmp_path, rows))) == 1
     out, err = capsys.readouterr()
@@ -71,3 +74,24 @@ def test_reports_without_a_store(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert run(tmp_path, "orders") == 1
     assert "no store" in capsys.readouterr().err
     assert not (tmp_path / "data" / "gateway.sqlite3").exists()
+
+
+def test_db_seed_refuses_an_officer_landline_naming_the_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`gateway db seed FILE` with an officer's fixed line, or a file that is not there:
+    one line naming the row or the file, never a traceback."""
+    seed = tmp_path / "city.toml"
+    seed.write_text(
+        '[[unit]]\ncode = "X"\nname = "鲁州市公安局"\nkind = "city"\n\n'
+        '[[officer]]\ncode = "X001"\nname = "王五"\nunit = "X"\nrole = "chief"\n'
+        'mobile = "0539 812 3456"\n',
+        encoding="utf-8",
+    )
+    assert run(tmp_path, "db", "seed", str(seed)) != 0
+    err = capsys.readouterr().err
+    assert "city.toml: officer[0] (X001): mobile:" in err and "fixed line" in err
+    assert "Traceback" not in err
+    assert run(tmp_path, "db", "seed", str(tmp_path / "none.toml")) != 0
+    err = capsys.readouterr().err
+    assert "none.toml: cannot read the seed file" in err and "Traceback" not in err

@@ -4,6 +4,9 @@ simulated PBX (AMI over TCP, AsyncAGI survey calls) and the simulated Twilio
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,10 +14,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from gateway.app import PBX
 from gateway.clock import ScaledClock
 from gateway.demo.stack import SENDER, Stack, running_stack
 from gateway.sim.ami import Answer, Busy, HangUp, Press, Speak, WaitForPrompt
-from gateway.store.callbacks import Order
+from gateway.sim.ami.channel import SimChannel
+from gateway.store.callbacks import Order, Rating, ServedItem
 from tests.polling import until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,20 +29,35 @@ CITIZEN = "+8613912345678"
 SPEED = 100.0
 
 
-@pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+CALLER_ID = '"鲁州公安" <053912110>'
+
+
+@contextlib.asynccontextmanager
+async def start_stack(
+    tmp_path: Path, *overrides: str, run_outbox: bool = True
+) -> AsyncIterator[Stack]:
     """The gateway and both simulators, on a Monday at 09:00 in Shanghai, 100× fast."""
     clock = ScaledClock(datetime(2026, 11, 30, 1, 0, tzinfo=UTC), SPEED)
     async with running_stack(
         tmp_path / "data",
         clock,
+        run_outbox=run_outbox,
         recordings_dir=ROOT / "recordings" / "zh",
         overrides=[
             "callbacks.poll_seconds=30",
             "callbacks.recall_delay_hours=0.1",
             "callbacks.retry_spacing_minutes=5",
+            f"callbacks.caller_id={CALLER_ID}",
+            *overrides,
         ],
     ) as running:
+        yield running
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    """The gateway and both simulators (see start_stack)."""
+    async with start_stack(tmp_path) as running:
         yield running
 
 
@@ -235,3 +255,126 @@ async def test_pbx_link_dropped_mid_campaign(stack: Stack) -> None:
     await until(rated, 90)
     attempts = await stack.store.callbacks.attempts(item.id)
     assert len(stack.pbx.calls_to(CITIZEN)) == len([a for a in attempts if a.channel == "call"])
+
+
+async def served(stack: Stack, reference: str) -> ServedItem:
+    """Report a served item (see serve) and return it as stored."""
+    await serve(stack, reference)
+    item = await stack.store.callbacks.item_by_reference(reference)
+    assert item is not None
+    return item
+
+
+async def rating_of(stack: Stack, item_id: int) -> Rating | None:
+    return await stack.store.callbacks.rating(item_id, 1)
+
+
+async def ended(stack: Stack, item_id: int) -> bool:
+    """Every attempt of the item has its final outcome (the survey call is over)."""
+    attempts = await stack.store.callbacks.attempts(item_id)
+    return bool(attempts) and all(a.outcome not in ("placed", "answered") for a in attempts)
+
+
+def citizen_channels(stack: Stack) -> list[SimChannel]:
+    return [c for c in stack.pbx.world.channels.values() if c.connected_num == CITIZEN[3:]]
+
+
+async def test_callbacks_show_the_bureaus_caller_id(stack: Stack) -> None:
+    """Every callback Originate carries the configured caller ID (number and name)."""
+    stack.pbx.set_citizen(CITIZEN, satisfied("1"))
+    await serve(stack, "AJ-2026-0007")
+    [channel] = await until(lambda: citizen_channels(stack))
+    assert (channel.caller_num, channel.caller_name) == ("053912110", "鲁州公安")
+
+
+async def test_a_callback_answered_after_a_link_cut_is_surveyed_for_its_item(
+    tmp_path: Path,
+) -> None:
+    """The AMI link drops while the callback rings, so its OriginateResponse is lost:
+    the attempt is "unknown", nobody dials the citizen again meanwhile, and when the
+    citizen answers the call itself says which item it is about: the survey runs
+    (never the hotline menu) and the rating lands on that attempt."""
+    async with start_stack(tmp_path, "callbacks.ring_timeout_seconds=900") as stack:
+        stack.pbx.set_citizen(
+            CITIZEN,
+            Answer(
+                [WaitForPrompt("rate"), Press("1"), WaitForPrompt(timeout=60)], ring_seconds=300
+            ),
+        )
+        item = await served(stack, "AJ-2026-0008")
+        await until(lambda: stack.pbx.calls_to(CITIZEN))
+        stack.pbx.faults.drop_connections()
+
+        rating = await until(lambda: rating_of(stack, item.id), 60)
+        assert rating.score == 1  # type: ignore[attr-defined]
+        await until(lambda: ended(stack, item.id))
+        attempts = await stack.store.callbacks.attempts(item.id)
+        assert [(a.attempt, a.outcome) for a in attempts] == [(1, "rated")]
+        assert len(stack.pbx.calls_to(CITIZEN)) == 1
+
+
+async def test_no_attempt_is_spent_while_the_pbx_link_is_down(tmp_path: Path) -> None:
+    """With the link down nothing is claimed; an item due meanwhile is called once the
+    link is back, as its first attempt (before, each round burnt an attempt)."""
+    # The reconnect waits 800 simulated seconds (4-8 s real); an action waits 0.5 s.
+    async with start_stack(
+        tmp_path,
+        "pbx.main.action_timeout=0.5",
+        "pbx.main.reconnect_min=800",
+        "pbx.main.reconnect_max=800",
+    ) as stack:
+        stack.pbx.set_citizen(CITIZEN, satisfied("1"))
+        session = stack.app[PBX]["main"]
+        await until(lambda: session.connected)
+        stack.pbx.faults.drop_connections()
+        await until(lambda: not session.connected)
+        item = await served(stack, "AJ-2026-0009")
+        await asyncio.sleep(2.0)  # the scheduler has run several rounds (0.3 s each)
+        assert not session.connected
+        assert await stack.store.callbacks.attempts(item.id) == []
+
+        await until(lambda: rating_of(stack, item.id), 60)
+        await until(lambda: ended(stack, item.id))
+        attempts = await stack.store.callbacks.attempts(item.id)
+        assert [(a.attempt, a.outcome) for a in attempts] == [(1, "rated")]
+
+
+async def test_a_locked_store_degrades_the_scheduler_and_it_goes_on(tmp_path: Path) -> None:
+    """A store error in a callback round is no crash: /health shows the callbacks
+    degraded while the store is locked, then healthy, and calls are placed again.
+    (The SMS outbox is left out: its own supervision is tested with it.)"""
+    async with start_stack(tmp_path, run_outbox=False) as stack:
+        await _locked_store_round(stack)
+
+
+async def _locked_store_round(stack: Stack) -> None:
+    locker = sqlite3.connect(
+        stack.config.store_path, isolation_level=None, timeout=10, check_same_thread=False
+    )
+    try:
+        # Another writer holds the store (from a thread: the gateway's loop must run).
+        await asyncio.to_thread(locker.execute, "BEGIN EXCLUSIVE")
+        async with aiohttp.ClientSession() as http:
+
+            async def degraded() -> object:
+                async with http.get(f"{stack.url}/health") as response:
+                    body = await response.json()
+                    check = body["checks"].get("callbacks", {})
+                    return response.status == 503 and check.get("status") == "failing" and check
+
+            check = await until(degraded, 30, every=0.2)
+            assert "database is locked" in check["reason"]  # type: ignore[index]
+            await asyncio.to_thread(locker.execute, "COMMIT")
+
+            async def healthy() -> object:
+                async with http.get(f"{stack.url}/health") as response:
+                    body = await response.json()
+                    return body["checks"]["callbacks"]["status"] == "ok"
+
+            await until(healthy, 30, every=0.2)
+    finally:
+        locker.close()
+    stack.pbx.set_citizen(CITIZEN, satisfied("2"))
+    item = await served(stack, "AJ-2026-0010")
+
+    await until(lambda: rating_of(stack, item.id), 60)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from gateway.calllog.builder import (
 from gateway.clock import ManualClock
 
 START = datetime(2026, 11, 28, 20, 0, tzinfo=UTC)
+IVR = "ivr-asyncagi-dtmf.rx.txt"
 
 
 def frames_of(path: Path) -> list[Frame]:
@@ -81,26 +82,65 @@ def test_local_call_halves_make_one_record(transcripts: Path) -> None:
 
 def test_times_come_from_the_clock_until_a_cdr_arrives(transcripts: Path) -> None:
     """Without its Cdr a record's times are the events' arrival times from the injected clock."""
-    builder, clock = new_builder()
+    clock = ManualClock(datetime.fromtimestamp(1795896766.2, UTC))  # the call's Linkedid second
+    builder = CallLogBuilder("main", clock)
     frames = [f for f in frames_of(transcripts / "ivr-asyncagi-dtmf.rx.txt") if f.event != "Cdr"]
     replay(builder, clock, frames, step=0.5)
     record = only(builder.drain())
     assert record.complete
-    assert START < record.started_at < record.answered_at < record.ended_at  # type: ignore[operator]
+    assert record.started_at < record.answered_at < record.ended_at  # type: ignore[operator]
     assert record.duration_s == pytest.approx((record.ended_at - record.started_at).total_seconds())  # type: ignore[operator]
     assert record.billable_s == pytest.approx(
         (record.ended_at - record.answered_at).total_seconds()
     )  # type: ignore[operator]
 
 
-def test_cdr_times_are_read_in_the_pbx_timezone(transcripts: Path) -> None:
-    """Cdr times are the PBX's local time: 20:12:46 in Asia/Shanghai is 12:12:46 UTC."""
+def test_cdr_times_follow_the_pbx_clock_whatever_the_setting(transcripts: Path) -> None:
+    """A PBX writing Cdr times in UTC+8 is learned from Uniqueid epochs; a wrong setting loses."""
+    clock = ManualClock(START)
+    builder = CallLogBuilder("main", clock, cdr_timezone=UTC)
+    replay(builder, clock, [_shift_cdr(f, hours=8) for f in frames_of(transcripts / IVR)])
+    record = only(builder.drain())
+    assert record.started_at == datetime(2026, 11, 28, 20, 12, 46, tzinfo=UTC)
+    assert record.ended_at == datetime(2026, 11, 28, 20, 12, 53, tzinfo=UTC)
+    assert builder.pbx_offset == timedelta(hours=8)
+
+
+def test_the_timezone_setting_reads_cdr_times_until_the_offset_is_learned() -> None:
+    """A Cdr that cannot teach the offset (no epoch Uniqueid) is read in ``cdr_timezone``."""
     from zoneinfo import ZoneInfo
 
     clock = ManualClock(START)
     builder = CallLogBuilder("main", clock, cdr_timezone=ZoneInfo("Asia/Shanghai"))
-    replay(builder, clock, frames_of(transcripts / "ivr-asyncagi-dtmf.rx.txt"))
-    assert only(builder.drain()).started_at == datetime(2026, 11, 28, 12, 12, 46, tzinfo=UTC)
+    builder.feed(event("Newchannel", Channel="PJSIP/a-1", Uniqueid="x-1", Linkedid="x-1"))
+    builder.feed(event("Hangup", Channel="PJSIP/a-1", Uniqueid="x-1", Linkedid="x-1", Cause="16"))
+    builder.feed(
+        event(
+            "Cdr",
+            UniqueID="x-1",
+            StartTime="2026-11-29 04:00:00",
+            AnswerTime="",
+            EndTime="2026-11-29 04:00:10",
+            Duration="10",
+            BillableSeconds="0",
+            Disposition="NO ANSWER",
+        )
+    )
+    record = only(builder.drain())
+    assert record.started_at == datetime(2026, 11, 28, 20, 0, tzinfo=UTC)
+    assert builder.pbx_offset is None
+
+
+def _shift_cdr(frame: Frame, *, hours: int) -> Frame:
+    """The same Cdr as a PBX ``hours`` east of UTC writes it."""
+    if frame.event != "Cdr":
+        return frame
+    shifted = Frame(frame)
+    for key in ("StartTime", "AnswerTime", "EndTime"):
+        if frame.get(key):
+            local = datetime.strptime(frame[key], "%Y-%m-%d %H:%M:%S") + timedelta(hours=hours)
+            shifted[key] = local.strftime("%Y-%m-%d %H:%M:%S")
+    return shifted
 
 
 def test_sip_call_has_caller_and_dialled_number(transcripts: Path) -> None:
@@ -391,3 +431,60 @@ def test_queue_abandon_is_abandoned() -> None:
     assert record.disposition == ABANDONED and record.direction == INBOUND
     assert record.queue_wait_s == 42.0 and record.agent is None
     assert record.caller_number == "+8613912345678" and record.dialled_number == "9600110"
+
+
+def test_resync_listing_a_channel_already_hung_up_does_not_bring_it_back() -> None:
+    """Asterisk sends events raised during CoreShowChannels after its list: a channel whose
+    Hangup was already seen stays gone, and the call completes with its last channel."""
+    builder, clock = new_builder()
+    a = {"Channel": "PJSIP/trunk-00000001", "Uniqueid": "1795896000.1", "Linkedid": "1795896000.1"}
+    b = {"Channel": "PJSIP/seat01-00000002", "Uniqueid": "1795896000.2", "Linkedid": "1795896000.1"}
+    builder.feed(event("Newchannel", ChannelState="4", Context="hotline", Exten="s", **a))
+    builder.feed(event("Newchannel", ChannelState="0", Context="agents", Exten="seat01", **b))
+    clock.advance(5)
+    builder.feed(event("Hangup", Cause="16", **b))
+    listed = [
+        event("CoreShowChannel", ChannelState="6", Duration="00:00:05", **a),
+        event(
+            "CoreShowChannel", ChannelState="6", Duration="00:00:05", **b
+        ),  # older than its Hangup
+    ]
+    assert builder.resync(listed) == []
+    clock.advance(1)
+    builder.feed(event("Hangup", Cause="16", **a))
+    record = only(builder.drain())
+    assert record.complete and record.note == NOTE_LINK_LOST
+    assert builder.open_records() == []
+
+
+def test_event_timestamps_and_linkedid_epochs_give_the_times() -> None:
+    """With ``timestampevents = yes`` each event's own Timestamp is its time, whatever the
+    gateway's clock says; a Linkedid with a systemname prefix still dates the call."""
+    builder, _ = new_builder()  # the clock is two days away from the PBX's events
+    ids = {
+        "Channel": "PJSIP/trunk-01",
+        "Uniqueid": "pbx1-1796052932.0",
+        "Linkedid": "pbx1-1796052932.0",
+    }
+    builder.feed(
+        event(
+            "Newchannel", ChannelState="4", Context="hotline", Timestamp="1796052932.250000", **ids
+        )
+    )
+    builder.feed(event("Newstate", ChannelState="6", Timestamp="1796052933.500000", **ids))
+    builder.feed(event("Hangup", Cause="16", Timestamp="1796052950.000000", **ids))
+    record = only(builder.drain())
+    assert record.started_at == datetime.fromtimestamp(1796052932.25, UTC)
+    assert record.answered_at == datetime.fromtimestamp(1796052933.5, UTC)
+    assert record.ended_at == datetime.fromtimestamp(1796052950, UTC)
+    assert record.duration_s == 17.75
+
+
+def test_a_partial_call_starts_at_its_linkedid_epoch() -> None:
+    """A call first seen halfway (gateway restarted) is dated by the epoch in its Linkedid."""
+    builder, _ = new_builder()
+    ids = {"Channel": "PJSIP/trunk-01", "Uniqueid": "1795895940.7", "Linkedid": "1795895940.7"}
+    builder.feed(event("Newstate", ChannelState="6", Context="hotline", **ids))
+    record = only(builder.drain())
+    assert record.partial
+    assert record.started_at == datetime.fromtimestamp(1795895940, UTC)  # 60 s before the clock

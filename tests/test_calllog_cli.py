@@ -106,6 +106,16 @@ def test_calls_json_has_full_numbers(data: Path, capsys: pytest.CaptureFixture[s
     assert len(json.loads(capsys.readouterr().out)) == 1
 
 
+def test_calls_say_who_ended_each_call(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The SIP call the IVR hung up says so in --json and in the table."""
+    assert main(["--data-dir", str(data), "calls", "--json"]) == 0
+    calls = json.loads(capsys.readouterr().out)
+    ended = {c["linkedid"]: c["ended_by"] for c in calls}
+    assert ended["1795897503.0"] == "gateway"  # the SIP call the client ended with AGI HANGUP
+    assert main(["--data-dir", str(data), "calls"]) == 0
+    assert "系统挂断" in capsys.readouterr().out
+
+
 def test_calls_bad_input(
     data: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:

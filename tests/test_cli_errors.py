@@ -106,6 +106,34 @@ def test_store_of_a_newer_schema_is_refused(
         assert "schema version 99 is newer than this gateway's" in err
 
 
+def run_gateway(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], *settings: str
+) -> tuple[int, str]:
+    """`gateway run` with a PBX that never answers and a Twilio that is never reached."""
+    args = ["--data-dir", str(tmp_path)]
+    for setting in settings:
+        args += ["--set", setting]
+    return run(
+        [
+            *args,
+            "--set",
+            "pbx.main.port=1",
+            "--set",
+            "sms.account_sid=AC" + "0f" * 16,
+            "--set",
+            "sms.api_base_url=http://127.0.0.1:1",
+            "--set",
+            "sms.from_number=+8610690000001",
+            "--set",
+            f"ivr.flows_dir={ROOT / 'flows'}",
+            "--set",
+            f"ivr.prompts={ROOT / 'recordings' / 'prompts.yaml'}",
+            "run",
+        ],
+        capsys,
+    )
+
+
 def test_web_port_in_use_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -115,34 +143,28 @@ def test_web_port_in_use_is_one_line(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code, err = run(
-            [
-                "--data-dir",
-                str(tmp_path),
-                "--set",
-                f"web.port={port}",
-                "--set",
-                "pbx.main.port=1",
-                "--set",
-                "sms.account_sid=AC" + "0f" * 16,
-                "--set",
-                "sms.api_base_url=http://127.0.0.1:1",
-                "--set",
-                "sms.from_number=+8610690000001",
-                "--set",
-                f"ivr.flows_dir={ROOT / 'flows'}",
-                "--set",
-                f"ivr.prompts={ROOT / 'recordings' / 'prompts.yaml'}",
-                "run",
-            ],
-            capsys,
-        )
+        code, err = run_gateway(tmp_path, capsys, f"web.port={port}")
     assert code == 1
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.startswith("gateway:")]
     assert lines == [
         f"gateway: web: cannot listen on 127.0.0.1:{port} (web.host, web.port):"
         " Address already in use"
+    ]
+
+
+def test_web_host_not_on_this_machine_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A web.host that is no address of this machine (TEST-NET-1) is named in one line."""
+    monkeypatch.setenv("GATEWAY_SMS_AUTH_TOKEN", "tok")
+    code, err = run_gateway(tmp_path, capsys, "web.host=192.0.2.1", "web.port=8080")
+    assert code == 1
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("gateway:")]
+    assert lines == [
+        "gateway: web: cannot listen on 192.0.2.1:8080 (web.host, web.port):"
+        " Cannot assign requested address"
     ]
 
 

@@ -183,3 +183,13 @@ def test_plain_auth_is_accepted_with_a_warning() -> None:
     plain = config.load(overrides=["pbx.main.auth=plain"])
     assert [w for w in config.warnings_of(plain) if "main" in w and "in clear" in w]
     assert config.warnings_of(config.load()) == []
+
+
+def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
+    """A folder or a non-UTF-8 file given as the configuration is named, not a traceback."""
+    with pytest.raises(ConfigError, match="cannot read"):
+        config.load(tmp_path)
+    path = tmp_path / "gbk.toml"
+    path.write_bytes("[web]\nhost = '主机'\n".encode("gbk"))
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        config.load(path)

@@ -31,6 +31,7 @@ from gateway.sim.ami import (
     WaitForPrompt,
 )
 from gateway.store.cases import Case
+from tests.folders import unwritable_folder
 from tests.polling import until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -390,6 +391,32 @@ async def test_an_empty_recording_opens_no_case(stack: Stack) -> None:
     check_record(record, outcome)
     assert record.case_id is None and record.agent
     assert "open_complaint" not in nodes(record)
+
+
+async def test_a_message_the_pbx_cannot_write_is_logged_and_the_caller_reaches_a_seat(
+    stack: Stack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RECORD FILE answering (writefile) (a messages folder the PBX may not write) is no
+    hang-up: an error names the file, the caller hears it cannot be taken and reaches a seat;
+    no case opens."""
+    caplog.set_level(logging.ERROR)
+    config = stack.config
+    day = config.gateway.data_dir / config.ivr.messages_dir / "2026" / "11" / "30"
+    day.parent.mkdir(parents=True)
+    day.symlink_to(unwritable_folder(tmp_path), target_is_directory=True)
+    outcome, record = await run_call(stack, [*menu("2"), WaitForAgent(timeout=600)])
+    assert heard(outcome)[:4] == ["welcome", "main_menu", "complaint_intro", "case_failed"]
+    assert "beep" not in outcome.prompts and outcome.recordings == []
+    assert outcome.agent and outcome.ended_by == "pbx"
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert f"{day / outcome.uniqueid}-complaint-1.wav" in errors[0] and "writefile" in errors[0]
+    assert await cases(stack) == []
+    check_record(record, outcome)
+    assert any(s.startswith("complaint:record_failed=") for s in record.ivr_path)
+    assert nodes(record)[2:] == [
+        "complaint", "record_failed", "record_failed_agent", "agent", "goodbye",
+    ]  # fmt: skip
 
 
 # -- hang-ups -----------------------------------------------------------------------

@@ -88,6 +88,7 @@ class ScriptedChannel:
     calls: list[tuple[str, str]] = field(default_factory=list)
     recordings: list[str] = field(default_factory=list)
     playbacks: list[tuple[str, ...]] = field(default_factory=list)  # one per EXEC Playback
+    readings: list[tuple[str, ...]] = field(default_factory=list)  # one per EXEC Read
     hung_up: bool = False
 
     def variable(self, name: str) -> str | None:
@@ -96,7 +97,9 @@ class ScriptedChannel:
     @property
     def prompts(self) -> list[str]:
         """Every prompt played, in order (STREAM FILE and GET DATA)."""
-        return [arg for call, arg in self.calls if call in ("stream_file", "play", "get_data")]
+        return [
+            arg for call, arg in self.calls if call in ("stream_file", "play", "read", "get_data")
+        ]
 
     def _gone(self, during: str) -> None:
         if self.hung_up:
@@ -139,17 +142,40 @@ class ScriptedChannel:
                     self.hung_up = True
                     raise ChannelHungUp(self.name, "EXEC Playback")
 
+    async def read_digits(
+        self, prompts: list[str], timeout_ms: int, max_digits: int
+    ) -> tuple[str, bool]:
+        """Several prompts then digits in one go (EXEC Read): any key interrupts a piece."""
+        self._gone("read_digits")
+        assert len(prompts) > 1, "a single prompt is a GET DATA"
+        self.readings.append(tuple(prompts))
+        for prompt in prompts:
+            self.calls.append(("read", prompt))
+            step = self.script[0] if self.script else None
+            if isinstance(step, HangUp) and step.prompt == prompt:
+                self.script.pop(0)
+                self.hung_up = True
+                raise ChannelHungUp(self.name, "EXEC Read")
+            if isinstance(step, Interrupt):
+                self.script.pop(0)
+                return step.digit, False
+        return self._keys("EXEC Read", max_digits)
+
     async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> tuple[str, bool]:
         self._gone("get_data")
         self.calls.append(("get_data", prompt))
-        step = self._next(f"GET DATA {prompt}")
+        return self._keys(f"GET DATA {prompt}", max_digits)
+
+    def _keys(self, command: str, max_digits: int) -> tuple[str, bool]:
+        """The caller's answer to a command collecting digits: keys, a hang-up, a link lost."""
+        step = self._next(command)
         if isinstance(step, HangUp):
             self.hung_up = True
-            raise ChannelHungUp(self.name, "GET DATA")
+            raise ChannelHungUp(self.name, command)
         if isinstance(step, LinkDrops):
             self.hung_up = True
-            raise ChannelLinkLost(self.name, "GET DATA")
-        assert isinstance(step, Keys), f"GET DATA {prompt} met {step!r}"
+            raise ChannelLinkLost(self.name, command)
+        assert isinstance(step, Keys), f"{command} met {step!r}"
         assert len(step.digits) <= max_digits, f"{step.digits!r} is over {max_digits} digits"
         return step.digits, step.timed_out
 
@@ -671,6 +697,8 @@ async def test_survey_names_the_unit_business_and_date_then_records_satisfied(ru
         "survey/handled",
     ]
     assert channel.prompts[12:15] == ["kind/id_card", "survey/business", "survey/rate"]
+    # the 14 pieces of the question are one Read, answerable from its first piece
+    assert channel.readings == [tuple(channel.prompts[1:15])]
     assert actions.args("survey.record_rating") == [{"rating": "1"}]
     assert actions.args("survey.record_reason") == []
     assert (result.outcome, result.node) == ("completed", "thanks")

@@ -7,12 +7,13 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
 from gateway.ami.frames import Frame
 from gateway.clock import Clock
-from gateway.config import PbxSection, Secret
+from gateway.config import ConfigError, PbxSection, Secret, load
 from gateway.pbx.channel import AgiChannel
 from gateway.pbx.exceptions import (
     AmiActionFailed,
@@ -85,24 +86,61 @@ async def test_md5_login(pbx: SimulatedPbx) -> None:
         assert session.connected
 
 
-async def test_wrong_secret_is_a_bounded_logged_retry(
+class RecordingClock(Clock):
+    """Real time; remembers every backoff the session slept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slept: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        await super().sleep(seconds)
+
+
+async def test_wrong_secret_is_retried_for_ever_with_a_long_backoff(
     pbx: SimulatedPbx, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A refused secret is retried login_attempts times, logged each time, then given up
-    with an AmiLoginError naming the PBX and user; the secret never appears in a log."""
+    """A refused secret is logged as an error each time and retried for ever, every
+    reconnect_max after login_attempts quick tries; actions raise the AmiLoginError
+    naming the PBX and user meanwhile; the secret never appears in a log."""
     caplog.set_level(logging.INFO, logger="gateway.pbx")
-    config = section(pbx, secret=Secret("wrong-secret"), login_attempts=2)
-    async with AmiSession(config) as session:
+    clock = RecordingClock()
+    config = section(
+        pbx,
+        secret=Secret("wrong-secret"),
+        login_attempts=2,
+        reconnect_min=0.001,
+        reconnect_max=0.05,
+    )
+    async with AmiSession(config, clock=clock) as session:
         with pytest.raises(AmiLoginError) as info:
             await session.wait_connected(5)
         assert info.value.pbx == "main" and info.value.username == "gateway"
         assert "Authentication failed" in str(info.value)
         with pytest.raises(AmiLoginError):
             await session.action({"Action": "Ping"})
+        await eventually(lambda: len(clock.slept) >= 5, within=10)
+        assert not session.link.stopped.is_set()
     refusals = [r for r in caplog.records if "refused: Authentication failed" in r.getMessage()]
-    assert len(refusals) == 2
-    assert "giving up" in caplog.text
+    assert len(refusals) >= 5 and all(r.levelno == logging.ERROR for r in refusals)
+    assert "fix the AMI user or secret" in caplog.text
+    assert all(delay >= 0.025 for delay in clock.slept[2:5])  # the long backoff
     assert "wrong-secret" not in caplog.text
+
+
+async def test_a_link_that_drops_soon_after_login_keeps_backing_off(pbx: SimulatedPbx) -> None:
+    """A PBX that accepts the login and drops at once is retried with a growing backoff:
+    only a link that stayed up a while starts it afresh."""
+    clock = RecordingClock()
+    config = section(pbx, reconnect_min=0.01, reconnect_max=0.16)
+    async with AmiSession(config, clock=clock) as session:
+        for connects in range(1, 5):
+            await eventually(lambda n=connects: session.connects == n and session.connected)
+            pbx.faults.drop_connections()
+        await eventually(lambda: len(clock.slept) >= 4)
+    # ceilings 0.01, 0.02, 0.04, 0.08: each delay drawn from the ceiling's upper half
+    assert clock.slept[3] >= 0.04
 
 
 async def test_unreachable_pbx_is_not_connected() -> None:
@@ -234,6 +272,44 @@ async def test_ping_timeout_declares_the_link_dead(
         await eventually(lambda: session.connects >= 2 and session.connected)
 
 
+async def test_busy_link_with_a_late_pong_stays_up(
+    pbx: SimulatedPbx, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Pong far later than ping_timeout on a link that keeps delivering events is a busy
+    link, not a dead one: no reconnect, and the caller in the IVR goes on with the flow."""
+    caplog.set_level(logging.INFO, logger="gateway.pbx")
+    config = section(pbx, ping_interval=0.05, ping_timeout=0.2)
+    flow: list[str] = []
+
+    async def ivr(channel: AgiChannel) -> None:
+        await channel.answer()
+        flow.append("answered")
+        await asyncio.sleep(1.5)  # the caller listens while the PBX lags
+        await channel.stream_file("hotline/welcome")
+        flow.append("played")
+        await channel.hangup()
+
+    async def load() -> None:
+        while True:  # a busy PBX: events keep flowing every 50 ms
+            pbx.world.emit("UserEvent", "user,all", [("UserEvent", "Load")])
+            await asyncio.sleep(0.05)
+
+    async with AmiSession(config, agi_handler=ivr) as session:
+        await session.wait_connected(2)
+        pbx.place_call(CallerScript(caller="13800138000", steps=[Silence(1000)]))
+        await eventually(lambda: flow == ["answered"])
+        pbx.faults.lag_pong(1.0)
+        loader = asyncio.ensure_future(load())
+        try:
+            await eventually(lambda: "busy, not dead" in caplog.text, within=5)
+            await eventually(lambda: flow == ["answered", "played"], within=5)
+        finally:
+            loader.cancel()
+            pbx.faults.lag_pong(0)
+        assert session.connects == 1
+        assert "declared dead" not in caplog.text
+
+
 async def test_shutdown_event_reconnects(pbx: SimulatedPbx) -> None:
     """Asterisk's Shutdown event closes the link and the session logs in again."""
     async with AmiSession(section(pbx)) as session:
@@ -295,6 +371,76 @@ async def test_reconnect_resync_reports_lost_and_surviving_calls(pbx: SimulatedP
         assert stays.channel in report.released
         assert goes.channel not in report.released
         assert goes.uniqueid not in session.live_channels
+
+
+async def test_close_hands_callers_in_the_ivr_back_to_the_dialplan(
+    pbx: SimulatedPbx, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Closing the session (SIGTERM) sends every caller in a flow back to the dialplan,
+    whose fallback queues them, before it logs off; their flows end as released."""
+    caplog.set_level(logging.INFO, logger="gateway.pbx")
+    started: list[str] = []
+    ended: list[str] = []
+
+    async def ivr(channel: AgiChannel) -> None:
+        await channel.answer()
+        started.append(channel.name)
+        try:
+            while True:
+                await channel.stream_file("hotline/hold-music")
+        except ChannelHungUp as exc:
+            ended.append(exc.during)
+            raise
+
+    async with AmiSession(section(pbx), agi_handler=ivr) as session:
+        await session.wait_connected(2)
+        calls = [
+            pbx.place_call(CallerScript(caller=f"1380000000{i}", steps=[Silence(3000)]))
+            for i in range(2)
+        ]
+        await eventually(lambda: len(started) == 2)
+    assert "handing 2 calls back to the dialplan" in caplog.text
+    assert ended == ["AsyncAGI ended", "AsyncAGI ended"]
+    assert session.agi.flows == 0
+    outcomes = [await asyncio.wait_for(call.finished, 5) for call in calls]
+    assert [o.queue for o in outcomes] == ["hotline", "hotline"]
+
+
+async def test_hangup_while_the_channel_list_is_read_wins_over_the_list(
+    pbx: SimulatedPbx,
+) -> None:
+    """A call that hangs up while the resync's CoreShowChannels is being built (its Hangup
+    follows the list's Complete) is neither survived nor live nor handed back."""
+    clock = GateClock()
+    reports: list[ResyncReport] = []
+    started: list[str] = []
+
+    async def ivr(channel: AgiChannel) -> None:
+        await channel.answer()
+        started.append(channel.name)
+        while True:
+            await channel.stream_file("hotline/hold-music")
+
+    async with AmiSession(section(pbx), clock=clock, agi_handler=ivr) as session:
+        session.add_resync_listener(reports.append)
+        await session.wait_connected(2)
+        call = pbx.place_call(CallerScript(caller="13800000007", steps=[Silence(3000)]))
+        await eventually(lambda: len(started) == 1)
+        clock.gate.clear()
+        pbx.faults.drop_connections()
+        await eventually(lambda: clock.waiting == 1)
+        async with AmiSession(section(pbx, name="operator")) as operator:
+            await operator.wait_connected(2)
+            pbx.faults.slow_lists(0.5)
+            clock.gate.set()
+            await eventually(lambda: session.connected)
+            await operator.action({"Action": "Hangup", "Channel": call.channel})
+            await eventually(lambda: len(reports) == 2, within=5)
+            pbx.faults.slow_lists(0)
+        report = reports[1]
+        assert call.uniqueid not in {c.uniqueid for c in report.survived + report.appeared}
+        assert call.channel not in report.released
+        assert call.uniqueid not in session.live_channels
 
 
 async def test_two_pbxs_at_once() -> None:
@@ -377,3 +523,50 @@ def test_backoff_grows_with_jitter_and_caps() -> None:
     assert len({round(d, 6) for d in delays}) == len(delays)  # jittered, not fixed steps
     with pytest.raises(ValueError):
         backoff_delay(-1, 0.5, 30.0, rng)
+
+
+# -- charset -------------------------------------------------------------------------------
+
+
+async def test_gbk_caller_names_are_warned_once_per_pbx(caplog: pytest.LogCaptureFixture) -> None:
+    """A PBX writing GBK, read as UTF-8, gives replacement characters and one warning
+    naming the PBX and the charset setting, however many such frames arrive."""
+    caplog.set_level(logging.INFO, logger="gateway.pbx")
+    names: list[str] = []
+    config = SimConfig(port=0, secret=SECRET, time_scale=0.01, charset="gbk")
+    async with SimulatedPbx(config) as pbx, AmiSession(section(pbx)) as session:
+        session.add_listener(lambda f: names.append(f["CallerIDName"]), events={"Newchannel"})
+        await session.wait_connected(2)
+        for caller in ("13800138001", "13800138002"):
+            await pbx.place_call(
+                CallerScript(caller=caller, caller_name="张伟", steps=[Silence(1)])
+            ).finished
+        await eventually(lambda: len(names) >= 2)
+    assert all("\ufffd" in name for name in names[:2])
+    warnings = [r for r in caplog.records if "not valid utf-8" in r.getMessage()]
+    assert len(warnings) == 1 and "PBX main" in warnings[0].getMessage()
+    assert "charset" in warnings[0].getMessage()
+
+
+async def test_charset_setting_reads_gbk_caller_names(caplog: pytest.LogCaptureFixture) -> None:
+    """With charset = "gbk" for that PBX, GBK caller names arrive whole, without a warning."""
+    caplog.set_level(logging.INFO, logger="gateway.pbx")
+    names: list[str] = []
+    config = SimConfig(port=0, secret=SECRET, time_scale=0.01, charset="gbk")
+    async with SimulatedPbx(config) as pbx, AmiSession(section(pbx, charset="gbk")) as session:
+        session.add_listener(lambda f: names.append(f["CallerIDName"]), events={"Newchannel"})
+        await session.wait_connected(2)
+        await pbx.place_call(
+            CallerScript(caller="13800138003", caller_name="张伟（市民）", steps=[Silence(1)])
+        ).finished
+        await eventually(lambda: bool(names))
+    assert names[0] == "张伟（市民）"
+    assert "not valid" not in caplog.text
+
+
+def test_unknown_charset_is_refused_naming_the_key(tmp_path: Path) -> None:
+    """An unknown charset in a [[pbx]] section is one ConfigError naming the key."""
+    path = tmp_path / "gateway.toml"
+    path.write_text('[[pbx]]\nname = "main"\ncharset = "klingon"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"pbx\[0\]\.charset.*unknown charset 'klingon'"):
+        load(path)

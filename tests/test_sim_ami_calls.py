@@ -27,6 +27,7 @@ from gateway.sim.ami import (
     WaitForAgent,
     WaitForPrompt,
 )
+from tests.folders import unwritable_folder
 from tests.sim_ami_client import RawAmi
 
 
@@ -56,6 +57,13 @@ async def hang_up(ami: RawAmi, call: SimCall) -> CallOutcome:
     """Hang the call up over AMI and wait for the caller's outcome."""
     await ami.action("Hangup", ("Channel", call.channel))
     return await asyncio.wait_for(call.finished, 5)
+
+
+async def quiet_call(ami: RawAmi, pbx: SimulatedPbx) -> SimCall:
+    """A caller who stays on the line saying nothing, once the call is in AsyncAGI."""
+    call = pbx.place_call(CallerScript(caller="+8613912345678", steps=[Silence(60)]))
+    await ami.event("AsyncAGIStart", Channel=call.channel)
+    return call
 
 
 def env(frame: dict[str, str]) -> dict[str, str]:
@@ -216,6 +224,127 @@ async def test_record_file_stops_on_the_escape_digit(
     await hang_up(ami, call)
 
 
+async def test_record_file_into_a_folder_it_cannot_write_answers_writefile(
+    ami: RawAmi, pbx: SimulatedPbx, tmp_path: Path
+) -> None:
+    """As Asterisk: RECORD FILE opens its file first; a folder it may not write answers
+    result=-1 (writefile) at once (no beep), and the caller is still there."""
+    call = await quiet_call(ami, pbx)
+    target = unwritable_folder(tmp_path) / "msg-1"
+    rec = await ami.agi(call.channel, f"RECORD FILE {target} wav # 20000 BEEP s=2", "w1")
+    assert unquote(rec["Result"]) == "200 result=-1 (writefile)\n"
+    status = await ami.agi(call.channel, "CHANNEL STATUS", "w2")
+    assert unquote(status["Result"]) == "200 result=6\n"
+    outcome = await hang_up(ami, call)
+    assert outcome.prompts == [] and outcome.recordings == []
+
+
+async def test_agi_file_commands_take_one_file_and_playback_joins_them(
+    ami: RawAmi, pbx: SimulatedPbx
+) -> None:
+    """As Asterisk: STREAM FILE and GET DATA open 'a&b' as one (missing) file and answer -1;
+    EXEC Playback plays a&b&c as one command, each file in turn."""
+    call = await quiet_call(ami, pbx)
+    streamed = await ami.agi(call.channel, "STREAM FILE hotline/a&hotline/b 12", "p1")
+    assert unquote(streamed["Result"]) == "200 result=-1 endpos=0\n"
+    got = await ami.agi(call.channel, "GET DATA hotline/a&hotline/b 2000 1", "p2")
+    assert unquote(got["Result"]) == "200 result=-1\n"
+    assert call.outcome.prompts == []
+    played = await ami.agi(call.channel, "EXEC Playback digits/1&digits/2&hotline/bye", "p3")
+    assert unquote(played["Result"]) == "200 result=0\n"
+    assert call.outcome.prompts == ["1", "2", "bye"]
+    assert len(ami.events("AGIExecStart")) == 3  # one command each
+    await hang_up(ami, call)
+
+
+async def test_read_plays_joined_files_interruptible_and_sets_readstatus(
+    ami: RawAmi, pbx: SimulatedPbx
+) -> None:
+    """EXEC Read plays a&b&c as one command; a key during any file answers it; the digits
+    and READSTATUS come back with GET FULL VARIABLE. Silence gives TIMEOUT."""
+    call = pbx.place_call(
+        CallerScript(
+            caller="+8613912345678",
+            steps=[WaitForPrompt(name="b"), Press("3"), Press("#"), Silence(60)],
+        )
+    )
+    await ami.event("AsyncAGIStart", Channel=call.channel)
+    read = await ami.agi(call.channel, "EXEC Read KEYS,menu/a&menu/b&menu/c,4,,1,3", "r1")
+    assert unquote(read["Result"]) == "200 result=0\n"
+    got = await ami.agi(call.channel, "GET FULL VARIABLE ${KEYS},${READSTATUS}", "r2")
+    assert unquote(got["Result"]) == "200 result=1 (3,OK)\n"
+    assert call.outcome.prompts == ["a", "b"]  # c never played: the key answered
+    await ami.agi(call.channel, "EXEC Read KEYS,menu/d&menu/e,1,,1,0.5", "r3")
+    got = await ami.agi(call.channel, "GET FULL VARIABLE ${KEYS},${READSTATUS}", "r4")
+    assert unquote(got["Result"]) == "200 result=1 (,TIMEOUT)\n"
+    assert call.outcome.prompts == ["a", "b", "d", "e"]
+    await hang_up(ami, call)
+
+
+async def test_hangup_application_carries_its_cause(ami: RawAmi, pbx: SimulatedPbx) -> None:
+    """EXEC Hangup 16 answers -1 and hangs up with cause 16 Normal Clearing (AGI's own
+    HANGUP leaves cause 0 Unknown); a dialplan function set by SET VARIABLE is no VarSet."""
+    call = await quiet_call(ami, pbx)
+    set_source = await ami.agi(call.channel, "SET VARIABLE CHANNEL(hangupsource) gateway", "h1")
+    assert unquote(set_source["Result"]) == "200 result=1\n"
+    source = await ami.agi(call.channel, "GET VARIABLE CHANNEL(hangupsource)", "h2")
+    assert unquote(source["Result"]) == "200 result=1 (gateway)\n"
+    assert not [f for f in ami.events("VarSet") if "(" in f.get("Variable", "")]
+    res = await ami.agi(call.channel, "EXEC Hangup 16", "h3")
+    assert unquote(res["Result"]) == "200 result=-1\n"
+    soft = await ami.event("SoftHangupRequest", Channel=call.channel)
+    assert soft["Cause"] == "32"
+    hangup = await ami.event("Hangup", Channel=call.channel)
+    assert (hangup["Cause"], hangup["Cause-txt"]) == ("16", "Normal Clearing")
+    outcome = await asyncio.wait_for(call.finished, 5)
+    assert outcome.ended_by == "pbx" and outcome.cause == 16
+
+
+async def test_commands_are_picked_up_on_the_async_agi_poll(ami: RawAmi, pbx: SimulatedPbx) -> None:
+    """As res_agi: a command sent after the previous result starts on the next poll, at least
+    100 ms (simulated) later; one already queued when a result is sent starts at once."""
+    emitted: list[tuple[float, bytes]] = []
+    loop = asyncio.get_running_loop()
+    pbx.world.sinks.append(lambda data, _category: emitted.append((loop.time(), data)))
+
+    def at(event: str, command_id: str | None = None) -> float:
+        for when, data in emitted:
+            text = data.decode()
+            if f"Event: {event}\r\n" in text and (
+                command_id is None or f"CommandId: {command_id}\r\n" in text
+            ):
+                return when
+        raise AssertionError(f"no {event} {command_id or ''}")
+
+    def starts(command: str) -> list[float]:
+        return [
+            w
+            for w, d in emitted
+            if b"AGIExecStart" in d and f"Command: {command}\r\n".encode() in d
+        ]
+
+    call = await quiet_call(ami, pbx)
+    await ami.agi(call.channel, "ANSWER", "c1")
+    await ami.agi(call.channel, "NOOP", "c2")
+    # queued back to back: the second waits in the queue while the first plays
+    ami.send(
+        "AGI",
+        ("Channel", call.channel),
+        ("Command", 'STREAM FILE hotline/x ""'),
+        ("CommandID", "c3"),
+    )
+    ami.send("AGI", ("Channel", call.channel), ("Command", "VERBOSE queued 1"), ("CommandID", "c4"))
+    await ami.event("AsyncAGIExec", CommandId="c4")
+    scale = pbx.config.time_scale
+    poll = 0.1 - 1e-6
+    assert (starts("ANSWER")[0] - at("AsyncAGIStart")) / scale >= poll
+    assert (starts("NOOP")[0] - at("AsyncAGIExec", "c1")) / scale >= poll
+    # already queued: taken at once, the very next thing the PBX does after c3's result
+    follows = [w for w, _ in emitted].index(at("AsyncAGIExec", "c3")) + 1
+    assert emitted[follows][0] == starts("VERBOSE queued 1")[0]
+    await hang_up(ami, call)
+
+
 async def test_variables_set_and_get(ami: RawAmi, pbx: SimulatedPbx) -> None:
     """SET VARIABLE emits VarSet and GET VARIABLE reads it back as 'result=1 (value)'."""
     call = pbx.place_call(CallerScript(caller="+8613912345678"))
@@ -299,10 +428,31 @@ async def test_break_sends_the_call_to_an_agent(ami: RawAmi, pbx: SimulatedPbx) 
     assert outcome.agent == "Seat 01" and outcome.queue == "hotline" and not outcome.abandoned
 
 
+async def test_seat_hanging_up_first_leaves_the_caller_up_and_queue_answers_minus_one(
+    ami: RawAmi, pbx: SimulatedPbx
+) -> None:
+    """As Asterisk 22: EXEC Queue answers 200 result=-1 when the seat hangs up first, the
+    caller's channel still Up (CHANNEL STATUS 6) and still taking commands."""
+    call = pbx.place_call(CallerScript(caller="+8613912345678", steps=[WaitForAgent()]))
+    await ami.event("AsyncAGIStart", Channel=call.channel)
+    res = await ami.agi(call.channel, "EXEC Queue hotline,,,,180", "q1", timeout=10)
+    assert unquote(res["Result"]) == "200 result=-1\n"
+    complete = await ami.event("AgentComplete", Channel=call.channel)
+    assert complete["Reason"] == "agent"
+    assert not [f for f in ami.events("Hangup") if f["Channel"] == call.channel]
+    status = await ami.agi(call.channel, "CHANNEL STATUS", "q2")
+    assert unquote(status["Result"]) == "200 result=6\n"
+    await ami.agi(call.channel, 'STREAM FILE hotline/goodbye ""', "q3")
+    assert call.outcome.prompts[-1] == "goodbye" and call.outcome.agent == "Seat 01"
+    await ami.agi(call.channel, "HANGUP", "q4")
+    outcome = await asyncio.wait_for(call.finished, 5)
+    assert outcome.ended_by == "pbx"
+
+
 async def test_caller_abandons_while_the_only_agent_is_busy(ami: RawAmi, pbx: SimulatedPbx) -> None:
     """With the single seat busy, a second caller who hangs up abandons the queue."""
     first = pbx.place_call(CallerScript(caller="+8613900000001", steps=[WaitForAgent()]))
-    second = pbx.place_call(CallerScript(caller="+8613900000002", steps=[Silence(2), HangUp()]))
+    second = pbx.place_call(CallerScript(caller="+8613900000002", steps=[Silence(4), HangUp()]))
     for call in (first, second):
         await ami.event("AsyncAGIStart", Channel=call.channel)
     await ami.agi(first.channel, "ASYNCAGI BREAK", "a1")

@@ -8,6 +8,8 @@ from gateway.clock import ManualClock
 from gateway.store import Store
 from gateway.store.sms import NewText
 
+GRACE = timedelta(minutes=1)
+
 
 def _text(key: str = "order-1", **changes: object) -> NewText:
     fields: dict[object, object] = {
@@ -123,8 +125,10 @@ async def test_callback_before_the_sid_is_stored_is_applied_later(
 
 async def test_reply_stored_once_per_sid(store: Store) -> None:
     """The same inbound webhook twice stores one reply."""
-    first, created = await store.sms.store_inbound("SMr", "+8613800138000", "+861069", "1")
-    again, created_again = await store.sms.store_inbound("SMr", "+8613800138000", "+861069", "1")
+    first, created = await store.sms.store_inbound("SMr", "+8613800138000", "+861069", "1", GRACE)
+    again, created_again = await store.sms.store_inbound(
+        "SMr", "+8613800138000", "+861069", "1", GRACE
+    )
     assert created and not created_again and first.id == again.id
 
 

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from gateway.clock import ManualClock
 from gateway.store import Store, StoreError
-from gateway.store.db import Migration, bundled_migrations, check_sequence
+from gateway.store.db import (
+    Migration,
+    bundled_migrations,
+    check_sequence,
+    is_store_failure,
+    store_problem,
+)
 from gateway.store.seed import demo_city, load_seed
 
 
@@ -97,3 +104,22 @@ def test_bundled_migrations_have_no_unexplained_gap() -> None:
     versions = [m.version for m in bundled_migrations()]
     assert 3 not in versions and versions[:2] == [1, 2]
     check_sequence(bundled_migrations())
+
+
+def test_store_failures_are_told_from_statement_errors(tmp_path: Path) -> None:
+    """A full or damaged file is a store failure (503); a broken constraint is not."""
+    with sqlite3.connect(tmp_path / "t.sqlite3") as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        conn.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(sqlite3.IntegrityError) as constraint:
+            conn.execute("INSERT INTO t VALUES (1)")
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+        with pytest.raises(sqlite3.OperationalError) as full:
+            conn.execute("CREATE TABLE big (payload BLOB)")
+            conn.execute("INSERT INTO big VALUES (zeroblob(100000))")
+    assert not is_store_failure(constraint.value)
+    assert is_store_failure(full.value)
+    assert (
+        store_problem(tmp_path / "t.sqlite3", full.value) == "the disk is full (no room to write)"
+    )

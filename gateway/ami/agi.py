@@ -377,6 +377,24 @@ def cmd_get_variable(name: str) -> str:
     return f"GET VARIABLE {_name(name, 'name')}"
 
 
+def cmd_get_full_variable(expression: str) -> str:
+    """``GET FULL VARIABLE``: ``${…}`` references in ``expression`` evaluated by Asterisk."""
+    if not expression:
+        raise AgiArgumentError("expression", expression, "empty expression")
+    return f"GET FULL VARIABLE {quote_arg(expression, 'expression')}"
+
+
+def read_options(variable: str, prompts: Sequence[str], max_digits: int, timeout_ms: int) -> str:
+    """The argument of ``EXEC Read``: the prompts joined with ``&`` (played as one command,
+    each interruptible by any key), then up to ``max_digits`` keys or # within the timeout,
+    into ``variable``; one attempt."""
+    if not 1 <= max_digits <= 255:
+        raise AgiArgumentError("max_digits", max_digits, "must be 1 to 255")
+    seconds = int(_non_negative(timeout_ms, "timeout_ms")) / 1000
+    name, files = _name(variable, "variable"), playback_files(prompts)
+    return f"{name},{files},{max_digits},,1,{seconds:g}"
+
+
 def cmd_exec(application: str, options: str = "") -> str:
     app = _name(application, "application")
     if not options:

@@ -93,8 +93,14 @@ class FrameParser:
     """
 
     def __init__(
-        self, *, expect_banner: bool = True, max_frame_bytes: int = MAX_FRAME_BYTES
+        self,
+        *,
+        expect_banner: bool = True,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
+        charset: str = "utf-8",
     ) -> None:
+        self.charset = charset
+        self.lossy = 0  # frames not valid in ``charset``, read with replacement characters
         self._buffer = b""
         self._expect_banner = expect_banner
         self._max = max_frame_bytes
@@ -127,7 +133,7 @@ class FrameParser:
                 self._skipping = False
                 continue
             if chunk:
-                out.append(parse_frame(chunk))
+                out.append(self.parse(chunk))
         rest = buffer[start:]
         if len(rest) > self._max:
             if not self._skipping:
@@ -138,6 +144,16 @@ class FrameParser:
         self._buffer = rest
         return out
 
+    def parse(self, chunk: bytes) -> Frame | FrameError:
+        """One frame's bytes, decoded in the parser's charset (counted in ``lossy`` when
+        they are not valid in it)."""
+        try:
+            text = chunk.decode(self.charset)
+        except UnicodeDecodeError:
+            self.lossy += 1
+            text = chunk.decode(self.charset, "replace")
+        return parse_text(text, chunk)
+
     @property
     def pending(self) -> int:
         """Bytes received but not yet part of a whole frame."""
@@ -145,11 +161,16 @@ class FrameParser:
 
 
 def parse_frame(chunk: bytes) -> Frame | FrameError:
-    """Parse the bytes of one frame (without its terminating empty line)."""
+    """Parse the bytes of one frame (without its terminating empty line), as UTF-8."""
     try:
         text = chunk.decode("utf-8")
     except UnicodeDecodeError:
         text = chunk.decode("utf-8", "replace")
+    return parse_text(text, chunk)
+
+
+def parse_text(text: str, chunk: bytes) -> Frame | FrameError:
+    """Parse one frame's decoded text; ``chunk`` (its bytes) goes into a FrameError."""
     lines = text.split("\r\n")
     if text.count("\n") != len(lines) - 1:  # lone LF line endings somewhere
         lines = _LINE_END.split(text)

@@ -102,6 +102,7 @@ H_APP_DATA: Final = "AppData"
 H_DIAL_STATUS: Final = "DialStatus"
 H_DIAL_STRING: Final = "DialString"
 H_DEST_UNIQUEID: Final = "DestUniqueid"
+H_DEST_CHANNEL: Final = "DestChannel"
 H_DEST_LINKEDID: Final = "DestLinkedid"
 H_QUEUE: Final = "Queue"
 H_MEMBER_NAME: Final = "MemberName"
@@ -118,6 +119,17 @@ H_CDR_ANSWER_TIME: Final = "AnswerTime"
 H_CDR_END_TIME: Final = "EndTime"
 H_CDR_BILLABLE_SECONDS: Final = "BillableSeconds"
 H_CDR_DISPOSITION: Final = "Disposition"
+# CEL headers (cel.conf sending to the manager; class ``call``); note ``UniqueID``/``LinkedID``
+H_CEL_EVENT_NAME: Final = "EventName"
+H_CEL_EVENT_TIME: Final = "EventTime"  # the PBX's local time, like Cdr times
+H_CEL_LINKEDID: Final = "LinkedID"
+H_CEL_EXTRA: Final = "Extra"  # JSON, e.g. {"hangupcause":16,"hangupsource":"dialplan/agi",...}
+CEL_CHAN_START: Final = "CHAN_START"
+CEL_HANGUP: Final = "HANGUP"
+# Every event's epoch time when manager.conf has ``timestampevents = yes``
+H_TIMESTAMP: Final = "Timestamp"
+ACTION_GETVAR: Final = "Getvar"  # without Channel, a dialplan function is read on a dummy one
+H_TALK_TIME: Final = "TalkTime"  # AgentComplete
 # Login, Originate and Shutdown headers the AMI session writes or reads
 H_USERNAME: Final = "Username"
 H_SECRET: Final = "Secret"

@@ -14,18 +14,28 @@ from typing import Any
 from gateway.callbacks.catalogue import load_catalogue
 from gateway.callbacks.policy import LEVEL_NAMES
 from gateway.callbacks.report import (
+    DEFAULT_DAYS,
     OUTCOME_NAMES,
     STATUS_NAMES,
+    BadPeriod,
+    overall_row,
+    parse_period,
     render_satisfaction,
-    satisfaction_table,
+    satisfaction_rows,
 )
-from gateway.callbacks.service import CallbackError, CallbackService, ServedItemInput
+from gateway.callbacks.service import (
+    CallbackError,
+    CallbackService,
+    CheckedItem,
+    ServedItemInput,
+)
 from gateway.clock import Clock, parse_utc
 from gateway.config import Config
 from gateway.phone import mask
 from gateway.sms.service import SmsService
 from gateway.store import Store
 from gateway.store.callbacks import DuplicateReference
+from gateway.store.figures import MAX_PAGE
 from gateway.tables import render
 
 CSV_COLUMNS = ("reference", "kind", "unit", "citizen_number", "served_at")
@@ -41,6 +51,11 @@ def register(sub: Any) -> None:
         default="unit",
         help="group the satisfaction table (default: unit)",
     )
+    callbacks.add_argument(
+        "--days", help=f"the last N local days, today included (default {DEFAULT_DAYS})"
+    )
+    callbacks.add_argument("--from", dest="first", help="first local day, YYYY-MM-DD")
+    callbacks.add_argument("--to", dest="last", help="last local day, YYYY-MM-DD (default today)")
     callbacks.add_argument("--json", action="store_true", help="machine-readable output")
     callbacks.set_defaults(handler=_summary)
     cb_sub = callbacks.add_subparsers(dest="callbacks_command", metavar="ACTION")
@@ -48,10 +63,19 @@ def register(sub: Any) -> None:
     importer.add_argument(
         "file", type=Path, help=f"CSV with a header: {', '.join(CSV_COLUMNS + CSV_OPTIONAL)}"
     )
+    importer.add_argument(
+        "--all-or-none",
+        action="store_true",
+        help="import nothing if any row is refused (default: import every good row)",
+    )
     importer.set_defaults(handler=_import)
 
     orders = sub.add_parser("orders", help="rectification orders by level and age")
-    orders.add_argument("--all", action="store_true", help="closed orders too")
+    orders.add_argument(
+        "--all", action="store_true", help="closed orders too, newest first, a page at a time"
+    )
+    orders.add_argument("--limit", type=int, default=50, help="orders a page with --all (50)")
+    orders.add_argument("--before", type=int, help="with --all: the page after this order id")
     orders.add_argument("--json", action="store_true", help="machine-readable output")
     orders.set_defaults(handler=_orders)
 
@@ -66,23 +90,30 @@ async def _summary(config: Config, args: argparse.Namespace) -> int:
     if not config.store_path.exists():
         return _no_store(config)
     clock = Clock()
+    try:
+        period = parse_period(clock, args.days, args.first, args.last)
+    except BadPeriod as exc:
+        print(f"gateway callbacks: {exc}", file=sys.stderr)
+        return 2
     catalogue = load_catalogue()
-    async with Store.open(config.store_path, clock) as store:
-        statuses = await store.callbacks.status_counts()
-        outcomes = await store.callbacks.attempt_outcomes()
-        ratings = await store.callbacks.first_round_ratings()
-        orders = await store.callbacks.orders()
     names = {k.code: k.name for k in catalogue}
-    table = satisfaction_table(ratings, args.by, clock, names)
-    overall = satisfaction_table(ratings, "all", clock)
+    since, until = period.since, period.until
+    async with Store.open(config.store_path, clock) as store:
+        figures = store.figures
+        statuses = await figures.item_counts(since, until)
+        outcomes = await figures.attempt_outcomes(since, until)
+        table = satisfaction_rows(await figures.satisfaction(since, until, args.by, names))
+        orders = await figures.order_counts(since, until)
+    overall = overall_row(table)
     if args.json:
         json.dump(
             {
+                "period": period.as_json(),
                 "items": statuses,
                 "attempts": outcomes,
                 "satisfaction": [row.as_json() for row in table],
                 "overall": overall[0].as_json() if overall else None,
-                "orders": {s: sum(1 for o in orders if o.status == s) for s in ORDER_STATUS_NAMES},
+                "orders": {s: orders.get(s, 0) for s in ORDER_STATUS_NAMES},
             },
             sys.stdout,
             ensure_ascii=False,
@@ -90,6 +121,7 @@ async def _summary(config: Config, args: argparse.Namespace) -> int:
         )
         print()
         return 0
+    print(f"统计期：{period.first} 至 {period.last}（待办为当前全部）")
     print("回访队列")
     print(
         render(
@@ -125,17 +157,34 @@ async def _import(config: Config, args: argparse.Namespace) -> int:
     refused: list[str] = []
     async with Store.open(config.store_path, clock) as store:
         service = build_service(store, config, clock)
-        for line, row in enumerate(reader, start=2):
-            data = ServedItemInput(**{k: (row.get(k) or "") for k in CSV_COLUMNS + CSV_OPTIONAL})
-            try:
-                await service.serve(data, source=f"csv:{path.name}")
-                added += 1
-            except DuplicateReference:
-                duplicates += 1
-            except CallbackError as exc:
-                refused.append(f"{path}:{line}: {exc}")
+        # Every row is checked before any is written; --all-or-none then writes none.
+        checked: list[CheckedItem] = []
+        try:
+            for row in reader:
+                line = reader.line_num
+                if None in row or None in row.values():
+                    refused.append(f"{path}:{line}: not as many fields as the header names")
+                    continue
+                values = {k: (row.get(k) or "") for k in CSV_COLUMNS + CSV_OPTIONAL}
+                try:
+                    checked.append(await service.check(ServedItemInput(**values)))
+                except CallbackError as exc:
+                    refused.append(f"{path}:{line}: {exc}")
+        except csv.Error as exc:
+            print(f"gateway: {path}:{reader.line_num}: not readable CSV: {exc}", file=sys.stderr)
+            return 2
+        if not (refused and args.all_or_none):
+            for item in checked:
+                try:
+                    await service.add(item, source=f"csv:{path.name}")
+                    added += 1
+                except DuplicateReference:
+                    duplicates += 1
     for message in refused:
         print(message, file=sys.stderr)
+    if refused and args.all_or_none:
+        print(f"{path}: {len(refused)} rows refused; nothing imported (--all-or-none)")
+        return 1
     print(
         f"{path}: {added} served items added, {duplicates} already reported, {len(refused)} refused"
     )
@@ -148,22 +197,29 @@ async def _orders(config: Config, args: argparse.Namespace) -> int:
     clock = Clock()
     statuses = ("open", "reported", "closed") if args.all else ("open", "reported")
     now = clock.now()
+    if args.all and not 1 <= args.limit <= MAX_PAGE:
+        print(f"gateway orders: --limit must be 1 to {MAX_PAGE}", file=sys.stderr)
+        return 2
     async with Store.open(config.store_path, clock) as store:
-        orders = await store.callbacks.orders(statuses)
+        if args.all:
+            listed = await store.figures.orders_page(statuses, limit=args.limit, before=args.before)
+        else:
+            listed = await store.figures.active_orders()
+        events_of = await store.figures.order_events_of([o.order.id for o in listed])
         rows: list[dict[str, Any]] = []
-        for order in orders:
-            item = await store.callbacks.item(order.item_id)
-            unit = await store.units.unit(item.unit_id) if item else None
-            events = await store.callbacks.order_events(order.id)
+        for entry in listed:
+            order = entry.order
+            events = events_of[order.id]
             rows.append(
                 {
                     "ref": order.ref,
                     "level": order.level,
                     "level_name": LEVEL_NAMES[order.level],
                     "status": order.status,
-                    "unit": unit.name if unit else None,
-                    "item": item.reference if item else None,
-                    "citizen_number": item.citizen_number if item else None,
+                    "id": order.id,
+                    "unit": entry.unit_name,
+                    "item": entry.item_reference,
+                    "citizen_number": entry.citizen_number,
                     "created_at": order.created_at.isoformat(),
                     "deadline_at": order.deadline_at.isoformat(),
                     "age_hours": round((now - order.created_at).total_seconds() / 3600, 1),
@@ -220,6 +276,8 @@ async def _orders(config: Config, args: argparse.Namespace) -> int:
     for r in rows:
         by_level[r["level"]] = by_level.get(r["level"], 0) + 1
     print("\n" + "，".join(f"{LEVEL_NAMES[k]}：{v}件" for k, v in sorted(by_level.items())))
+    if args.all and len(rows) == args.limit:
+        print(f"下一页：gateway orders --all --limit {args.limit} --before {rows[-1]['id']}")
     return 0
 
 

@@ -38,6 +38,7 @@ from gateway.callbacks.policy import (
 from gateway.clock import Clock, utc_iso
 from gateway.config import CallbacksSection
 from gateway.errors import GatewayError
+from gateway.limits import MAX_NAME, MAX_REFERENCE, BadText, check_name, check_reference
 from gateway.phone import InvalidPhoneNumber, Use, mask, to_e164
 from gateway.store import Store
 from gateway.store.callbacks import LostRace, Order, Rating, ServedItem
@@ -137,6 +138,24 @@ class ServedItemInput:
 
 
 @dataclass(frozen=True)
+class CheckedItem:
+    """A served item that passed :meth:`CallbackService.check`, ready to store."""
+
+    reference: str
+    kind_code: str
+    unit_id: int
+    officer_code: str | None
+    citizen_number: str  # E.164
+    citizen_name: str | None
+    served_at: datetime
+    due_at: datetime | None
+
+
+# How far ahead of our clock a reporting system's clock may run.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
 class SurveyContext:
     """What the survey flow says to the citizen and where it records the answer."""
 
@@ -184,42 +203,83 @@ class CallbackService:
 
     async def serve(self, data: ServedItemInput, *, source: str = "api") -> ServedItem:
         """Validate and store one served item; its first callback is scheduled."""
-        ref = data.reference.strip()
-        if not ref:
-            raise InvalidServedItem(data.reference, "reference", "empty")
+        return await self.add(await self.check(data), source=source)
+
+    async def check(self, data: ServedItemInput) -> CheckedItem:
+        """Validate one served item without writing anything (:class:`InvalidServedItem`).
+
+        A batch or an import checks every item first, so a bad one never leaves the
+        batch half-written. Limits: :mod:`gateway.limits`; ``served_at`` within the
+        last ``callbacks.served_max_age_days`` and at most :data:`CLOCK_SKEW` ahead."""
+        try:
+            ref = check_reference(data.reference)
+            citizen_name = check_name(data.citizen_name, "citizen_name")
+            officer = check_name(data.officer, "officer")
+        except BadText as exc:
+            raise InvalidServedItem(data.reference[:MAX_REFERENCE], exc.field, exc.reason) from None
         try:
             kind = self.catalogue.kind(data.kind.strip())
         except UnknownCode as exc:
             raise InvalidServedItem(ref, "kind", str(exc)) from None
-        unit = await self.store.units.unit_by_code(data.unit.strip())
+        unit = await self.store.units.unit_by_code(data.unit.strip()[:MAX_NAME])
         if unit is None:
-            raise InvalidServedItem(ref, "unit", f"no unit with code {data.unit!r}")
+            raise InvalidServedItem(ref, "unit", f"no unit with code {data.unit[:MAX_NAME]!r}")
         try:
             number = to_e164(data.citizen_number, use=Use.CALL)
         except InvalidPhoneNumber as exc:
             raise InvalidServedItem(ref, "citizen_number", exc.reason) from None
-        try:
-            served_at = datetime.fromisoformat(data.served_at.strip())
-        except ValueError:
-            raise InvalidServedItem(
-                ref, "served_at", f"{data.served_at!r} is not an ISO 8601 time"
-            ) from None
-        if served_at.tzinfo is None:
-            served_at = served_at.replace(tzinfo=self.clock.tz)
-        if served_at > self.clock.now() + timedelta(minutes=5):
-            raise InvalidServedItem(ref, "served_at", "is in the future")
+        served_at = self._served_at(ref, data.served_at)
         due = None
         if kind.callback:
             due = self._in_window(max(served_at + kind.callback_delay, self.clock.now()))
-        return await self.store.callbacks.add_item(
+        return CheckedItem(
             reference=ref,
             kind_code=kind.code,
             unit_id=unit.id,
-            officer_code=data.officer.strip() or None,
+            officer_code=officer or None,
             citizen_number=number,
-            citizen_name=data.citizen_name.strip() or None,
+            citizen_name=citizen_name or None,
             served_at=served_at,
             due_at=due,
+        )
+
+    def _served_at(self, ref: str, text: str) -> datetime:
+        """The time of service, within the plausible range."""
+        shown = text.strip()[:40]
+        try:
+            served_at = datetime.fromisoformat(text.strip())
+            if served_at.tzinfo is None:
+                served_at = served_at.replace(tzinfo=self.clock.tz)
+            now = self.clock.now()
+            oldest = now - timedelta(days=self.settings.served_max_age_days)
+            too_old = served_at < oldest
+            too_new = served_at > now + CLOCK_SKEW
+        except (ValueError, OverflowError):
+            raise InvalidServedItem(
+                ref, "served_at", f"{shown!r} is not an ISO 8601 time"
+            ) from None
+        if too_new:
+            raise InvalidServedItem(ref, "served_at", f"{shown!r} is in the future")
+        if too_old:
+            days = self.settings.served_max_age_days
+            raise InvalidServedItem(
+                ref,
+                "served_at",
+                f"{shown!r} is more than {days} days ago (callbacks.served_max_age_days)",
+            )
+        return served_at
+
+    async def add(self, item: CheckedItem, *, source: str = "api") -> ServedItem:
+        """Store a checked served item (:class:`DuplicateReference` if already reported)."""
+        return await self.store.callbacks.add_item(
+            reference=item.reference,
+            kind_code=item.kind_code,
+            unit_id=item.unit_id,
+            officer_code=item.officer_code,
+            citizen_number=item.citizen_number,
+            citizen_name=item.citizen_name,
+            served_at=item.served_at,
+            due_at=item.due_at,
             source=source,
         )
 
@@ -632,7 +692,7 @@ class CallbackService:
                     closed=True,
                 )
                 return
-            await self._escalate(order, "群众仍不满意")
+            await self.escalate(order, "群众仍不满意")
         except LostRace as exc:
             log.warning("order %s: citizen's answer not applied: %s", order.ref, exc)
 
@@ -642,13 +702,15 @@ class CallbackService:
         done = 0
         for order in overdue:
             try:
-                await self._escalate(order, "逾期未整改")
+                await self.escalate(order, "逾期未整改")
                 done += 1
             except LostRace as exc:
                 log.info("order %s: escalation not applied: %s", order.ref, exc)
         return done
 
-    async def _escalate(self, order: Order, why: str) -> None:
+    async def escalate(self, order: Order, why: str) -> None:
+        """Climb ``order`` one level from the (status, level) it was read in; LostRace
+        if it changed meanwhile (a report landed first: it stays reported)."""
         level = next_level(order.level)
         if level is None:
             # Already at the top, and each level is texted once per order: the order

@@ -3,11 +3,15 @@
 - ``POST /api/served-items``: one served item (JSON object) or many (a list);
   each is validated, and the answer says per item what was added or refused.
 - ``GET /api/served-items/{reference}``: an item, its attempts and ratings.
-- ``GET /api/orders``: rectification orders (``?all=1`` with closed ones).
+- ``GET /api/orders``: rectification orders, newest first, a page at a time
+  (``?all=1`` with closed ones; ``?limit=`` up to 1000, default 100; the ``Link``
+  header's ``rel="next"`` gives the next page, ``?before=<id>``).
 - ``POST /api/orders/{ref}/report``: a unit reports its rectification done
   (``{"actor": "J00013", "note": "…"}``); the citizen is called again. Only the
   chief or a deputy of the unit holding the order at its level may (else 403).
-- ``GET /api/callbacks/summary``: items by status and first-callback satisfaction.
+- ``GET /api/callbacks/summary``: items by status and first-callback satisfaction
+  over a period (``?days=N``, or ``?from=YYYY-MM-DD&to=YYYY-MM-DD``; default the
+  last 30 days), aggregated in SQL and shared by viewers for a few seconds.
 """
 
 from __future__ import annotations
@@ -16,17 +20,21 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.callbacks.report import satisfaction_table
+from gateway.callbacks.report import BadPeriod, overall_row, parse_period, satisfaction_rows
 from gateway.callbacks.scheduler import CallbackScheduler
 from gateway.callbacks.service import (
     CallbackService,
+    CheckedItem,
     InvalidServedItem,
     NotAuthorized,
     ServedItemInput,
     UnknownOrder,
 )
+from gateway.limits import MAX_REFERENCE, BadText, check_name, check_note
 from gateway.store.callbacks import DuplicateReference, Order, ServedItem
+from gateway.store.figures import MAX_PAGE, ListedOrder
 from gateway.web.errors import ApiError
+from gateway.web.input import path_reference, read_json
 
 CALLBACKS = web.AppKey("callbacks", CallbackService)
 SCHEDULER = web.AppKey("scheduler", CallbackScheduler)
@@ -51,13 +59,6 @@ def _wake(request: web.Request) -> None:
     scheduler = request.app.get(SCHEDULER)
     if scheduler is not None:
         scheduler.wake()
-
-
-async def _json(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        raise ApiError(400, "bad_json", "the body is not valid JSON") from None
 
 
 def _input(raw: Any, index: int) -> ServedItemInput:
@@ -107,7 +108,7 @@ def order_json(order: Order) -> dict[str, Any]:
 
 
 async def post_items(request: web.Request) -> web.Response:
-    body = await _json(request)
+    body = await read_json(request)
     single = isinstance(body, dict)
     raws = [body] if single else body
     if not isinstance(raws, list) or not raws:
@@ -116,24 +117,32 @@ async def post_items(request: web.Request) -> web.Response:
         raise ApiError(413, "too_many_items", f"at most {MAX_ITEMS_PER_REQUEST} items a request")
     inputs = [_input(raw, index) for index, raw in enumerate(raws)]
     service = _service(request)
-    results: list[dict[str, Any]] = []
+    # Every item is checked before any is written: a bad one never half-writes the batch.
+    checked: list[CheckedItem | InvalidServedItem] = []
     for data in inputs:
         try:
-            item = await service.serve(data)
-            results.append(
-                {"reference": data.reference, "result": "added", "item": item_json(item)}
-            )
-        except DuplicateReference:
-            results.append({"reference": data.reference, "result": "duplicate"})
+            checked.append(await service.check(data))
         except InvalidServedItem as exc:
+            checked.append(exc)
+    results: list[dict[str, Any]] = []
+    for data, outcome in zip(inputs, checked, strict=True):
+        if isinstance(outcome, InvalidServedItem):
             results.append(
                 {
-                    "reference": data.reference,
+                    "reference": data.reference[:MAX_REFERENCE],
                     "result": "refused",
-                    "field": exc.field,
-                    "reason": exc.reason,
+                    "field": outcome.field,
+                    "reason": outcome.reason,
                 }
             )
+            continue
+        try:
+            item = await service.add(outcome)
+            results.append(
+                {"reference": outcome.reference, "result": "added", "item": item_json(item)}
+            )
+        except DuplicateReference:
+            results.append({"reference": outcome.reference, "result": "duplicate"})
     _wake(request)
     if single:
         result = results[0]
@@ -142,11 +151,13 @@ async def post_items(request: web.Request) -> web.Response:
                 422,
                 "invalid_served_item",
                 f"{result['field']}: {result['reason']}",
-                {"field": result["field"], "reference": data.reference},
+                {"field": result["field"], "reference": result["reference"]},
             )
         if result["result"] == "duplicate":
             raise ApiError(
-                409, "duplicate_reference", f"served item {data.reference!r} was already reported"
+                409,
+                "duplicate_reference",
+                f"served item {result['reference']!r} was already reported",
             )
         return web.json_response(result["item"], status=201)
     return web.json_response(
@@ -156,7 +167,7 @@ async def post_items(request: web.Request) -> web.Response:
 
 async def get_item(request: web.Request) -> web.Response:
     service = _service(request)
-    item = await service.store.callbacks.item_by_reference(request.match_info["reference"])
+    item = await service.store.callbacks.item_by_reference(path_reference(request, "reference"))
     if item is None:
         raise ApiError(404, "no_such_item", "no served item with that reference")
     attempts = await service.store.callbacks.attempts(item.id)
@@ -186,20 +197,53 @@ async def get_item(request: web.Request) -> web.Response:
 async def list_orders(request: web.Request) -> web.Response:
     service = _service(request)
     statuses = ("open", "reported", "closed") if request.query.get("all") else ("open", "reported")
-    orders = await service.store.callbacks.orders(statuses)
-    return web.json_response([order_json(o) for o in orders])
+    limit = _whole(request, "limit", 100, MAX_PAGE)
+    before = _whole(request, "before", None, 2**62)
+    page = await service.store.figures.orders_page(statuses, limit=limit, before=before)
+    response = web.json_response([listed_order_json(o) for o in page])
+    if len(page) == limit:
+        query = {**request.query, "before": str(page[-1].order.id)}
+        response.headers["Link"] = f'<{request.rel_url.with_query(query)}>; rel="next"'
+    return response
+
+
+def _whole(request: web.Request, name: str, default: int | None, most: int) -> Any:
+    given = request.query.get(name)
+    if given is None:
+        return default
+    if not given.isdigit() or not 1 <= int(given) <= most:
+        raise ApiError(400, f"bad_{name}", f"{name} must be a whole number from 1 to {most}")
+    return int(given)
+
+
+def listed_order_json(listed: ListedOrder) -> dict[str, Any]:
+    return {
+        **order_json(listed.order),
+        "id": listed.order.id,
+        "item": listed.item_reference,
+        "unit": listed.unit_code,
+        "unit_name": listed.unit_name,
+    }
 
 
 async def report_order(request: web.Request) -> web.Response:
-    body = await _json(request)
+    ref = path_reference(request, "ref")
+    body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("actor"), str) or not body["actor"]:
         raise ApiError(400, "bad_report", 'give the reporting officer as "actor"')
     note = body.get("note", "")
     if not isinstance(note, str):
         raise ApiError(400, "bad_report", '"note" must be a string')
+    try:
+        actor = check_name(body["actor"], "actor")
+        note = check_note(note)
+    except BadText as exc:
+        raise ApiError(400, "bad_report", str(exc), {"field": exc.field}) from None
+    if not actor:
+        raise ApiError(400, "bad_report", 'give the reporting officer as "actor"')
     service = _service(request)
     try:
-        order = await service.report_done(request.match_info["ref"], note, actor=body["actor"])
+        order = await service.report_done(ref, note, actor=actor)
     except UnknownOrder as exc:
         raise ApiError(404, "no_such_order", str(exc)) from None
     except NotAuthorized as exc:
@@ -210,15 +254,24 @@ async def report_order(request: web.Request) -> web.Response:
 
 async def summary(request: web.Request) -> web.Response:
     service = _service(request)
-    ratings = await service.store.callbacks.first_round_ratings()
-    names = {k.code: k.name for k in service.catalogue}
-    return web.json_response(
-        {
-            "items": await service.store.callbacks.status_counts(),
-            "by_unit": [r.as_json() for r in satisfaction_table(ratings, "unit", service.clock)],
-            "by_kind": [
-                r.as_json() for r in satisfaction_table(ratings, "kind", service.clock, names)
-            ],
-            "overall": [r.as_json() for r in satisfaction_table(ratings, "all", service.clock)],
+    q = request.query
+    try:
+        period = parse_period(service.clock, q.get("days"), q.get("from"), q.get("to"))
+    except BadPeriod as exc:
+        raise ApiError(400, "bad_period", str(exc)) from None
+    figures = service.store.figures
+
+    async def compute() -> dict[str, Any]:
+        names = {k.code: k.name for k in service.catalogue}
+        since, until = period.since, period.until
+        by_unit = satisfaction_rows(await figures.satisfaction(since, until, "unit"))
+        by_kind = satisfaction_rows(await figures.satisfaction(since, until, "kind", names))
+        return {
+            "period": period.as_json(),
+            "items": await figures.item_counts(since, until),
+            "by_unit": [r.as_json() for r in by_unit],
+            "by_kind": [r.as_json() for r in by_kind],
+            "overall": [r.as_json() for r in overall_row(by_unit)],
         }
-    )
+
+    return web.json_response(await figures.cached(("summary", period), compute))

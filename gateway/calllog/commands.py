@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from gateway.calllog.builder import DIRECTIONS, NOTE_ENDED_OFFLINE, CallRecord
+from gateway.calllog.builder import (
+    DIRECTIONS,
+    NOTE_CLOSED_AT_RESYNC,
+    NOTE_ENDED_OFFLINE,
+    CallRecord,
+)
 from gateway.clock import Clock, utc_iso
 from gateway.config import Config
 from gateway.phone import InvalidPhoneNumber, mask, to_e164
@@ -23,6 +28,12 @@ from gateway.store.calls import StoredCall
 from gateway.tables import render
 
 DIRECTION_NAMES = {"inbound": "呼入", "outbound": "外呼", "internal": "内部"}
+ENDED_BY_NAMES = {
+    "gateway": "系统挂断",
+    "caller": "来电方挂断",
+    "seat": "坐席挂断",
+    "pbx": "交换机挂断",
+}
 DISPOSITION_NAMES = {
     "ANSWERED": "已接通",
     "NO ANSWER": "未接听",
@@ -135,6 +146,9 @@ def call_json(row: StoredCall, case_numbers: dict[int, str]) -> dict[str, Any]:
         "recording": r.recording,
         "case_id": r.case_id,
         "case_number": case_numbers.get(r.case_id) if r.case_id is not None else None,
+        "talk_s": r.talk_s,
+        "ended_by": r.ended_by,
+        "originate_id": r.originate_id,
         "complete": r.complete,
         "partial": r.partial,
         "note": r.note,
@@ -183,8 +197,11 @@ def calls_table(records: list[CallRecord], tz: ZoneInfo, case_numbers: dict[int,
 
 
 def _note(record: CallRecord) -> str:
-    if record.note and NOTE_ENDED_OFFLINE in record.note:
-        return "断线期间结束，结束时间为估计"
-    if record.partial:
-        return "连接前已开始，开始时间为估计"
-    return ""
+    notes = []
+    if record.note and (NOTE_ENDED_OFFLINE in record.note or NOTE_CLOSED_AT_RESYNC in record.note):
+        notes.append("断线期间结束，结束时间为估计")
+    elif record.partial:
+        notes.append("连接前已开始，开始时间为估计")
+    if record.ended_by in ENDED_BY_NAMES:
+        notes.append(ENDED_BY_NAMES[record.ended_by])
+    return "；".join(notes)

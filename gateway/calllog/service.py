@@ -22,17 +22,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
-from collections.abc import Callable, Collection, Iterable, Sequence
-from datetime import UTC, tzinfo
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
 from types import TracebackType
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.ami import names
 from gateway.ami.frames import Frame
-from gateway.calllog.builder import EVENTS, CallLogBuilder, CallRecord
+from gateway.calllog.builder import (
+    EVENTS,
+    NOTE_CLOSED_AT_RESYNC,
+    CallLogBuilder,
+    CallRecord,
+    format_offset,
+)
+from gateway.calllog.pbx_clock import ActionSender, probe_pbx_offset
 from gateway.clock import Clock
-from gateway.config import Config
+from gateway.config import Config, ConfigError
 from gateway.errors import GatewayError
 from gateway.store.calls import CallRecordRepository
 
@@ -62,6 +70,33 @@ class LiveChannel(Protocol):
     def linkedid(self) -> str: ...
 
 
+@dataclass(frozen=True)
+class PbxClock:
+    """A PBX's clock as the call log reads its Cdr/CEL times (``run --check`` prints it)."""
+
+    pbx: str
+    offset: timedelta | None  # learned from the PBX's own events; None: not yet
+    learned_at: datetime | None
+    configured: tzinfo | None  # pbx.<name>.timezone, used until the offset is learned
+
+    def describe(self) -> str:
+        """One line, e.g. ``PBX main clock: UTC+00:00 (learned from its events at ...)``."""
+        if self.offset is not None:
+            when = (
+                self.learned_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+                if self.learned_at
+                else "?"
+            )
+            return (
+                f"PBX {self.pbx} clock: UTC{format_offset(self.offset)}"
+                f" (learned from its events at {when})"
+            )
+        if self.configured is not None:
+            setting = f"pbx.{self.pbx}.timezone"
+            return f"PBX {self.pbx} clock: {self.configured} ({setting}; not learned yet)"
+        return f"PBX {self.pbx} clock: assumed UTC until learned from its first call"
+
+
 class CallLogService:
     """One builder per PBX and the task that stores what they build."""
 
@@ -72,7 +107,9 @@ class CallLogService:
         *,
         pbx: str | Sequence[str] = "main",
         hotline_contexts: Collection[str] = ("hotline",),
-        cdr_timezone: tzinfo = UTC,
+        callback_contexts: Collection[str] = ("callback",),
+        cdr_timezone: tzinfo | None = None,
+        timezones: Mapping[str, tzinfo] | None = None,
         flush_interval: float = 0.2,
         batch_size: int = 200,
     ) -> None:
@@ -84,12 +121,22 @@ class CallLogService:
         if not names_:
             raise ValueError("at least one PBX name is needed")
         self._repository = repository
+        zones = timezones or {}
         self._builders = {
             name: CallLogBuilder(
-                name, clock, hotline_contexts=hotline_contexts, cdr_timezone=cdr_timezone
+                name,
+                clock,
+                hotline_contexts=hotline_contexts,
+                callback_contexts=callback_contexts,
+                cdr_timezone=zones.get(name, cdr_timezone),
             )
             for name in names_
         }
+        self._stale: list[tuple[str, set[str]]] = []  # resyncs whose store side is to do
+        self._sessions: dict[str, ActionSender] = {}
+        self._probes: set[str] = set()  # PBXs whose clock to ask (after a login)
+        self._probe_failed: set[str] = set()
+        self._said: dict[str, timedelta] = {}  # the offsets logged
         self._default = names_[0]
         self._interval = flush_interval
         self._batch = batch_size
@@ -105,14 +152,30 @@ class CallLogService:
     def from_config(
         cls, config: Config, repository: CallRecordRepository, clock: Clock, **kwargs: Any
     ) -> CallLogService:
-        """One builder per configured PBX; Cdr times read in ``gateway.timezone``."""
+        """One builder per configured PBX. Cdr times follow each PBX's own clock
+        (learned from its events), read in ``pbx.<name>.timezone`` until then, else UTC;
+        never in ``gateway.timezone``, the zone of the people, not of the PBX host."""
         contexts = sorted({p.hotline_context for p in config.pbx})
+        zones: dict[str, tzinfo] = {}
+        for section in config.pbx:
+            name = section.timezone
+            if not name:
+                continue
+            try:
+                zones[section.name] = ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ConfigError(
+                    f"pbx.{section.name}.timezone",
+                    config.source,
+                    f"{name!r} is not a timezone (e.g. UTC, Asia/Shanghai)",
+                ) from None
         return cls(
             repository,
             clock,
             pbx=[p.name for p in config.pbx],
             hotline_contexts=contexts,
-            cdr_timezone=ZoneInfo(config.gateway.timezone),
+            callback_contexts=(config.callbacks.originate_context,),
+            timezones=zones,
             **kwargs,
         )
 
@@ -127,6 +190,8 @@ class CallLogService:
 
         session.add_listener(on_event, EVENTS)
         session.add_resync_listener(self.on_resync)
+        if hasattr(session, "action"):  # an AMI session: ask its clock after each login
+            self._sessions[builder.pbx] = session  # type: ignore[assignment]
 
     def builder(self, pbx: str | None = None) -> CallLogBuilder:
         name = pbx or self._default
@@ -168,7 +233,22 @@ class CallLogService:
             log.info(
                 "call log %s: %d call(s) ended while the link was down", builder.pbx, len(closed)
             )
+        # Records left open in the store by an earlier run (killed, restarted) whose
+        # call is not live are closed by the flush task, after this resync's records.
+        keep = builder.open_linkedids()
+        for item in live:
+            if isinstance(item, Frame):
+                keep.update(
+                    v for v in (item.get(names.H_LINKEDID), item.get(names.H_UNIQUEID)) if v
+                )
+            else:
+                keep.add(item)
+        self._stale.append((builder.pbx, keep))
+        if builder.pbx in self._sessions:
+            self._probes.add(builder.pbx)
         self._fed(True)
+        if self._wake is not None:
+            self._wake.set()
 
     def attach(
         self,
@@ -183,9 +263,31 @@ class CallLogService:
         self.builder(pbx).attach(linkedid, ivr_path=ivr_path, case_id=case_id, recording=recording)
         self._fed(True)
 
+    def pbx_clocks(self) -> list[PbxClock]:
+        """What the call log knows of each PBX's clock, for ``run --check`` and /health."""
+        return [
+            PbxClock(
+                pbx=b.pbx,
+                offset=b.pbx_offset,
+                learned_at=b.pbx_offset_learned_at,
+                configured=b.configured_timezone,
+            )
+            for b in self._builders.values()
+        ]
+
     def expect_originate(self, action_id: str, pbx: str | None = None) -> None:
         """The gateway is about to send an Originate with this ActionID: log it outbound."""
         self.builder(pbx).expect_originate(action_id)
+
+    def _say_clocks(self) -> None:
+        """Log each PBX's clock offset once, and again when it changes."""
+        for builder in self._builders.values():
+            offset = builder.pbx_offset
+            if offset is not None and self._said.get(builder.pbx) != offset:
+                self._said[builder.pbx] = offset
+                log.info(
+                    "call log %s: the PBX clock runs at UTC%s", builder.pbx, format_offset(offset)
+                )
 
     def _fed(self, changed: bool) -> None:
         if changed:
@@ -234,6 +336,30 @@ class CallLogService:
             self._wake.clear()
             if not self._stopping:
                 await self.flush()
+                await self._probe_clocks()
+
+    async def _probe_clocks(self) -> None:
+        """Ask each freshly logged-in PBX its UTC offset (Cdr times are its local time)."""
+        probes, self._probes = self._probes, set()
+        for pbx in sorted(probes):
+            session = self._sessions.get(pbx)
+            if session is None:
+                continue
+            try:
+                offset = await probe_pbx_offset(session, reply_timeout=2.0)
+            except Exception as exc:  # refused, not connected, timed out: learn it from Cdrs
+                if pbx not in self._probe_failed:
+                    self._probe_failed.add(pbx)
+                    log.warning(
+                        "call log %s: could not ask the PBX its clock (%s); it is learned from"
+                        " its first call's Cdr",
+                        pbx,
+                        exc,
+                    )
+                continue
+            self._probe_failed.discard(pbx)
+            self._builders[pbx].set_pbx_offset(offset)
+        self._say_clocks()
 
     async def flush(self) -> int:
         """Store every changed record now; return the rows written. A store error is
@@ -241,10 +367,11 @@ class CallLogService:
         pending = self._retry
         self._retry = {}
         self._waiting = 0
+        stale, self._stale = self._stale, []
         for builder in self._builders.values():
             for record in builder.drain():
                 pending[(record.pbx, record.linkedid)] = record  # the newest state wins
-        if not pending:
+        if not pending and not stale:
             return 0
         records = list(pending.values())
         written = 0
@@ -259,6 +386,25 @@ class CallLogService:
                     self._retry.setdefault((record.pbx, record.linkedid), record)
                 break
         self.stored += written
+        self._say_clocks()
+        if self._retry:
+            self._stale[:0] = stale  # after the records it depends on are stored
+            return written
+        for index, (pbx, keep) in enumerate(stale):
+            # Calls that began since the resync are open in the builder: not stale.
+            keep = keep | self._builders[pbx].open_linkedids()
+            try:
+                closed = await self._repository.close_not_live(pbx, keep, NOTE_CLOSED_AT_RESYNC)
+            except Exception:
+                self.failed_flushes += 1
+                log.exception("call log %s: closing records of ended calls failed, will retry", pbx)
+                self._stale[:0] = stale[index:]
+                break
+            if closed:
+                log.info(
+                    "call log %s: %d record(s) left open by an earlier run closed", pbx, len(closed)
+                )
+            written += len(closed)
         return written
 
 

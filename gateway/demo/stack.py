@@ -43,6 +43,7 @@ class Stack:
     api_token: str
     runner: web.AppRunner
     run_scheduler: bool = True
+    run_outbox: bool = True
 
     @property
     def inbound_url(self) -> str:
@@ -54,7 +55,12 @@ class Stack:
         port = int(self.url.rsplit(":", 1)[1])
         await self.runner.cleanup()
         self.app, self.runner = await _start_gateway(
-            self.config, self.clock, self.store, _bound_socket(port), self.run_scheduler
+            self.config,
+            self.clock,
+            self.store,
+            _bound_socket(port),
+            self.run_scheduler,
+            run_outbox=self.run_outbox,
         )
 
 
@@ -66,11 +72,19 @@ def _bound_socket(port: int = 0) -> socket.socket:
 
 
 async def _start_gateway(
-    config: Config, clock: ScaledClock, store: Store, sock: socket.socket, run_scheduler: bool
+    config: Config,
+    clock: ScaledClock,
+    store: Store,
+    sock: socket.socket,
+    run_scheduler: bool,
+    *,
+    run_outbox: bool = True,
 ) -> tuple[web.Application, web.AppRunner]:
     from gateway.app import create_app  # the app imports every feature; keep this module light
 
-    app = create_app(config, clock=clock, store=store, run_scheduler=run_scheduler)
+    app = create_app(
+        config, clock=clock, store=store, run_scheduler=run_scheduler, run_outbox=run_outbox
+    )
     runner = web.AppRunner(app, access_log=None)
     try:
         await runner.setup()
@@ -92,6 +106,7 @@ async def running_stack(
     recordings_dir: Path | None = None,
     overrides: Sequence[str] = (),
     run_scheduler: bool = True,
+    run_outbox: bool = True,
 ) -> AsyncIterator[Stack]:
     """Start the simulated peers, then the gateway against them; stop in reverse."""
     pbx_secret = secrets.token_urlsafe(12)
@@ -133,9 +148,21 @@ async def running_stack(
         )
         async with Store.open(config.store_path, clock) as store:
             await load_seed(store.units, demo_city(), "demo-city.toml")
-            app, runner = await _start_gateway(config, clock, store, sock, run_scheduler)
+            app, runner = await _start_gateway(
+                config, clock, store, sock, run_scheduler, run_outbox=run_outbox
+            )
             stack = Stack(
-                config, clock, store, pbx, twilio, app, url, api_token, runner, run_scheduler
+                config,
+                clock,
+                store,
+                pbx,
+                twilio,
+                app,
+                url,
+                api_token,
+                runner,
+                run_scheduler,
+                run_outbox,
             )
             try:
                 yield stack

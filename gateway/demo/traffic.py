@@ -69,7 +69,7 @@ PREFIXES = (
 )
 
 
-def _mobile(rng: random.Random, used: set[str]) -> str:
+def random_mobile(rng: random.Random, used: set[str]) -> str:
     while True:
         number = f"+86{rng.choice(PREFIXES)}{rng.randrange(10**8):08d}"
         if number not in used:
@@ -166,7 +166,7 @@ def hotline_script(
     branches = _hotline_branches(rng, known_cases)
     label, _share, steps = rng.choices(branches, weights=[b[1] for b in branches])[0]
     script = CallerScript(
-        caller=_mobile(rng, used),
+        caller=random_mobile(rng, used),
         caller_name=_name(rng),
         dialled=HOTLINE,
         steps=steps,
@@ -273,7 +273,7 @@ async def serve_items(stack: Stack, count: int, rng: random.Random) -> CallbackD
     start = stack.clock.now()
     for index in range(count):
         kind = rng.choice(kinds)
-        number = _mobile(rng, used)
+        number = random_mobile(rng, used)
         label, behaviour = citizen(rng)
         day.behaviours[label] += 1
         stack.pbx.set_citizen(number, behaviour)  # type: ignore[arg-type]

@@ -72,6 +72,13 @@ class Channel(Protocol):
         """Play ``prompt`` and collect up to ``max_digits``; return (digits, timed_out)."""
         ...
 
+    async def read_digits(
+        self, prompts: Sequence[str], timeout_ms: int, max_digits: int
+    ) -> tuple[str, bool]:
+        """Like ``get_data`` for several prompts played as one command, each interruptible
+        by any key; return (digits, timed_out)."""
+        ...
+
     async def wait_for_digit(self, timeout_ms: int) -> str | None: ...
 
     async def record_file(

@@ -75,6 +75,16 @@ class GetData:
 
 
 @dataclass(frozen=True)
+class ReadDigits:
+    """Play several prompts as one command, each interruptible by any key, and collect
+    digits; answered with (digits, timed_out)."""
+
+    prompts: tuple[str, ...]
+    timeout_ms: int
+    max_digits: int
+
+
+@dataclass(frozen=True)
 class Record:
     """Record the caller into a file the runner names; answered with a RecordResult."""
 
@@ -113,8 +123,10 @@ class CallerGone:
     during: str
 
 
-Operation = Stream | PlayAll | GetData | Record | Queue | CallAction | Hangup | CallerGone
-CHANNEL_OPERATIONS = (Stream, PlayAll, GetData, Record, Queue, Hangup, CallerGone)
+Operation = (
+    Stream | PlayAll | GetData | ReadDigits | Record | Queue | CallAction | Hangup | CallerGone
+)
+CHANNEL_OPERATIONS = (Stream, PlayAll, GetData, ReadDigits, Record, Queue, Hangup, CallerGone)
 
 
 @dataclass(frozen=True)
@@ -212,37 +224,34 @@ class FlowMachine:
                 names.append(piece)
         return names
 
-    def _play(self, prompt: Prompt, escape: str = "") -> Generator[Operation, Any, str | None]:
+    def _play(self, prompt: Prompt) -> Generator[Operation, Any, None]:
+        """Play a prompt through: STREAM FILE for one piece, one command for several (over
+        AsyncAGI each command costs a ~100 ms poll of silence)."""
         names = self.expand(prompt)
-        if len(names) > 1 and not escape:
-            # one command: over AsyncAGI each command costs a ~100 ms poll of silence
+        if len(names) == 1:
+            yield Stream(names[0])
+        elif names:
             yield PlayAll(tuple(names))
-            return None
-        for name in names:
-            digit = yield Stream(name, escape)
-            if digit:
-                return str(digit)
-        return None
 
     def _ask(
-        self, prompt: Prompt, escape: str, timeout: float, max_digits: int
+        self, prompt: Prompt, timeout: float, max_digits: int
     ) -> Generator[Operation, Any, tuple[str, bool]]:
-        """Play all pieces but the last (interruptible by ``escape``), then GET DATA."""
+        """Play the prompt and collect the answer: GET DATA for one piece; for several, one
+        command that plays them all. Any key interrupts the prompt, as in GET DATA: the keys
+        the node accepts answer it, any other is a wrong answer."""
         names = self.expand(prompt) or [SILENCE]
-        for name in names[:-1]:
-            digit = yield Stream(name, escape)
-            if digit:
-                return str(digit), False
-        digits, timed_out = yield GetData(names[-1], int(timeout * 1000), max_digits)
+        if len(names) == 1:
+            digits, timed_out = yield GetData(names[0], int(timeout * 1000), max_digits)
+        else:
+            digits, timed_out = yield ReadDigits(tuple(names), int(timeout * 1000), max_digits)
         return str(digits), bool(timed_out)
 
     # ---- node kinds
 
     def _menu(self, node: MenuNode) -> Generator[Operation, Any, str]:
         failures = repeats = 0
-        escape = "".join(node.choices) + "*#"
         while True:
-            key, timed_out = yield from self._ask(node.prompt, escape, node.timeout, 1)
+            key, timed_out = yield from self._ask(node.prompt, node.timeout, 1)
             if key == "*" and repeats < MAX_REPEATS:
                 repeats += 1
                 self.note("repeat")
@@ -259,7 +268,7 @@ class FlowMachine:
     def _collect(self, node: CollectNode) -> Generator[Operation, Any, str]:
         failures = repeats = 0
         while True:
-            digits, timed_out = yield from self._ask(node.prompt, "", node.timeout, node.max_digits)
+            digits, timed_out = yield from self._ask(node.prompt, node.timeout, node.max_digits)
             if "*" in digits and repeats < MAX_REPEATS:
                 repeats += 1
                 self.note("repeat")

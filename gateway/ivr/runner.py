@@ -37,6 +37,7 @@ from gateway.ivr.machine import (
     PathStep,
     PlayAll,
     Queue,
+    ReadDigits,
     Record,
     Stream,
 )
@@ -195,6 +196,8 @@ class FlowRunner:
             return None
         if isinstance(op, GetData):
             return await channel.get_data(op.prompt, op.timeout_ms, op.max_digits)
+        if isinstance(op, ReadDigits):
+            return await channel.read_digits(op.prompts, op.timeout_ms, op.max_digits)
         if isinstance(op, Record):
             attempts[0] += 1
             path = await self.messages.path_for(channel.uniqueid, op.node, attempts[0])

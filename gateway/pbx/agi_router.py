@@ -32,17 +32,22 @@ class AgiRouter:
         self.channels: dict[str, AgiChannel] = {}  # channel name → live AGI call
         self._flows = Supervisor(f"PBX {pbx} AGI")
         self._closed = False
+        self._draining = False  # shutting down: calls go back to the dialplan
+        self._emptied = asyncio.Event()
         self._orphaned: set[str] = set()  # channel names a link loss cut off
 
-    def start(self, channel: AgiChannel, before: Callable[[], Awaitable[None]] | None) -> None:
-        """Serve a call that just entered AGI; ``before`` runs first in its task."""
+    def start(self, channel: AgiChannel) -> None:
+        """Serve a call that just entered AGI: run the flow handler in an owned task."""
         if self._closed:
             return  # the session is closing: the dialplan goes on when the link ends
         old = self.channels.get(channel.name)
         if old is not None:
             self.gone(old.name, "AGI restarted on the channel")
         self.channels[channel.name] = channel
-        self._flows.spawn(f"agi-{channel.name}", self._run(channel, before))
+        if self._draining:
+            self._flows.spawn(f"agi-{channel.name}", self._hand_back_late(channel))
+            return
+        self._flows.spawn(f"agi-{channel.name}", self._run(channel))
 
     @property
     def flows(self) -> int:
@@ -54,6 +59,8 @@ class AgiRouter:
         channel = self.channels.pop(name, None)
         if channel is None:
             return []
+        if not self.channels:
+            self._emptied.set()
         return channel.mark_gone(reason)
 
     def serving(self, name: str) -> bool:
@@ -78,16 +85,48 @@ class AgiRouter:
         orphaned, self._orphaned = self._orphaned, set()
         return orphaned
 
+    async def hand_back(
+        self, send_break: Callable[[AgiChannel], Awaitable[None]], within: float
+    ) -> int:
+        """Shutting down: hand every call in a flow back to the dialplan (``send_break``,
+        the transport's BREAK) and wait up to ``within`` seconds until their AGI ended;
+        calls entering AGI from now on go straight back. Returns how many are left."""
+        self._draining = True
+        calls = [c for c in self.channels.values() if not c.hung_up]
+        if not calls:
+            return 0
+        log.info("PBX %s: handing %d calls back to the dialplan", self.pbx, len(calls))
+        self._emptied.clear()
+        try:
+            async with asyncio.timeout(within):
+                await asyncio.gather(*(send_break(c) for c in calls))
+                if self.channels:
+                    await self._emptied.wait()
+        except TimeoutError:
+            log.warning(
+                "PBX %s: %d calls still in AGI after %gs; their BREAK is queued",
+                self.pbx,
+                len(self.channels),
+                within,
+            )
+        return len(self.channels)
+
+    async def _hand_back_late(self, channel: AgiChannel) -> None:
+        log.info("PBX %s: %s entered AGI while shutting down: released", self.pbx, channel.name)
+        try:
+            await channel.release()
+        except AmiError as exc:
+            log.warning("PBX %s: could not release %s: %s", self.pbx, channel.name, exc)
+        self._forget(channel)
+
     async def aclose(self) -> None:
         """Cancel every flow task and wait for them."""
         self._closed = True
         await self._flows.aclose()
 
-    async def _run(self, channel: AgiChannel, before: Callable[[], Awaitable[None]] | None) -> None:
+    async def _run(self, channel: AgiChannel) -> None:
         handler = self.handler
         try:
-            if before is not None:
-                await before()
             if handler is None:
                 log.warning(
                     "PBX %s: no AGI handler; %s handed back to the dialplan",
@@ -117,3 +156,5 @@ class AgiRouter:
     def _forget(self, channel: AgiChannel) -> None:
         if self.channels.get(channel.name) is channel:
             del self.channels[channel.name]
+            if not self.channels:
+                self._emptied.set()

@@ -29,8 +29,6 @@ from gateway.pbx.exceptions import (
 log = logging.getLogger(__name__)
 
 SendAction = Callable[[ActionHeaders], Awaitable[Frame]]
-# Called on AsyncAGIStart; returns what to run before the flow (or None).
-StartHook = Callable[[AgiChannel], Callable[[], Awaitable[None]] | None]
 
 
 def agi_break(channel: str, command_id: str) -> dict[str, str]:
@@ -53,7 +51,6 @@ class AsyncAgiTransport:
         self._send_action = send_action
         self._command_seq = 0
         self._waiting: dict[str, AgiChannel] = {}  # CommandID → channel
-        self.on_start: StartHook | None = None
 
     # -- AgiLink ----------------------------------------------------------------
 
@@ -134,8 +131,7 @@ class AsyncAgiTransport:
         )
         if self._router.serving(name):
             self.gone(name, "AsyncAGI restarted on the channel")
-        before = self.on_start(channel) if self.on_start is not None else None
-        self._router.start(channel, before)
+        self._router.start(channel)
 
     def agi_env(self, frame: Frame, name: str) -> agi.AgiEnvironment:
         """The AGI environment of an AsyncAGIStart; a bad Env is logged and the

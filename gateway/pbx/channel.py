@@ -37,6 +37,7 @@ from gateway.pbx.exceptions import (
 log = logging.getLogger(__name__)
 
 LINK_LOST = "AMI link lost"
+READ_VARIABLE = "GATEWAY_DIGITS"  # where EXEC Read leaves the keys pressed
 # The hang-up cause the gateway gives a call it ends itself (Normal Clearing), and the
 # hang-up source it names, so the call's records tell who ended it.
 HANGUP_CAUSE = 16
@@ -273,6 +274,23 @@ class AgiChannel:
     async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> tuple[str, bool]:
         result = await self._checked(agi.cmd_get_data(prompt, timeout_ms, max_digits))
         return result.result, result.timed_out
+
+    async def read_digits(
+        self, prompts: Sequence[str], timeout_ms: int, max_digits: int
+    ) -> tuple[str, bool]:
+        """Several prompts then digits in two commands, not one per prompt: ``EXEC Read``
+        (Asterisk's Read joins files with &, GET DATA does not), then ``GET FULL VARIABLE``
+        for what was keyed and READSTATUS."""
+        await self.exec("Read", agi.read_options(READ_VARIABLE, prompts, max_digits, timeout_ms))
+        expression = f"${{{READ_VARIABLE}}},${{READSTATUS}}"
+        result = await self.execute(agi.cmd_get_full_variable(expression))
+        digits, _, status = result.data.rpartition(",")
+        if status == "HANGUP":
+            self.mark_gone(f"EXEC Read: READSTATUS={status}")
+            raise ChannelHungUp(self._name, during="EXEC Read")
+        if status not in ("OK", "TIMEOUT"):
+            raise AgiCommandFailed(self._name, "EXEC Read", result.code, f"READSTATUS={status}")
+        return digits, status == "TIMEOUT"
 
     async def wait_for_digit(self, timeout_ms: int) -> str | None:
         result = await self._checked(agi.cmd_wait_for_digit(timeout_ms))

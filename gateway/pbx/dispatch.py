@@ -18,7 +18,12 @@ from typing import Any, Protocol
 
 from gateway.ami import names as n
 from gateway.ami.frames import Frame, FrameError
-from gateway.pbx.exceptions import AmiActionFailed, AmiActionTimeout, AmiConnectionLost
+from gateway.pbx.exceptions import (
+    AmiActionFailed,
+    AmiActionTimeout,
+    AmiConnectionLost,
+    AmiNotConnected,
+)
 from gateway.pbx.values import ResyncListener, ResyncReport
 
 log = logging.getLogger(__name__)
@@ -101,6 +106,7 @@ class Dispatcher:
         self.wanted: frozenset[str] | None = frozenset()  # None: every event
         self.keep_set: frozenset[str] | None = self._keep()
         self.frame_errors = 0
+        self.undecodable_warned = False
         self._listeners: list[tuple[Listener, frozenset[str] | None]] = []
         self._resync_listeners: list[ResyncListener] = []
 
@@ -187,7 +193,7 @@ class Dispatcher:
         sender: Sender,
         headers: ActionHeaders,
         kind: str,
-        reply_timeout: float,
+        reply_timeout: float | None,
         on_event: Callable[[Frame], None] | None = None,
     ) -> Any:
         """Send one action and wait for its answer (a frame, or a list of items)."""
@@ -196,20 +202,23 @@ class Dispatcher:
         try:
             sender.send(frame)
         except ConnectionError as exc:
+            # Nothing went out: the PBX never saw this action.
             self.pending.pop(pending.action_id, None)
-            raise AmiConnectionLost(self.pbx, pending.action) from exc
+            raise AmiNotConnected(self.pbx, pending.action, "link closed before sending") from exc
         try:
             async with asyncio.timeout(reply_timeout):
                 return await pending.future
         except TimeoutError:
             raise AmiActionTimeout(
-                self.pbx, pending.action, pending.action_id, reply_timeout
+                self.pbx, pending.action, pending.action_id, reply_timeout or 0.0
             ) from None
         finally:
             if self.pending.get(pending.action_id) is pending:
                 del self.pending[pending.action_id]
 
-    async def request(self, sender: Sender, headers: ActionHeaders, reply_timeout: float) -> Frame:
+    async def request(
+        self, sender: Sender, headers: ActionHeaders, reply_timeout: float | None
+    ) -> Frame:
         """Send one action; return its response frame, whatever it says."""
         result: Frame = await self.send(sender, headers, "single", reply_timeout)
         return result
@@ -286,6 +295,17 @@ class Dispatcher:
                 pending.future.set_result(frame)
             return False  # listeners (the call log) see it too
         return False
+
+    def on_undecodable(self, charset: str) -> None:
+        if self.undecodable_warned:
+            return
+        self.undecodable_warned = True  # once per PBX: a GBK site sends such frames all day
+        log.warning(
+            "PBX %s: text that is not valid %s (caller names shown with replacement "
+            "characters); if this PBX writes another charset (e.g. gbk), set its charset",
+            self.pbx,
+            charset,
+        )
 
     def on_frame_error(self, error: FrameError) -> None:
         self.frame_errors += 1

@@ -8,6 +8,7 @@
     ├── AmiNotConnected      (pbx, what was asked, why): no link within the wait
     ├── AmiActionTimeout     (pbx, action, action_id, seconds)
     ├── AmiActionFailed      (pbx, action, action_id, message)
+    ├── OriginateOutcomeUnknown (pbx, action_id, channel, why): sent, answer never seen
     ├── AgiCommandFailed     (channel, command, code, text)
     └── ChannelHungUp        (channel): the caller is gone; caught once by the flow engine
         └── ChannelLinkLost  (channel): the AMI link dropped; the caller may still be there
@@ -61,6 +62,20 @@ class AmiActionFailed(AmiError):
         self.action = action
         self.action_id = action_id
         self.message = message
+
+
+class OriginateOutcomeUnknown(AmiError):
+    """An Originate went out but its outcome never came back (the link dropped, or no
+    ``OriginateResponse`` in time): the call may be ringing or up right now. Not a
+    failure: whoever placed it keeps the attempt open until the call log or the PBX
+    settles it. The call carries ``GATEWAY_CALL_ID`` = ``action_id``."""
+
+    def __init__(self, pbx: str, action_id: str, channel: str, why: str) -> None:
+        super().__init__(f"PBX {pbx}: outcome of Originate {action_id} to {channel} unknown: {why}")
+        self.pbx = pbx
+        self.action_id = action_id
+        self.channel = channel
+        self.why = why
 
 
 class AgiCommandFailed(AmiError):

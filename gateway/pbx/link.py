@@ -1,11 +1,15 @@
 """Link supervision: connect, log in, keep the link alive, reconnect with backoff.
 
 Login is plain or MD5-challenge by configuration; a refused secret is an
-:class:`AmiLoginError`, retried ``login_attempts`` times with backoff and then
-given up (logged). Reconnects use exponential backoff with jitter between
-``reconnect_min`` and ``reconnect_max``. We ping every ``ping_interval``; no
-``Pong`` within ``ping_timeout`` declares the link dead. After each login the
-link runs the session's ``on_up`` step (the resync) before serving.
+:class:`AmiLoginError`, logged as an error each time and retried for ever (after
+``login_attempts`` quick tries, every ``reconnect_max``); actions and health
+checks raise it meanwhile. Reconnects use exponential backoff with jitter
+between ``reconnect_min`` and ``reconnect_max``, started afresh only once a
+link has stayed up a while. We ping every ``ping_interval``. A busy
+PBX is not a dead one: any byte read counts as alive, so a late Pong on a link
+that keeps delivering events is waited for; only silence (no byte for
+``ping_timeout``, stretched when recent Pongs came late) declares the link dead.
+After each login the link runs the session's ``on_up`` step (the resync).
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from gateway.config import PbxSection
 from gateway.pbx.dispatch import Dispatcher
 from gateway.pbx.exceptions import (
     AmiActionFailed,
-    AmiActionTimeout,
     AmiConnectionLost,
     AmiError,
     AmiLoginError,
@@ -33,6 +36,12 @@ from gateway.pbx.transport import AmiProtocol
 log = logging.getLogger(__name__)
 
 LOGOFF_TIMEOUT = 1.0  # seconds given to a polite Logoff on close
+# A quiet link is declared dead after max(ping_timeout, SLOW_PONG_FACTOR × the smoothed
+# Pong round trip) of silence, never more than MAX_SILENCE_FACTOR × ping_timeout.
+SLOW_PONG_FACTOR = 4.0
+MAX_SILENCE_FACTOR = 6.0
+# A link up for max(STABLE_FACTOR × reconnect_min, reconnect_max) seconds resets the backoff.
+STABLE_FACTOR = 10.0
 
 
 def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> float:
@@ -68,8 +77,11 @@ class Link:
         self.stopped = asyncio.Event()  # closing, or gave up
         self.started = False
         self.closing = False
-        self.failure: AmiError | None = None  # set once the link gave up (login refused)
+        self.failure: AmiLoginError | None = None  # the last refusal, until a login succeeds
+        self.refused = asyncio.Event()  # set while the last login was refused
+        self._up_since: float | None = None  # clock.monotonic() of the last login
         self.connects = 0  # successful logins so far
+        self._srtt = 0.0  # smoothed Pong round trip, seconds
 
     @property
     def name(self) -> str:
@@ -78,11 +90,12 @@ class Link:
     # -- for the session ---------------------------------------------------------
 
     async def wait_connected(self, within: float | None = None) -> None:
-        """Wait until logged in; raise the login error if the link gave up."""
-        if not self.connected.is_set() and not self.stopped.is_set():
+        """Wait until logged in; raise the login error if the PBX refused the login."""
+        if not self.connected.is_set() and not self.stopped.is_set() and not self.refused.is_set():
             waiters = {
                 asyncio.ensure_future(self.connected.wait()),
                 asyncio.ensure_future(self.stopped.wait()),
+                asyncio.ensure_future(self.refused.wait()),
             }
             try:
                 done, _ = await asyncio.wait(
@@ -106,6 +119,8 @@ class Link:
             raise AmiNotConnected(self.name, action, "session closed")
         if not self.started:
             raise AmiNotConnected(self.name, action, "session not started")
+        if self.failure is not None and not self.connected.is_set():
+            raise self.failure  # refused: say why at once (health, callers)
         if not self.connected.is_set():
             try:
                 await self.wait_connected(self.config.action_timeout)
@@ -157,32 +172,49 @@ class Link:
 
     # -- the loop ---------------------------------------------------------------
 
+    def stable_after(self) -> float:
+        """How long a link must stay up before its backoff starts afresh: a PBX that
+        accepts the login and drops soon after is not retried at the quickest pace."""
+        return max(STABLE_FACTOR * self.config.reconnect_min, self.config.reconnect_max)
+
     async def run(self) -> None:
-        """Connect, serve, and reconnect with backoff until closed or given up."""
+        """Connect, serve, and reconnect with backoff until closed. A refused login is
+        retried for ever: quickly ``login_attempts`` times, then every ``reconnect_max``,
+        each refusal logged as an error (``wait_connected`` and actions raise it)."""
         cfg = self.config
         attempt = 0
         refused = 0
         while not self.closing:
-            before = self.connects
             try:
                 await self._connect_and_serve()
             except AmiLoginError as exc:
                 refused += 1
-                log.error("%s (attempt %d of %d)", exc, refused, cfg.login_attempts)
-                if refused >= cfg.login_attempts:
-                    log.error("PBX %s: giving up after %d refused logins", self.name, refused)
-                    self.failure = exc
-                    self.stopped.set()
-                    return
+                self.failure = exc
+                self.refused.set()
+                log.error("%s (%d refused in a row; retrying until it is accepted)", exc, refused)
+                if refused == cfg.login_attempts:
+                    log.critical(
+                        "PBX %s: %d logins refused: fix the AMI user or secret; retrying every "
+                        "%gs meanwhile",
+                        self.name,
+                        refused,
+                        cfg.reconnect_max,
+                    )
             except (OSError, TimeoutError, AmiError) as exc:
                 log.warning("PBX %s: link down: %s", self.name, exc or type(exc).__name__)
-            if self.connects > before:  # it was up: start the backoff afresh
-                attempt = 0
+            up_since = self._up_since
+            self._up_since = None
+            if up_since is not None:
                 refused = 0
+                if asyncio.get_running_loop().time() - up_since >= self.stable_after():
+                    attempt = 0  # it stayed up: start the backoff afresh
             if self.closing:
                 return
-            delay = backoff_delay(attempt, cfg.reconnect_min, cfg.reconnect_max, self._rng)
-            attempt += 1
+            if refused >= cfg.login_attempts:
+                delay = backoff_delay(0, cfg.reconnect_max, cfg.reconnect_max, self._rng)
+            else:
+                delay = backoff_delay(attempt, cfg.reconnect_min, cfg.reconnect_max, self._rng)
+                attempt += 1
             log.info("PBX %s: reconnecting in %.2fs", self.name, delay)
             await self.clock.sleep(delay)
 
@@ -191,7 +223,9 @@ class Link:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(cfg.connect_timeout):
             _, protocol = await loop.create_connection(
-                lambda: AmiProtocol(self._dispatcher, self._lost), cfg.host, cfg.port
+                lambda: AmiProtocol(self._dispatcher, self._lost, charset=cfg.charset),
+                cfg.host,
+                cfg.port,
             )
         self.protocol = protocol
         served = False
@@ -202,6 +236,9 @@ class Link:
                 log.warning("PBX %s: no Asterisk banner; going on", self.name)
             await self._login(protocol)
             self.connects += 1
+            self._up_since = asyncio.get_running_loop().time()
+            self.failure = None
+            self.refused.clear()
             log.info("PBX %s: logged in as %s (%s)", self.name, cfg.username, banner or "?")
             self.connected.set()
             await self._on_up(protocol)
@@ -249,14 +286,56 @@ class Link:
             done, _ = await asyncio.wait({protocol.lost}, timeout=cfg.ping_interval)
             if done:
                 raise AmiConnectionLost(self.name, "the session")
-            try:
-                rtt = await self.ping(protocol)
-            except AmiActionTimeout:
-                log.warning(
-                    "PBX %s: no Pong within %gs: link declared dead", self.name, cfg.ping_timeout
-                )
-                raise AmiConnectionLost(self.name, "keep-alive ping") from None
+            rtt = await self._keep_alive_ping(protocol)
             log.debug("PBX %s: ping %.1f ms", self.name, rtt * 1000)
+
+    def silence_limit(self) -> float:
+        """How long the link may stay silent before it is declared dead: ``ping_timeout``,
+        or more when recent Pongs came late (a loaded PBX answers late on a quiet link too)."""
+        timeout = self.config.ping_timeout
+        return min(max(timeout, SLOW_PONG_FACTOR * self._srtt), MAX_SILENCE_FACTOR * timeout)
+
+    async def _keep_alive_ping(self, protocol: AmiProtocol) -> float:
+        """Ping and wait for the Pong as long as the PBX keeps talking: any byte read
+        proves it alive; only ``silence_limit()`` seconds with nothing read declares
+        the link dead. Returns the round trip."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        pong = asyncio.ensure_future(
+            self._dispatcher.request(protocol, {n.H_ACTION: n.ACTION_PING}, None)
+        )
+        try:
+            while True:
+                limit = self.silence_limit()
+                remaining = max(start, protocol.last_read) + limit - loop.time()
+                if remaining <= 0:
+                    log.warning(
+                        "PBX %s: no Pong and nothing read for %.1fs: link declared dead",
+                        self.name,
+                        limit,
+                    )
+                    raise AmiConnectionLost(self.name, "keep-alive ping")
+                done, _ = await asyncio.wait({pong}, timeout=remaining)
+                if done:
+                    break
+        finally:
+            if not pong.done():
+                pong.cancel()
+            await asyncio.gather(pong, return_exceptions=True)
+        reply = pong.result()
+        rtt = loop.time() - start
+        self._srtt = rtt if not self._srtt else self._srtt + (rtt - self._srtt) / 8
+        if rtt > self.config.ping_timeout:
+            log.info(
+                "PBX %s: Pong after %.1fs, but the link kept delivering: busy, not dead",
+                self.name,
+                rtt,
+            )
+        if reply.response != n.RESPONSE_SUCCESS:
+            raise AmiActionFailed(
+                self.name, n.ACTION_PING, reply.get(n.H_ACTION_ID, ""), reply.get(n.H_MESSAGE, "")
+            )
+        return rtt
 
     def _lost(self, protocol: AmiProtocol, exc: Exception | None) -> None:
         if protocol is not self.protocol:

@@ -1,5 +1,13 @@
-"""Originate bookkeeping: place a call (``Async: true``) and turn its
-``OriginateResponse`` (matched by ``ActionID``) into an :class:`OriginateResult`."""
+"""Originate: place a call (``Async: true``) and turn its ``OriginateResponse``
+(matched by ``ActionID``) into an :class:`OriginateResult`.
+
+Nothing about the call is kept in memory: what it is about travels on the call
+itself as channel variables (``Variable:`` headers, plus ``GATEWAY_CALL_ID`` =
+the ActionID), which the flow reads with ``GET VARIABLE`` whenever the call is
+answered, also after a reconnect or a restart. An Originate that went out but
+whose outcome was lost raises :class:`OriginateOutcomeUnknown`, never a failure:
+the call may be ringing.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +16,13 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from gateway.ami import names as n
 from gateway.ami.frames import Frame
-from gateway.pbx.agi_router import AgiRouter
-from gateway.pbx.channel import AgiChannel
 from gateway.pbx.dispatch import Dispatcher, Sender
-from gateway.pbx.exceptions import AmiActionFailed
+from gateway.pbx.exceptions import (
+    AmiActionFailed,
+    AmiActionTimeout,
+    AmiConnectionLost,
+    OriginateOutcomeUnknown,
+)
 from gateway.pbx.values import OriginateOutcome, OriginateResult, originate_outcome
 
 log = logging.getLogger(__name__)
@@ -19,19 +30,21 @@ log = logging.getLogger(__name__)
 GetLink = Callable[[str], Awaitable[Sender]]
 
 
-class Originator:
-    """Originates calls on one PBX link and ties the answered ones to their variables."""
+def check_variables(variables: Mapping[str, str]) -> None:
+    """Refuse a variable Asterisk would misread (``=`` in a name, a line break in a value)."""
+    for key, value in variables.items():
+        if "=" in key or not key or "\n" in value or "\r" in value:
+            raise ValueError(f"bad Originate variable {key!r}")
 
-    def __init__(
-        self, pbx: str, dispatcher: Dispatcher, router: AgiRouter, link: GetLink, wait: float
-    ) -> None:
+
+class Originator:
+    """Originates calls on one PBX link."""
+
+    def __init__(self, pbx: str, dispatcher: Dispatcher, link: GetLink, wait: float) -> None:
         self._pbx = pbx
         self._dispatcher = dispatcher
-        self._router = router
         self._link = link
         self._wait = wait  # added to the ring time: how long to wait for the outcome
-        self._vars: dict[str, dict[str, str]] = {}  # Originate ActionID → variables
-        self._originated: dict[str, str] = {}  # uniqueid → Originate ActionID
 
     async def originate(
         self,
@@ -43,12 +56,14 @@ class Originator:
         timeout_ms: int = 30000,
         variables: Mapping[str, str] | None = None,
     ) -> OriginateResult:
-        """Place a call (``Async: true``) and wait for its ``OriginateResponse``."""
+        """Place a call (``Async: true``) and wait for its ``OriginateResponse``.
+
+        Raises AmiNotConnected when nothing was sent (no attempt was made), and
+        OriginateOutcomeUnknown when the Originate went out but its outcome was lost.
+        """
         if timeout_ms <= 0:
             raise ValueError(f"timeout_ms must be positive, got {timeout_ms}")
-        for key, value in (variables or {}).items():
-            if "=" in key or not key or "\n" in value or "\r" in value:
-                raise ValueError(f"bad Originate variable {key!r}")
+        check_variables(variables or {})
         sender = await self._link(n.ACTION_ORIGINATE)
         action_id = self._dispatcher.next_action_id()
         variables = {**(variables or {}), n.VAR_GATEWAY_CALL_ID: action_id}
@@ -65,28 +80,23 @@ class Originator:
         }
         if caller_id:
             headers[n.H_CALLER_ID] = caller_id
-        self._vars[action_id] = variables
         wait = timeout_ms / 1000 + self._wait
         try:
-            event: Frame = await self._dispatcher.send(
-                sender,
-                headers,
-                "originate",
-                wait,
-                on_event=lambda frame: self._note_originated(action_id, frame),
-            )
+            event: Frame = await self._dispatcher.send(sender, headers, "originate", wait)
         except AmiActionFailed as exc:
-            self._vars.pop(action_id, None)
             log.warning("PBX %s: Originate to %s refused: %s", self._pbx, channel, exc.message)
             return OriginateResult(
                 OriginateOutcome.FAILED, None, action_id, channel, "", n.RESPONSE_ERROR
             )
-        except BaseException:
-            self._vars.pop(action_id, None)
-            raise
+        except AmiConnectionLost as exc:
+            raise OriginateOutcomeUnknown(self._pbx, action_id, channel, "link lost") from exc
+        except AmiActionTimeout as exc:
+            raise OriginateOutcomeUnknown(
+                self._pbx, action_id, channel, f"no OriginateResponse in {wait:g}s"
+            ) from exc
         outcome = originate_outcome(event.get(n.H_RESPONSE), event.get(n.H_REASON))
         reason = event.get(n.H_REASON, "")
-        result = OriginateResult(
+        return OriginateResult(
             outcome=outcome,
             reason=int(reason) if reason.lstrip("-").isdigit() else None,
             action_id=action_id,
@@ -94,46 +104,3 @@ class Originator:
             uniqueid=event.get(n.H_UNIQUEID, ""),
             response=event.get(n.H_RESPONSE, ""),
         )
-        if not result.answered:
-            self._vars.pop(action_id, None)
-        return result
-
-    def _note_originated(self, action_id: str, frame: Frame) -> None:
-        uid = frame.get(n.H_UNIQUEID)
-        if frame.get(n.H_RESPONSE) == n.RESPONSE_SUCCESS and uid:
-            self._originated[uid] = action_id
-            channel = self._router.by_uniqueid(uid)
-            if channel is not None and action_id in self._vars:
-                channel.set_variables(self._vars[action_id])
-
-    def on_agi_start(self, channel: AgiChannel) -> Callable[[], Awaitable[None]] | None:
-        """Attach an answered Originate's variables to its AGI call; when the
-        AsyncAGIStart came before the OriginateResponse, return a step that asks
-        the channel which Originate it is."""
-        # Only an Originate in flight needs the uniqueid (and so the parsed Env) now.
-        call_id = self._originated.get(channel.uniqueid) if self._originated else None
-        if call_id is not None:
-            if call_id in self._vars:
-                channel.set_variables(self._vars[call_id])
-            return None
-        if not self._vars:
-            return None
-
-        async def lookup() -> None:
-            if not self._vars:
-                return
-            found = await channel.get_variable(n.VAR_GATEWAY_CALL_ID)
-            if found is not None and found in self._vars:
-                channel.set_variables(self._vars[found])
-
-        return lookup
-
-    def ev_hangup(self, frame: Frame) -> None:
-        uid = frame.get(n.H_UNIQUEID)
-        if uid:
-            call_id = self._originated.pop(uid, None)
-            if call_id is not None:
-                self._vars.pop(call_id, None)
-
-    def link_lost(self) -> None:
-        self._vars.clear()

@@ -4,7 +4,9 @@ The tracker follows ``Newchannel``/``Hangup`` while the link is up, remembers
 the live set when the link drops, and after each login compares it with the
 PBX's ``CoreShowChannels`` list: calls that survived the outage, calls lost
 while we were away, calls that appeared, and the AsyncAGI calls to hand back to
-the dialplan because no flow serves them any more.
+the dialplan because no flow serves them any more. A ``Hangup`` seen after the
+list was asked for wins over the list: Asterisk sends the events raised while it
+builds the list after the list's ``Complete``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class ChannelTracker:
         self._clock = clock
         self.live: dict[str, ChannelInfo] = {}  # uniqueid → channel
         self._at_loss: dict[str, ChannelInfo] | None = None
+        self._hung_up: set[str] | None = None  # hung up since the list was asked for
 
     def ev_newchannel(self, frame: Frame) -> None:
         uid = frame.get(n.H_UNIQUEID)
@@ -43,6 +46,12 @@ class ChannelTracker:
         uid = frame.get(n.H_UNIQUEID)
         if uid:
             self.live.pop(uid, None)
+            if self._hung_up is not None:
+                self._hung_up.add(uid)
+
+    def begin(self) -> None:
+        """The channel list is about to be asked for: from now on a Hangup wins over it."""
+        self._hung_up = set()
 
     def link_lost(self) -> None:
         if self._at_loss is None:
@@ -59,9 +68,10 @@ class ChannelTracker:
         """Compare the PBX's channel list with what we knew; ``orphaned`` are the
         AGI channels a link loss cut off, ``serving`` tells a channel a flow serves."""
         alive: dict[str, ChannelInfo] = {}
+        hung_up, self._hung_up = self._hung_up or set(), None
         for item in items:
             uid = item.get(n.H_UNIQUEID) or item.get_ci(n.H_UNIQUEID) or ""
-            if not uid:
+            if not uid or uid in hung_up:
                 continue
             alive[uid] = ChannelInfo(
                 channel=item.get(n.H_CHANNEL, ""),

@@ -32,6 +32,7 @@ from gateway.clock import Clock
 from gateway.config import PbxSection
 from gateway.pbx.agi_router import AgiHandler, AgiRouter
 from gateway.pbx.asyncagi import AsyncAgiTransport, agi_break
+from gateway.pbx.channel import AgiChannel
 from gateway.pbx.dispatch import ActionHeaders, Dispatcher, Listener
 from gateway.pbx.exceptions import AmiActionFailed, AmiError
 from gateway.pbx.link import LOGOFF_TIMEOUT, Link, backoff_delay
@@ -68,6 +69,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+HANDBACK_TIMEOUT = 3.0  # seconds the callers in the IVR get to go back to the dialplan at close
+
 
 class AmiSession:
     """``async with AmiSession(config) as session:`` keeps one PBX link alive."""
@@ -88,7 +91,7 @@ class AmiSession:
         self.asyncagi = AsyncAgiTransport(config.name, uid, self.agi, self.action)
         self.tracker = ChannelTracker(config.name, self.clock)
         self.originator = Originator(
-            config.name, self.dispatcher, self.agi, self._link_for, config.action_timeout
+            config.name, self.dispatcher, self._link_for, config.action_timeout
         )
         self.link = Link(
             config,
@@ -98,7 +101,6 @@ class AmiSession:
             on_up=self._resync,
             on_lost=self._on_link_lost,
         )
-        self.asyncagi.on_start = self.originator.on_agi_start
         handle = self.dispatcher.handle
         handle(n.EV_NEWCHANNEL, self.tracker.ev_newchannel)
         handle(n.EV_HANGUP, self._ev_hangup)
@@ -161,6 +163,10 @@ class AmiSession:
         if self._closing:
             return
         self._closing = True
+        if self.connected:
+            # Callers in a flow go back to the dialplan (its fallback queues them for a
+            # seat) before we log off and before their flows are cancelled.
+            await self.agi.hand_back(self._send_break, HANDBACK_TIMEOUT)
         await self.link.logoff()
         await self.agi.aclose()
         await self.supervisor.aclose()
@@ -252,16 +258,27 @@ class AmiSession:
         timeout_ms: int = 30000,
         variables: Mapping[str, str] | None = None,
     ) -> OriginateResult:
-        """Place a call (``Async: true``) and wait for its ``OriginateResponse``."""
+        """Place a call (``Async: true``) and wait for its ``OriginateResponse``.
+
+        What the call is about goes in ``variables`` (channel variables the flow
+        reads with ``GET VARIABLE``). Raises AmiNotConnected when nothing was sent,
+        OriginateOutcomeUnknown when it was sent but its outcome was lost.
+        """
         return await self.originator.originate(
             channel, context, exten, priority, caller_id, timeout_ms, variables
         )
+
+    async def _send_break(self, channel: AgiChannel) -> None:
+        """Queue ``ASYNCAGI BREAK`` for a call; Asterisk runs it after the command in hand."""
+        try:
+            await self.action(agi_break(channel.name, self.asyncagi.next_command_id()))
+        except AmiError as exc:
+            log.warning("PBX %s: could not hand %s back: %s", self.name, channel.name, exc)
 
     # -- the parts' shared events --------------------------------------------------
 
     def _ev_hangup(self, frame: Frame) -> None:
         self.tracker.ev_hangup(frame)
-        self.originator.ev_hangup(frame)
         self.asyncagi.ev_hangup(frame)
 
     def _ev_shutdown(self, frame: Frame) -> None:
@@ -275,12 +292,17 @@ class AmiSession:
 
     def _on_link_lost(self) -> None:
         self.asyncagi.link_lost()
-        self.originator.link_lost()
         self.tracker.link_lost()
 
     async def _resync(self, protocol: AmiProtocol) -> None:
+        self.tracker.begin()
         items = await self.dispatcher.request_list(
             protocol, {n.H_ACTION: n.ACTION_CORE_SHOW_CHANNELS}, self.config.action_timeout
+        )
+        # Events raised while the list was built come after its Complete; the answer to
+        # a Ping comes after them, so every Hangup of that time is seen before we judge.
+        await self.dispatcher.request(
+            protocol, {n.H_ACTION: n.ACTION_PING}, self.config.action_timeout
         )
         report = self.tracker.reconcile(
             items,

@@ -36,6 +36,10 @@ class FrameSink(Protocol):
 
     def on_frame_error(self, error: FrameError) -> None: ...
 
+    def on_undecodable(self, charset: str) -> None:
+        """Frames not valid in ``charset`` were read (with replacement characters)."""
+        ...
+
 
 class AmiProtocol(AMIProtocol):  # type: ignore[misc]
     """Bytes in, frames out to the sink; frames from the session out as bytes."""
@@ -44,15 +48,20 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]
         self,
         sink: FrameSink,
         on_lost: Callable[[AmiProtocol, Exception | None], None] | None = None,
+        *,
+        charset: str = "utf-8",
     ) -> None:
         self.sink = sink
         self._on_lost = on_lost
-        self.parser = FastFrameParser(keep=sink.keep_set)
+        self.parser = FastFrameParser(keep=sink.keep_set, charset=charset)
+        self._lossy = 0
         loop = asyncio.get_running_loop()
         self.banner: asyncio.Future[str | None] = loop.create_future()
         self._await_banner = True  # until the parser has read the banner line
         self.lost: asyncio.Future[None] = loop.create_future()
         self.transport: asyncio.Transport | None = None
+        self._now = loop.time
+        self.last_read = self._now()  # any byte read proves the PBX alive
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -61,6 +70,7 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]
     def data_received(self, data: bytes) -> None:
         # The hot path: every event of a busy PBX passes here. Frames for
         # listeners go to the inbox as one batch per read.
+        self.last_read = self._now()
         sink = self.sink
         internal = sink.internal
         wanted = sink.wanted
@@ -86,6 +96,9 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]
                 keep(item)
         if batch:
             sink.inbox.put_nowait(batch)
+        if parser.lossy != self._lossy:
+            self._lossy = parser.lossy
+            sink.on_undecodable(parser.charset)
         if self._await_banner and not parser._expect_banner:
             self._await_banner = False
             if not self.banner.done():

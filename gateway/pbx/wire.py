@@ -18,7 +18,7 @@ any parsing: a busy PBX's VarSet/CEL/Newexten floods cost almost nothing.
 
 from __future__ import annotations
 
-from gateway.ami.frames import Frame, FrameError, FrameParser, parse_frame
+from gateway.ami.frames import Frame, FrameError, FrameParser
 
 _new_frame = Frame.__new__
 
@@ -78,8 +78,14 @@ def parse_lines(lines: list[str]) -> list[Frame | FrameError] | None:
 class FastFrameParser(FrameParser):
     """:class:`FrameParser` with a fast path for well-formed CRLF streams."""
 
-    def __init__(self, *, keep: frozenset[str] | None = None, expect_banner: bool = True) -> None:
-        super().__init__(expect_banner=expect_banner)
+    def __init__(
+        self,
+        *,
+        keep: frozenset[str] | None = None,
+        expect_banner: bool = True,
+        charset: str = "utf-8",
+    ) -> None:
+        super().__init__(expect_banner=expect_banner, charset=charset)
         self.keep = keep
         self.skipped = 0  # events dropped unparsed because nobody wants them
 
@@ -100,7 +106,7 @@ class FastFrameParser(FrameParser):
         try:
             # One decode for the whole region: it ends on a frame boundary, so
             # no character is cut, and bulk decoding costs next to nothing.
-            text = buffer[:end].decode("utf-8")
+            text = buffer[:end].decode(self.charset)
         except UnicodeDecodeError:
             return super().feed(data)
         if self.keep is None:
@@ -135,5 +141,5 @@ class FastFrameParser(FrameParser):
                     self.skipped += 1
                     continue
             frame = parse_fast(piece)
-            append(frame if frame is not None else parse_frame(piece.encode("utf-8")))
+            append(frame if frame is not None else self.parse(piece.encode(self.charset)))
         return out

@@ -9,7 +9,9 @@
         │   └── MessageTooLong        the text would exceed its allowed parts
         ├── EmptyBody                 nothing to send
         ├── DuplicateKeyConflict      an idempotency key reused for another text
+        ├── NotAnOfficer              "officer" asked for a number not on file as an officer's
         ├── NoSuchMessage             no outbox row with that id
+        ├── ReplyNotHandled           a reply handler failed; the reply is offered again
         └── ProviderError             the SMS provider refused or failed a request
             ├── PermanentProviderError  never retried (invalid number, unsubscribed, auth)
             └── TransientProviderError  retried by the outbox (429, 5xx, timeout)
@@ -79,10 +81,29 @@ class DuplicateKeyConflict(SmsError):
         self.existing_id = existing_id
 
 
+class NotAnOfficer(SmsError):
+    """A text asked to go as an officer's (any hour, no opt-out) to a number that is no
+    officer's mobile in the store: whether a number is an officer's is the store's word."""
+
+    def __init__(self, masked_number: str) -> None:
+        super().__init__(
+            f"audience 'officer' refused: {masked_number} is no officer's mobile on file"
+        )
+
+
 class NoSuchMessage(SmsError):
     def __init__(self, message_id: int) -> None:
         super().__init__(f"no text #{message_id} in the outbox")
         self.message_id = message_id
+
+
+class ReplyNotHandled(SmsError):
+    """A reply handler raised: the reply stays unsettled and is offered again."""
+
+    def __init__(self, reply_id: int, handler: str) -> None:
+        super().__init__(f"reply #{reply_id}: handler {handler} failed; it will be offered again")
+        self.reply_id = reply_id
+        self.handler = handler
 
 
 class ProviderError(SmsError):

@@ -214,6 +214,11 @@ class OutboxWorker:
             self.service.wakeup.set()  # a slot is free
 
     async def _still_held(self, message: OutboxMessage) -> bool:
+        """Whether this worker may call the provider for ``message``: its lease has more
+        than half its length left (a fresh claim: no write needed), or renews."""
+        left = message.lease_until - self.clock.now() if message.lease_until else None
+        if left is not None and left > self.lease / 2:
+            return True
         if await self.repo.renew(message.id, self.owner, self.lease):
             return True
         log.warning("text #%d: lease lost before a provider call; left to its holder", message.id)

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 import aiosqlite
 
 from gateway.clock import Clock
 from gateway.config import Config, SmsSection
 from gateway.phone import InvalidPhoneNumber, Use, mask, to_e164
-from gateway.sms.exceptions import DuplicateKeyConflict, SmsError
-from gateway.sms.policy import FAILED, QUEUED, QuietHours, earliest_send
+from gateway.sms.exceptions import DuplicateKeyConflict, NotAnOfficer, ReplyNotHandled, SmsError
+from gateway.sms.policy import FAILED, QUEUED, Backoff, QuietHours, earliest_send
 from gateway.sms.templates import AUDIENCES, PURPOSES, TemplateSet, load_templates
 from gateway.sms.webhooks import STATUS_PATH
 from gateway.store.sms import InboundText, NewText, OutboxMessage, SmsRepository, StatusUpdate
@@ -30,6 +32,10 @@ log = logging.getLogger(__name__)
 OPT_OUT_WORDS = frozenset({"TD", "退订", "STOP", "UNSUBSCRIBE", "T"})
 # Twilio's code for an unsubscribed recipient, reused for our own opt-out list.
 OPTED_OUT_CODE = "21610"
+# A reply not settled this long after it was stored (a crash while its handler ran)
+# is offered again; one whose handler keeps failing is given up after MAX_OFFERS.
+OFFER_GRACE = timedelta(minutes=1)
+MAX_OFFERS = 10
 
 ReplyHandler = Callable[[InboundText], Awaitable[bool]]
 
@@ -66,6 +72,9 @@ class SmsService:
         self.quiet = QuietHours.parse(config.quiet_start, config.quiet_end, clock.tz)
         self.wakeup = asyncio.Event()  # set when a text is queued; the worker waits on it
         self._reply_handlers: list[tuple[str, ReplyHandler]] = []
+        self._offering: set[int] = set()  # replies a handler is working on now
+        self._offer_backoff = Backoff(config.backoff_min, config.backoff_max)
+        self._rng = random.Random()
 
     @classmethod
     def from_config(
@@ -104,21 +113,23 @@ class SmsService:
 
         Raises :class:`~gateway.phone.InvalidPhoneNumber` (invalid or fixed-line
         number) and :class:`~gateway.sms.exceptions.TemplateError` subclasses
-        (unknown template, missing/unknown/over-long variable, too many parts). A
-        citizen on the opt-out list gets a row marked ``failed`` (code 21610), not
-        an exception, so the caller's record shows why nothing was sent.
+        (unknown template, missing/unknown/over-long variable, too many parts), and
+        :class:`~gateway.sms.exceptions.NotAnOfficer` when ``audience="officer"`` is
+        asked for a number that is no officer's on file. A citizen on the opt-out
+        list gets a row marked ``failed`` (code 21610), not an exception, so the
+        caller's record shows why nothing was sent.
         """
         spec = self.templates.get(template)
         purpose = purpose or spec.purpose
-        audience = audience or spec.audience
         if purpose not in PURPOSES:
             raise SmsError(f"purpose {purpose!r} is not one of {', '.join(PURPOSES)}")
-        if audience not in AUDIENCES:
+        if audience is not None and audience not in AUDIENCES:
             raise SmsError(f"audience {audience!r} is not one of {', '.join(AUDIENCES)}")
         key = idempotency_key.strip()
         if not key:
             raise SmsError("an idempotency key is required (the same order must never text twice)")
         number = to_e164(to, use=Use.TEXT)
+        audience = await self._audience(number, audience or spec.audience, audience == "officer")
         rendered = self.templates.render(template, variables)
         now = self.clock.now()
         status, code, reason = QUEUED, None, None
@@ -159,6 +170,19 @@ class SmsService:
             self.wakeup.set()
         return message
 
+    async def _audience(self, number: str, wanted: str, insisted: bool) -> str:
+        """Who a text goes to, by the store's word: ``officer`` (any hour, no opt-out)
+        only if the template or the caller says so *and* the number is an officer's
+        mobile on file; otherwise ``citizen``. A caller that insists on ``officer`` for
+        another number is refused (:class:`NotAnOfficer`)."""
+        if wanted != "officer":
+            return "citizen"
+        if await self.repo.is_officer(number):
+            return "officer"
+        if insisted:
+            raise NotAnOfficer(mask(number))
+        return "citizen"
+
     def add_reply_handler(self, handler: ReplyHandler, name: str | None = None) -> None:
         """Offer every new reply to ``handler`` (in order); it returns True if it took it."""
         label = name or str(getattr(handler, "__qualname__", "handler"))
@@ -175,33 +199,81 @@ class SmsService:
     async def handle_inbound(
         self, sid: str, from_number: str, to_number: str, body: str
     ) -> InboundResult:
-        """Store a reply once, honour opt-out words, offer it to the reply handlers."""
+        """Store a reply once, honour opt-out words, offer it to the reply handlers.
+
+        A reply already stored is a duplicate only once settled: Twilio's retry of a
+        webhook we answered 500 offers it again. Raises :class:`ReplyNotHandled` when a
+        handler fails (the webhook answers 500; the reply is re-offered later)."""
         try:
             sender = to_e164(from_number)
         except InvalidPhoneNumber:
             sender = from_number.strip()  # kept as received: a short code or alphanumeric
-        reply, created = await self.repo.store_inbound(sid, sender, to_number.strip(), body)
-        if not created:
+        reply, created = await self.repo.store_inbound(
+            sid, sender, to_number.strip(), body, OFFER_GRACE
+        )
+        if (not created and reply.settled) or reply.id in self._offering:
             return InboundResult(reply, True, False, reply.handled_by)
         if is_opt_out(body):
             added = await self.repo.opt_out(sender, body.strip())
             await self.repo.mark_handled(reply.id, "opt-out")
             log.info("%s opted out of texts (%s)", mask(sender), "new" if added else "again")
             return InboundResult(reply, False, True, "opt-out")
-        for name, handler in self._reply_handlers:
-            try:
-                taken = await handler(reply)
-            except Exception:
-                log.exception("reply handler %s failed on reply #%d", name, reply.id)
+        return InboundResult(reply, False, False, await self._offer(reply))
+
+    async def reoffer_due(self) -> int:
+        """Offer again the replies a handler failed on (or a crash cut short) that are
+        due; a supervised loop calls this. Returns how many were settled."""
+        settled = 0
+        for reply in await self.repo.due_offers(100):
+            if reply.id in self._offering:
                 continue
-            if taken:
-                await self.repo.mark_handled(reply.id, name)
-                return InboundResult(reply, False, False, name)
-        known = await self.repo.last_to(sender)
+            try:
+                await self._offer(reply)
+            except ReplyNotHandled:
+                continue
+            settled += 1
+        return settled
+
+    async def _offer(self, reply: InboundText) -> str | None:
+        """Offer ``reply`` to each handler in order; the name of the one that took it."""
+        self._offering.add(reply.id)
+        try:
+            for name, handler in self._reply_handlers:
+                try:
+                    taken = await handler(reply)
+                except Exception as exc:
+                    await self._offer_failed(reply, name, exc)
+                    raise ReplyNotHandled(reply.id, name) from exc
+                if taken:
+                    await self.repo.mark_handled(reply.id, name)
+                    return name
+            await self.repo.mark_handled(reply.id, None)
+        finally:
+            self._offering.discard(reply.id)
+        known = await self.repo.last_to(reply.from_number)
         log.info(
             "reply #%d from %s %s; no handler took it",
             reply.id,
-            mask(sender),
+            mask(reply.from_number),
             "to a text we sent" if known else "(a number we never texted)",
         )
-        return InboundResult(reply, False, False, None)
+        return None
+
+    async def _offer_failed(self, reply: InboundText, name: str, exc: Exception) -> None:
+        offers = reply.offers + 1
+        error = f"{name}: {type(exc).__name__}: {exc}"
+        if offers >= MAX_OFFERS:
+            log.error("reply #%d: handler %s failed %d times; given up", reply.id, name, offers)
+            await self.repo.offer_failed(reply.id, error, None)
+            return
+        delay = self._offer_backoff.delay(offers, None, self._rng)
+        log.log(
+            logging.ERROR if offers == 1 else logging.WARNING,
+            "reply #%d: handler %s failed (%s); offered again in %.0fs",
+            reply.id,
+            name,
+            error,
+            delay,
+            exc_info=exc if offers == 1 else None,
+        )
+        await self.repo.offer_failed(reply.id, error, self.clock.now() + timedelta(seconds=delay))

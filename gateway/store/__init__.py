@@ -8,25 +8,40 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
+
+import aiosqlite
 
 from gateway.clock import Clock
 from gateway.store.callbacks import CallbackRepository
 from gateway.store.calls import CallRecordRepository
 from gateway.store.cases import CaseRepository
 from gateway.store.db import Database, StoreError, StoreUnavailable
+from gateway.store.figures import FigureRepository
+from gateway.store.reader import ReadConnection
 from gateway.store.sessions import SessionRepository
 from gateway.store.sms import SmsRepository
 from gateway.store.units import Officer, Unit, UnitRepository
+from gateway.supervise import Supervisor
+
+log = logging.getLogger(__name__)
+
+OPTIMIZE_EVERY = 24 * 3600.0
+# Bounds the work of one PRAGMA optimize on a big store (rows sampled per index).
+ANALYSIS_LIMIT = 1000
 
 __all__ = ["Database", "Officer", "Store", "StoreError", "StoreUnavailable", "Unit"]
 
 
 class Store:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, reads: ReadConnection | None = None) -> None:
         self.db = db
+        self.reads = reads
         self.clock = clock
         self.units = UnitRepository(db, clock)
         self.sms = SmsRepository(db, clock)
@@ -34,12 +49,46 @@ class Store:
         self.calls = CallRecordRepository(db, clock)
         self.cases = CaseRepository(db, clock)
         self.sessions = SessionRepository(db, clock)
+        self.figures = FigureRepository(reads or db, clock)
+        # The same read queries as calls and cases, on the read connection (reads only).
+        read_db = cast(Database, reads or db)
+        self.read_calls = CallRecordRepository(read_db, clock)
+        self.read_cases = CaseRepository(read_db, clock)
 
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, path: Path, clock: Clock, *, migrate: bool = True) -> AsyncIterator[Store]:
-        async with Database.open(path, migrate=migrate) as db:
-            yield cls(db, clock)
+        async with (
+            Database.open(path, migrate=migrate) as db,
+            ReadConnection.open(path) as reads,
+        ):
+            store = cls(db, clock, reads)
+            supervisor = Supervisor("store")
+            supervisor.loop("optimize", store._optimize_daily)
+            try:
+                yield store
+            finally:
+                await supervisor.aclose()
+                await store.optimize()
+
+    async def optimize(self) -> None:
+        """``PRAGMA optimize``: refresh the planner's statistics where they are stale
+        (the first time, when the store has none, ``ANALYZE`` them all), each index
+        sampled at most :data:`ANALYSIS_LIMIT` rows so that a big store stays quick."""
+        try:
+            async with self.db.transaction() as conn:
+                await conn.execute(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
+                cursor = await conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
+                )
+                analysed = await cursor.fetchone() is not None
+                await conn.execute("PRAGMA optimize" if analysed else "ANALYZE")
+        except (aiosqlite.Error, ValueError) as exc:
+            log.warning("store %s: PRAGMA optimize failed: %s", self.db.path, exc)
+
+    async def _optimize_daily(self) -> None:
+        await asyncio.sleep(OPTIMIZE_EVERY)
+        await self.optimize()
 
     async def ping(self) -> None:
         await self.db.fetchone("SELECT 1")

@@ -24,6 +24,15 @@ import aiosqlite
 from gateway.clock import Clock, parse_utc, utc_iso
 from gateway.store.db import Database, StoreError
 
+# Call records (the call log) of calls with the citizen of the attempt at hand that
+# began with or after it (records carry whole seconds: the bound is 2 s earlier;
+# the comparison is on the ISO text, so the index on started_at serves).
+_CITIZEN_CALLS = (
+    "SELECT 1 FROM call_records r JOIN served_items i ON i.id = callback_attempts.item_id"
+    " WHERE r.started_at >= strftime('%Y-%m-%dT%H:%M:%S', callback_attempts.started_at,"
+    " '-2 seconds') AND i.citizen_number IN (r.dialled_number, r.caller_number)"
+)
+
 
 class LostRace(StoreError):
     """A conditional change found the row no longer in the state it was decided from."""
@@ -331,14 +340,16 @@ class CallbackRepository:
     async def attempt_answered(
         self, attempt_id: int, *, action_id: str | None, uniqueid: str | None, up_until: datetime
     ) -> bool:
-        """The Originate was answered; False if the attempt already moved on (its
-        survey ended first, or it was settled meanwhile)."""
+        """The Originate was answered. True while its survey is still to come or under
+        way; False if the attempt already ended (its survey ended first, or it was
+        settled meanwhile): nothing is changed then."""
         now = utc_iso(self._clock.now())
         return await self._attempt_change(
             "UPDATE callback_attempts SET outcome = 'answered',"
             " answered_at = COALESCE(answered_at, ?), action_id = COALESCE(?, action_id),"
-            " uniqueid = COALESCE(?, uniqueid), up_until = ?"
-            " WHERE id = ? AND outcome = 'placed'",
+            " uniqueid = COALESCE(?, uniqueid),"
+            " up_until = CASE WHEN survey_started_at IS NULL THEN ? ELSE up_until END"
+            " WHERE id = ? AND outcome IN ('placed', 'answered') AND ended_at IS NULL",
             (now, action_id, uniqueid, utc_iso(up_until), attempt_id),
         )
 
@@ -398,13 +409,17 @@ class CallbackRepository:
         return [Attempt(*r) for r in rows]
 
     async def settle_lapsed(self, now: datetime) -> list[Attempt]:
-        """Attempts whose outcome was lost and whose call can no longer be up: closed
-        as ``unknown`` (the attempt counts, nothing else is known)."""
+        """Attempts whose outcome was lost, closed as ``unknown`` (the attempt counts)
+        once their call is known to be over: the call log holds a finished record of a
+        call with the citizen that began after the attempt and none still open, or
+        the call can no longer be up (its ``up_until`` has passed)."""
         stamp = utc_iso(now)
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
                 "UPDATE callback_attempts SET ended_at = ?, up_until = NULL"
-                " WHERE outcome = 'unknown' AND ended_at IS NULL AND up_until <= ?"
+                " WHERE outcome = 'unknown' AND ended_at IS NULL AND (up_until <= ?"
+                f" OR (EXISTS ({_CITIZEN_CALLS} AND r.complete = 1)"
+                f" AND NOT EXISTS ({_CITIZEN_CALLS} AND r.complete = 0)))"
                 " RETURNING id, item_id, round, attempt, channel, outcome",
                 (stamp, stamp),
             )
@@ -518,7 +533,9 @@ class CallbackRepository:
 
     async def expired_sms_items(self, now: datetime) -> list[ServedItem]:
         return await self._items(
-            "WHERE status = 'sms' AND sms_expires_at <= ? ORDER BY id", (utc_iso(now),)
+            # likelihood(): few items wait for a text; see gateway.store.figures.FEW.
+            "WHERE likelihood(status = 'sms', 0.001) AND sms_expires_at <= ? ORDER BY id",
+            (utc_iso(now),),
         )
 
     # -- ratings ------------------------------------------------------------

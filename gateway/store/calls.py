@@ -11,12 +11,12 @@ record or the attachment.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gateway.calllog.builder import ABANDONED, DIRECTIONS, INBOUND, CallRecord
+from gateway.calllog.builder import ABANDONED, ANSWERED, DIRECTIONS, FAILED, INBOUND, CallRecord
 from gateway.clock import Clock, parse_utc, utc_iso
 from gateway.store.db import Database, StoreError
 
@@ -24,12 +24,12 @@ _COLUMNS = (
     "pbx, linkedid, uniqueid, direction, caller_number, caller_name, dialled_number,"
     " started_at, answered_at, ended_at, duration_s, billable_s, disposition, hangup_cause,"
     " hangup_cause_text, ivr_path, queue, queue_wait_s, agent, recording, case_id, dtmf,"
-    " complete, partial, note"
+    " complete, partial, note, talk_s, ended_by, originate_id"
 )
 
 _UPSERT = f"""
 INSERT INTO call_records ({_COLUMNS}, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (pbx, linkedid) DO UPDATE SET
     uniqueid = CASE WHEN excluded.partial = 1 AND call_records.partial = 0
                     THEN call_records.uniqueid ELSE excluded.uniqueid END,
@@ -57,6 +57,9 @@ ON CONFLICT (pbx, linkedid) DO UPDATE SET
     dtmf = CASE WHEN excluded.dtmf = '' THEN call_records.dtmf ELSE excluded.dtmf END,
     complete = excluded.complete,
     note = COALESCE(excluded.note, call_records.note),
+    talk_s = COALESCE(excluded.talk_s, call_records.talk_s),
+    ended_by = COALESCE(excluded.ended_by, call_records.ended_by),
+    originate_id = COALESCE(excluded.originate_id, call_records.originate_id),
     updated_at = excluded.updated_at
 WHERE call_records.complete = 0 OR excluded.complete = 1
 """
@@ -183,13 +186,52 @@ class CallRecordRepository:
         params.append(limit)
         return [_stored(r) for r in await self._db.fetchall(sql, params)]
 
+    async def close_not_live(self, pbx: str, live: Collection[str], note: str) -> list[str]:
+        """Complete the PBX's open records whose Linkedid is not in ``live``, with ``note``.
+
+        After a (re)connect the PBX's channel list is the truth: a record still open
+        in the store for a call that is not live (the gateway was killed or
+        restarted during it) ended while nobody listened. Its end is taken as its
+        last update; its disposition is ANSWERED if it was answered, else FAILED.
+        Returns the Linkedids closed.
+        """
+        rows = await self._db.fetchall(
+            "SELECT linkedid FROM call_records WHERE pbx = ? AND complete = 0", (pbx,)
+        )
+        keep = set(live)
+        stale = [row[0] for row in rows if row[0] not in keep]
+        if not stale:
+            return []
+        now = utc_iso(self._clock.now())
+        async with self._db.transaction() as conn:
+            for start in range(0, len(stale), 500):
+                chunk = stale[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                await conn.execute(
+                    "UPDATE call_records SET complete = 1,"
+                    " ended_at = COALESCE(ended_at, updated_at),"
+                    " duration_s = COALESCE(duration_s, MAX(0, (julianday(updated_at)"
+                    "  - julianday(started_at)) * 86400.0)),"
+                    " billable_s = COALESCE(billable_s, CASE WHEN answered_at IS NULL THEN 0"
+                    "  ELSE MAX(0, (julianday(updated_at) - julianday(answered_at)) * 86400.0)"
+                    "  END),"
+                    " disposition = COALESCE(disposition,"
+                    "  CASE WHEN answered_at IS NOT NULL THEN ? ELSE ? END),"
+                    " note = CASE WHEN note IS NULL THEN ? ELSE note || '; ' || ? END,"
+                    " updated_at = ?"
+                    f" WHERE pbx = ? AND complete = 0 AND linkedid IN ({marks})",
+                    (ANSWERED, FAILED, note, note, now, pbx, *chunk),
+                )
+        return stale
+
     async def count(self) -> int:
         row = await self._db.fetchone("SELECT COUNT(*) FROM call_records")
         return int(row[0]) if row else 0
 
     async def hotline_figures(self, since: datetime, until: datetime) -> HotlineFigures:
         """Inbound calls that started in ``[since, until)``: how many, how many an agent
-        took, how many callers left the queue, and the mean wait of those who queued."""
+        took, how many callers left the queue, and the mean wait of those who queued.
+        Calls the gateway placed (callback surveys) never count, whatever their direction."""
         if until <= since:
             raise StoreError(
                 f"the period ends ({utc_iso(until)}) before it starts ({utc_iso(since)})"
@@ -199,7 +241,8 @@ class CallRecordRepository:
             " COALESCE(SUM(CASE WHEN agent IS NOT NULL THEN 1 ELSE 0 END), 0),"
             " COALESCE(SUM(CASE WHEN disposition = ? THEN 1 ELSE 0 END), 0),"
             " AVG(queue_wait_s)"
-            " FROM call_records WHERE direction = ? AND started_at >= ? AND started_at < ?",
+            " FROM call_records WHERE direction = ? AND originate_id IS NULL"
+            " AND started_at >= ? AND started_at < ?",
             (ABANDONED, INBOUND, utc_iso(since), utc_iso(until)),
         )
         if row is None:
@@ -258,6 +301,9 @@ def _row(record: CallRecord, now: str) -> tuple[Any, ...]:
         int(record.complete),
         int(record.partial),
         record.note,
+        record.talk_s,
+        record.ended_by,
+        record.originate_id,
         now,
     )
 
@@ -293,5 +339,8 @@ def _stored(row: Any) -> StoredCall:
         complete=bool(row["complete"]),
         partial=bool(row["partial"]),
         note=row["note"],
+        talk_s=row["talk_s"],
+        ended_by=row["ended_by"],
+        originate_id=row["originate_id"],
     )
     return StoredCall(id=row["id"], updated_at=parse_utc(row["updated_at"]), record=record)

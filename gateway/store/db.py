@@ -68,6 +68,8 @@ def store_problem(path: Path, exc: BaseException) -> str:
         return "the disk is full (no room to write)"
     if "database is locked" in lowered or "database is busy" in lowered:
         return "the database is locked by another process"
+    if "disk i/o error" in lowered:
+        return "the disk failed a read or a write (disk I/O error)"
     if "not a database" in lowered:
         return "the file is not a SQLite database"
     if "malformed" in lowered:
@@ -82,6 +84,12 @@ def store_problem(path: Path, exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return exc.strerror or text
     return text
+
+
+def is_store_failure(exc: BaseException) -> bool:
+    """True for SQLite errors of the file or the disk (full, locked, damaged, I/O), not for
+    errors of the statement (a constraint, a misuse), which are bugs or conflicts."""
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
 
 
 def check_sequence(migrations: Sequence[Migration]) -> None:
@@ -249,7 +257,10 @@ class Database:
             try:
                 yield self.conn
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                # SQLite itself ends the transaction on some errors (a full disk): then
+                # there is nothing to roll back, and the first error is the one to tell.
+                if self.conn.in_transaction:
+                    await self.conn.execute("ROLLBACK")
                 raise
             else:
                 await self.conn.execute("COMMIT")

@@ -77,7 +77,10 @@ def _check_text_name(unit: dict[str, Any], where: str) -> None:
 
 
 async def load_seed_file(units: UnitRepository, path: Path) -> tuple[int, int]:
-    text = await asyncio.to_thread(path.read_text, "utf-8")
+    try:
+        text = await asyncio.to_thread(path.read_text, "utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StoreError(f"{path}: cannot read the seed file: {exc}") from None
     return await load_seed(units, text, str(path))
 
 

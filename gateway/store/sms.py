@@ -39,6 +39,15 @@ _COLUMNS = (
     " provider_sid, error_code, error_message, created_at, updated_at, sent_at, final_at,"
     " first_attempt_at, lease_owner, lease_until"
 )
+# A row leased to a worker that has not recorded a sid yet, read through the partial
+# index of exactly those rows (migration 0007): without INDEXED BY the planner picks
+# the provider_sid index and walks every queued row too.
+_LEASED = "status = 'sending' AND provider_sid IS NULL"
+_LEASES = "sms_messages INDEXED BY sms_messages_lease"
+_INBOUND_COLUMNS = (
+    "id, provider_sid, from_number, to_number, body, received_at, handled_by, offer_at, offers,"
+    " offer_error"
+)
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,13 @@ class InboundText:
     body: str
     received_at: datetime
     handled_by: str | None
+    offer_at: datetime | None = None  # not settled yet: (re-)offer to the handlers from then
+    offers: int = 0  # failed offers so far
+    offer_error: str | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self.offer_at is None
 
 
 @dataclass(frozen=True)
@@ -276,10 +292,10 @@ class SmsRepository:
     async def next_due(self) -> datetime | None:
         """When the next queued row comes due or the next lease without a sid expires."""
         row = await self._db.fetchone(
-            "SELECT MIN(at) FROM (SELECT MIN(next_attempt_at) AS at FROM sms_messages"
-            " WHERE status = ? UNION ALL SELECT MIN(lease_until) FROM sms_messages"
-            " WHERE status = ? AND provider_sid IS NULL)",
-            (QUEUED, SENDING),
+            f"SELECT MIN(at) FROM (SELECT MIN(next_attempt_at) AS at FROM sms_messages"
+            f" WHERE status = ? UNION ALL SELECT MIN(lease_until) FROM {_LEASES}"
+            f" WHERE {_LEASED})",
+            (QUEUED,),
         )
         return parse_utc(row[0]) if row and row[0] else None
 
@@ -295,7 +311,7 @@ class SmsRepository:
         async with self._db.transaction() as conn:
             await self._requeue_sending(
                 conn,
-                "(lease_until IS NULL OR lease_until <= ?)",
+                "lease_until <= ?",
                 (at,),
                 at,
                 "lease expired mid-send: look it up at the provider before re-sending",
@@ -352,10 +368,10 @@ class SmsRepository:
         detail: str,
     ) -> list[int]:
         cursor = await conn.execute(
-            f"UPDATE sms_messages SET status = ?, needs_lookup = 1, updated_at = ?,"
+            f"UPDATE {_LEASES} SET status = ?, needs_lookup = 1, updated_at = ?,"
             f" next_attempt_at = ?, lease_owner = NULL, lease_until = NULL"
-            f" WHERE status = ? AND provider_sid IS NULL AND {condition} RETURNING id",
-            (QUEUED, now, now, SENDING, *params),
+            f" WHERE {_LEASED} AND {condition} RETURNING id",
+            (QUEUED, now, now, *params),
         )
         ids = [int(r[0]) for r in await cursor.fetchall()]
         for message_id in ids:
@@ -558,37 +574,55 @@ class SmsRepository:
     # -- replies and opt-outs ----------------------------------------------------
 
     async def store_inbound(
-        self, sid: str, from_number: str, to_number: str, body: str
+        self, sid: str, from_number: str, to_number: str, body: str, offer_after: timedelta
     ) -> tuple[InboundText, bool]:
-        """Store a reply once per provider sid; ``(reply, created)``."""
-        now = utc_iso(self._clock.now())
+        """Store a reply once per provider sid; ``(reply, created)``. A new reply is
+        unsettled, due for a re-offer after ``offer_after`` unless settled sooner (so a
+        crash while its handler runs is not the end of it)."""
+        now = self._clock.now()
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                "INSERT INTO sms_inbound (provider_sid, from_number, to_number, body, received_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (provider_sid) DO NOTHING RETURNING id",
-                (sid, from_number, to_number, body, now),
+                "INSERT INTO sms_inbound (provider_sid, from_number, to_number, body, received_at,"
+                " offer_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (provider_sid) DO NOTHING RETURNING id",
+                (sid, from_number, to_number, body, utc_iso(now), utc_iso(now + offer_after)),
             )
             row = await cursor.fetchone()
         created = row is not None
         found = await self._db.fetchone(
-            "SELECT id, provider_sid, from_number, to_number, body, received_at, handled_by"
-            " FROM sms_inbound WHERE provider_sid = ?",
-            (sid,),
+            f"SELECT {_INBOUND_COLUMNS} FROM sms_inbound WHERE provider_sid = ?", (sid,)
         )
         assert found is not None
         return _inbound(found), created
 
-    async def mark_handled(self, inbound_id: int, handler: str) -> None:
+    async def mark_handled(self, inbound_id: int, handler: str | None) -> None:
+        """Settle a reply: taken by ``handler``, or by none (None)."""
         async with self._db.transaction() as conn:
             await conn.execute(
-                "UPDATE sms_inbound SET handled_by = ? WHERE id = ?", (handler, inbound_id)
+                "UPDATE sms_inbound SET handled_by = ?, offer_at = NULL WHERE id = ?",
+                (handler, inbound_id),
             )
 
-    async def inbound(self, from_number: str | None = None, limit: int = 50) -> list[InboundText]:
-        sql = (
-            "SELECT id, provider_sid, from_number, to_number, body, received_at, handled_by"
-            " FROM sms_inbound"
+    async def offer_failed(self, inbound_id: int, error: str, retry_at: datetime | None) -> None:
+        """A handler failed on the reply: offer it again at ``retry_at`` (None: give up)."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE sms_inbound SET offers = offers + 1, offer_error = ?, offer_at = ?"
+                " WHERE id = ? AND handled_by IS NULL",
+                (error, utc_iso(retry_at) if retry_at else None, inbound_id),
+            )
+
+    async def due_offers(self, limit: int) -> list[InboundText]:
+        """Unsettled replies due for a re-offer, oldest first."""
+        rows = await self._db.fetchall(
+            f"SELECT {_INBOUND_COLUMNS} FROM sms_inbound WHERE offer_at IS NOT NULL"
+            f" AND offer_at <= ? ORDER BY offer_at, id LIMIT ?",
+            (utc_iso(self._clock.now()), limit),
         )
+        return [_inbound(r) for r in rows]
+
+    async def inbound(self, from_number: str | None = None, limit: int = 50) -> list[InboundText]:
+        sql = f"SELECT {_INBOUND_COLUMNS} FROM sms_inbound"
         params: list[object] = []
         if from_number is not None:
             sql += " WHERE from_number = ?"
@@ -613,6 +647,11 @@ class SmsRepository:
             )
             return await cursor.fetchone() is not None
 
+    async def is_officer(self, number: str) -> bool:
+        """Whether ``number`` (E.164) is an officer's mobile in the officers table."""
+        row = await self._db.fetchone("SELECT 1 FROM officers WHERE mobile = ? LIMIT 1", (number,))
+        return row is not None
+
     async def is_opted_out(self, number: str) -> bool:
         row = await self._db.fetchone("SELECT 1 FROM sms_optouts WHERE number = ?", (number,))
         return row is not None
@@ -629,4 +668,6 @@ class SmsRepository:
 
 
 def _inbound(r: Any) -> InboundText:
-    return InboundText(int(r[0]), r[1], r[2], r[3], r[4], parse_utc(r[5]), r[6])
+    return InboundText(
+        int(r[0]), r[1], r[2], r[3], r[4], parse_utc(r[5]), r[6], _opt(r[7]), int(r[8]), r[9]
+    )

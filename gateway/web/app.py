@@ -8,15 +8,20 @@ opened and closed by its own cleanup context and kept under a typed
 its cleanup contexts and its health checks; the factory only wires.
 
 One middleware turns every error into JSON ``{"error", "message", "details"}``;
-another asks for ``Authorization: Bearer <web.api_token>`` on ``/api/``. Twilio's
-webhooks (``/twilio/``) are authenticated by their signature instead, and
-``/health`` is open: it says which peers answer, nothing more.
+a store that fails (full disk, locked, damaged) is a 503 naming the store, and
+each kind of failure is logged once a minute at most, in one line, not once per
+request. Another asks for ``Authorization: Bearer <web.api_token>`` on ``/api/``,
+and answers 429 to an address that failed too often (:mod:`gateway.web.auth`).
+Twilio's webhooks (``/twilio/``) are authenticated by their signature instead,
+and ``/health`` is open: it says which peers answer (the store by a write),
+nothing more.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -27,7 +32,9 @@ from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.phone import InvalidPhoneNumber
 from gateway.sms.exceptions import NoSuchMessage, SmsError, TemplateError
-from gateway.store import Store
+from gateway.store import Store, StoreUnavailable
+from gateway.store.db import is_store_failure, store_problem
+from gateway.web.auth import LIMITER, FailureLimiter, bearer_token, client_address, token_matches
 from gateway.web.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -39,6 +46,31 @@ CONFIG = web.AppKey("config", Config)
 CLOCK = web.AppKey("clock", Clock)
 STORE = web.AppKey("store", Store)
 HEALTH_CHECKS: web.AppKey[dict[str, HealthCheck]] = web.AppKey("health_checks", dict)
+
+
+class FailureLog:
+    """Logs each kind of failure once per ``interval`` seconds, with how many were
+    left out since, so a failing disk gives a line a minute rather than a traceback
+    per request."""
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._quiet: dict[str, int] = {}
+
+    def error(self, kind: str, message: str, *, traceback: bool = False) -> None:
+        now = time.monotonic()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.interval:
+            self._quiet[kind] = self._quiet.get(kind, 0) + 1
+            return
+        self._last[kind] = now
+        quiet = self._quiet.pop(kind, 0)
+        more = f" ({quiet} more since the last report)" if quiet else ""
+        log.error("%s%s", message, more, exc_info=True if traceback else None)
+
+
+FAILURES = web.AppKey("failure_log", FailureLog)
 
 _STATUS_IDS = {
     400: "bad_request",
@@ -54,9 +86,33 @@ _STATUS_IDS = {
 }
 
 
-def error_response(status: int, error_id: str, message: str, details: Any = None) -> web.Response:
+def error_response(
+    status: int,
+    error_id: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     return web.json_response(
-        {"error": error_id, "message": message, "details": details or {}}, status=status
+        {"error": error_id, "message": message, "details": details or {}},
+        status=status,
+        headers=headers,
+    )
+
+
+def _store_unavailable(request: web.Request, exc: Exception) -> web.Response:
+    """A 503 naming the store and its problem; logged once per kind of problem."""
+    if isinstance(exc, StoreUnavailable):
+        path, problem = exc.path, exc.problem
+    else:
+        path = request.app[CONFIG].store_path
+        if STORE in request.app:
+            path = request.app[STORE].db.path
+        problem = store_problem(path, exc)
+    message = f"store {path}: {problem}"
+    request.app[FAILURES].error(f"store: {problem}", f"{request.method} {request.path}: {message}")
+    return error_response(
+        503, "store_unavailable", message, {"store": str(path)}, {"Retry-After": "30"}
     )
 
 
@@ -67,7 +123,9 @@ async def error_middleware(
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.error_id, exc.message, exc.details)
+        return error_response(exc.status, exc.error_id, exc.message, exc.details, exc.headers)
+    except StoreUnavailable as exc:
+        return _store_unavailable(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -86,8 +144,14 @@ async def error_middleware(
     except GatewayError as exc:
         log.error("%s %s: %s", request.method, request.path, exc)
         return error_response(500, "gateway_error", str(exc))
-    except Exception:
-        log.exception("%s %s failed", request.method, request.path)
+    except Exception as exc:
+        if is_store_failure(exc):
+            return _store_unavailable(request, exc)
+        request.app[FAILURES].error(
+            f"{request.method} {request.path} {type(exc).__name__}",
+            f"{request.method} {request.path} failed",
+            traceback=True,
+        )
         return error_response(500, "internal_error", "internal error; see the gateway log")
 
 
@@ -99,11 +163,12 @@ async def auth_middleware(
         token = request.app[CONFIG].web.api_token
         if not token:
             raise ApiError(401, "unauthorized", "the API is closed: web.api_token is not set")
-        given = request.headers.get("Authorization", "")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(
-            value.strip().encode(), token.reveal().encode()
-        ):
+        limiter = request.app[LIMITER]
+        limiter.check(request)
+        given = bearer_token(request)
+        if given is None or not token_matches(token, given):
+            if given:
+                limiter.failed(client_address(request))
             raise ApiError(401, "unauthorized", "missing or wrong bearer token")
     return await handler(request)
 
@@ -122,7 +187,11 @@ def _store_context(path_store: Store | None) -> Callable[[web.Application], Any]
 
 
 async def _ping_store(app: web.Application) -> None:
-    await app[STORE].ping()
+    store = app[STORE]
+    try:
+        await store.ping_write()
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(store.db.path, store_problem(store.db.path, exc)) from exc
 
 
 async def health(request: web.Request) -> web.Response:
@@ -136,7 +205,7 @@ async def health(request: web.Request) -> web.Response:
         except Exception as exc:
             ok = False
             results[name] = {"status": "failing", "reason": str(exc)}
-            log.warning("health: %s failing: %s", name, exc)
+            request.app[FAILURES].error(f"health {name}: {exc}", f"health: {name} failing: {exc}")
     return web.json_response(
         {"status": "ok" if ok else "failing", "checks": results}, status=200 if ok else 503
     )
@@ -153,6 +222,8 @@ def create_web_app(
     app = web.Application(middlewares=[error_middleware, auth_middleware])
     app[CONFIG] = config
     app[CLOCK] = clock or Clock()
+    app[FAILURES] = FailureLog()
+    app[LIMITER] = FailureLimiter(config.web.auth_max_failures, config.web.auth_failure_window)
     checks: dict[str, HealthCheck] = {"store": _ping_store}
     app[HEALTH_CHECKS] = checks
     app.cleanup_ctx.append(_store_context(store))

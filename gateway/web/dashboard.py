@@ -14,8 +14,12 @@ Every ``/dashboard`` request needs a session cookie or ``Authorization: Bearer
 <web.api_token>`` (for tools). The cookie is ``<issued>.<nonce>.<hmac>``: an
 HMAC-SHA256 over the issue time and a random nonce, keyed with a key derived from
 the token, so changing the token ends every session. It is HttpOnly and
-SameSite=Strict and lasts :data:`SESSION_TTL`. Without a session a page redirects
-to ``/login`` and the JSON answers 401. Neither the token nor the cookie is logged.
+SameSite=Strict (and Secure on HTTPS or with ``web.secure_cookies``) and lasts
+:data:`SESSION_TTL`; ``/logout`` records its nonce in the store, which ends it on
+the server too. Without a session a page redirects to ``/login`` and the JSON
+answers 401. Wrong tokens count against the client's address
+(:class:`gateway.web.auth.FailureLimiter`): too many give 429 with
+``Retry-After``. Neither the token nor the cookie is logged.
 
 The three-colour warning (:func:`warning_colour`) marks each unit's first-callback
 satisfaction green at :data:`GREEN_AT` or more, yellow at :data:`YELLOW_AT` or
@@ -31,7 +35,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -39,12 +43,20 @@ from typing import Any
 from aiohttp import web
 
 from gateway.callbacks.policy import LEVEL_NAMES, TOP_LEVEL
-from gateway.callbacks.report import percent, satisfaction_table
+from gateway.callbacks.report import (
+    MAX_DAYS,
+    Period,
+    last_days,
+    overall_row,
+    percent,
+    satisfaction_rows,
+)
 from gateway.clock import Clock, utc_iso
 from gateway.config import Secret
 from gateway.store import Store
 from gateway.store.cases import CATEGORIES, CATEGORY_NAMES
 from gateway.web.app import CLOCK, CONFIG, STORE
+from gateway.web.auth import LIMITER, bearer_token, client_address, token_matches
 from gateway.web.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -56,6 +68,9 @@ YELLOW_AT = 0.90
 SESSION_COOKIE = "gw_dashboard"
 SESSION_TTL = timedelta(hours=12)
 REFRESH_SECONDS = 10
+# The callbacks, orders and texts the dashboard shows cover the last WINDOW_DAYS local
+# days unless the page asks for another window (``?days=N``).
+WINDOW_DAYS = 30
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {
@@ -105,35 +120,50 @@ def new_session(token: Secret, now: datetime) -> str:
     return f"{body}.{mac}"
 
 
-def session_valid(token: Secret, value: str, now: datetime) -> bool:
-    """True if ``value`` was signed with ``token``'s key and is younger than SESSION_TTL."""
+def _session_parts(token: Secret, value: str) -> tuple[int, str] | None:
+    """(issue time, nonce) of a session value signed with ``token``'s key, else None."""
     if not token:
-        return False
+        return None
     issued_text, _, rest = value.partition(".")
     nonce, _, mac = rest.partition(".")
-    if not issued_text.isdigit() or not nonce or not mac:
-        return False
+    if not issued_text.isdigit() or len(issued_text) > 12 or not nonce or not mac:
+        return None
     expected = hmac.new(
         _session_key(token), f"{issued_text}.{nonce}".encode(), hashlib.sha256
     ).hexdigest()
-    if not hmac.compare_digest(mac.encode(), expected.encode()):
+    if not mac.isascii() or not hmac.compare_digest(mac.encode(), expected.encode()):
+        return None
+    return int(issued_text), nonce
+
+
+def session_valid(token: Secret, value: str, now: datetime) -> bool:
+    """True if ``value`` was signed with ``token``'s key and is younger than SESSION_TTL
+    (the store may still know it as ended: see :func:`authenticated`)."""
+    parts = _session_parts(token, value)
+    if parts is None:
         return False
-    age = now.timestamp() - int(issued_text)
+    age = now.timestamp() - parts[0]
     return -60 <= age <= SESSION_TTL.total_seconds()
 
 
-def _token_matches(token: Secret, given: str) -> bool:
-    return bool(token) and secrets.compare_digest(given.encode(), token.reveal().encode())
+async def authenticated(request: web.Request) -> bool:
+    """A valid bearer token, or a valid session cookie not ended by a logout.
 
-
-def authenticated(request: web.Request) -> bool:
-    """A valid session cookie or a valid bearer token."""
+    A wrong bearer token counts against the client's address; an address over the
+    limit gets 429 whatever it sends."""
     token = request.app[CONFIG].web.api_token
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and _token_matches(token, value.strip()):
-        return True
+    limiter = request.app[LIMITER]
+    limiter.check(request)
+    given = bearer_token(request)
+    if given:
+        if token_matches(token, given):
+            return True
+        limiter.failed(client_address(request))
     cookie = request.cookies.get(SESSION_COOKIE)
-    return cookie is not None and session_valid(token, cookie, request.app[CLOCK].now())
+    if cookie is None or not session_valid(token, cookie, request.app[CLOCK].now()):
+        return False
+    parts = _session_parts(token, cookie)
+    return parts is not None and not await request.app[STORE].sessions.ended(parts[1])
 
 
 # -- figures ----------------------------------------------------------------------
@@ -165,22 +195,31 @@ def _age(delta: timedelta) -> str:
     return f"{minutes}分钟"
 
 
-async def dashboard_figures(store: Store, clock: Clock) -> dict[str, Any]:
-    """Everything the page shows, as JSON-ready data (``/dashboard/data.json``)."""
+async def dashboard_figures(store: Store, clock: Clock, days: int = WINDOW_DAYS) -> dict[str, Any]:
+    """Everything the page shows, as JSON-ready data (``/dashboard/data.json``): today's
+    hotline and cases, and the callbacks, orders and texts of the last ``days`` local
+    days. Viewers share one computation every few seconds (``store.figures.cached``)."""
+    period = last_days(clock, days)
+    key = ("dashboard", days, period.last)
+    return await store.figures.cached(key, lambda: _figures(store, clock, period))
+
+
+async def _figures(store: Store, clock: Clock, period: Period) -> dict[str, Any]:
     now = clock.now()
     day = today(clock)
-    hotline = await store.calls.hotline_figures(day.start, day.end)
-    opened = await store.cases.opened_by_category(day.start, day.end)
-    ratings = await store.callbacks.first_round_ratings()
-    overall = satisfaction_table(ratings, "all", clock)
+    hotline = await store.read_calls.hotline_figures(day.start, day.end)
+    opened = await store.read_cases.opened_by_category(day.start, day.end)
+    by_unit = satisfaction_rows(
+        await store.figures.satisfaction(period.since, period.until, "unit")
+    )
+    overall = overall_row(by_unit)
     units = sorted(
-        satisfaction_table(ratings, "unit", clock),
+        by_unit,
         key=lambda row: (row.figures.rate if row.figures.rate is not None else 2.0, row.key),
     )
-    unit_names = {u.id: u.name for u in await store.units.units()}
     orders = []
-    for order in await store.callbacks.orders(("open", "reported")):
-        item = await store.callbacks.item(order.item_id)
+    for listed in await store.figures.active_orders():
+        order = listed.order
         orders.append(
             {
                 "ref": order.ref,
@@ -188,7 +227,7 @@ async def dashboard_figures(store: Store, clock: Clock) -> dict[str, Any]:
                 "level_name": LEVEL_NAMES.get(order.level, str(order.level)),
                 "status": order.status,
                 "status_name": ORDER_STATUS_NAMES.get(order.status, order.status),
-                "unit": unit_names.get(item.unit_id, "") if item else "",
+                "unit": listed.unit_name,
                 "created_at": utc_iso(order.created_at),
                 "age_hours": round((now - order.created_at).total_seconds() / 3600, 2),
                 "age": _age(now - order.created_at),
@@ -200,7 +239,7 @@ async def dashboard_figures(store: Store, clock: Clock) -> dict[str, Any]:
     by_level = {str(level): 0 for level in range(1, TOP_LEVEL + 1)}
     for order_json in orders:
         by_level[str(order_json["level"])] = by_level.get(str(order_json["level"]), 0) + 1
-    sms = await store.sms.counts()
+    sms = await store.figures.text_counts(period.since, period.until)
 
     def unit_json(row: Any) -> dict[str, Any]:
         data: dict[str, Any] = row.as_json()
@@ -209,11 +248,12 @@ async def dashboard_figures(store: Store, clock: Clock) -> dict[str, Any]:
         return data
 
     total = overall[0] if overall else None
-    items = await store.callbacks.status_counts()
+    items = await store.figures.item_counts(period.since, period.until)
     return {
         "generated_at": utc_iso(now),
         "local_time": clock.local(now).strftime("%Y-%m-%d %H:%M"),
         "day": day.label,
+        "period": {**period.as_json(), "days": (period.last - period.first).days + 1},
         "thresholds": {"green": GREEN_AT, "yellow": YELLOW_AT},
         "hotline": {
             "total": hotline.total,
@@ -230,7 +270,7 @@ async def dashboard_figures(store: Store, clock: Clock) -> dict[str, Any]:
                 for c in CATEGORIES
                 if opened.get(c, 0)
             ],
-            "open": await store.cases.open_count(),
+            "open": await store.read_cases.open_count(),
         },
         "callbacks": {
             "items": {status: items.get(status, 0) for status in ITEM_STATUS_NAMES},
@@ -356,6 +396,7 @@ def dashboard_page(data: Mapping[str, Any]) -> str:
         for lv in range(1, TOP_LEVEL + 1)
     )
     green, yellow = f"{GREEN_AT * 100:.0f}%", f"{YELLOW_AT * 100:.0f}%"
+    period_days = int(data["period"]["days"])
     body = f"""
 <header><div><h1>民生警务 · 领导驾驶舱</h1>
 <p class="sub">统计日 <span data-k="day">{escape(data["day"])}</span> ·
@@ -374,13 +415,14 @@ def dashboard_page(data: Mapping[str, Any]) -> str:
 {_figure("今日新增", "cases.opened_today", cases["opened_today"], " 件")}
 {_figure("在办诉求", "cases.open", cases["open"], " 件")}
 </div><ul class="cats" id="categories">{categories}</ul></section>
-<section class="card"><h2>首次回访满意率</h2>
+<section class="card"><h2>首次回访满意率（近{period_days}天）</h2>
 <div class="big {escape(overall["colour"])}" id="overall">
 <span data-k="callbacks.satisfaction.percent">{escape(overall["percent"])}</span></div>
 <p class="sub">已评价 <span data-k="callbacks.satisfaction.rated">{overall["rated"]}</span> 件 ·
 绿 ≥ {green}，黄 ≥ {yellow}，红 &lt; {yellow}</p></section>
-<section class="card wide"><h2>回访业务</h2><div class="figures">{items}</div></section>
-<section class="card wide"><h2>各单位满意率（三色预警）</h2>
+<section class="card wide"><h2>回访业务（待办全部 · 办结近{period_days}天）</h2>
+<div class="figures">{items}</div></section>
+<section class="card wide"><h2>各单位满意率（近{period_days}天 · 三色预警）</h2>
 <table><thead><tr><th>单位</th><th>已评价</th><th>满意</th><th>基本满意</th><th>不满意</th>
 <th>满意率</th><th>预警</th></tr></thead><tbody id="units">{_unit_rows(cb["units"])}</tbody></table>
 </section>
@@ -388,7 +430,7 @@ def dashboard_page(data: Mapping[str, Any]) -> str:
 <table><thead><tr><th>工单号</th><th>单位</th><th>级别</th><th>状态</th><th>已过时间</th>
 <th>期限</th></tr></thead><tbody id="orders">{_order_rows(data["orders"]["open"])}</tbody></table>
 </section>
-<section class="card wide"><h2>短信</h2><div class="figures">
+<section class="card wide"><h2>短信（待发全部 · 其余近{period_days}天）</h2><div class="figures">
 {_figure("待发送", "sms.waiting", sms["waiting"], " 条")}
 {_figure("已发出", "sms.sent", sms["sent"], " 条")}
 {_figure("已送达", "sms.delivered", sms["delivered"], " 条")}
@@ -406,7 +448,7 @@ async def root(request: web.Request) -> web.StreamResponse:
 
 
 async def get_login(request: web.Request) -> web.Response:
-    if authenticated(request):
+    if await authenticated(request):
         raise web.HTTPFound("/dashboard")
     return _html(login_page(closed=not request.app[CONFIG].web.api_token))
 
@@ -415,12 +457,21 @@ async def post_login(request: web.Request) -> web.Response:
     token = request.app[CONFIG].web.api_token
     if not token:
         return _html(login_page(closed=True), status=401)
+    limiter = request.app[LIMITER]
+    address = client_address(request)
+    wait = limiter.retry_after(address)
+    if wait:
+        log.warning("dashboard login from %s refused: too many failures", request.remote)
+        response = _html(login_page(f"登录失败次数过多，请 {wait} 秒后再试。"), status=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     form = await request.post()
     given = form.get("token")
     if not isinstance(given, str) or not given.strip():
         log.warning("dashboard login from %s refused: no token given", request.remote)
         return _html(login_page("请输入访问令牌。"), status=401)
-    if not _token_matches(token, given.strip()):
+    if not token_matches(token, given.strip()):
+        limiter.failed(address)
         log.warning("dashboard login from %s refused: wrong token", request.remote)
         return _html(login_page("访问令牌不正确，登录失败。请核对后重新输入。"), status=401)
     log.info("dashboard login from %s", request.remote)
@@ -432,12 +483,19 @@ async def post_login(request: web.Request) -> web.Response:
         path="/",
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=request.secure or request.app[CONFIG].web.secure_cookies,
     )
     return response
 
 
 async def logout(request: web.Request) -> web.Response:
+    """End the session on the server (its nonce is stored as ended) and drop the cookie."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    parts = _session_parts(request.app[CONFIG].web.api_token, cookie) if cookie else None
+    if parts is not None:
+        issued = datetime.fromtimestamp(parts[0], tz=UTC)
+        await request.app[STORE].sessions.end(parts[1], issued + SESSION_TTL)
+        log.info("dashboard logout from %s", request.remote)
     response = _redirect("/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
@@ -449,17 +507,27 @@ def _redirect(location: str) -> web.Response:
     return response
 
 
+def _window(request: web.Request) -> int:
+    """The ``days`` the page asked for, else :data:`WINDOW_DAYS`."""
+    given = request.query.get("days")
+    if given is None:
+        return WINDOW_DAYS
+    if not given.isdigit() or not 1 <= int(given) <= MAX_DAYS:
+        raise ApiError(400, "bad_days", f"days must be a whole number from 1 to {MAX_DAYS}")
+    return int(given)
+
+
 async def get_dashboard(request: web.Request) -> web.Response:
-    if not authenticated(request):
+    if not await authenticated(request):
         raise web.HTTPFound("/login")
-    data = await dashboard_figures(request.app[STORE], request.app[CLOCK])
+    data = await dashboard_figures(request.app[STORE], request.app[CLOCK], _window(request))
     return _html(dashboard_page(data))
 
 
 async def get_data(request: web.Request) -> web.Response:
-    if not authenticated(request):
+    if not await authenticated(request):
         raise ApiError(401, "unauthorized", "log in at /login or give the bearer token")
-    data = await dashboard_figures(request.app[STORE], request.app[CLOCK])
+    data = await dashboard_figures(request.app[STORE], request.app[CLOCK], _window(request))
     response = web.json_response(data)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -11,10 +11,17 @@ class ApiError(GatewayError):
     """Answered as ``{"error": error_id, "message": ..., "details": {...}}`` with ``status``."""
 
     def __init__(
-        self, status: int, error_id: str, message: str, details: dict[str, Any] | None = None
+        self,
+        status: int,
+        error_id: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.error_id = error_id
         self.message = message
         self.details = details or {}
+        self.headers = headers or {}

@@ -20,11 +20,13 @@ from multidict import MultiDict, MultiDictProxy
 from twilio.request_validator import RequestValidator
 
 from gateway.clock import utc_iso
+from gateway.limits import BadText, check_reference
 from gateway.phone import mask
-from gateway.sms.exceptions import NoSuchMessage, SmsError
+from gateway.sms.exceptions import NoSuchMessage, ReplyNotHandled, SmsError
 from gateway.sms.outbox import OutboxWorker
+from gateway.sms.policy import FAILED
 from gateway.sms.provider import SmsProvider, TwilioProvider
-from gateway.sms.service import SmsService
+from gateway.sms.service import OPTED_OUT_CODE, SmsService
 from gateway.sms.templates import TemplateSet, load_templates
 from gateway.sms.webhooks import (
     INBOUND_PATH,
@@ -34,8 +36,10 @@ from gateway.sms.webhooks import (
     parse_status_callback,
 )
 from gateway.store.sms import OutboxMessage
+from gateway.supervise import Supervisor
 from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE
 from gateway.web.errors import ApiError
+from gateway.web.input import path_id, read_json
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,7 @@ _Parsed = TypeVar("_Parsed")
 SMS = web.AppKey("sms", SmsService)
 SMS_PROVIDER = web.AppKey("sms_provider", SmsProvider)
 OUTBOX = web.AppKey("outbox", OutboxWorker)  # the running worker, when there is one
+REPLIES = web.AppKey("sms_replies", Supervisor)  # re-offers unsettled replies, with the outbox
 
 _EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
@@ -60,6 +65,7 @@ def add_sms(
     app[HEALTH_CHECKS]["sms"] = _ping_sms
     if run_outbox:
         app[HEALTH_CHECKS]["sms-outbox"] = _check_outbox
+        app[HEALTH_CHECKS]["sms-replies"] = _check_replies
     app.router.add_post(STATUS_PATH, status_callback)
     app.router.add_post(INBOUND_PATH, inbound_text)
     app.router.add_get("/api/sms/messages", list_messages)
@@ -98,16 +104,27 @@ async def _with_provider(
     )
     app[SMS_PROVIDER] = provider
     app[SMS] = service
-    if run_outbox:
+    if not run_outbox:
+        yield
+        return
+    # Replies a handler failed on (or a crash cut short) are offered again.
+    replies = Supervisor("sms", backoff_min=1.0, backoff_max=60.0)
+    replies.loop("replies", service.reoffer_due, every=config.sms.poll_interval)
+    app[REPLIES] = replies
+    try:
         async with OutboxWorker(service, provider) as worker:
             app[OUTBOX] = worker
             yield
-    else:
-        yield
+    finally:
+        await replies.aclose()
 
 
 async def _ping_sms(app: web.Application) -> None:
     await app[SMS_PROVIDER].ping()
+
+
+async def _check_replies(app: web.Application) -> None:
+    app[REPLIES].check()
 
 
 async def _check_outbox(app: web.Application) -> None:
@@ -164,9 +181,14 @@ async def status_callback(request: web.Request) -> web.Response:
 
 async def inbound_text(request: web.Request) -> web.Response:
     parsed = await _verified_webhook(request, parse_inbound)
-    await request.app[SMS].handle_inbound(
-        parsed.sid, parsed.from_number, parsed.to_number, parsed.body
-    )
+    try:
+        await request.app[SMS].handle_inbound(
+            parsed.sid, parsed.from_number, parsed.to_number, parsed.body
+        )
+    except ReplyNotHandled as exc:
+        # 500, so Twilio retries (and the retry is offered again, not taken for a
+        # duplicate); the reply is stored and re-offered by the replies loop anyway.
+        raise ApiError(500, "reply_not_handled", str(exc)) from exc
     return web.Response(text=_EMPTY_TWIML, content_type="text/xml")
 
 
@@ -189,7 +211,7 @@ async def list_messages(request: web.Request) -> web.Response:
 
 
 async def show_message(request: web.Request) -> web.Response:
-    message_id = int(request.match_info["id"])
+    message_id = path_id(request)
     message = await request.app[STORE].sms.get(message_id)
     if message is None:
         raise NoSuchMessage(message_id)
@@ -206,15 +228,16 @@ async def show_message(request: web.Request) -> web.Response:
 
 
 async def queue_message(request: web.Request) -> web.Response:
-    try:
-        payload = await request.json()
-    except ValueError as exc:
-        raise ApiError(400, "bad_request", "the body must be JSON") from exc
+    payload = await read_json(request)
     if not isinstance(payload, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
     for field in ("to", "template", "idempotency_key"):
         if not isinstance(payload.get(field), str):
             raise ApiError(400, "bad_request", f"{field} is required (a string)", {"field": field})
+    try:
+        idempotency_key = check_reference(payload["idempotency_key"], "idempotency_key")
+    except BadText as exc:
+        raise ApiError(400, "bad_request", str(exc), {"field": exc.field}) from None
     variables = payload.get("variables", {})
     if not isinstance(variables, dict):
         raise ApiError(400, "bad_request", "variables must be an object", {"field": "variables"})
@@ -223,10 +246,18 @@ async def queue_message(request: web.Request) -> web.Response:
             to=payload["to"],
             template=payload["template"],
             variables=variables,
-            idempotency_key=payload["idempotency_key"],
+            idempotency_key=idempotency_key,
             purpose=payload.get("purpose"),
             audience=payload.get("audience"),
         )
     except SmsError:
         raise
+    if message.status == FAILED and message.error_code == OPTED_OUT_CODE:
+        # Twilio answers 400 (21610) for an unsubscribed recipient; so does the API.
+        raise ApiError(
+            400,
+            "recipient_opted_out",
+            "the recipient opted out of texts (TD/退订/STOP): nothing will be sent",
+            {"code": int(OPTED_OUT_CODE), "id": message.id},
+        )
     return web.json_response(message_json(message), status=201)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import struct
 import wave
 import zlib
@@ -51,6 +52,7 @@ USAGE = {
     "exec": "Usage: EXEC <application> <options>",
     "get data": "Usage: GET DATA <file to be streamed> [timeout] [max digits]",
     "get variable": "Usage: GET VARIABLE <variablename>",
+    "get full variable": "Usage: GET FULL VARIABLE <variablename> [<channel name>]",
     "hangup": "Usage: HANGUP [<channelname>]",
     "noop": "Usage: NOOP",
     "record file": (
@@ -400,6 +402,13 @@ async def execute(world: World, chan: SimChannel, command: str) -> AgiResult:
         else:
             world.set_var(chan, argv[2], argv[3])
         return ok("1")
+    if key3 == "get full variable":
+        if len(argv) not in (4, 5):
+            return usage("get full variable")
+        target = chan if len(argv) == 4 else world.find_channel(argv[4])
+        if target is None:
+            return ok("0")
+        return ok(f"1 ({substitute(target, argv[3])})")
     if key2 == "get variable":
         if len(argv) != 3:
             return usage("get variable")
@@ -423,6 +432,14 @@ async def execute(world: World, chan: SimChannel, command: str) -> AgiResult:
         res = await run_application(world, chan, argv[1], argv[2] if len(argv) > 2 else "")
         return ok(str(res))
     return UNKNOWN
+
+
+_REFERENCE = re.compile(r"\$\{([^{}]+)\}")
+
+
+def substitute(chan: SimChannel, text: str) -> str:
+    """``${NAME}`` references replaced by the channel's values (empty when unset)."""
+    return _REFERENCE.sub(lambda m: get_variable(chan, m.group(1)) or "", text)
 
 
 def get_variable(chan: SimChannel, name: str) -> str | None:
@@ -722,6 +739,8 @@ async def run_application(world: World, chan: SimChannel, app: str, data: str) -
             except ValueError:
                 timeout = None  # Asterisk ignores a timeout it cannot read
             return await world.queue_call(chan, args[0], timeout)
+        if name == "read":
+            return await _read(world, chan, data)
         if name in ("playback", "background"):
             for file in data.split(",", 1)[0].split("&"):
                 played = await play(world, chan, file, "", listening=False)
@@ -762,6 +781,55 @@ async def run_application(world: World, chan: SimChannel, app: str, data: str) -
     finally:
         if chan.in_agi:
             chan.app, chan.appdata = previous
+
+
+async def _read(world: World, chan: SimChannel, data: str) -> int:
+    """Read(variable,file1&file2…,maxdigits,options,attempts,timeout), as app_read with
+    ast_app_getdata: each file plays interruptible by any key, 50 ms allowed for a first
+    key between files, then the timeout after the last; # ends the input. Sets the
+    variable and READSTATUS (OK, TIMEOUT, HANGUP)."""
+    args = data.split(",")
+    variable = args[0].strip()
+    if not variable:
+        log.warning("Read requires a variable name")
+        return -1
+    files = [f for f in (args[1] if len(args) > 1 else "").split("&") if f]
+    try:
+        max_digits = int(args[2]) if len(args) > 2 and args[2] else 0
+        timeout = float(args[5]) if len(args) > 5 and args[5] else 6.0
+    except ValueError:
+        max_digits, timeout = 0, 6.0
+    if max_digits <= 0 or max_digits > 255:
+        max_digits = 255
+    if chan.caller is not None:
+        chan.caller.input_requested("read")
+    digits, how = "", "timeout"
+    names = files or [""]
+    for index, file in enumerate(names):
+        last = index == len(names) - 1
+        first = ""
+        if file:
+            played = await play(world, chan, file, "0123456789*#ABCD", listening=True)
+            if played is not None and played[0] == "hangup":
+                how = "hangup"
+                break
+            if played is not None and played[0] == "digit":
+                first = played[1]
+        if first == "#":
+            digits, how = "", "done"
+            break
+        if first:
+            digits, how = await collect(world, chan, timeout, first, max_digits)
+            break
+        digits, how = await collect(world, chan, timeout if last else 0.05, "", max_digits)
+        if digits and how == "timeout" and not last:
+            digits, how = await collect(world, chan, timeout, digits, max_digits)
+        if digits or how != "timeout" or last:
+            break
+    world.set_var(chan, variable, digits)
+    status = {"hangup": "HANGUP", "timeout": "TIMEOUT"}.get(how, "OK")
+    world.set_var(chan, "READSTATUS", status)
+    return -1 if how == "hangup" else 0
 
 
 def start_mixmonitor(world: World, chan: SimChannel) -> None:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.config import Config
 from gateway.sim.ami.config import SimConfig
@@ -37,12 +38,21 @@ def register(sim_sub: Any) -> None:
         "--calls-per-minute", type=float, default=6.0, help="rate of random calls (6 a minute)"
     )
     ami.add_argument("--seed", type=int, default=1, help="seed of the random callers (1)")
+    ami.add_argument(
+        "--timezone", default="UTC", help="the PBX host's timezone, for Cdr/CEL times (UTC)"
+    )
+    ami.add_argument("--cel", action="store_true", help="send CEL events, like a cel.conf site")
     ami.set_defaults(handler=_run)
 
 
 async def _run(config: Config, args: argparse.Namespace) -> int:
     if args.recordings is not None and not args.recordings.is_dir():
         print(f"gateway sim ami: --recordings {args.recordings} is not a folder")
+        return 2
+    try:
+        ZoneInfo(args.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        print(f"gateway sim ami: --timezone {args.timezone!r} is not a timezone (e.g. UTC)")
         return 2
     try:
         sim_config = SimConfig(
@@ -54,6 +64,8 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
             time_scale=args.time_scale,
             recordings_dir=args.recordings,
             seed=args.seed,
+            timezone=args.timezone,
+            cel=args.cel,
         )
     except ValueError as exc:
         print(f"gateway sim ami: {exc}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +38,15 @@ class SimConfig:
     # timezone, in which Cdr times are written (Asterisk uses the server's local time).
     epoch: float | None = None
     timezone: str = "UTC"
+    # Send CEL events (class ``call``), as a site whose cel.conf feeds the manager does.
+    cel: bool = False
     # Asterisk sleeps a second before refusing a login; scaled by time_scale.
     login_failure_delay: float = 1.0
+    # How the PBX writes text on the wire: an old site's Asterisk may send GBK caller names.
+    charset: str = "utf-8"
 
     def __post_init__(self) -> None:
+        codecs.lookup(self.charset)  # LookupError for an unknown charset
         if not self.time_scale > 0:
             raise ValueError(f"time_scale must be positive, got {self.time_scale!r}")
         if self.agents < 0:

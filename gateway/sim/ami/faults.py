@@ -22,6 +22,8 @@ class Faults:
         self.max_chunk: int | None = None
         self.lf_terminator = False
         self.write_delay = 0.0
+        self.pong_delay = 0.0
+        self.list_item_delay = 0.0
 
     def drop_connections(self) -> None:
         """Cut every AMI connection at once (no goodbye), as a crashed PBX or a lost link would."""
@@ -47,6 +49,21 @@ class Faults:
         if seconds < 0:
             raise ValueError(f"delay must not be negative, got {seconds}")
         self.write_delay = seconds
+
+    def lag_pong(self, seconds: float) -> None:
+        """Answer each Ping ``seconds`` late (real time) while events keep flowing, as a
+        loaded Asterisk does when the Ping waits behind other actions (its session
+        handles one action at a time and sends events between them). 0 turns it off."""
+        if seconds < 0:
+            raise ValueError(f"delay must not be negative, got {seconds}")
+        self.pong_delay = seconds
+
+    def slow_lists(self, seconds: float) -> None:
+        """Take ``seconds`` (real time) per CoreShowChannels item, as a PBX with many
+        channels does; calls may end meanwhile (their events follow the Complete)."""
+        if seconds < 0:
+            raise ValueError(f"delay must not be negative, got {seconds}")
+        self.list_item_delay = seconds
 
     async def shutdown(self, *, cleanly: bool = False, restart: bool = False) -> None:
         """Send ``Event: Shutdown`` to every session, then close them and hang up every call."""

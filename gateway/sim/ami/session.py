@@ -81,6 +81,9 @@ class AmiSession:
         self.challenge = ""
         self.mask: frozenset[str] = CATEGORIES
         self.garble_pending = False
+        # Events raised while an action runs wait for its response (and …Complete),
+        # as Asterisk's session thread sends them only between actions.
+        self._held: list[bytes] | None = None
         self._out: asyncio.Queue[bytes] = asyncio.Queue()
         self._closing = False
         peer = writer.get_extra_info("peername")
@@ -116,6 +119,9 @@ class AmiSession:
 
     def send(self, data: bytes) -> None:
         if not self._closing:
+            charset = self.pbx.config.charset
+            if charset != "utf-8":
+                data = data.decode("utf-8").encode(charset, "replace")
             self._out.put_nowait(data)
 
     def respond(
@@ -135,7 +141,10 @@ class AmiSession:
 
     def event_sink(self, data: bytes, category: str) -> None:
         if self.authenticated and category in self.mask:
-            self.send(data)
+            if self._held is not None:
+                self._held.append(data)
+            else:
+                self.send(data)
 
     def close_after_flush(self) -> None:
         self._out.put_nowait(_CLOSE)
@@ -227,7 +236,17 @@ class AmiSession:
             )
             self._security_event("RequestBadFormat", ("RequestType", f"Action: {action}"))
             return
-        await handler(frame)
+        if key == "ping" and self.pbx.faults.pong_delay:
+            # Queued behind other work: this session's next actions wait; events raised
+            # meanwhile flow, as Asterisk sends them between actions.
+            await asyncio.sleep(self.pbx.faults.pong_delay)
+        self._held = []
+        try:
+            await handler(frame)
+        finally:
+            held, self._held = self._held, None
+            for data in held:
+                self.send(data)
 
     def _security_event(self, event: str, *extra: tuple[str, str]) -> None:
         tv = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.world.sim_now())) + ".000+0000"
@@ -539,6 +558,8 @@ class AmiSession:
         chans = list(self.world.channels.values())
         now = self.world.sim_now()
         for chan in chans:
+            if self.pbx.faults.list_item_delay:
+                await asyncio.sleep(self.pbx.faults.list_item_delay)
             secs = int(now - chan.created)
             duration = f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"
             self._item(
@@ -745,6 +766,8 @@ class AmiSession:
                 self.error(frame, "No such channel")
                 return
             value = get_variable(chan, variable) or ""
+        elif variable.endswith(")"):  # a function, read on a dummy channel (call log's clock probe)
+            value = self.world.evaluate(variable) or ""
         self.respond(frame, n.RESPONSE_SUCCESS, None, ("Variable", variable), ("Value", value))
 
     async def setvar(self, frame: Frame) -> None:

@@ -7,6 +7,7 @@ names and order (see the recorded transcripts); the sessions decide who receives
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -83,6 +84,19 @@ class Seat:
 
 
 @dataclass(eq=False)
+class CdrSegment:
+    """One bridge segment of a channel's CDR (Asterisk starts a new one when the
+    channel leaves a bridge and goes on in the dialplan)."""
+
+    start: float
+    answer: float | None
+    dest_channel: str = ""
+    last_app: str = ""
+    last_data: str = ""
+    end: float | None = None
+
+
+@dataclass(eq=False)
 class QueueEntry:
     channel: SimChannel
     joined: float  # loop time
@@ -147,6 +161,9 @@ class World:
         self._tz = ZoneInfo(config.timezone)
         self._unique_seq = 0
         self._chan_seq = 0
+        self._cdr_done: dict[str, list[CdrSegment]] = {}  # by channel name: closed segments
+        self._cdr_pending: dict[str, float] = {}  # by channel name: new segment's start
+        self._linked: dict[str, int] = {}  # Linkedid → channels alive (for CEL LINKEDID_END)
         self.calls_processed = 0
         self.booted_at = self._epoch0
         for queue in self.queues.values():
@@ -198,8 +215,8 @@ class World:
 
     # --- channels ---------------------------------------------------------------
 
-    def _next_uniqueid(self) -> str:
-        uid = f"{int(self.sim_now())}.{self._unique_seq}"
+    def _next_uniqueid(self, now: float | None = None) -> str:
+        uid = f"{int(self.sim_now() if now is None else now)}.{self._unique_seq}"
         self._unique_seq += 1
         return uid
 
@@ -218,7 +235,8 @@ class World:
     ) -> SimChannel:
         name = f"PJSIP/{endpoint}-{self._chan_seq:08x}"
         self._chan_seq += 1
-        uid = self._next_uniqueid()
+        now = self.sim_now()  # the Uniqueid's epoch is the channel's creation, to the second
+        uid = self._next_uniqueid(now)
         chan = SimChannel(
             name=name,
             uniqueid=uid,
@@ -230,11 +248,66 @@ class World:
             state=state,
             language=language,
             dnid=dnid,
-            created=self.sim_now(),
+            created=now,
         )
         self.channels[name] = chan
+        self._linked[chan.linkedid] = self._linked.get(chan.linkedid, 0) + 1
+        self.cel(n.CEL_CHAN_START, chan, at=now)
         self.chan_event(n.EV_NEWCHANNEL, PRIV_CALL, chan)
         return chan
+
+    def evaluate(self, expression: str) -> str | None:
+        """A dialplan function read without a channel (AMI ``Getvar``): ``STRFTIME``."""
+        name, paren, rest = expression.partition("(")
+        if not paren or not rest.endswith(")") or name.strip().upper() != "STRFTIME":
+            return None
+        epoch_text, _, tail = rest[:-1].partition(",")
+        zone, _, fmt = tail.partition(",")
+        try:
+            epoch = float(epoch_text) if epoch_text.strip() else self.sim_now()
+            tz = ZoneInfo(zone.strip()) if zone.strip() else self._tz
+        except (ValueError, KeyError):
+            return ""
+        return datetime.fromtimestamp(epoch, tz).strftime(fmt or "%c")
+
+    def cel(
+        self, name: str, chan: SimChannel, extra: str = "", peer: str = "", at: float | None = None
+    ) -> None:
+        """One CEL event as cel.conf's manager backend sends it (class ``call``), when on."""
+        if not self.config.cel:
+            return
+        dnid = "" if chan.dnid in ("unknown", "") else chan.dnid
+        number = "" if chan.caller_num in ("<unknown>", "unknown") else chan.caller_num
+        caller_name = "" if chan.caller_name in ("<unknown>", "unknown") else chan.caller_name
+        self.emit(
+            n.EV_CEL,
+            PRIV_CALL,
+            [
+                (n.H_CEL_EVENT_NAME, name),
+                ("AccountCode", chan.accountcode),
+                ("CallerIDnum", number),
+                ("CallerIDname", caller_name),
+                ("CallerIDani", number),
+                ("CallerIDrdnis", ""),
+                ("CallerIDdnid", dnid),
+                ("Exten", chan.exten),
+                ("Context", chan.context),
+                ("Channel", chan.name),
+                ("Application", chan.app),
+                ("AppData", chan.appdata),
+                (
+                    n.H_CEL_EVENT_TIME,
+                    self.wall(self.sim_now() if at is None else at, "%Y-%m-%d %H:%M:%S"),
+                ),
+                ("AMAFlags", "DOCUMENTATION"),
+                (n.H_CDR_UNIQUEID, chan.uniqueid),
+                (n.H_CEL_LINKEDID, chan.linkedid),
+                ("Userfield", ""),
+                ("Peer", peer),
+                ("PeerAccount", ""),
+                (n.H_CEL_EXTRA, extra),
+            ],
+        )
 
     def find_channel(self, name: str) -> SimChannel | None:
         chan = self.channels.get(name)
@@ -252,6 +325,7 @@ class World:
         chan.state = state
         if state == STATE_UP and chan.answered_at is None:
             chan.answered_at = self.sim_now()
+            self.cel("ANSWER", chan)
         self.chan_event(n.EV_NEWSTATE, PRIV_CALL, chan)
 
     def newexten(self, chan: SimChannel, priority: int, app: str, data: str) -> None:
@@ -285,6 +359,10 @@ class World:
             return
         chan.hangup_requested = True
         chan.hangup_cause = cause
+        if soft_cause == 32:  # AST_SOFTHANGUP_EXPLICIT: AGI HANGUP
+            chan.variables["__HANGUPSOURCE"] = "dialplan/agi"
+        elif soft and chan.last_app == "Hangup":
+            chan.variables["__HANGUPSOURCE"] = "dialplan/builtin"
         if by_caller and chan.caller is not None:
             chan.caller.outcome.ended_by = "caller"
         event = n.EV_SOFT_HANGUP_REQUEST if soft else n.EV_HANGUP_REQUEST
@@ -312,10 +390,32 @@ class World:
             (n.H_CAUSE, str(cause)),
             (n.H_CAUSE_TXT, CAUSE_TEXT.get(cause, "Unknown")),
         )
+        self.cel(
+            n.CEL_HANGUP,
+            chan,
+            json.dumps(
+                {
+                    "hangupcause": cause,
+                    "hangupsource": chan.variables.get("__HANGUPSOURCE", ""),
+                    "dialstatus": chan.variables.get("DIALSTATUS", ""),
+                },
+                separators=(",", ":"),
+            ),
+        )
+        self.cel("CHAN_END", chan)
+        left = self._linked.get(chan.linkedid, 1) - 1
+        if left <= 0:
+            self._linked.pop(chan.linkedid, None)
+            self.cel("LINKEDID_END", chan)
+        else:
+            self._linked[chan.linkedid] = left
         self.channels.pop(chan.name, None)
         self.calls_processed += 1
         if cdr:
             self._cdr(chan)
+        else:
+            self._cdr_done.pop(chan.name, None)
+            self._cdr_pending.pop(chan.name, None)
         side = chan.caller
         if side is not None:
             if not side.outcome.ended_by:
@@ -323,9 +423,44 @@ class World:
             side.outcome.cause = cause
             side.call_ended()
 
+    def split_cdr(self, chan: SimChannel) -> None:
+        """The channel left a bridge and goes on: close its CDR segment, start a pending one.
+
+        Like Asterisk's CDR engine, the new segment starts now and is reported only
+        if the channel does something with it (enters another bridge, or lives on
+        for a second or more); a channel hung up at once reports one segment."""
+        done = self._cdr_done.setdefault(chan.name, [])
+        start = self._cdr_pending.pop(chan.name, chan.created)
+        now = self.sim_now()
+        done.append(
+            CdrSegment(
+                start=start,
+                answer=chan.answered_at if not done else start,
+                dest_channel=chan.dest_channel,
+                last_app=chan.last_app,
+                last_data=chan.last_data,
+                end=now,
+            )
+        )
+        chan.dest_channel = ""
+        self._cdr_pending[chan.name] = now
+
     def _cdr(self, chan: SimChannel) -> None:
         end = self.sim_now()
-        answer = chan.answered_at
+        segments = self._cdr_done.pop(chan.name, [])
+        pending = self._cdr_pending.pop(chan.name, None)
+        if pending is None:
+            segments.append(CdrSegment(chan.created, chan.answered_at, chan.dest_channel, end=end))
+        elif chan.dest_channel or end - pending >= 1.0:
+            segments.append(CdrSegment(pending, pending, chan.dest_channel, end=end))
+        for segment in segments:
+            if not segment.last_app:
+                segment.last_app, segment.last_data = chan.last_app, chan.last_data
+            self._emit_cdr(chan, segment)
+
+    def _emit_cdr(self, chan: SimChannel, segment: CdrSegment) -> None:
+        end = segment.end if segment.end is not None else self.sim_now()
+        answer = segment.answer
         disposition = chan.variables.get("__DISPOSITION") or ("ANSWERED" if answer else "NO ANSWER")
         fmt = "%Y-%m-%d %H:%M:%S"
         cid = f'"{chan.caller_name}" <{chan.caller_num}>' if chan.caller_name else chan.caller_num
@@ -339,13 +474,13 @@ class World:
                 ("DestinationContext", chan.context),
                 ("CallerID", cid),
                 ("Channel", chan.name),
-                ("DestinationChannel", chan.dest_channel),
-                ("LastApplication", chan.last_app),
-                ("LastData", chan.last_data),
-                ("StartTime", self.wall(chan.created, fmt)),
+                ("DestinationChannel", segment.dest_channel),
+                ("LastApplication", segment.last_app),
+                ("LastData", segment.last_data),
+                ("StartTime", self.wall(segment.start, fmt)),
                 ("AnswerTime", self.wall(answer, fmt) if answer else ""),
                 ("EndTime", self.wall(end, fmt)),
-                ("Duration", str(int(end - chan.created))),
+                ("Duration", str(int(end - segment.start))),
                 ("BillableSeconds", str(int(end - answer)) if answer else "0"),
                 ("Disposition", disposition),
                 ("AMAFlags", "DOCUMENTATION"),
@@ -651,6 +786,7 @@ class World:
             )
             if reason == "agent":
                 self._bridge_event("BridgeLeave", bridge, 0, caller)
+                self.split_cdr(caller)  # the caller goes on in the dialplan
             else:
                 self.request_hangup(agent, cause=16)
                 self._bridge_event("BridgeLeave", bridge, 0, agent)
@@ -687,6 +823,9 @@ class World:
         ]
         if chan is not None:
             headers.extend(chan.snapshot())
+            cel = {"BridgeEnter": "BRIDGE_ENTER", "BridgeLeave": "BRIDGE_EXIT"}.get(event)
+            if cel is not None:  # CEL first, as Asterisk sends them
+                self.cel(cel, chan, _bridge_extra(bridge))
         self.emit(event, PRIV_CALL, headers)
 
     # --- outbound calls (Originate) ------------------------------------------------
@@ -856,6 +995,12 @@ class World:
     def hang_up_everything(self) -> None:
         for chan in list(self.channels.values()):
             self.request_hangup(chan, cause=16)
+
+
+def _bridge_extra(bridge: str) -> str:
+    return json.dumps(
+        {"bridge_id": bridge, "bridge_technology": "simple_bridge"}, separators=(",", ":")
+    )
 
 
 def normalise(number: str) -> str:

@@ -578,10 +578,13 @@ class SimulatedTwilio:
             return 0
 
     async def send_reply(
-        self, from_number: str, to_number: str, body: str, webhook_url: str
+        self, from_number: str, to_number: str, body: str, webhook_url: str, *, sid: str = ""
     ) -> int:
-        """A citizen's reply, POSTed signed to ``webhook_url``; returns the HTTP status."""
-        sid = _sid("SM")
+        """A citizen's reply, POSTed signed to ``webhook_url``; returns the HTTP status.
+
+        ``sid`` posts an earlier reply again, as Twilio retries a webhook that failed
+        when the URL asks for it (connection overrides such as ``#rc=3&rp=all``)."""
+        sid = sid or _sid("SM")
         params = {
             "AccountSid": self.account_sid,
             "ApiVersion": API_VERSION,

@@ -10,7 +10,10 @@ UPDATE sms_messages SET first_attempt_at = claimed_at WHERE claimed_at IS NOT NU
 ALTER TABLE sms_messages ADD COLUMN lease_owner TEXT;
 ALTER TABLE sms_messages ADD COLUMN lease_until TEXT;
 UPDATE sms_messages SET lease_until = updated_at WHERE status = 'sending';
-CREATE INDEX sms_messages_lease ON sms_messages(status, lease_until);
+-- Leases in force (no sid yet): what expires next. Queries name the same literal
+-- conditions so SQLite can use this partial index.
+CREATE INDEX sms_messages_lease ON sms_messages(lease_until)
+    WHERE status = 'sending' AND provider_sid IS NULL;
 -- provider_sid is UNIQUE since 0004: one Twilio message belongs to one row only.
 
 -- A reply not yet settled: offered to the handlers again from offer_at on (NULL:

@@ -8,6 +8,7 @@ ALTER TABLE callback_attempts ADD COLUMN up_until TEXT;
 ALTER TABLE callback_attempts ADD COLUMN answered_at TEXT;
 ALTER TABLE callback_attempts ADD COLUMN survey_started_at TEXT;
 CREATE INDEX callback_attempts_up ON callback_attempts(up_until) WHERE up_until IS NOT NULL;
+CREATE INDEX callback_attempts_open ON callback_attempts(outcome) WHERE ended_at IS NULL;
 CREATE INDEX callback_attempts_answered ON callback_attempts(outcome, answered_at)
     WHERE outcome = 'answered';
 

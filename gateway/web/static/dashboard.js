@@ -93,7 +93,7 @@
   async function refresh() {
     let response;
     try {
-      response = await fetch("/dashboard/data.json", { credentials: "same-origin" });
+      response = await fetch("/dashboard/data.json" + window.location.search, { credentials: "same-origin" });
     } catch (e) {
       return; // the gateway is restarting; try again at the next tick
     }

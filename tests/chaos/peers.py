@@ -1,0 +1,180 @@
+"""The chaos run's peers in their own process: the simulated PBX and Twilio, a control port.
+
+    python tests/chaos/peers.py --seed 7 --secret S --token T --time-scale 0.1
+
+Prints one JSON line with the ports once everything listens, then serves until
+killed. The control port (plain HTTP on loopback) lets the test cut the AMI link,
+start Twilio 429 storms, 5xx and dropped responses, make citizens reply by text, and
+read back what the peers saw: every Originate (who, for which attempt, from when to
+when) and every message created at Twilio. The peers only observe the gateway; they
+never look into its store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import time
+from typing import Any
+
+from aiohttp import web
+
+from gateway.demo.traffic import citizen
+from gateway.sim.ami import SimConfig, SimulatedPbx
+from gateway.sim.ami.population import generate_calls
+from gateway.sim.ami.world import normalise
+from gateway.sim.twilio import SimulatedTwilio
+
+
+class Observer:
+    """Wraps the simulated PBX's Originate to note each call's span and variables."""
+
+    def __init__(self, pbx: SimulatedPbx) -> None:
+        self.world = pbx.world
+        self.calls: list[dict[str, Any]] = []
+        original = self.world.originate
+
+        async def originate(**kwargs: Any) -> bool:
+            number = kwargs["number"]
+            key = normalise(number)
+            record: dict[str, Any] = {
+                "number": number,
+                "variables": dict(kwargs["variables"]),
+                "start": time.monotonic(),
+                "end": None,
+            }
+            self.calls.append(record)
+            before = len(self.world.outbound.get(key, []))
+            try:
+                return bool(await original(**kwargs))
+            finally:
+                placed = self.world.outbound.get(key, [])
+                if len(placed) > before:
+                    call = placed[before]
+                    if call.finished.done():
+                        record["end"] = time.monotonic()
+                    else:
+                        call.finished.add_done_callback(
+                            lambda _f: record.__setitem__("end", time.monotonic())
+                        )
+                else:
+                    record["end"] = time.monotonic()
+
+        self.world.originate = originate  # type: ignore[method-assign]
+
+
+def control_app(
+    pbx: SimulatedPbx, twilio: SimulatedTwilio, observer: Observer, seed: int
+) -> web.Application:
+    app = web.Application()
+
+    async def citizens(request: web.Request) -> web.Response:
+        numbers = await request.json()
+        for number in numbers:
+            _, behaviour = citizen(random.Random(f"{seed}:{number}"))
+            pbx.set_citizen(number, behaviour)  # type: ignore[arg-type]
+        return web.json_response({"citizens": len(numbers)})
+
+    async def fault(request: web.Request) -> web.Response:
+        kind = request.match_info["kind"]
+        n = int(request.query.get("n", "1"))
+        if kind == "ami-cut":
+            pbx.faults.drop_connections()
+        elif kind == "twilio-429":
+            twilio.faults.burst_429(n, retry_after=1.0)
+        elif kind == "twilio-5xx":
+            twilio.faults.fail_5xx(n, 503)
+        elif kind == "twilio-drop":
+            twilio.faults.drop(n, after_accept=True)
+        else:
+            raise web.HTTPNotFound(text=f"no fault {kind}")
+        return web.json_response({"fault": kind, "n": n})
+
+    async def reply(request: web.Request) -> web.Response:
+        body = await request.json()
+        status = await twilio.send_reply(body["from"], body["to"], body["body"], body["url"])
+        return web.json_response({"status": status})
+
+    hotline: list[Any] = []
+
+    async def place_hotline(request: web.Request) -> web.Response:
+        count = int(request.query.get("n", "20"))
+        per_minute = float(request.query.get("per_minute", "60"))
+
+        async def place() -> None:
+            hotline.extend(await generate_calls(pbx, count, per_minute=per_minute, seed=seed))
+
+        pbx.world.tasks.spawn(place(), "chaos hotline callers")
+        return web.json_response({"hotline": count})
+
+    async def report(request: web.Request) -> web.Response:
+        now = time.monotonic()
+        outbound = [call for calls in pbx.world.outbound.values() for call in calls]
+        return web.json_response(
+            {
+                "now": now,
+                "calls": observer.calls,
+                "pbx_calls": [
+                    {
+                        "linkedid": call.linkedid,
+                        "direction": call.outcome.direction,
+                        "finished": call.finished.done(),
+                    }
+                    for call in [*hotline, *outbound]
+                ],
+                "live_channels": len(pbx.active_channels),
+                "messages": [{"sid": m.sid, "to": m.to, "body": m.body} for m in twilio.messages],
+                "rejected_429": twilio.stats.rejected_429,
+            }
+        )
+
+    app.router.add_post("/hotline", place_hotline)
+    app.router.add_post("/citizens", citizens)
+    app.router.add_post("/fault/{kind}", fault)
+    app.router.add_post("/reply", reply)
+    app.router.add_get("/report", report)
+    return app
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--secret", required=True)
+    parser.add_argument("--account", required=True)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--time-scale", type=float, default=0.1)
+    parser.add_argument("--agents", type=int, default=4)
+    args = parser.parse_args()
+    sim_config = SimConfig(
+        host="127.0.0.1",
+        port=0,
+        username="gateway",
+        secret=args.secret,
+        agents=args.agents,
+        time_scale=args.time_scale,
+        seed=args.seed,
+    )
+    async with (
+        SimulatedPbx(sim_config) as pbx,
+        SimulatedTwilio(args.account, args.token, time_scale=args.time_scale) as twilio,
+    ):
+        observer = Observer(pbx)
+        runner = web.AppRunner(control_app(pbx, twilio, observer, args.seed), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        control_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        print(
+            json.dumps({"ami": pbx.port, "twilio": twilio.base_url, "control": control_port}),
+            flush=True,
+        )
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,476 @@
+"""The chaos run: a callback day and hotline traffic, the gateway in its own process, under faults.
+
+    python tests/chaos/run.py --seeds 20 --items 300 --seconds 300   # the long form
+
+The simulated PBX and Twilio run in a second process (``peers.py``), the gateway
+(``gateway run``) in a third, on one SQLite store in a temporary folder. At moments a
+seeded random generator picks, the run ``kill -9``s the gateway and restarts it, cuts
+the AMI link, starts Twilio 429 storms, 5xx and dropped responses, and holds the
+store's write lock from outside (a locked database). Then it lets the gateway finish
+and counts, at the simulators and in the store:
+
+* every served item ended rated, asked by text or unreachable (nothing left calling);
+* no citizen had two calls up at once;
+* no callback attempt was dialled twice;
+* every text row was created at Twilio exactly once (none missing, none doubled);
+* every order was texted at every level it reached;
+* every call, hotline or callback, has one complete call record.
+
+``run_chaos`` returns a :class:`ChaosReport`; the test command runs one short seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gateway.callbacks.catalogue import load_catalogue
+from gateway.demo.traffic import random_mobile
+
+ROOT = Path(__file__).resolve().parents[2]
+PEERS = Path(__file__).resolve().parent / "peers.py"
+ACCOUNT = "AC" + "c4" * 16
+SENDER = "+8610690000001"
+FINAL_ITEM_STATES = ("rated", "sms", "unreachable", "skipped")
+FINAL_TEXT_STATES = ("sent", "delivered", "undelivered", "failed")
+
+
+@dataclass
+class ChaosReport:
+    seed: int
+    items: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    item_states: Counter[str] = field(default_factory=Counter)
+    calls: int = 0  # callbacks originated
+    hotline_calls: int = 0
+    texts_rows: int = 0
+    texts_at_twilio: int = 0
+    orders: int = 0
+    problems: list[str] = field(default_factory=list)
+    kept: Path | None = None  # the run's folder, kept when it found problems
+
+    def line(self) -> str:
+        faults = " ".join(f"{k}={v}" for k, v in sorted(self.faults.items()))
+        states = " ".join(f"{k}={v}" for k, v in sorted(self.item_states.items()))
+        return (
+            f"chaos seed={self.seed}: items={self.items} ({states}) "
+            f"callbacks={self.calls} hotline={self.hotline_calls} "
+            f"texts={self.texts_rows} rows/{self.texts_at_twilio} at twilio "
+            f"orders={self.orders} faults: {faults or 'none'}; "
+            f"{'OK' if not self.problems else f'{len(self.problems)} PROBLEMS in {self.kept}'}"
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Gateway:
+    """``gateway run`` in its own process, killed and restarted at will."""
+
+    def __init__(self, settings: list[str], env: dict[str, str], log: Path) -> None:
+        self.settings = settings
+        self.env = env
+        self.log = log
+        self.proc: asyncio.subprocess.Process | None = None
+        self.url = ""
+
+    async def command(self, *args: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            *self.settings,
+            *args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"gateway {' '.join(args)} failed: {out.decode()[-2000:]}")
+        return out.decode()
+
+    async def start(self, http: aiohttp.ClientSession) -> None:
+        with self.log.open("ab") as sink:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "gateway",
+                *self.settings,
+                "run",
+                cwd=ROOT,
+                env=self.env,
+                stdout=sink,
+                stderr=sink,
+            )
+        async with asyncio.timeout(60):
+            while True:
+                if self.proc.returncode is not None:
+                    tail = self.log.read_text("utf-8", "replace")[-3000:]
+                    raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{tail}")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(self.url + "/health") as response:
+                        if response.status in (200, 503):
+                            return
+                await asyncio.sleep(0.1)
+
+    async def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+            await self.proc.wait()
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(30):
+                    await self.proc.wait()
+            except TimeoutError:
+                await self.kill()
+
+
+@contextlib.asynccontextmanager
+async def _peers(seed: int, secret: str, token: str, scale: float) -> AsyncIterator[dict[str, Any]]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(PEERS),
+        "--seed",
+        str(seed),
+        "--secret",
+        secret,
+        "--account",
+        ACCOUNT,
+        "--token",
+        token,
+        "--time-scale",
+        str(scale),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(30):
+            line = await proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the peers process ended before listening")
+        yield json.loads(line)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(10):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+def _served_items(rng: random.Random, count: int, stations: list[str]) -> list[dict[str, str]]:
+    kinds = load_catalogue().called_back()
+    now = datetime.now(UTC)
+    used: set[str] = set()
+    items = []
+    for index in range(count):
+        kind = rng.choice(kinds)
+        served = now - kind.callback_delay - timedelta(minutes=rng.uniform(1, 30))
+        number = random_mobile(rng, used)
+        items.append(
+            {
+                "reference": f"CHAOS-{index + 1:05d}",
+                "kind": kind.code,
+                "unit": rng.choice(stations),
+                "citizen_number": number,
+                "served_at": served.isoformat(),
+                "citizen_name": "测试",
+            }
+        )
+    # A few citizens served twice: their calls must never overlap.
+    for twin in items[: max(1, count // 20)]:
+        items.append({**twin, "reference": twin["reference"] + "-B"})
+    return items
+
+
+class _StoreLock:
+    """Holds the store's write lock from outside, as another process would."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def hold(self, seconds: float) -> None:
+        def locked() -> None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                time.sleep(seconds)
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+
+        await asyncio.to_thread(locked)
+
+
+async def run_chaos(
+    seed: int, *, items: int = 40, seconds: float = 25.0, scale: float = 0.05
+) -> ChaosReport:
+    """One seeded chaos run (see the module docstring)."""
+    rng = random.Random(seed)
+    report = ChaosReport(seed)
+    secret, token, api = (secrets.token_urlsafe(16) for _ in range(3))
+    data = Path(tempfile.mkdtemp(prefix="chaos-"))
+    try:
+        async with _peers(seed, secret, token, scale) as ports, aiohttp.ClientSession() as http:
+            control = f"http://127.0.0.1:{ports['control']}"
+            web_port = _free_port()
+            values = {
+                "gateway.data_dir": str(data),
+                "gateway.log_level": "INFO",
+                "pbx.main.port": str(ports["ami"]),
+                "pbx.main.reconnect_min": "0.2",
+                "pbx.main.reconnect_max": "2",
+                "pbx.main.ping_interval": "2",
+                "sms.api_base_url": ports["twilio"],
+                "sms.account_sid": ACCOUNT,
+                "sms.from_number": SENDER,
+                "sms.quiet_start": "00:00",
+                "sms.quiet_end": "00:00",
+                "sms.poll_interval": "0.2",
+                "sms.lookup_delay": "2",
+                "sms.backoff_min": "0.5",
+                "sms.backoff_max": "4",
+                "sms.max_attempts": "40",  # storms are compressed in time: allow as many tries
+                "web.port": str(web_port),
+                "web.public_url": f"http://127.0.0.1:{web_port}",
+                "ivr.flows_dir": str(ROOT / "flows"),
+                "ivr.prompts": str(ROOT / "recordings" / "prompts.yaml"),
+                "callbacks.windows": "00:00-23:59",
+                "callbacks.max_concurrent_calls": "8",
+                "callbacks.max_attempts": "2",
+                "callbacks.retry_spacing_minutes": "0.05",
+                "callbacks.ring_timeout_seconds": "20",
+                "callbacks.poll_seconds": "0.5",
+            }
+            settings = [a for k, v in values.items() for a in ("--set", f"{k}={v}")]
+            env = {
+                **os.environ,
+                "PYTHONPATH": str(ROOT),
+                "GATEWAY_PBX_MAIN_SECRET": secret,
+                "GATEWAY_SMS_AUTH_TOKEN": token,
+                "GATEWAY_WEB_API_TOKEN": api,
+            }
+            gateway = Gateway(settings, env, data / "run-output.log")
+            gateway.url = f"http://127.0.0.1:{web_port}"
+            await gateway.command("db", "seed")
+            store = data / "gateway.sqlite3"
+            with sqlite3.connect(store) as conn:
+                stations = [
+                    r[0] for r in conn.execute("SELECT code FROM units WHERE kind='station'")
+                ]
+            served = _served_items(rng, items, stations)
+            async with http.post(
+                control + "/citizens", json=sorted({i["citizen_number"] for i in served})
+            ) as response:
+                response.raise_for_status()
+            await gateway.start(http)
+            headers = {"Authorization": f"Bearer {api}"}
+            async with http.post(
+                gateway.url + "/api/served-items", json=served, headers=headers
+            ) as response:
+                answer = await response.json()
+                if response.status >= 300 and response.status != 207:
+                    raise RuntimeError(f"served items refused: {answer}")
+            results = answer.get("results", []) if isinstance(answer, dict) else []
+            report.items = sum(1 for r in results if r.get("result") == "added")
+            refused = [r for r in results if r.get("result") != "added"]
+            if refused:
+                raise RuntimeError(f"served items refused: {refused[:3]}")
+
+            async with http.post(
+                control + "/hotline", params={"n": str(items), "per_minute": "20"}
+            ) as response:
+                response.raise_for_status()
+
+            lock = _StoreLock(store)
+            kinds = ["kill", "ami-cut", "twilio-429", "twilio-5xx", "twilio-drop", "lock"]
+            plan = rng.sample(kinds, len(kinds))  # every kind at least once, then at random
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                await asyncio.sleep(rng.uniform(0.5, 3.0))
+                fault = plan.pop() if plan else rng.choice(kinds)
+                report.faults[fault] += 1
+                if fault == "kill":
+                    await gateway.kill()
+                    await asyncio.sleep(rng.uniform(0.1, 2.0))
+                    await gateway.start(http)
+                elif fault == "lock":
+                    await lock.hold(rng.uniform(0.5, 6.0))
+                else:
+                    async with http.post(
+                        f"{control}/fault/{fault}", params={"n": str(rng.randint(1, 20))}
+                    ) as response:
+                        response.raise_for_status()
+
+            # Let the gateway finish the day without faults.
+            settle_until = time.monotonic() + max(60.0, seconds * 3)
+            while time.monotonic() < settle_until:
+                if _settled(store):
+                    break
+                await asyncio.sleep(1.0)
+            await gateway.stop()
+            async with http.get(control + "/report") as response:
+                seen = await response.json()
+            _count(report, store, seen)
+    finally:
+        if report.problems:
+            report.kept = data  # the store and the gateway's log, to look into
+        else:
+            shutil.rmtree(data, ignore_errors=True)
+    return report
+
+
+def _settled(store: Path) -> bool:
+    with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as conn:
+        open_items = conn.execute(
+            f"SELECT count(*) FROM served_items WHERE status NOT IN "
+            f"({','.join('?' * len(FINAL_ITEM_STATES))})",
+            FINAL_ITEM_STATES,
+        ).fetchone()[0]
+        open_texts = conn.execute(
+            f"SELECT count(*) FROM sms_messages WHERE status NOT IN "
+            f"({','.join('?' * len(FINAL_TEXT_STATES))})",
+            FINAL_TEXT_STATES,
+        ).fetchone()[0]
+        unnotified = conn.execute(
+            "SELECT count(*) FROM rectification_orders WHERE status = 'open'"
+            " AND notified_level < level"
+        ).fetchone()[0]
+    return open_items == 0 and open_texts == 0 and unnotified == 0
+
+
+def _count(report: ChaosReport, store: Path, seen: dict[str, Any]) -> None:
+    problems = report.problems
+    with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as conn:
+        for status, count in conn.execute(
+            "SELECT status, count(*) FROM served_items GROUP BY status"
+        ):
+            report.item_states[status] = count
+            if status not in FINAL_ITEM_STATES:
+                problems.append(f"{count} served items ended {status!r}")
+        rows = conn.execute(
+            "SELECT id, status, provider_sid, error_code, error_message FROM sms_messages"
+        ).fetchall()
+        report.texts_rows = len(rows)
+        for row_id, status, sid, code, message in rows:
+            if status not in FINAL_TEXT_STATES:
+                problems.append(f"text row {row_id} ended {status!r}")
+            elif status == "failed":
+                # No number in the run is invalid or opted out: a failed text is a lost one.
+                problems.append(f"text row {row_id} failed: {code} {message}")
+            elif not sid:
+                problems.append(f"text row {row_id} is {status!r} with no Twilio sid")
+        row_sids = Counter(row[2] for row in rows if row[2])
+        twilio_sids = Counter(m["sid"] for m in seen["messages"])
+        report.texts_at_twilio = len(seen["messages"])
+        for sid in twilio_sids:
+            if sid not in row_sids:
+                problems.append(f"Twilio message {sid} belongs to no row (sent twice?)")
+        for sid in row_sids:
+            if sid not in twilio_sids:
+                problems.append(f"row sid {sid} was never created at Twilio")
+        orders = conn.execute(
+            "SELECT ref, level, status, notified_level FROM rectification_orders"
+        ).fetchall()
+        report.orders = len(orders)
+        for ref, level, status, notified in orders:
+            if status == "open" and notified < level:
+                problems.append(f"order {ref} at level {level} was texted only to {notified}")
+            for reached in range(1, level + 1):
+                texted = conn.execute(
+                    "SELECT count(*) FROM order_events e JOIN rectification_orders o"
+                    " ON o.id = e.order_id WHERE o.ref = ? AND e.level = ?"
+                    " AND e.action IN ('notified', 'skipped_no_mobile')",
+                    (ref, reached),
+                ).fetchone()[0]
+                if not texted:
+                    problems.append(f"order {ref} reached level {reached} untexted")
+        for call in seen["pbx_calls"]:
+            if not call["finished"]:
+                problems.append(f"{call['direction']} call {call['linkedid']} still up at the end")
+                continue
+            records = conn.execute(
+                "SELECT complete FROM call_records WHERE linkedid = ?", (call["linkedid"],)
+            ).fetchall()
+            if len(records) != 1 or not records[0][0]:
+                state = "none" if not records else f"{len(records)}, complete={records[0][0]}"
+                problems.append(f"{call['direction']} call {call['linkedid']} has records: {state}")
+        report.hotline_calls = sum(1 for c in seen["pbx_calls"] if c["direction"] == "inbound")
+    calls = seen["calls"]
+    report.calls = len(calls)
+    attempts = Counter(c["variables"].get("GW_ATTEMPT") for c in calls)
+    for attempt, count in attempts.items():
+        if attempt is not None and count > 1:
+            problems.append(f"attempt {attempt} was dialled {count} times")
+    by_number: dict[str, list[tuple[float, float]]] = {}
+    for call in calls:
+        end = call["end"] if call["end"] is not None else seen["now"]
+        by_number.setdefault(call["number"], []).append((call["start"], end))
+    for number, spans in by_number.items():
+        spans.sort()
+        latest_end = float("-inf")
+        for start, end in spans:
+            if start < latest_end:
+                problems.append(f"citizen ...{number[-4:]} had two calls up at once")
+            latest_end = max(latest_end, end)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=20, help="seeds 1..N (20)")
+    parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--items", type=int, default=300, help="served items a seed (300)")
+    parser.add_argument("--seconds", type=float, default=300, help="seconds of faults a seed")
+    args = parser.parse_args()
+    failed = 0
+    totals: Counter[str] = Counter()
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        report = asyncio.run(run_chaos(seed, items=args.items, seconds=args.seconds))
+        print(report.line(), flush=True)
+        for problem in report.problems[:20]:
+            print("   ", problem, flush=True)
+        failed += bool(report.problems)
+        totals.update(report.faults)
+        totals["items"] += report.items
+        totals["calls"] += report.calls
+        totals["texts"] += report.texts_at_twilio
+    print(
+        f"chaos: {args.seeds} seeds, {failed} failed; "
+        + " ".join(f"{k}={v}" for k, v in sorted(totals.items()))
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
