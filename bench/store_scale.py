@@ -147,6 +147,7 @@ async def measure(path: Path, rounds: int) -> Figures:
                     _clear_caches(store)
                     lag.armed = True
                     refresh.append(await _timed_get(http, "/dashboard/data.json"))
+                    _clear_caches(store)
                     summary.append(await _timed_get(http, "/api/callbacks/summary"))
                     _clear_caches(store)
                     during = asyncio.create_task(_timed_get(http, "/dashboard/data.json"))

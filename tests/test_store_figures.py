@@ -101,6 +101,30 @@ async def test_satisfaction_groups_first_round_ratings_of_the_period(rated: Stor
     assert _counts(october) == {"all": (0, 0, 1)}
 
 
+@pytest.mark.parametrize(
+    ("since", "until", "expected"),
+    [
+        # One local day (21 November in Shanghai): its hours span two UTC days.
+        ((2026, 11, 20, 16), (2026, 11, 21, 16), {"all": (1, 1, 0)}),
+        # Local days 20 to 22 November: edge hours and one whole UTC day.
+        ((2026, 11, 19, 16), (2026, 11, 22, 16), {"all": (2, 1, 1)}),
+        # One hour only.
+        ((2026, 11, 21, 15), (2026, 11, 21, 16), {"all": (1, 0, 0)}),
+        ((2026, 11, 22, 0), (2026, 11, 23, 0), {}),
+    ],
+)
+async def test_satisfaction_sums_edge_hours_and_whole_days(
+    rated: Store, since: tuple[int, ...], until: tuple[int, ...], expected: dict[str, object]
+) -> None:
+    """A period that does not start or end at a UTC midnight counts each rating once."""
+    start, end = datetime(*since, tzinfo=UTC), datetime(*until, tzinfo=UTC)
+    for by in ("all", "unit", "kind"):
+        groups = await rated.figures.satisfaction(start, end, by)
+        totals = [sum(g) for g in _counts(groups).values()]
+        assert sum(totals) == sum(sum(v) for v in expected.values())  # type: ignore[arg-type]
+    assert _counts(await rated.figures.satisfaction(start, end, "all")) == expected
+
+
 async def test_satisfaction_refuses_a_backwards_period_and_an_unknown_grouping(
     rated: Store,
 ) -> None:
