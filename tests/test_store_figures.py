@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import config as config_module
 from gateway.callbacks.report import BadPeriod, last_days, parse_period, satisfaction_rows
+from gateway.cli import main
 from gateway.clock import ManualClock
 from gateway.store import Store
 from gateway.store.db import StoreError
@@ -314,3 +315,19 @@ def test_scales_read_as_days() -> None:
     for bad in ("", "2", "y", "0d", "2x"):
         with pytest.raises(ValueError, match="scale"):
             parse_scale(bad)
+
+
+def test_db_fake_fills_a_new_store_and_refuses_a_used_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`gateway db fake` builds a store of served traffic; run again, it changes nothing
+    and says why in one line."""
+    args = ["--data-dir", str(tmp_path / "data"), "db", "fake", "--scale", "3d", "--volume", "0.02"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "3 days of synthetic traffic" in out and "ratings=" in out
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already holds calls or served items" in err[0]
+    assert main([*args[:3], "fake", "--scale", "2q"]) == 2
+    assert "scale '2q'" in capsys.readouterr().err

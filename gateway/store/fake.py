@@ -19,6 +19,7 @@ already holds calls or served items is refused.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
@@ -114,8 +115,7 @@ def parse_scale(text: str) -> int:
 
 async def build_fake_store(path: Path, plan: FakePlan) -> FakeCounts:
     """Migrate and seed the store at ``path`` with the demo city, then :func:`fill` it."""
-    import asyncio
-
+    await asyncio.to_thread(_refuse_if_busy, path)
     start = datetime.combine(plan.end, datetime.min.time(), UTC) - timedelta(days=plan.days)
     async with Store.open(path, ManualClock(start - timedelta(days=1))) as store:
         await load_seed(store.units, demo_city(), "demo-city.toml")
@@ -129,13 +129,7 @@ def fill(path: Path, plan: FakePlan) -> FakeCounts:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=OFF")
         conn.execute("PRAGMA cache_size=-262144")
-        busy = conn.execute(
-            "SELECT (SELECT COUNT(*) FROM call_records) + (SELECT COUNT(*) FROM served_items)"
-        ).fetchone()[0]
-        if busy:
-            raise StoreError(
-                f"{path} already holds calls or served items: fake data needs a new store"
-            )
+        _refuse_if_busy(path, conn)
         counts = _Filler(conn, plan).run()
         # What the running gateway's daily PRAGMA optimize would have left behind.
         conn.execute("PRAGMA analysis_limit=1000")
@@ -143,6 +137,27 @@ def fill(path: Path, plan: FakePlan) -> FakeCounts:
         return counts
     finally:
         conn.close()
+
+
+def _refuse_if_busy(path: Path, conn: sqlite3.Connection | None = None) -> None:
+    """Raise if the store at ``path`` already holds calls or served items."""
+    if conn is None and not path.exists():
+        return
+    own = conn is None
+    conn = conn or sqlite3.connect(path)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if {"call_records", "served_items"} <= tables:
+            busy = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM call_records) OR EXISTS (SELECT 1 FROM served_items)"
+            ).fetchone()[0]
+            if busy:
+                raise StoreError(
+                    f"{path} already holds calls or served items: fake data needs a new store"
+                )
+    finally:
+        if own:
+            conn.close()
 
 
 class _Filler:
