@@ -22,6 +22,7 @@ from gateway.store.db import StoreError
 from gateway.store.fake import FakePlan, build_fake_store, parse_scale
 from gateway.store.figures import ScoreGroup
 from gateway.store.seed import demo_city, load_seed
+from gateway.web import dashboard
 from gateway.web.app import create_web_app
 from gateway.web.dashboard import add_dashboard
 
@@ -331,3 +332,23 @@ def test_db_fake_fills_a_new_store_and_refuses_a_used_one(
     assert len(err) == 1 and "already holds calls or served items" in err[0]
     assert main([*args[:3], "fake", "--scale", "2q"]) == 2
     assert "scale '2q'" in capsys.readouterr().err
+
+
+async def test_the_dashboard_lists_the_most_urgent_orders_and_counts_them_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page lists a few open orders, highest level first, and counts every one by level."""
+    monkeypatch.setattr(dashboard, "ORDERS_SHOWN", 3)
+    path = tmp_path / "store.sqlite3"
+    await build_fake_store(path, FakePlan(days=20, seed=5, end=date(2026, 11, 30), volume=0.05))
+    clock = ManualClock(datetime(2026, 11, 30, 2, tzinfo=UTC))
+    async with Store.open(path, clock) as store:
+        data = await dashboard.dashboard_figures(store, clock)
+        open_orders = await store.db.fetchall(
+            "SELECT level FROM rectification_orders WHERE status != 'closed'"
+        )
+    listed, orders = data["orders"]["open"], data["orders"]
+    assert len(open_orders) > 3 and len(listed) == 3
+    assert orders["total"] == len(open_orders) == sum(orders["by_level"].values())
+    assert [o["level"] for o in listed] == sorted((o["level"] for o in listed), reverse=True)
+    assert listed[0]["level"] == max(r[0] for r in open_orders)

@@ -286,16 +286,25 @@ class FigureRepository:
         )
         return [ListedOrder(_order(r), r[12], r[13], r[14], r[15]) for r in rows]
 
-    async def active_orders(self) -> list[ListedOrder]:
-        """Every order not closed yet, highest level first, then oldest."""
+    async def active_orders(self, limit: int | None = None) -> list[ListedOrder]:
+        """The orders not closed yet, highest level first, then oldest (at most ``limit``)."""
         rows = await self._reads.fetchall(
             f"SELECT {_ORDER_ALIASED}, i.reference, i.citizen_number, u.code, u.name"
             " FROM rectification_orders o JOIN served_items i ON i.id = o.item_id"
             " JOIN units u ON u.id = i.unit_id"
             f" WHERE likelihood(o.status IN ('open', 'reported'), {FEW})"
-            " ORDER BY o.level DESC, o.created_at"
+            " ORDER BY o.level DESC, o.created_at LIMIT ?",
+            (-1 if limit is None else limit,),
         )
         return [ListedOrder(_order(r), r[12], r[13], r[14], r[15]) for r in rows]
+
+    async def active_order_levels(self) -> dict[int, int]:
+        """How many orders not closed yet are at each level."""
+        rows = await self._reads.fetchall(
+            "SELECT level, COUNT(*) FROM rectification_orders"
+            f" WHERE likelihood(status IN ('open', 'reported'), {FEW}) GROUP BY level"
+        )
+        return {int(r[0]): int(r[1]) for r in rows}
 
     async def order_events_of(self, order_ids: Sequence[int]) -> dict[int, list[OrderEvent]]:
         """The events of each of ``order_ids`` (one query), oldest first."""
