@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -201,7 +201,7 @@ async def main() -> None:
         print(base.line("empty store (baseline)"), flush=True)
         big = args.store or Path(tmp) / "big.db"
         if not big.exists():
-            end = (datetime.now(UTC) + timedelta(days=1)).date()
+            end = datetime.now(UTC).date()  # up to last midnight (UTC)
             start = time.perf_counter()
             counts = await build_fake_store(big, FakePlan(days=days, seed=args.seed, end=end))
             took = time.perf_counter() - start

@@ -352,3 +352,33 @@ async def test_the_dashboard_lists_the_most_urgent_orders_and_counts_them_all(
     assert orders["total"] == len(open_orders) == sum(orders["by_level"].values())
     assert [o["level"] for o in listed] == sorted((o["level"] for o in listed), reverse=True)
     assert listed[0]["level"] == max(r[0] for r in open_orders)
+
+
+async def test_fake_traffic_is_reproducible_and_never_in_the_future(tmp_path: Path) -> None:
+    """The same plan gives the same rows, and nothing happens at or after its end."""
+    plan = FakePlan(days=12, seed=11, end=date(2026, 11, 30), volume=0.05)
+    end = "2026-11-30T00:00:00"
+    dumps = []
+    for name in ("a", "b"):
+        path = tmp_path / f"{name}.sqlite3"
+        counts = await build_fake_store(path, plan)
+        assert counts.ratings > 0 and counts.orders > 0
+        conn = sqlite3.connect(path)
+        try:
+            latest = conn.execute(
+                "SELECT MAX(x) FROM (SELECT MAX(rated_at) AS x FROM ratings"
+                " UNION ALL SELECT MAX(started_at) FROM callback_attempts"
+                " UNION ALL SELECT MAX(at) FROM order_events"
+                " UNION ALL SELECT MAX(created_at) FROM sms_messages"
+                " UNION ALL SELECT MAX(started_at) FROM call_records"
+                " UNION ALL SELECT MAX(served_at) FROM served_items)"
+            ).fetchone()[0]
+            dumps.append(
+                conn.execute(
+                    "SELECT item_id, round, score, rated_at FROM ratings ORDER BY id"
+                ).fetchall()
+            )
+        finally:
+            conn.close()
+        assert latest < end
+    assert dumps[0] == dumps[1]

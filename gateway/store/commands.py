@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +64,7 @@ async def _fake(config: Config, args: argparse.Namespace) -> int:
     if not 0 < args.volume <= 100:
         print("gateway db fake: --volume must be above 0 and at most 100", file=sys.stderr)
         return 2
-    end = (Clock().now() + timedelta(days=1)).date()
+    end = Clock().now().date()  # up to last midnight (UTC): nothing in the future
     plan = FakePlan(days=days, seed=args.seed, end=end, volume=args.volume)
     try:
         counts = await build_fake_store(config.store_path, plan)

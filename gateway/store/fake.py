@@ -9,7 +9,8 @@ about 1,370 hotline calls a day in the demo's caller mix, the cases they open,
 about 1,370 served items a day of the catalogue's kinds with their callback
 attempts, ratings at the demo's satisfaction (86 / 8 / 6), rectification orders
 at every level with their events and texts, and the rating requests texted to
-citizens no call reached. The last days are still in progress (items waiting,
+citizens no call reached. Nothing happens at or after the plan's end (midnight
+UTC), so the last days are still in progress (items waiting,
 orders open), as in a running gateway.
 
 Rows go in with ``executemany``, one transaction per batch of days, so two years
@@ -399,7 +400,9 @@ class _Filler:
             updated = served
             if kind not in self.called_back:
                 status, next_at = "skipped", None
-            elif first_call < self.end - timedelta(days=IN_PROGRESS_DAYS) or rng.random() < 0.5:
+            elif first_call < self.end and (
+                first_call < self.end - timedelta(days=IN_PROGRESS_DAYS) or rng.random() < 0.5
+            ):
                 status, round_, calls, next_at, sms_expires, updated = self._callback(
                     item_id, unit, citizen, first_call, rows
                 )
@@ -436,6 +439,8 @@ class _Filler:
         rng = self.rng
         at = first_call
         for attempt in range(1, _MAX_CALLS + 1):
+            if at >= self.end:  # the next call is still to come
+                return "pending", 1, attempt - 1, at, None, at
             outcome = rng.choices(_OUTCOMES, weights=_OUTCOME_WEIGHTS)[0]
             attempt_id = self._attempt(item_id, 1, attempt, "call", outcome, at, rows)
             if outcome == "rated":
@@ -447,6 +452,8 @@ class _Filler:
             if outcome == "no_such_number":
                 break
             at += timedelta(hours=rng.choice((2, 4, 24)))
+        if at >= self.end:
+            return "pending", 1, attempt, at, None, at
         # No call reached the citizen: a rating request by text.
         self._attempt(item_id, 1, attempt + 1, "sms", "sent", at, rows)
         self._text("rating_request", "citizen", citizen, f"rating-request:{item_id}:1", at, rows)
@@ -525,7 +532,11 @@ class _Filler:
         moment = at
         for lv in range(1, level + 1):
             if lv > 1:
-                moment += timedelta(hours=rng.uniform(20, 72))
+                later = moment + timedelta(hours=rng.uniform(20, 72))
+                if later >= self.end:  # not escalated yet
+                    level = lv - 1
+                    break
+                moment = later
                 events.append((order_id, utc_iso(moment), lv, "escalated", "system", "超期未反馈"))
             events.append((order_id, utc_iso(moment), lv, "notified", "system", None))
             mobile = self.chief_mobile.get(unit) or "+8613900000000"
@@ -535,10 +546,13 @@ class _Filler:
         if self._recent(at, OPEN_ORDER_DAYS):
             status = rng.choice(("open", "open", "reported"))
         reported: datetime = moment + timedelta(hours=rng.uniform(4, 60))
+        closing = reported + timedelta(hours=rng.uniform(20, 30))
+        if status == "closed" and closing >= self.end:
+            status = "reported"
+        if status == "reported" and reported >= self.end:
+            status = "open"
         reported_at: datetime | None = None if status == "open" else reported
-        closed_at: datetime | None = None
-        if status == "closed":
-            closed_at = reported + timedelta(hours=rng.uniform(20, 30))
+        closed_at: datetime | None = closing if status == "closed" else None
         if reported_at is not None:
             events.append((order_id, utc_iso(reported_at), level, "reported", "J00013", "已整改"))
         item_status, round_, next_at, updated = "rated", 1, None, at
