@@ -391,6 +391,20 @@ async def test_a_long_unit_name_is_texted_by_its_abbreviation(
     assert "开发区高新派出所" in body and LONG_NAME not in body
 
 
+async def test_a_rating_request_names_a_long_unit_by_its_abbreviation(
+    service: CallbackService, store: Store, clock: ManualClock
+) -> None:
+    """The citizen's rating request by text also carries the short form of the unit."""
+    await load_seed(store.units, LONG_UNIT, "kfq.toml")
+    await service.serve(item("KF-2", unit="LZ-GX-01"))
+    for _ in range(2):
+        got, attempt = (await service.claim_calls(1, "main"))[0]
+        await service.call_finished(got, attempt, DialResult(CallOutcome.NO_ANSWER))
+        clock.advance(timedelta(hours=1))
+    [(to, body)] = await texts(store, "rating_request")
+    assert to == CITIZEN and "开发区高新派出所" in body and LONG_NAME not in body
+
+
 async def test_the_seed_refuses_a_long_name_without_abbreviation_naming_the_row(
     store: Store,
 ) -> None:
