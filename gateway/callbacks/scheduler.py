@@ -62,7 +62,9 @@ class CallbackScheduler:
         hold = self.service.clock.now() + timedelta(
             minutes=self.service.settings.retry_spacing_minutes
         )
-        recovered = await self.service.store.callbacks.recover_interrupted(hold)
+        recovered = await self.service.store.callbacks.recover_interrupted(
+            hold, self.service.unanswered_until()
+        )
         if recovered:
             log.warning(
                 "callbacks: %d calls were out when the gateway stopped; their attempts are"
