@@ -28,7 +28,12 @@ from gateway.callbacks.service import (
     DialResult,
 )
 from gateway.errors import GatewayError
-from gateway.pbx.exceptions import AmiActionTimeout, AmiConnectionLost, AmiNotConnected
+from gateway.pbx.exceptions import (
+    AmiActionTimeout,
+    AmiConnectionLost,
+    AmiNotConnected,
+    OriginateOutcomeUnknown,
+)
 from gateway.phone import mask
 from gateway.store.callbacks import ServedItem
 from gateway.supervise import Supervisor
@@ -118,9 +123,10 @@ class CallbackScheduler:
                 log.info("callback to %s not placed: %s", mask(item.citizen_number), exc)
                 await self.service.release_claim(item, attempt_id)
                 return
-            except (AmiConnectionLost, AmiActionTimeout) as exc:
+            except (OriginateOutcomeUnknown, AmiConnectionLost, AmiActionTimeout) as exc:
                 # Sent, but its answer was lost (the link cut, or no OriginateResponse
-                # in time): the call may ring or be up. It is settled later.
+                # in time; the session says so by OriginateOutcomeUnknown): the call may
+                # ring or be up. It is settled later, never taken for a failed call.
                 log.warning("callback to %s: outcome lost: %s", mask(item.citizen_number), exc)
                 result = DialResult(CallOutcome.UNKNOWN)
             except GatewayError as exc:
