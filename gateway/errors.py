@@ -7,6 +7,8 @@ family at one place::
     GatewayError
     ├── ConfigError            (gateway.config)
     ├── StoreError             (gateway.store)
+    │   └── StoreUnavailable   (the file or the disk: full, locked, damaged, read-only)
+    ├── ApiError               (gateway.web.errors: status, error id, details)
     ├── InvalidPhoneNumber     (gateway.phone)
     ├── AmiError               (gateway.pbx.exceptions)
     │   ├── AmiLoginError, AmiActionTimeout, AmiConnectionLost ...

@@ -9,7 +9,7 @@ import dataclasses
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,17 +137,22 @@ def replace_sms(config: Config, **changes: Any) -> Config:
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def gateway_process(*args: str, output: int | None = None) -> asyncio.subprocess.Process:
-    """``python -m gateway ARGS`` from the source tree; ``output``: where stdout/stderr
-    go (default: pipes)."""
+async def gateway_process(
+    *args: str,
+    output: int | None = None,
+    cwd: Path = ROOT,
+    env: Mapping[str, str] | None = None,
+) -> asyncio.subprocess.Process:
+    """``python -m gateway ARGS`` of the source tree, run in ``cwd`` with ``env`` added to
+    the environment; ``output``: where stdout/stderr go (default: pipes)."""
     sink = asyncio.subprocess.PIPE if output is None else output
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "gateway",
         *args,
-        cwd=ROOT,
+        cwd=cwd,
         stdout=sink,
         stderr=sink,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)},
     )

@@ -217,11 +217,31 @@ async def test_answered_call_whose_survey_never_starts_moves_on_across_a_restart
     restarted = CallbackService(
         store, clock, service.catalogue, service.settings, service.texter
     )  # the same store, nothing in memory
+    assert [i.id for i in await store.callbacks.recover_interrupted(clock.now())] == [served.id]
+    assert await outcomes(store, served.id) == ["answered"]
     clock.advance(timedelta(seconds=61))
     assert await restarted.settle_calls() == 1
     assert await outcomes(store, served.id) == ["no_rating"]
     after = await store.callbacks.item(served.id)
     assert after is not None and after.status == "pending" and after.next_attempt_at is not None
+
+
+async def test_a_survey_that_never_ends_is_closed_after_the_longest_call(
+    service: CallbackService, store: Store, clock: ManualClock
+) -> None:
+    """A survey that began but whose end never came (a stuck call) does not hold the
+    item "calling" for ever: past the longest survey it ends without a rating."""
+    served = await service.serve(item("XZ-1"))
+    got, attempt = (await service.claim_calls(1, "main"))[0]
+    await service.call_finished(got, attempt, DialResult(CallOutcome.ANSWERED, "1.1"))
+    await service.survey_context(got.id, attempt)
+    clock.advance(timedelta(minutes=5))
+    assert await service.settle_calls() == 0  # a long survey, still allowed
+    clock.advance(timedelta(minutes=6))
+    assert await service.settle_calls() == 1
+    assert await outcomes(store, served.id) == ["no_rating"]
+    after = await store.callbacks.item(served.id)
+    assert after is not None and after.status == "pending"
 
 
 async def test_a_survey_ending_before_the_outcome_is_saved_is_not_overwritten(

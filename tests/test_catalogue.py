@@ -8,12 +8,15 @@ from pathlib import Path
 import pytest
 
 from gateway.callbacks.catalogue import (
+    BUSINESS_NAME_MAX,
     Catalogue,
     CatalogueFileError,
     UnknownCode,
     load_catalogue,
     parse_catalogue,
 )
+from gateway.sms.templates import load_templates
+from gateway.store.units import TEXT_NAME_MAX
 
 GOOD = """
 [[category]]
@@ -215,3 +218,21 @@ def test_parse_catalogue_names_the_given_source() -> None:
     """parse_catalogue uses the caller's source name in its errors."""
     with pytest.raises(CatalogueFileError, match=r"^upload\.toml: no \[\[category\]\]"):
         parse_catalogue("", "upload.toml")
+
+
+def test_a_kind_name_too_long_for_a_text_is_refused(tmp_path: Path) -> None:
+    """A kind whose name no text could carry is refused at load, naming the entry."""
+    long_name = "居民身份证异地受理挂失申报及临时身份证办理"  # 21 characters
+    error = _error(tmp_path, GOOD.replace('name = "居民身份证"', f'name = "{long_name}"'))
+    assert "kind[0] (id_card)" in str(error) and "longer than 16 characters" in str(error)
+
+
+def test_the_name_limits_match_what_the_templates_declare() -> None:
+    """Unit and kind names are checked against the lengths the SMS templates allow."""
+    templates = load_templates()
+    for name in templates.names():
+        declared = templates.get(name).vars
+        if "unit" in declared:
+            assert declared["unit"] == TEXT_NAME_MAX, name
+        if "business" in declared:
+            assert declared["business"] == BUSINESS_NAME_MAX, name

@@ -115,7 +115,7 @@ async def test_wait_for_digit_and_escape_digits(pbx: SimulatedPbx) -> None:
 
     script = CallerScript(
         caller="13800138000",
-        steps=[Silence(0.5), Press("7"), WaitForPrompt(name="menu"), Press("#"), Silence(60)],
+        steps=[Silence(2), Press("7"), WaitForPrompt(name="menu"), Press("#"), Silence(60)],
     )
     await run_call(pbx, ivr, script)
     assert got == ["7", "#"]

@@ -310,6 +310,35 @@ async def test_busy_link_with_a_late_pong_stays_up(
         assert "declared dead" not in caplog.text
 
 
+async def test_ping_timeout_adapts_to_a_pbx_that_answers_late(
+    pbx: SimulatedPbx, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once Pongs have come late on a busy link, a quiet spell as long as those late
+    answers is waited out (the limit follows the round trip), not taken for a dead link."""
+    caplog.set_level(logging.INFO, logger="gateway.pbx")
+    config = section(pbx, ping_interval=0.05, ping_timeout=0.2)
+
+    async def load() -> None:
+        while True:
+            pbx.world.emit("UserEvent", "user,all", [("UserEvent", "Load")])
+            await asyncio.sleep(0.05)
+
+    async with AmiSession(config) as session:
+        await session.wait_connected(2)
+        pbx.faults.lag_pong(0.5)
+        loader = asyncio.ensure_future(load())
+        try:
+            await eventually(lambda: caplog.text.count("busy, not dead") >= 3, within=10)
+        finally:
+            loader.cancel()
+        assert session.link.silence_limit() > 0.5
+        quiet_from = caplog.text.count("busy, not dead")
+        await eventually(lambda: caplog.text.count("busy, not dead") >= quiet_from + 2, within=10)
+        pbx.faults.lag_pong(0)
+        assert session.connects == 1
+        assert "declared dead" not in caplog.text
+
+
 async def test_shutdown_event_reconnects(pbx: SimulatedPbx) -> None:
     """Asterisk's Shutdown event closes the link and the session logs in again."""
     async with AmiSession(section(pbx)) as session:

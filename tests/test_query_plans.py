@@ -189,3 +189,24 @@ def test_the_check_sees_a_scan(tmp_path: Path) -> None:
         ],
     )
     assert len(found) == 2 and "SCAN ratings" in found[0] and "SCAN r" in found[1]
+
+
+async def test_the_order_pages_of_the_api_hold_every_order_once(
+    traced: tuple[Store, TestClient[web.Request, web.Application], list[str]],
+) -> None:
+    """``GET /api/orders?all=1`` a page at a time, each order with its item and unit,
+    the next page in the Link header; a bad limit is one clear 400."""
+    store, http, _ = traced
+    rows = await store.db.fetchall("SELECT ref FROM rectification_orders ORDER BY id DESC")
+    refs: list[str] = []
+    path: str | None = "/api/orders?all=1&limit=4"
+    while path is not None:
+        response = await http.get(path, headers=AUTH)
+        page = await response.json()
+        assert response.status == 200 and all(o["item"] and o["unit_name"] for o in page)
+        refs.extend(o["ref"] for o in page)
+        link = response.links.get("next")
+        path = link["url"].path_qs if link else None
+    assert refs == [r[0] for r in rows] and len(refs) > 4
+    bad = await http.get("/api/orders?limit=5000", headers=AUTH)
+    assert bad.status == 400 and (await bad.json())["error"] == "bad_limit"

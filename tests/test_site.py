@@ -7,7 +7,6 @@ outside the checkout, as an operator's installed gateway would.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,25 +16,16 @@ import pytest
 from gateway import config as config_module
 from gateway.sim.ami import SimConfig, SimulatedPbx
 from gateway.sim.twilio import SimulatedTwilio
+from tests.sms_support import gateway_process
 from tests.test_run import ACCOUNT, ROOT, free_port
 
 
 async def gateway(cwd: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run the gateway command in ``cwd``; its exit code and its output (stdout + stderr)."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        *args,
-        cwd=cwd,
-        env={**clean, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    process = await gateway_process(*args, cwd=cwd, env=env)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode is not None
-    return process.returncode, out.decode()
+    return process.returncode, out.decode() + err.decode()
 
 
 @pytest.fixture

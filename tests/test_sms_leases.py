@@ -96,6 +96,8 @@ async def test_restart_long_after_a_crash_finds_the_text(tmp_path: Path, exclusi
         accepted = await gw.app[SMS_PROVIDER].send(landed.to, landed.body, None)
         clock.advance(3 * 3600)
         async with OutboxWorker(gw.sms, gw.app[SMS_PROVIDER], exclusive=exclusive) as worker:
+            await until(lambda: _not_held_by(store, lost, "crashed-worker"))
+            clock.advance(1)  # past the look-up delay a restart leaves for in-flight requests
             await until(lambda: _has_sid(store, lost), 30)
             await until(lambda: _has_sid(store, landed), 30)
         assert worker.reconciled == 1 and worker.sent == 1
@@ -103,6 +105,11 @@ async def test_restart_long_after_a_crash_finds_the_text(tmp_path: Path, exclusi
         assert row is not None and row.provider_sid == accepted.sid
     bodies = collections.Counter(m.body for m in sim.messages)
     assert bodies == {landed.body: 1, lost.body: 1}
+
+
+async def _not_held_by(store: Store, message: OutboxMessage, owner: str) -> bool:
+    row = await store.sms.get(message.id)
+    return row is not None and row.lease_owner != owner
 
 
 async def _has_sid(store: Store, message: OutboxMessage) -> bool:
@@ -183,4 +190,26 @@ async def test_stopping_awaits_the_loop_and_sends(live_store: Store, tw: Simulat
         await until(lambda: all_delivered(live_store, 1))
         worker = gw.worker
     assert worker.supervisor.tasks == 0
-    await asyncio.sleep(0)
+
+
+async def test_a_look_up_that_cannot_see_far_enough_never_resends(
+    live_store: Store, tw: SimulatedTwilio
+) -> None:
+    """When more texts went to the number since the first attempt than a look-up lists, the
+    text is not sent again: the row fails saying the look-up was inconclusive."""
+    async with running_gateway(live_store, tw, lookup_delay=0.5) as gw:
+        gw.worker.lookup_limit = 2
+        tw.faults.drop(1, after_accept=True)
+        message = await order(gw, "dropped")
+        await until(lambda: tw.stats.dropped == 1)
+        await gw.app[SMS_PROVIDER].send(CHIEF, "another text to the same chief", None)
+        await until(lambda: _status(live_store, message, "failed"), 30)
+        row = await live_store.sms.get(message.id)
+    assert row is not None and row.error_message is not None
+    assert "look-up inconclusive" in row.error_message
+    assert len(tw.messages) == 2
+
+
+async def _status(store: Store, message: OutboxMessage, wanted: str) -> bool:
+    row = await store.sms.get(message.id)
+    return row is not None and row.status == wanted

@@ -52,13 +52,15 @@ async def test_claim_takes_due_rows_once(store: Store, clock: ManualClock) -> No
 
 
 async def test_interrupted_send_is_requeued_for_a_look_up(store: Store, clock: ManualClock) -> None:
-    """At start, the lock holder requeues others' rows left sending, marked for a look-up."""
+    """At start, the lock holder requeues others' rows left sending, marked for a look-up
+    after a delay that lets a request the dead worker left in flight land first."""
     await store.sms.insert_or_get(_text(next_attempt_at=clock.now()))
     [claimed] = await store.sms.claim_due(1, owner="dead")
-    assert await store.sms.reclaim_interrupted("alive") == 1
+    assert await store.sms.reclaim_interrupted("alive", timedelta(seconds=30)) == 1
     row = await store.sms.get(claimed.id)
     assert row is not None and row.status == "queued" and row.needs_lookup
     assert row.lease_owner is None
+    assert row.next_attempt_at == clock.now() + timedelta(seconds=30)  # in-flight may land
 
 
 async def test_a_lease_is_reclaimed_only_when_expired(store: Store, clock: ManualClock) -> None:

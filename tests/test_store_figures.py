@@ -15,12 +15,14 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import config as config_module
 from gateway.callbacks.report import BadPeriod, last_days, parse_period, satisfaction_rows
+from gateway.cli import main
 from gateway.clock import ManualClock
 from gateway.store import Store
 from gateway.store.db import StoreError
 from gateway.store.fake import FakePlan, build_fake_store, parse_scale
 from gateway.store.figures import ScoreGroup
 from gateway.store.seed import demo_city, load_seed
+from gateway.web import dashboard
 from gateway.web.app import create_web_app
 from gateway.web.dashboard import add_dashboard
 
@@ -99,6 +101,30 @@ async def test_satisfaction_groups_first_round_ratings_of_the_period(rated: Stor
     assert overall[0].figures.rated == 4 and overall[0].figures.rate == 0.75
     october = await figures.satisfaction(PERIOD_START - timedelta(days=31), PERIOD_START, "all")
     assert _counts(october) == {"all": (0, 0, 1)}
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "expected"),
+    [
+        # One local day (21 November in Shanghai): its hours span two UTC days.
+        ((2026, 11, 20, 16), (2026, 11, 21, 16), {"all": (1, 1, 0)}),
+        # Local days 20 to 22 November: edge hours and one whole UTC day.
+        ((2026, 11, 19, 16), (2026, 11, 22, 16), {"all": (2, 1, 1)}),
+        # One hour only.
+        ((2026, 11, 21, 15), (2026, 11, 21, 16), {"all": (1, 0, 0)}),
+        ((2026, 11, 22, 0), (2026, 11, 23, 0), {}),
+    ],
+)
+async def test_satisfaction_sums_edge_hours_and_whole_days(
+    rated: Store, since: tuple[int, ...], until: tuple[int, ...], expected: dict[str, object]
+) -> None:
+    """A period that does not start or end at a UTC midnight counts each rating once."""
+    start, end = datetime(*since, tzinfo=UTC), datetime(*until, tzinfo=UTC)
+    for by in ("all", "unit", "kind"):
+        groups = await rated.figures.satisfaction(start, end, by)
+        totals = [sum(g) for g in _counts(groups).values()]
+        assert sum(totals) == sum(sum(v) for v in expected.values())  # type: ignore[arg-type]
+    assert _counts(await rated.figures.satisfaction(start, end, "all")) == expected
 
 
 async def test_satisfaction_refuses_a_backwards_period_and_an_unknown_grouping(
@@ -290,3 +316,69 @@ def test_scales_read_as_days() -> None:
     for bad in ("", "2", "y", "0d", "2x"):
         with pytest.raises(ValueError, match="scale"):
             parse_scale(bad)
+
+
+def test_db_fake_fills_a_new_store_and_refuses_a_used_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`gateway db fake` builds a store of served traffic; run again, it changes nothing
+    and says why in one line."""
+    args = ["--data-dir", str(tmp_path / "data"), "db", "fake", "--scale", "3d", "--volume", "0.02"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "3 days of synthetic traffic" in out and "ratings=" in out
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already holds calls or served items" in err[0]
+    assert main([*args[:3], "fake", "--scale", "2q"]) == 2
+    assert "scale '2q'" in capsys.readouterr().err
+
+
+async def test_the_dashboard_lists_the_most_urgent_orders_and_counts_them_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page lists a few open orders, highest level first, and counts every one by level."""
+    monkeypatch.setattr(dashboard, "ORDERS_SHOWN", 3)
+    path = tmp_path / "store.sqlite3"
+    await build_fake_store(path, FakePlan(days=20, seed=5, end=date(2026, 11, 30), volume=0.05))
+    clock = ManualClock(datetime(2026, 11, 30, 2, tzinfo=UTC))
+    async with Store.open(path, clock) as store:
+        data = await dashboard.dashboard_figures(store, clock)
+        open_orders = await store.db.fetchall(
+            "SELECT level FROM rectification_orders WHERE status != 'closed'"
+        )
+    listed, orders = data["orders"]["open"], data["orders"]
+    assert len(open_orders) > 3 and len(listed) == 3
+    assert orders["total"] == len(open_orders) == sum(orders["by_level"].values())
+    assert [o["level"] for o in listed] == sorted((o["level"] for o in listed), reverse=True)
+    assert listed[0]["level"] == max(r[0] for r in open_orders)
+
+
+async def test_fake_traffic_is_reproducible_and_never_in_the_future(tmp_path: Path) -> None:
+    """The same plan gives the same rows, and nothing happens at or after its end."""
+    plan = FakePlan(days=12, seed=11, end=date(2026, 11, 30), volume=0.05)
+    end = "2026-11-30T00:00:00"
+    dumps = []
+    for name in ("a", "b"):
+        path = tmp_path / f"{name}.sqlite3"
+        counts = await build_fake_store(path, plan)
+        assert counts.ratings > 0 and counts.orders > 0
+        conn = sqlite3.connect(path)
+        try:
+            latest = conn.execute(
+                "SELECT MAX(x) FROM (SELECT MAX(rated_at) AS x FROM ratings"
+                " UNION ALL SELECT MAX(started_at) FROM callback_attempts"
+                " UNION ALL SELECT MAX(at) FROM order_events"
+                " UNION ALL SELECT MAX(created_at) FROM sms_messages"
+                " UNION ALL SELECT MAX(started_at) FROM call_records"
+                " UNION ALL SELECT MAX(served_at) FROM served_items)"
+            ).fetchone()[0]
+            dumps.append(
+                conn.execute(
+                    "SELECT item_id, round, score, rated_at FROM ratings ORDER BY id"
+                ).fetchall()
+            )
+        finally:
+            conn.close()
+        assert latest < end
+    assert dumps[0] == dumps[1]

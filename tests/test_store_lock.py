@@ -74,20 +74,16 @@ async def test_second_gateway_refuses_and_kill_frees_the_store(tmp_path: Path) -
             code, out, err = await _run(settings, "sms", "list")
             assert code == 0 and "没有短信" in out, err
             variables = [f"--var={k}={v}" for k, v in ORDER_VARS.items()]
-            code, out, err = await _run(
-                settings,
-                "sms",
-                "send",
-                "--to=13912345678",
-                "--template=rectification_order",
-                *variables,
-                "--key=beside",
-                "--wait=30",
-            )
+            send = ["sms", "send", "--to=13912345678", "--template=rectification_order"]
+            code, out, err = await _run(settings, *send, *variables, "--key=beside", "--wait=30")
             assert code == 0 and "a running gateway sends it" in out, (out, err)
             assert len(tw.messages) == 1  # sent by the first process's outbox, once
         finally:
             await _stop(first, signal.SIGKILL)
+        # No gateway now: send --wait takes the lock and runs an outbox of its own.
+        code, out, err = await _run(settings, *send, *variables, "--key=alone", "--wait=30")
+        assert code == 0 and "running gateway" not in out and "(SM" in out, (out, err)
+        assert len(tw.messages) == 2
         second = await _serving(settings)  # the kernel released the killed one's lock
         await _stop(second, signal.SIGTERM)
         assert second.returncode == 0

@@ -24,6 +24,8 @@ MAX_FRAME_BYTES = 1 << 20  # a frame larger than 1 MiB is refused
 # End of a frame: an empty line, whatever line endings surround it.
 _FRAME_END = re.compile(rb"\r?\n\r?\n")
 _LINE_END = re.compile(r"\r?\n")
+# Header names are case-insensitive to Asterisk: "action: Ping" is an action.
+_KINDS = frozenset({"event", "response", "action"})
 
 
 class Frame(dict[str, str]):
@@ -61,6 +63,15 @@ class Frame(dict[str, str]):
             return list(self.repeated[key])
         value = self.get(key)
         return [] if value is None else [value]
+
+    def getall_ci(self, key: str) -> list[str]:
+        """Every value of ``key`` in any spelling (``Variable`` and ``variable`` lines)."""
+        lowered = key.lower()
+        out: list[str] = []
+        for name in self:
+            if name.lower() == lowered:
+                out.extend(self.getall(name))
+        return out
 
     def get_ci(self, key: str, default: str | None = None) -> str | None:
         """Look a key up ignoring case (for the few headers builds spell differently)."""
@@ -181,7 +192,8 @@ def parse_text(text: str, chunk: bytes) -> Frame | FrameError:
     if len(frame) != len(lines):
         return _parse_slow(lines, chunk)
     if "Event" not in frame and "Response" not in frame and "Action" not in frame:
-        return FrameError("no Event, Response or Action header", chunk[:200])
+        if not _KINDS.intersection(key.lower() for key in frame):
+            return FrameError("no Event, Response or Action header", chunk[:200])
     return frame
 
 
@@ -203,7 +215,8 @@ def _parse_slow(lines: list[str], chunk: bytes) -> Frame | FrameError:
         else:
             frame[key] = value
     if "Event" not in frame and "Response" not in frame and "Action" not in frame:
-        return FrameError("no Event, Response or Action header", chunk[:200])
+        if not _KINDS.intersection(key.lower() for key in frame):
+            return FrameError("no Event, Response or Action header", chunk[:200])
     return frame
 
 

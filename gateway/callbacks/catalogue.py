@@ -41,6 +41,8 @@ __all__ = [
 CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 DEFAULT_CALLBACK_DELAY_HOURS = 24
 MAX_CALLBACK_DELAY_HOURS = 30 * 24
+# The longest kind name a text carries (``vars.business`` in gateway/sms/templates.toml).
+BUSINESS_NAME_MAX = 16
 BUNDLED_NAME = "catalogue.toml"
 
 _CATEGORY_KEYS = frozenset({"code", "name"})
@@ -185,6 +187,13 @@ def parse_catalogue(text: str, source: str) -> Catalogue:
         if code in kinds:
             raise CatalogueFileError(source, entry, f"duplicate kind code {code!r}")
         name = _text(raw, "name", source, entry)
+        if len(name) > BUSINESS_NAME_MAX:
+            raise CatalogueFileError(
+                source,
+                entry,
+                f"name {name!r} is longer than {BUSINESS_NAME_MAX} characters, too long for the"
+                " texts that carry it",
+            )
         category_code = _text(raw, "category", source, entry)
         if category_code not in categories:
             raise CatalogueFileError(

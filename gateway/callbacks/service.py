@@ -198,6 +198,8 @@ class CallbackService:
         self.deadline_hours = parse_hours_per_level(settings.order_deadline_hours)
         # Survey calls in progress, by attempt id: set when the survey flow ends.
         self._surveys: dict[int, asyncio.Event] = {}
+        # (order, level) the sweeper could not text yet: its retries log quietly.
+        self._unsent: set[tuple[int, int]] = set()
 
     # -- served items in ----------------------------------------------------
 
@@ -354,24 +356,23 @@ class CallbackService:
         return False
 
     async def settle_calls(self) -> int:
-        """Answered calls whose survey never started within the bound end as
-        ``no_rating``; lost outcomes whose call can no longer be up end ``unknown``.
-        Each item moves on as after a call that did not reach the citizen."""
+        """Answered calls whose survey never began within its bound (or never ended)
+        end as ``no_rating``; lost outcomes end ``unknown`` once the call log shows
+        the call over or it can no longer be up. Each item moves on as after a call
+        that did not reach the citizen."""
         now = self.clock.now()
         callbacks = self.store.callbacks
         unstarted = await callbacks.expire_unstarted_surveys(
             now - timedelta(seconds=SURVEY_START_SECONDS)
         )
         lapsed = await callbacks.settle_lapsed(now)
+        for attempt in unstarted:
+            log.warning("callback attempt %d: answered, but no survey began or ended", attempt.id)
         for attempt, outcome in [
             *((a, CallOutcome.NO_ANSWER) for a in unstarted),
             *((a, CallOutcome.UNKNOWN) for a in lapsed),
         ]:
-            if attempt.outcome == "no_rating":
-                log.warning(
-                    "callback attempt %d was answered but its survey never started", attempt.id
-                )
-            self._surveys.setdefault(attempt.id, asyncio.Event()).set()
+            self._end_wait(attempt.id)
             item = await callbacks.item(attempt.item_id)
             if item is not None and item.status == "calling":
                 await self._not_reached(item, outcome)
@@ -475,10 +476,20 @@ class CallbackService:
             raise CallbackError(f"no served item {item_id}")
         await self.store.callbacks.set_rating_reason(item.id, item.round, reason, recording)
 
+    def _end_wait(self, attempt_id: int) -> None:
+        """Wake whoever waits for this attempt's survey to end (the scheduler's line)."""
+        event = self._surveys.get(attempt_id)
+        if event is not None:
+            event.set()
+
     async def wait_survey(self, attempt_id: int, max_seconds: float) -> None:
         """Wait until the survey flow of an answered call has ended (or ``max_seconds``)."""
         event = self._surveys.setdefault(attempt_id, asyncio.Event())
         try:
+            # The survey may have ended before this waiter existed: the store knows.
+            attempt = await self.store.callbacks.attempt(attempt_id)
+            if attempt is None or attempt.outcome not in ("placed", "answered"):
+                return
             await asyncio.wait_for(event.wait(), max_seconds)
         except TimeoutError:
             log.warning("callback attempt %d: no end of survey in %gs", attempt_id, max_seconds)
@@ -500,7 +511,7 @@ class CallbackService:
             elif ended and item.status == "calling":
                 await self._not_reached(item, CallOutcome.NO_ANSWER)
         finally:
-            self._surveys.setdefault(attempt_id, asyncio.Event()).set()
+            self._end_wait(attempt_id)
 
     async def _rated(
         self, item: ServedItem, score: int, channel: str, attempt_id: int | None
@@ -756,18 +767,30 @@ class CallbackService:
                 current = await self.store.callbacks.order(order.id)
                 if current is None or current.notified_level >= current.level:
                     continue  # texted meanwhile
-                if await self._notify(conn, current, item, why=None):
+                key = (current.id, current.level)
+                # Logged loudly once per order and level; the sweeper retries quietly.
+                if await self._notify(conn, current, item, why=None, loud=key not in self._unsent):
                     done += 1
+                    self._unsent.discard(key)
+                else:
+                    self._unsent.add(key)
         return done
 
     async def _notify(
-        self, conn: aiosqlite.Connection, order: Order, item: ServedItem, why: str | None = None
+        self,
+        conn: aiosqlite.Connection,
+        order: Order,
+        item: ServedItem,
+        why: str | None = None,
+        *,
+        loud: bool = True,
     ) -> bool:
         """Text the heads of the order's level, in the caller's transaction; a level with
         nobody reachable passes it up. True if the level is now marked texted."""
         level = order.level
         skipped: list[str] = []
         callbacks = self.store.callbacks
+        failure = logging.ERROR if loud else logging.DEBUG
         while True:
             recipients, missing = await self._recipients(item, level)
             if recipients:
@@ -783,7 +806,7 @@ class CallbackService:
             )
             up = next_level(level)
             if up is None:
-                log.error("order %s: nobody at any level can receive it", order.ref)
+                log.log(failure, "order %s: nobody at any level can receive it", order.ref)
                 return False
             level = up
             deadline = self.clock.now() + timedelta(hours=self.deadline_hours[level - 1])
@@ -827,7 +850,9 @@ class CallbackService:
                     conn=conn,
                 )
             except GatewayError as exc:  # a bad number or a text the template refuses
-                log.error("order %s: no text to %s (%s): %s", order.ref, officer.code, level, exc)
+                log.log(
+                    failure, "order %s: no text to %s (%s): %s", order.ref, officer.code, level, exc
+                )
                 continue
             queued += 1
             await callbacks.add_order_event(

@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +25,7 @@ from aiohttp import web
 from gateway.callbacks.report import BadPeriod, overall_row, parse_period, satisfaction_rows
 from gateway.callbacks.scheduler import CallbackScheduler
 from gateway.callbacks.service import (
+    CallbackError,
     CallbackService,
     CheckedItem,
     InvalidServedItem,
@@ -200,7 +203,9 @@ async def list_orders(request: web.Request) -> web.Response:
     limit = _whole(request, "limit", 100, MAX_PAGE)
     before = _whole(request, "before", None, 2**62)
     page = await service.store.figures.orders_page(statuses, limit=limit, before=before)
-    response = web.json_response([listed_order_json(o) for o in page])
+    # A page of a thousand orders takes milliseconds to encode: not on the event loop.
+    body = await asyncio.to_thread(json.dumps, [listed_order_json(o) for o in page])
+    response = web.json_response(text=body)
     if len(page) == limit:
         query = {**request.query, "before": str(page[-1].order.id)}
         response.headers["Link"] = f'<{request.rel_url.with_query(query)}>; rel="next"'
@@ -248,6 +253,8 @@ async def report_order(request: web.Request) -> web.Response:
         raise ApiError(404, "no_such_order", str(exc)) from None
     except NotAuthorized as exc:
         raise ApiError(403, "not_authorized", str(exc)) from None
+    except CallbackError as exc:  # the order kept changing meanwhile: try again
+        raise ApiError(409, "order_changed", str(exc)) from None
     _wake(request)
     return web.json_response(order_json(order))
 

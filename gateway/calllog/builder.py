@@ -651,13 +651,6 @@ class CallLogBuilder:
         self._dirty.add(linkedid)
         return True
 
-    def _on_channel_event(self, frame: Frame) -> bool:
-        call = self._call(frame)
-        if call is None:
-            return False
-        self._dirty.add(call.linkedid)
-        return True
-
     def _on_mix_monitor_start(self, frame: Frame) -> bool:
         call = self._call(frame)
         if call is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from gateway.pbx.channel import AgiChannel
 from gateway.pbx.exceptions import AmiError, ChannelHungUp
@@ -23,6 +24,14 @@ log = logging.getLogger(__name__)
 AgiHandler = Callable[[AgiChannel], Awaitable[None]]
 
 
+class AgiTransport(Protocol):
+    """What the router needs of the transport that brought a call."""
+
+    async def hand_back(self, channel: AgiChannel) -> None:
+        """Return the call to the dialplan now, even while a command runs (shutdown)."""
+        ...
+
+
 class AgiRouter:
     """Live AGI channels by name and the flow tasks that serve them."""
 
@@ -30,24 +39,26 @@ class AgiRouter:
         self.pbx = pbx
         self.handler = handler
         self.channels: dict[str, AgiChannel] = {}  # channel name → live AGI call
+        self._transports: dict[str, AgiTransport] = {}  # channel name → its transport
         self._flows = Supervisor(f"PBX {pbx} AGI")
         self._closed = False
         self._draining = False  # shutting down: calls go back to the dialplan
         self._emptied = asyncio.Event()
         self._orphaned: set[str] = set()  # channel names a link loss cut off
 
-    def start(self, channel: AgiChannel) -> None:
-        """Serve a call that just entered AGI: run the flow handler in an owned task."""
+    def start(self, channel: AgiChannel, transport: AgiTransport) -> asyncio.Task[Any] | None:
+        """Serve a call that ``transport`` brought: run the flow handler in an owned task
+        (returned, for a transport that must know when the flow is over)."""
         if self._closed:
-            return  # the session is closing: the dialplan goes on when the link ends
+            return None  # the session is closing: the dialplan goes on when the link ends
         old = self.channels.get(channel.name)
         if old is not None:
             self.gone(old.name, "AGI restarted on the channel")
         self.channels[channel.name] = channel
+        self._transports[channel.name] = transport
         if self._draining:
-            self._flows.spawn(f"agi-{channel.name}", self._hand_back_late(channel))
-            return
-        self._flows.spawn(f"agi-{channel.name}", self._run(channel))
+            return self._flows.spawn(f"agi-{channel.name}", self._hand_back_late(channel))
+        return self._flows.spawn(f"agi-{channel.name}", self._run(channel))
 
     @property
     def flows(self) -> int:
@@ -59,6 +70,7 @@ class AgiRouter:
         channel = self.channels.pop(name, None)
         if channel is None:
             return []
+        self._transports.pop(name, None)
         if not self.channels:
             self._emptied.set()
         return channel.mark_gone(reason)
@@ -72,25 +84,24 @@ class AgiRouter:
                 return channel
         return None
 
-    def link_lost(self) -> None:
-        """Every call's transport is gone: their flows end; remember who was still up."""
-        for channel in self.channels.values():
+    def link_lost(self, transport: AgiTransport) -> None:
+        """``transport`` is gone: the flows of its calls end; remember who was still up."""
+        for name in [n for n, t in self._transports.items() if t is transport]:
+            channel = self.channels.pop(name)
+            del self._transports[name]
             if not channel.hung_up:
-                self._orphaned.add(channel.name)
+                self._orphaned.add(name)
             channel.mark_link_lost()
-        self.channels.clear()
 
     def take_orphaned(self) -> set[str]:
         """The channels whose flow a link loss ended, since the last call."""
         orphaned, self._orphaned = self._orphaned, set()
         return orphaned
 
-    async def hand_back(
-        self, send_break: Callable[[AgiChannel], Awaitable[None]], within: float
-    ) -> int:
-        """Shutting down: hand every call in a flow back to the dialplan (``send_break``,
-        the transport's BREAK) and wait up to ``within`` seconds until their AGI ended;
-        calls entering AGI from now on go straight back. Returns how many are left."""
+    async def hand_back(self, within: float) -> int:
+        """Shutting down: hand every call in a flow back to the dialplan (each through
+        its transport) and wait up to ``within`` seconds until their AGI ended; calls
+        entering AGI from now on go straight back. Returns how many are left."""
         self._draining = True
         calls = [c for c in self.channels.values() if not c.hung_up]
         if not calls:
@@ -99,7 +110,7 @@ class AgiRouter:
         self._emptied.clear()
         try:
             async with asyncio.timeout(within):
-                await asyncio.gather(*(send_break(c) for c in calls))
+                await asyncio.gather(*(self._transports[c.name].hand_back(c) for c in calls))
                 if self.channels:
                     await self._emptied.wait()
         except TimeoutError:
@@ -156,5 +167,6 @@ class AgiRouter:
     def _forget(self, channel: AgiChannel) -> None:
         if self.channels.get(channel.name) is channel:
             del self.channels[channel.name]
+            self._transports.pop(channel.name, None)
             if not self.channels:
                 self._emptied.set()

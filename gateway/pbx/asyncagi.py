@@ -22,6 +22,7 @@ from gateway.pbx.dispatch import ActionHeaders
 from gateway.pbx.exceptions import (
     AmiActionFailed,
     AmiConnectionLost,
+    AmiError,
     AmiNotConnected,
     ChannelHungUp,
 )
@@ -92,8 +93,16 @@ class AsyncAgiTransport:
             self._waiting.pop(command_id, None)
 
     def link_lost(self) -> None:
-        self._router.link_lost()
+        self._router.link_lost(self)
         self._waiting.clear()
+
+    async def hand_back(self, channel: AgiChannel) -> None:
+        """Queue ``ASYNCAGI BREAK`` outside the channel's command order: Asterisk runs it
+        after the command in hand, even once we are gone."""
+        try:
+            await self._send_action(agi_break(channel.name, self.next_command_id()))
+        except AmiError as exc:
+            log.warning("PBX %s: could not hand %s back: %s", self._pbx, channel.name, exc)
 
     def ev_hangup(self, frame: Frame) -> None:
         name = frame.get(n.H_CHANNEL)
@@ -131,7 +140,7 @@ class AsyncAgiTransport:
         )
         if self._router.serving(name):
             self.gone(name, "AsyncAGI restarted on the channel")
-        self._router.start(channel)
+        self._router.start(channel, self)
 
     def agi_env(self, frame: Frame, name: str) -> agi.AgiEnvironment:
         """The AGI environment of an AsyncAGIStart; a bad Env is logged and the

@@ -9,11 +9,13 @@ session only wires its parts, each a module of its own with a narrow interface:
 * :mod:`gateway.pbx.link`: connect, login, keep-alive, reconnect with backoff;
 * :mod:`gateway.pbx.resync`: live channels and what each (re)connect found;
 * :mod:`gateway.pbx.agi_router` and :mod:`gateway.pbx.asyncagi`: the AGI calls
-  and the AsyncAGI transport that brings them;
+  and the AsyncAGI transport that brings them (:mod:`gateway.pbx.fastagi`, the
+  second transport, hands its calls to the same router);
 * :mod:`gateway.pbx.originate`: Originate and its ``OriginateResponse``.
 
-Every task the session starts is owned by it and cancelled and awaited when the
-``async with`` block ends.
+Every task the session starts is owned by it. Closing hands the callers in a
+flow back to the dialplan (bounded by ``HANDBACK_TIMEOUT``), then logs off, then
+cancels and awaits what still runs.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from gateway.clock import Clock
 from gateway.config import PbxSection
 from gateway.pbx.agi_router import AgiHandler, AgiRouter
 from gateway.pbx.asyncagi import AsyncAgiTransport, agi_break
-from gateway.pbx.channel import AgiChannel
 from gateway.pbx.dispatch import ActionHeaders, Dispatcher, Listener
 from gateway.pbx.exceptions import AmiActionFailed, AmiError
 from gateway.pbx.link import LOGOFF_TIMEOUT, Link, backoff_delay
@@ -166,7 +167,7 @@ class AmiSession:
         if self.connected:
             # Callers in a flow go back to the dialplan (its fallback queues them for a
             # seat) before we log off and before their flows are cancelled.
-            await self.agi.hand_back(self._send_break, HANDBACK_TIMEOUT)
+            await self.agi.hand_back(HANDBACK_TIMEOUT)
         await self.link.logoff()
         await self.agi.aclose()
         await self.supervisor.aclose()
@@ -267,13 +268,6 @@ class AmiSession:
         return await self.originator.originate(
             channel, context, exten, priority, caller_id, timeout_ms, variables
         )
-
-    async def _send_break(self, channel: AgiChannel) -> None:
-        """Queue ``ASYNCAGI BREAK`` for a call; Asterisk runs it after the command in hand."""
-        try:
-            await self.action(agi_break(channel.name, self.asyncagi.next_command_id()))
-        except AmiError as exc:
-            log.warning("PBX %s: could not hand %s back: %s", self.name, channel.name, exc)
 
     # -- the parts' shared events --------------------------------------------------
 

@@ -14,6 +14,7 @@
         ├── ReplyNotHandled           a reply handler failed; the reply is offered again
         └── ProviderError             the SMS provider refused or failed a request
             ├── PermanentProviderError  never retried (invalid number, unsubscribed, auth)
+            │   └── LookUpInconclusive  too many texts to list back to the first attempt
             └── TransientProviderError  retried by the outbox (429, 5xx, timeout)
 
 Library errors (twilio, aiohttp) are mapped to these at the provider seam with
@@ -143,3 +144,9 @@ class TransientProviderError(ProviderError):
         super().__init__(message, status=status, code=code)
         self.retry_after = retry_after
         self.ambiguous = ambiguous
+
+
+class LookUpInconclusive(PermanentProviderError):
+    """A look-up before a re-send could not list every text to the number back to the
+    row's first attempt: whether the provider holds it cannot be told, so it is not
+    sent again (never twice) and the row fails naming why."""

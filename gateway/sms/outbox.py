@@ -48,8 +48,10 @@ import secrets
 import socket
 from datetime import timedelta
 
+from gateway.clock import utc_iso
 from gateway.phone import mask
 from gateway.sms.exceptions import (
+    LookUpInconclusive,
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
@@ -66,6 +68,9 @@ log = logging.getLogger(__name__)
 CLOCK_SKEW = timedelta(minutes=1)
 # A lease outlasts the longest provider call made under it (renewed before each).
 MIN_LEASE = timedelta(minutes=1)
+# Texts to one number a look-up lists back to a row's first attempt (100 a page);
+# more, and it cannot tell whether the text is among them.
+LOOKUP_LIMIT = 5000
 
 
 def worker_id() -> str:
@@ -97,6 +102,7 @@ class OutboxWorker:
         self.lookup_delay = config.lookup_delay
         self.poll_interval = config.poll_interval
         self.lease = max(MIN_LEASE, timedelta(seconds=4 * config.http_timeout))
+        self.lookup_limit = LOOKUP_LIMIT
         self.backoff = Backoff(config.backoff_min, config.backoff_max)
         self.rate = config.rate_per_second
         self.status_refresh = config.status_refresh
@@ -170,7 +176,9 @@ class OutboxWorker:
             exclusive = held_here(self.repo.store_path)
         if not exclusive:
             return  # other workers may be alive: their rows come back when leases expire
-        interrupted = await self.repo.reclaim_interrupted(self.owner)
+        interrupted = await self.repo.reclaim_interrupted(
+            self.owner, timedelta(seconds=self.lookup_delay)
+        )
         if interrupted:
             log.warning("%d text(s) were mid-send at the last stop: looking them up", interrupted)
 
@@ -303,11 +311,14 @@ class OutboxWorker:
     async def _look_up(self, message: OutboxMessage) -> bool:
         """Whether the provider already holds this text (now recorded as this row's)."""
         first = message.first_attempt_at or message.claimed_at or message.created_at
-        found: list[ProviderMessage] = [
-            m
-            for m in await self.provider.recent_to(message.to, first - CLOCK_SKEW)
-            if m.body == message.body
-        ]
+        listed = await self.provider.recent_to(message.to, first - CLOCK_SKEW, self.lookup_limit)
+        if len(listed) >= self.lookup_limit:
+            raise LookUpInconclusive(
+                f"look-up inconclusive: {len(listed)}+ texts to this number since the first"
+                f" attempt at {utc_iso(first)}; not sent again (it may be missing: check at"
+                f" the provider)"
+            )
+        found: list[ProviderMessage] = [m for m in listed if m.body == message.body]
         found.reverse()  # oldest first: the first attempt that landed
         sid = await self.repo.adopt(message.id, [(m.sid, m.status) for m in found])
         if sid is None:

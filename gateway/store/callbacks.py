@@ -286,14 +286,17 @@ class CallbackRepository:
             cursor = await conn.execute(
                 "UPDATE served_items SET status = 'calling', attempts = attempts + 1,"
                 " next_attempt_at = NULL, updated_at = ?"
-                " WHERE id IN (SELECT id FROM (SELECT s.id, s.next_attempt_at,"
-                " ROW_NUMBER() OVER (PARTITION BY s.citizen_number"
-                " ORDER BY s.next_attempt_at, s.id) AS n FROM served_items s"
+                " WHERE id IN (SELECT s.id FROM served_items s"
                 " WHERE s.status = 'pending' AND s.next_attempt_at <= ?"
+                # the citizen's earliest due item only ("+" keeps the probe on the
+                # citizen index instead of scanning every earlier due item)
+                " AND NOT EXISTS (SELECT 1 FROM served_items e"
+                " WHERE e.citizen_number = s.citizen_number AND e.status = 'pending'"
+                " AND (+e.next_attempt_at, e.id) < (s.next_attempt_at, s.id))"
                 " AND NOT EXISTS (SELECT 1 FROM served_items c"
                 " WHERE c.citizen_number = s.citizen_number AND c.status = 'calling')"
-                f" AND NOT {_CITIZEN_BUSY})"
-                " WHERE n = 1 ORDER BY next_attempt_at, id LIMIT ?)"
+                f" AND NOT {_CITIZEN_BUSY}"
+                " ORDER BY s.next_attempt_at, s.id LIMIT ?)"
                 f" RETURNING {_ITEM_COLUMNS}",
                 (stamp, stamp, stamp, limit),
             )
@@ -395,15 +398,17 @@ class CallbackRepository:
         )
 
     async def expire_unstarted_surveys(self, answered_before: datetime) -> list[Attempt]:
-        """Answered calls whose survey never started, answered before the given time:
-        ended as ``no_rating`` (answered, no rating); returns them."""
+        """Answered calls whose survey never started, answered before the given time,
+        or that outlived their ``up_until`` (a survey that never ended): closed as
+        ``no_rating`` (answered, no rating); returns them."""
         stamp = utc_iso(self._clock.now())
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
                 "UPDATE callback_attempts SET outcome = 'no_rating', ended_at = ?, up_until = NULL"
-                " WHERE outcome = 'answered' AND survey_started_at IS NULL AND ended_at IS NULL"
-                " AND answered_at <= ? RETURNING id, item_id, round, attempt, channel, outcome",
-                (stamp, utc_iso(answered_before)),
+                " WHERE outcome = 'answered' AND ended_at IS NULL"
+                " AND ((survey_started_at IS NULL AND answered_at <= ?) OR up_until <= ?)"
+                " RETURNING id, item_id, round, attempt, channel, outcome",
+                (stamp, utc_iso(answered_before), stamp),
             )
             rows = await cursor.fetchall()
         return [Attempt(*r) for r in rows]
@@ -502,10 +507,13 @@ class CallbackRepository:
         between two writes) waits until ``hold``: nobody is dialled again at once."""
         stamp, held = utc_iso(self._clock.now()), utc_iso(hold)
         async with self._db.transaction() as conn:
+            # An answered call whose survey never began stays "answered": its bounded
+            # wait (answered_at) goes on after the restart.
             await conn.execute(
                 "UPDATE callback_attempts SET outcome = 'unknown',"
                 " up_until = COALESCE(up_until, ?)"
-                " WHERE outcome IN ('placed', 'answered', 'unknown') AND ended_at IS NULL",
+                " WHERE ended_at IS NULL AND (outcome IN ('placed', 'unknown')"
+                " OR (outcome = 'answered' AND survey_started_at IS NOT NULL))",
                 (held,),
             )
             cursor = await conn.execute(

@@ -1,14 +1,17 @@
-"""``gateway db migrate`` and ``gateway db seed``."""
+"""``gateway db migrate``, ``gateway db seed`` and ``gateway db fake``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.store import Store
+from gateway.store.db import StoreError
+from gateway.store.fake import FakePlan, build_fake_store, parse_scale
 from gateway.store.seed import demo_city, load_seed, load_seed_file
 
 
@@ -20,6 +23,15 @@ def register(sub: Any) -> None:
     seed = db_sub.add_parser("seed", help="load units and officers from a TOML seed file")
     seed.add_argument("file", nargs="?", type=Path, help="seed file (default: the demo city)")
     seed.set_defaults(handler=_seed)
+    fake = db_sub.add_parser(
+        "fake", help="fill a new store with synthetic traffic of the bureau (benchmarks)"
+    )
+    fake.add_argument("--scale", default="1w", help="days of traffic: 1w, 30d, 6m, 2y (1w)")
+    fake.add_argument("--seed", type=int, default=2026, help="random seed (2026)")
+    fake.add_argument(
+        "--volume", type=float, default=1.0, help="times the bureau's daily volume (1.0)"
+    )
+    fake.set_defaults(handler=_fake)
 
 
 async def _migrate(config: Config, args: argparse.Namespace) -> int:
@@ -40,4 +52,24 @@ async def _seed(config: Config, args: argparse.Namespace) -> int:
         else:
             units, officers = await load_seed_file(store.units, args.file)
     print(f"{config.store_path}: loaded {units} units and {officers} officers")
+    return 0
+
+
+async def _fake(config: Config, args: argparse.Namespace) -> int:
+    try:
+        days = parse_scale(args.scale)
+    except ValueError as exc:
+        print(f"gateway db fake: {exc}", file=sys.stderr)
+        return 2
+    if not 0 < args.volume <= 100:
+        print("gateway db fake: --volume must be above 0 and at most 100", file=sys.stderr)
+        return 2
+    end = Clock().now().date()  # up to last midnight (UTC): nothing in the future
+    plan = FakePlan(days=days, seed=args.seed, end=end, volume=args.volume)
+    try:
+        counts = await build_fake_store(config.store_path, plan)
+    except StoreError as exc:
+        print(f"gateway db fake: {exc}", file=sys.stderr)
+        return 1
+    print(f"{config.store_path}: {days} days of synthetic traffic: {counts.line()}")
     return 0

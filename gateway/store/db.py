@@ -39,10 +39,6 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # was made with it: stores at version 2 went straight to 4, so the gap is history,
 # not a lost file. Any other gap is refused.
 HISTORICAL_GAPS = frozenset({3})
-# Numbers handed out to changes being merged from parallel branches (0006–0008
-# come with the call log, SMS and callbacks work). Tolerated only while their
-# files are absent; delete this set once they have landed.
-RESERVED_UNMERGED = frozenset({6, 7, 8})
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -99,8 +95,7 @@ def check_sequence(migrations: Sequence[Migration]) -> None:
         raise StoreError(f"two migrations share a number: {[m.name for m in migrations]}")
     if not versions:
         return
-    allowed = HISTORICAL_GAPS | RESERVED_UNMERGED
-    missing = sorted(set(range(1, max(versions) + 1)) - set(versions) - allowed)
+    missing = sorted(set(range(1, max(versions) + 1)) - set(versions) - HISTORICAL_GAPS)
     if missing:
         names = ", ".join(f"{v:04d}" for v in missing)
         raise StoreError(f"the migrations skip {names}: a migration file is missing")

@@ -9,7 +9,8 @@ about 1,370 hotline calls a day in the demo's caller mix, the cases they open,
 about 1,370 served items a day of the catalogue's kinds with their callback
 attempts, ratings at the demo's satisfaction (86 / 8 / 6), rectification orders
 at every level with their events and texts, and the rating requests texted to
-citizens no call reached. The last days are still in progress (items waiting,
+citizens no call reached. Nothing happens at or after the plan's end (midnight
+UTC), so the last days are still in progress (items waiting,
 orders open), as in a running gateway.
 
 Rows go in with ``executemany``, one transaction per batch of days, so two years
@@ -19,6 +20,7 @@ already holds calls or served items is refused.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
@@ -114,8 +116,7 @@ def parse_scale(text: str) -> int:
 
 async def build_fake_store(path: Path, plan: FakePlan) -> FakeCounts:
     """Migrate and seed the store at ``path`` with the demo city, then :func:`fill` it."""
-    import asyncio
-
+    await asyncio.to_thread(_refuse_if_busy, path)
     start = datetime.combine(plan.end, datetime.min.time(), UTC) - timedelta(days=plan.days)
     async with Store.open(path, ManualClock(start - timedelta(days=1))) as store:
         await load_seed(store.units, demo_city(), "demo-city.toml")
@@ -129,13 +130,7 @@ def fill(path: Path, plan: FakePlan) -> FakeCounts:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=OFF")
         conn.execute("PRAGMA cache_size=-262144")
-        busy = conn.execute(
-            "SELECT (SELECT COUNT(*) FROM call_records) + (SELECT COUNT(*) FROM served_items)"
-        ).fetchone()[0]
-        if busy:
-            raise StoreError(
-                f"{path} already holds calls or served items: fake data needs a new store"
-            )
+        _refuse_if_busy(path, conn)
         counts = _Filler(conn, plan).run()
         # What the running gateway's daily PRAGMA optimize would have left behind.
         conn.execute("PRAGMA analysis_limit=1000")
@@ -143,6 +138,27 @@ def fill(path: Path, plan: FakePlan) -> FakeCounts:
         return counts
     finally:
         conn.close()
+
+
+def _refuse_if_busy(path: Path, conn: sqlite3.Connection | None = None) -> None:
+    """Raise if the store at ``path`` already holds calls or served items."""
+    if conn is None and not path.exists():
+        return
+    own = conn is None
+    conn = conn or sqlite3.connect(path)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if {"call_records", "served_items"} <= tables:
+            busy = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM call_records) OR EXISTS (SELECT 1 FROM served_items)"
+            ).fetchone()[0]
+            if busy:
+                raise StoreError(
+                    f"{path} already holds calls or served items: fake data needs a new store"
+                )
+    finally:
+        if own:
+            conn.close()
 
 
 class _Filler:
@@ -384,7 +400,9 @@ class _Filler:
             updated = served
             if kind not in self.called_back:
                 status, next_at = "skipped", None
-            elif first_call < self.end - timedelta(days=IN_PROGRESS_DAYS) or rng.random() < 0.5:
+            elif first_call < self.end and (
+                first_call < self.end - timedelta(days=IN_PROGRESS_DAYS) or rng.random() < 0.5
+            ):
                 status, round_, calls, next_at, sms_expires, updated = self._callback(
                     item_id, unit, citizen, first_call, rows
                 )
@@ -421,6 +439,8 @@ class _Filler:
         rng = self.rng
         at = first_call
         for attempt in range(1, _MAX_CALLS + 1):
+            if at >= self.end:  # the next call is still to come
+                return "pending", 1, attempt - 1, at, None, at
             outcome = rng.choices(_OUTCOMES, weights=_OUTCOME_WEIGHTS)[0]
             attempt_id = self._attempt(item_id, 1, attempt, "call", outcome, at, rows)
             if outcome == "rated":
@@ -432,6 +452,8 @@ class _Filler:
             if outcome == "no_such_number":
                 break
             at += timedelta(hours=rng.choice((2, 4, 24)))
+        if at >= self.end:
+            return "pending", 1, attempt, at, None, at
         # No call reached the citizen: a rating request by text.
         self._attempt(item_id, 1, attempt + 1, "sms", "sent", at, rows)
         self._text("rating_request", "citizen", citizen, f"rating-request:{item_id}:1", at, rows)
@@ -510,7 +532,11 @@ class _Filler:
         moment = at
         for lv in range(1, level + 1):
             if lv > 1:
-                moment += timedelta(hours=rng.uniform(20, 72))
+                later = moment + timedelta(hours=rng.uniform(20, 72))
+                if later >= self.end:  # not escalated yet
+                    level = lv - 1
+                    break
+                moment = later
                 events.append((order_id, utc_iso(moment), lv, "escalated", "system", "超期未反馈"))
             events.append((order_id, utc_iso(moment), lv, "notified", "system", None))
             mobile = self.chief_mobile.get(unit) or "+8613900000000"
@@ -520,10 +546,13 @@ class _Filler:
         if self._recent(at, OPEN_ORDER_DAYS):
             status = rng.choice(("open", "open", "reported"))
         reported: datetime = moment + timedelta(hours=rng.uniform(4, 60))
+        closing = reported + timedelta(hours=rng.uniform(20, 30))
+        if status == "closed" and closing >= self.end:
+            status = "reported"
+        if status == "reported" and reported >= self.end:
+            status = "open"
         reported_at: datetime | None = None if status == "open" else reported
-        closed_at: datetime | None = None
-        if status == "closed":
-            closed_at = reported + timedelta(hours=rng.uniform(20, 30))
+        closed_at: datetime | None = closing if status == "closed" else None
         if reported_at is not None:
             events.append((order_id, utc_iso(reported_at), level, "reported", "J00013", "已整改"))
         item_status, round_, next_at, updated = "rated", 1, None, at

@@ -14,10 +14,10 @@ are shared through :meth:`FigureRepository.cached`: one computation per key and
 from __future__ import annotations
 
 import asyncio
-import time
+import time as clock_time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, Protocol, TypeVar
 
 from gateway.clock import Clock, parse_utc, utc_iso
@@ -84,6 +84,40 @@ def _period(since: datetime, until: datetime) -> tuple[str, str]:
     return utc_iso(since), utc_iso(until)
 
 
+def _hour(when: datetime) -> str:
+    return f"{when.astimezone(UTC):%Y-%m-%dT%H}"
+
+
+def _spans(since: datetime, until: datetime) -> tuple[str, str, str, str, str, str]:
+    """The period as hours before its first whole UTC day, whole UTC days, and hours
+    after them (an empty span is ``(x, x)``), for :func:`_counted`."""
+    start = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    end = until.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    first_day = start.date() if start.hour == 0 else start.date() + timedelta(days=1)
+    if first_day >= end.date():
+        return _hour(start), _hour(end), "", "", "", ""
+    first = datetime.combine(first_day, time(), UTC)
+    after = datetime.combine(end.date(), time(), UTC)
+    return (
+        _hour(start),
+        _hour(first),
+        first_day.isoformat(),
+        end.date().isoformat(),
+        _hour(after),
+        _hour(end),
+    )
+
+
+def _counted(column: str, table: str) -> str:
+    """The hourly and daily counts of ``table`` (``rating_unit``, ``rating_kind``) that
+    make up a period given as :func:`_spans`."""
+    return (
+        f"SELECT {column}, score, n FROM {table}_hours WHERE hour >= ? AND hour < ?"
+        f" UNION ALL SELECT {column}, score, n FROM {table}_days WHERE day >= ? AND day < ?"
+        f" UNION ALL SELECT {column}, score, n FROM {table}_hours WHERE hour >= ? AND hour < ?"
+    )
+
+
 def _marks(values: Collection[Any]) -> str:
     return ",".join("?" for _ in values)
 
@@ -106,7 +140,7 @@ class FigureRepository:
     async def cached(self, key: Any, compute: Callable[[], Awaitable[T]]) -> T:
         """``compute()``'s result, shared by everyone asking for ``key`` within
         :data:`CACHE_SECONDS`; a computation that fails is not kept."""
-        now = time.monotonic()
+        now = clock_time.monotonic()
         entry = self._cache.get(key)
         if entry is not None and now - entry[0] < CACHE_SECONDS:
             future = entry[1]
@@ -139,43 +173,45 @@ class FigureRepository:
         kind_names: dict[str, str] | None = None,
     ) -> list[ScoreGroup]:
         """First-callback ratings given in ``[since, until)``, grouped ``by`` unit,
-        kind, local day or all; groups sorted by key. Read from the hourly counts
-        (migration 0010): the period's ends are taken to the whole UTC hour, exact
-        for the local days of any zone whose offset is whole hours."""
-        start, end = (stamp[:13] for stamp in _period(since, until))
-        where = "WHERE h.hour >= ? AND h.hour < ?"
+        kind, local day or all; groups sorted by key. Read from the counts per UTC
+        day, and per UTC hour at the period's edges (migration 0010): the ends are
+        taken to the whole hour, exact for the local days of any zone whose offset
+        is whole hours."""
+        _period(since, until)
+        spans = _spans(since, until)
         groups: dict[tuple[str, str], list[int]] = {}
         if by == "unit":
             rows = await self._reads.fetchall(
-                "SELECT u.code, u.name, h.score, SUM(h.n) FROM rating_unit_hours h"
-                f" JOIN units u ON u.id = h.unit_id {where} GROUP BY h.unit_id, h.score"
-                " HAVING SUM(h.n) > 0",
-                (start, end),
+                "SELECT u.code, u.name, c.score, SUM(c.n)"
+                f" FROM ({_counted('unit_id', 'rating_unit')}) c JOIN units u ON u.id = c.unit_id"
+                " GROUP BY c.unit_id, c.score HAVING SUM(c.n) > 0",
+                spans,
             )
             for code, name, score, n in rows:
                 _scores(groups, (code, name), score, n)
         elif by == "kind":
             rows = await self._reads.fetchall(
-                f"SELECT h.kind_code, h.score, SUM(h.n) FROM rating_kind_hours h {where}"
-                " GROUP BY h.kind_code, h.score HAVING SUM(h.n) > 0",
-                (start, end),
+                "SELECT c.kind_code, c.score, SUM(c.n)"
+                f" FROM ({_counted('kind_code', 'rating_kind')}) c"
+                " GROUP BY c.kind_code, c.score HAVING SUM(c.n) > 0",
+                spans,
             )
             for code, score, n in rows:
                 _scores(groups, (code, (kind_names or {}).get(code, code)), score, n)
         elif by == "day":
             rows = await self._reads.fetchall(
-                f"SELECT h.hour, h.score, SUM(h.n) FROM rating_unit_hours h {where}"
-                " GROUP BY h.hour, h.score HAVING SUM(h.n) > 0",
-                (start, end),
+                "SELECT h.hour, h.score, SUM(h.n) FROM rating_unit_hours h"
+                " WHERE h.hour >= ? AND h.hour < ? GROUP BY h.hour, h.score HAVING SUM(h.n) > 0",
+                (_hour(since), _hour(until)),
             )
             for hour, score, n in rows:
                 day = self._clock.local(parse_utc(f"{hour}:00:00+00:00")).date().isoformat()
                 _scores(groups, (day, day), score, n)
         elif by == "all":
             rows = await self._reads.fetchall(
-                f"SELECT h.score, SUM(h.n) FROM rating_unit_hours h {where} GROUP BY h.score"
-                " HAVING SUM(h.n) > 0",
-                (start, end),
+                f"SELECT c.score, SUM(c.n) FROM ({_counted('unit_id', 'rating_unit')}) c"
+                " GROUP BY c.score HAVING SUM(c.n) > 0",
+                spans,
             )
             for score, n in rows:
                 _scores(groups, ("all", "全部"), score, n)
@@ -258,16 +294,25 @@ class FigureRepository:
         )
         return [_listed(r) for r in rows]
 
-    async def active_orders(self) -> list[ListedOrder]:
-        """Every order not closed yet, highest level first, then oldest."""
+    async def active_orders(self, limit: int | None = None) -> list[ListedOrder]:
+        """The orders not closed yet, highest level first, then oldest (at most ``limit``)."""
         rows = await self._reads.fetchall(
             f"SELECT {_ORDER_ALIASED}, i.reference, i.citizen_number, u.code, u.name"
             " FROM rectification_orders o JOIN served_items i ON i.id = o.item_id"
             " JOIN units u ON u.id = i.unit_id"
             f" WHERE likelihood(o.status IN ('open', 'reported'), {FEW})"
-            " ORDER BY o.level DESC, o.created_at"
+            " ORDER BY o.level DESC, o.created_at LIMIT ?",
+            (-1 if limit is None else limit,),
         )
         return [_listed(r) for r in rows]
+
+    async def active_order_levels(self) -> dict[int, int]:
+        """How many orders not closed yet are at each level."""
+        rows = await self._reads.fetchall(
+            "SELECT level, COUNT(*) FROM rectification_orders"
+            f" WHERE likelihood(status IN ('open', 'reported'), {FEW}) GROUP BY level"
+        )
+        return {int(r[0]): int(r[1]) for r in rows}
 
     async def order_events_of(self, order_ids: Sequence[int]) -> dict[int, list[OrderEvent]]:
         """The events of each of ``order_ids`` (one query), oldest first."""

@@ -314,6 +314,7 @@ class SmsRepository:
                 "lease_until <= ?",
                 (at,),
                 at,
+                at,
                 "lease expired mid-send: look it up at the provider before re-sending",
             )
             cursor = await conn.execute(
@@ -342,19 +343,24 @@ class SmsRepository:
             )
             return await cursor.fetchone() is not None
 
-    async def reclaim_interrupted(self, owner: str = "") -> int:
+    async def reclaim_interrupted(
+        self, owner: str = "", look_up_after: timedelta = timedelta(0)
+    ) -> int:
         """Rows left ``sending`` with no provider sid by any worker but ``owner`` go
-        back to the queue marked for a look-up before any re-send, leases or not.
+        back to the queue marked for a look-up before any re-send, leases or not, due
+        after ``look_up_after`` (a request the dead worker left in flight may still
+        land at the provider meanwhile).
 
         Only for a worker that knows every other holder is dead: one that holds the
         store's lock (:mod:`gateway.store.lock`) at start. Returns how many."""
-        now = utc_iso(self._clock.now())
+        now = self._clock.now()
         async with self._db.transaction() as conn:
             ids = await self._requeue_sending(
                 conn,
                 "lease_owner IS NOT ?",
                 (owner,),
-                now,
+                utc_iso(now),
+                utc_iso(now + look_up_after),
                 "found sending at start: look it up at the provider before re-sending",
             )
         return len(ids)
@@ -365,13 +371,14 @@ class SmsRepository:
         condition: str,
         params: tuple[object, ...],
         now: str,
+        due: str,
         detail: str,
     ) -> list[int]:
         cursor = await conn.execute(
             f"UPDATE {_LEASES} SET status = ?, needs_lookup = 1, updated_at = ?,"
             f" next_attempt_at = ?, lease_owner = NULL, lease_until = NULL"
             f" WHERE {_LEASED} AND {condition} RETURNING id",
-            (QUEUED, now, now, *params),
+            (QUEUED, now, due, *params),
         )
         ids = [int(r[0]) for r in await cursor.fetchall()]
         for message_id in ids:

@@ -71,6 +71,8 @@ REFRESH_SECONDS = 10
 # The callbacks, orders and texts the dashboard shows cover the last WINDOW_DAYS local
 # days unless the page asks for another window (``?days=N``).
 WINDOW_DAYS = 30
+# The open orders the page lists, the most urgent first (all are counted by level).
+ORDERS_SHOWN = 100
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {
@@ -122,7 +124,7 @@ def new_session(token: Secret, now: datetime) -> str:
 
 def _session_parts(token: Secret, value: str) -> tuple[int, str] | None:
     """(issue time, nonce) of a session value signed with ``token``'s key, else None."""
-    if not token:
+    if not token or not value.isascii():
         return None
     issued_text, _, rest = value.partition(".")
     nonce, _, mac = rest.partition(".")
@@ -131,7 +133,7 @@ def _session_parts(token: Secret, value: str) -> tuple[int, str] | None:
     expected = hmac.new(
         _session_key(token), f"{issued_text}.{nonce}".encode(), hashlib.sha256
     ).hexdigest()
-    if not mac.isascii() or not hmac.compare_digest(mac.encode(), expected.encode()):
+    if not hmac.compare_digest(mac.encode(), expected.encode()):
         return None
     return int(issued_text), nonce
 
@@ -218,7 +220,7 @@ async def _figures(store: Store, clock: Clock, period: Period) -> dict[str, Any]
         key=lambda row: (row.figures.rate if row.figures.rate is not None else 2.0, row.key),
     )
     orders = []
-    for listed in await store.figures.active_orders():
+    for listed in await store.figures.active_orders(limit=ORDERS_SHOWN):
         order = listed.order
         orders.append(
             {
@@ -236,9 +238,8 @@ async def _figures(store: Store, clock: Clock, period: Period) -> dict[str, Any]
                 "overdue": order.status == "open" and order.deadline_at <= now,
             }
         )
-    by_level = {str(level): 0 for level in range(1, TOP_LEVEL + 1)}
-    for order_json in orders:
-        by_level[str(order_json["level"])] = by_level.get(str(order_json["level"]), 0) + 1
+    levels = await store.figures.active_order_levels()
+    by_level = {str(level): levels.get(level, 0) for level in range(1, TOP_LEVEL + 1)}
     sms = await store.figures.text_counts(period.since, period.until)
 
     def unit_json(row: Any) -> dict[str, Any]:
@@ -282,7 +283,7 @@ async def _figures(store: Store, clock: Clock, period: Period) -> dict[str, Any]
             ),
             "units": [unit_json(row) for row in units],
         },
-        "orders": {"open": orders, "by_level": by_level},
+        "orders": {"open": orders, "by_level": by_level, "total": sum(levels.values())},
         "sms": {
             "waiting": sms.get("queued", 0) + sms.get("sending", 0),
             "sent": sms.get("sent", 0),
@@ -426,7 +427,10 @@ def dashboard_page(data: Mapping[str, Any]) -> str:
 <table><thead><tr><th>单位</th><th>已评价</th><th>满意</th><th>基本满意</th><th>不满意</th>
 <th>满意率</th><th>预警</th></tr></thead><tbody id="units">{_unit_rows(cb["units"])}</tbody></table>
 </section>
-<section class="card wide"><h2>在办整改工单</h2><div class="figures">{levels}</div>
+<section class="card wide"><h2>在办整改工单（共
+<span data-k="orders.total">{data["orders"]["total"]}</span> 件，
+列出最紧急的 {ORDERS_SHOWN} 件）</h2>
+<div class="figures">{levels}</div>
 <table><thead><tr><th>工单号</th><th>单位</th><th>级别</th><th>状态</th><th>已过时间</th>
 <th>期限</th></tr></thead><tbody id="orders">{_order_rows(data["orders"]["open"])}</tbody></table>
 </section>

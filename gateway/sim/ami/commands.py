@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gateway.config import Config
-from gateway.sim.ami.config import SimConfig
+from gateway.sim.ami.config import ManagerUser, SimConfig, parse_manager_conf
 from gateway.sim.ami.population import generate_calls
 from gateway.sim.ami.server import SimulatedPbx
 
@@ -24,6 +25,13 @@ def register(sim_sub: Any) -> None:
     ami.add_argument("--port", type=int, default=5038, help="TCP port (5038; 0 picks a free one)")
     ami.add_argument("--user", default="gateway", help="AMI username (gateway)")
     ami.add_argument("--secret", default="s3cret", help="AMI secret (s3cret)")
+    ami.add_argument(
+        "--manager-conf",
+        type=Path,
+        default=None,
+        help="users from a manager.conf (read/write classes, eventfilter, writetimeout) "
+        "instead of --user/--secret",
+    )
     ami.add_argument("--agents", type=int, default=20, help="agent seats in the hotline queue (20)")
     ami.add_argument(
         "--time-scale", type=float, default=1.0, help="1 is real time, 0.01 is 100x faster (1)"
@@ -55,11 +63,15 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
         print(f"gateway sim ami: --timezone {args.timezone!r} is not a timezone (e.g. UTC)")
         return 2
     try:
+        users: tuple[ManagerUser, ...] = ()
+        if args.manager_conf is not None:
+            users = parse_manager_conf(args.manager_conf.read_text(encoding="utf-8"))
         sim_config = SimConfig(
             host=args.host,
             port=args.port,
             username=args.user,
             secret=args.secret,
+            users=users,
             agents=args.agents,
             time_scale=args.time_scale,
             recordings_dir=args.recordings,
@@ -67,12 +79,18 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
             timezone=args.timezone,
             cel=args.cel,
         )
-    except ValueError as exc:
+    except (OSError, ValueError, re.error) as exc:
         print(f"gateway sim ami: {exc}")
         return 2
     async with SimulatedPbx(sim_config) as pbx:
         print(f"simulated Asterisk 22 AMI on {sim_config.host}:{pbx.port}", flush=True)
-        print(f"login: Username: {sim_config.username}  Secret: {sim_config.secret}", flush=True)
+        if users:
+            names = ", ".join(u.name for u in users)
+            print(f"users from {args.manager_conf}: {names}", flush=True)
+        else:
+            print(
+                f"login: Username: {sim_config.username}  Secret: {sim_config.secret}", flush=True
+            )
         print(f"try: nc {sim_config.host} {pbx.port}   (Ctrl-C stops)", flush=True)
         if args.callers:
             await generate_calls(

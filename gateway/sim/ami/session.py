@@ -15,6 +15,7 @@ from gateway.ami.frames import Frame, FrameError, FrameParser, serialize
 from gateway.sim.ami.agi import start_mixmonitor
 from gateway.sim.ami.asterisk_cli import run_cli
 from gateway.sim.ami.channel import Headers, SimChannel
+from gateway.sim.ami.config import CLASSES, ManagerUser
 from gateway.sim.ami.faults import GARBLED_FRAME
 from gateway.sim.ami.world import PRIV_CALL, PRIV_SECURITY, PRIV_SYSTEM, SimQueue, World
 
@@ -23,29 +24,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway.sim.ami")
 
-CATEGORIES = frozenset(
-    {
-        "system",
-        "call",
-        "log",
-        "verbose",
-        "command",
-        "agent",
-        "user",
-        "config",
-        "dtmf",
-        "reporting",
-        "cdr",
-        "dialplan",
-        "originate",
-        "agi",
-        "cc",
-        "aoc",
-        "test",
-        "security",
-        "message",
-    }
-)
+CATEGORIES = CLASSES
+# The classes an action needs (any one of them), as manager.c and app_queue register them.
+ACTION_CLASSES: dict[str, frozenset[str]] = {
+    "command": frozenset({"command"}),
+    "originate": frozenset({"originate"}),
+    "hangup": frozenset({"system", "call"}),
+    "status": frozenset({"system", "call", "reporting"}),
+    "coreshowchannels": frozenset({"system", "reporting"}),
+    "queueadd": frozenset({"agent"}),
+    "queueremove": frozenset({"agent"}),
+    "mixmonitor": frozenset({"system", "call"}),
+    "agi": frozenset({"agi"}),
+    "getvar": frozenset({"call", "reporting"}),
+    "setvar": frozenset({"call"}),
+}
 _CLOSE = b""
 
 
@@ -78,6 +71,7 @@ class AmiSession:
         self.writer = writer
         self.authenticated = False
         self.username = ""
+        self.user: ManagerUser | None = None
         self.challenge = ""
         self.mask: frozenset[str] = CATEGORIES
         self.garble_pending = False
@@ -141,6 +135,9 @@ class AmiSession:
 
     def event_sink(self, data: bytes, category: str) -> None:
         if self.authenticated and category in self.mask:
+            user = self.user
+            if user is not None and user.eventfilters and not user.wants(data.decode()):
+                return
             if self._held is not None:
                 self._held.append(data)
             else:
@@ -168,9 +165,17 @@ class AmiSession:
         faults = self.pbx.faults
         if faults.write_delay:
             await asyncio.sleep(faults.write_delay)
+        timeout = (self.user.writetimeout_ms if self.user else 100) / 1000
         for chunk in faults.chunks(data):
             self.writer.write(chunk)
-            await self.writer.drain()
+            try:
+                # manager.conf's writetimeout: a client that stops reading is dropped
+                async with asyncio.timeout(timeout):
+                    await self.writer.drain()
+            except TimeoutError:
+                log.warning("AMI client %s stopped reading: disconnected", self.peer)
+                self.abort()
+                raise ConnectionError("write timeout") from None
             if faults.max_chunk is not None:
                 await asyncio.sleep(0)
 
@@ -178,6 +183,9 @@ class AmiSession:
 
     async def run(self) -> None:
         writer_task = asyncio.ensure_future(self._write_loop())
+        auth_timer = asyncio.get_running_loop().call_later(
+            self.world.real(self.pbx.config.auth_timeout), self._auth_timed_out
+        )
         self.world.sinks.append(self.event_sink)
         self.send((n.BANNER + "\r\n").encode())
         parser = FrameParser(expect_banner=False)
@@ -195,6 +203,7 @@ class AmiSession:
         except (ConnectionError, TimeoutError):
             pass
         finally:
+            auth_timer.cancel()
             if self.event_sink in self.world.sinks:
                 self.world.sinks.remove(self.event_sink)
             if not writer_task.done():
@@ -205,6 +214,11 @@ class AmiSession:
                 await self.writer.wait_closed()
             except (ConnectionError, OSError):
                 pass
+
+    def _auth_timed_out(self) -> None:
+        if not self.authenticated:
+            log.info("AMI client %s did not log in within authtimeout: closed", self.peer)
+            self.abort()
 
     def abort(self) -> None:
         self._closing = True
@@ -240,6 +254,10 @@ class AmiSession:
             # Queued behind other work: this session's next actions wait; events raised
             # meanwhile flow, as Asterisk sends them between actions.
             await asyncio.sleep(self.pbx.faults.pong_delay)
+        needed = ACTION_CLASSES.get(key)
+        if needed and self.user is not None and not needed & self.user.write:
+            self.error(frame, "Permission denied")
+            return
         self._held = []
         try:
             await handler(frame)
@@ -290,31 +308,32 @@ class AmiSession:
             self.challenge = str(self.world.rng.randrange(100_000_000, 999_999_999))
         self.respond(frame, n.RESPONSE_SUCCESS, None, ("Challenge", self.challenge))
 
-    def _authenticate(self, frame: Frame) -> bool:
-        config = self.pbx.config
-        user = frame.get_ci("Username") or ""
-        if user.lower() != config.username.lower():
-            return False
+    def _authenticate(self, frame: Frame) -> ManagerUser | None:
+        user = self.pbx.config.user(frame.get_ci("Username") or "")
+        if user is None or not user.secret:
+            return None
         if (frame.get_ci("AuthType") or "").lower() == "md5":
             key = frame.get_ci("Key") or ""
             if not key or not self.challenge:
-                return False
-            expected = hashlib.md5((self.challenge + config.secret).encode()).hexdigest()
-            return key.lower() == expected
-        return frame.get_ci("Secret") == config.secret
+                return None
+            expected = hashlib.md5((self.challenge + user.secret).encode()).hexdigest()
+            return user if key.lower() == expected else None
+        return user if frame.get_ci("Secret") == user.secret else None
 
     async def login(self, frame: Frame) -> None:
         if self.authenticated:
             self.respond(frame, n.RESPONSE_SUCCESS, "Already authenticated")
             return
-        if not self._authenticate(frame):
+        user = self._authenticate(frame)
+        if user is None:
             log.info("AMI login refused for %s", self.peer)
             await asyncio.sleep(self.world.real(self.pbx.config.login_failure_delay))
             self.error(frame, "Authentication failed")
             self.close_after_flush()
             return
         self.username = frame.get_ci("Username") or ""
-        self.mask = event_mask(frame.get_ci("Events"))
+        self.user = user
+        self.mask = event_mask(frame.get_ci("Events")) & user.read
         self.authenticated = True
         self.respond(frame, n.RESPONSE_SUCCESS, "Authentication accepted")
         uptime = str(int(self.world.sim_now() - self.world.booted_at))
@@ -341,6 +360,8 @@ class AmiSession:
 
     async def events(self, frame: Frame) -> None:
         self.mask = event_mask(frame.get_ci("EventMask"))
+        if self.user is not None:
+            self.mask &= self.user.read
         self.respond(frame, n.RESPONSE_SUCCESS, None, ("Events", "On" if self.mask else "Off"))
 
     async def command(self, frame: Frame) -> None:
@@ -392,7 +413,7 @@ class AmiSession:
             return
         cid_num, cid_name = parse_callerid(frame.get_ci("CallerID") or "")
         variables: list[tuple[str, str]] = []
-        for item in frame.getall(n.H_VARIABLE):
+        for item in frame.getall_ci(n.H_VARIABLE):
             for part in item.split(","):
                 key, eq, value = part.partition("=")
                 if eq and key.strip():

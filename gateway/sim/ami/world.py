@@ -560,8 +560,14 @@ class World:
             self.set_state(chan, STATE_UP)
             if chan.caller is not None:
                 chan.caller.outcome.answered = True
-            self.newexten(chan, 2, "AGI", "agi:async")
-            ended = await run_async_agi(self, chan)
+            agi_url = self.config.agi_url
+            self.newexten(chan, 2, "AGI", agi_url)
+            if agi_url.startswith("agi://"):
+                from gateway.sim.ami.fastagi import run_fast_agi
+
+                ended = await run_fast_agi(self, chan, agi_url)
+            else:
+                ended = await run_async_agi(self, chan)
             if not ended and not chan.hangup_requested:
                 self.newexten(chan, 3, "Queue", self.config.hotline_queue)
                 if await self.queue_call(chan, self.config.hotline_queue) == -1:

@@ -24,6 +24,23 @@ CREATE TABLE rating_kind_hours (
     PRIMARY KEY (hour, kind_code, score)
 ) WITHOUT ROWID;
 
+-- The same per UTC day: a long period sums whole days and only its two edge days by hour.
+CREATE TABLE rating_unit_days (
+    day         TEXT NOT NULL,               -- YYYY-MM-DD, UTC
+    unit_id     INTEGER NOT NULL,
+    score       INTEGER NOT NULL,
+    n           INTEGER NOT NULL,
+    PRIMARY KEY (day, unit_id, score)
+) WITHOUT ROWID;
+
+CREATE TABLE rating_kind_days (
+    day         TEXT NOT NULL,               -- YYYY-MM-DD, UTC
+    kind_code   TEXT NOT NULL,
+    score       INTEGER NOT NULL,
+    n           INTEGER NOT NULL,
+    PRIMARY KEY (day, kind_code, score)
+) WITHOUT ROWID;
+
 INSERT INTO rating_unit_hours (hour, unit_id, score, n)
     SELECT substr(r.rated_at, 1, 13), i.unit_id, r.score, COUNT(*)
     FROM ratings r JOIN served_items i ON i.id = r.item_id
@@ -33,6 +50,12 @@ INSERT INTO rating_kind_hours (hour, kind_code, score, n)
     SELECT substr(r.rated_at, 1, 13), i.kind_code, r.score, COUNT(*)
     FROM ratings r JOIN served_items i ON i.id = r.item_id
     WHERE r.round = 1 GROUP BY 1, 2, 3;
+
+INSERT INTO rating_unit_days (day, unit_id, score, n)
+    SELECT substr(hour, 1, 10), unit_id, score, SUM(n) FROM rating_unit_hours GROUP BY 1, 2, 3;
+
+INSERT INTO rating_kind_days (day, kind_code, score, n)
+    SELECT substr(hour, 1, 10), kind_code, score, SUM(n) FROM rating_kind_hours GROUP BY 1, 2, 3;
 
 CREATE TRIGGER ratings_count_insert AFTER INSERT ON ratings WHEN NEW.round = 1
 BEGIN
@@ -44,6 +67,14 @@ BEGIN
         SELECT substr(NEW.rated_at, 1, 13), kind_code, NEW.score, 1
         FROM served_items WHERE id = NEW.item_id
         ON CONFLICT (hour, kind_code, score) DO UPDATE SET n = n + 1
+    ;INSERT INTO rating_unit_days (day, unit_id, score, n)
+        SELECT substr(NEW.rated_at, 1, 10), unit_id, NEW.score, 1
+        FROM served_items WHERE id = NEW.item_id
+        ON CONFLICT (day, unit_id, score) DO UPDATE SET n = n + 1
+    ;INSERT INTO rating_kind_days (day, kind_code, score, n)
+        SELECT substr(NEW.rated_at, 1, 10), kind_code, NEW.score, 1
+        FROM served_items WHERE id = NEW.item_id
+        ON CONFLICT (day, kind_code, score) DO UPDATE SET n = n + 1
     ;END;
 
 CREATE TRIGGER ratings_count_delete AFTER DELETE ON ratings WHEN OLD.round = 1
@@ -53,6 +84,12 @@ BEGIN
         AND unit_id = (SELECT unit_id FROM served_items WHERE id = OLD.item_id)
     ;UPDATE rating_kind_hours SET n = n - 1
         WHERE hour = substr(OLD.rated_at, 1, 13) AND score = OLD.score
+        AND kind_code = (SELECT kind_code FROM served_items WHERE id = OLD.item_id)
+    ;UPDATE rating_unit_days SET n = n - 1
+        WHERE day = substr(OLD.rated_at, 1, 10) AND score = OLD.score
+        AND unit_id = (SELECT unit_id FROM served_items WHERE id = OLD.item_id)
+    ;UPDATE rating_kind_days SET n = n - 1
+        WHERE day = substr(OLD.rated_at, 1, 10) AND score = OLD.score
         AND kind_code = (SELECT kind_code FROM served_items WHERE id = OLD.item_id)
     ;END;
 
@@ -72,6 +109,20 @@ BEGIN
         SELECT substr(NEW.rated_at, 1, 13), kind_code, NEW.score, 1
         FROM served_items WHERE id = NEW.item_id AND NEW.round = 1
         ON CONFLICT (hour, kind_code, score) DO UPDATE SET n = n + 1
+    ;UPDATE rating_unit_days SET n = n - 1
+        WHERE OLD.round = 1 AND day = substr(OLD.rated_at, 1, 10) AND score = OLD.score
+        AND unit_id = (SELECT unit_id FROM served_items WHERE id = OLD.item_id)
+    ;UPDATE rating_kind_days SET n = n - 1
+        WHERE OLD.round = 1 AND day = substr(OLD.rated_at, 1, 10) AND score = OLD.score
+        AND kind_code = (SELECT kind_code FROM served_items WHERE id = OLD.item_id)
+    ;INSERT INTO rating_unit_days (day, unit_id, score, n)
+        SELECT substr(NEW.rated_at, 1, 10), unit_id, NEW.score, 1
+        FROM served_items WHERE id = NEW.item_id AND NEW.round = 1
+        ON CONFLICT (day, unit_id, score) DO UPDATE SET n = n + 1
+    ;INSERT INTO rating_kind_days (day, kind_code, score, n)
+        SELECT substr(NEW.rated_at, 1, 10), kind_code, NEW.score, 1
+        FROM served_items WHERE id = NEW.item_id AND NEW.round = 1
+        ON CONFLICT (day, kind_code, score) DO UPDATE SET n = n + 1
     ;END;
 
 CREATE TRIGGER served_items_count_move AFTER UPDATE OF unit_id, kind_code ON served_items
@@ -92,6 +143,22 @@ BEGIN
         SELECT substr(rated_at, 1, 13), NEW.kind_code, score, 1 FROM ratings
         WHERE item_id = NEW.id AND round = 1
         ON CONFLICT (hour, kind_code, score) DO UPDATE SET n = n + 1
+    ;UPDATE rating_unit_days SET n = n - 1
+        WHERE (day, unit_id, score) IN (
+            SELECT substr(rated_at, 1, 10), OLD.unit_id, score FROM ratings
+            WHERE item_id = OLD.id AND round = 1)
+    ;UPDATE rating_kind_days SET n = n - 1
+        WHERE (day, kind_code, score) IN (
+            SELECT substr(rated_at, 1, 10), OLD.kind_code, score FROM ratings
+            WHERE item_id = OLD.id AND round = 1)
+    ;INSERT INTO rating_unit_days (day, unit_id, score, n)
+        SELECT substr(rated_at, 1, 10), NEW.unit_id, score, 1 FROM ratings
+        WHERE item_id = NEW.id AND round = 1
+        ON CONFLICT (day, unit_id, score) DO UPDATE SET n = n + 1
+    ;INSERT INTO rating_kind_days (day, kind_code, score, n)
+        SELECT substr(rated_at, 1, 10), NEW.kind_code, score, 1 FROM ratings
+        WHERE item_id = NEW.id AND round = 1
+        ON CONFLICT (day, kind_code, score) DO UPDATE SET n = n + 1
     ;END;
 
 -- Items by status and when they were served (the queue; how a period's items ended).
