@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from pathlib import Path
+from typing import TextIO
 
 _NUMBER = re.compile(r"(?<![\w.])(\+?\d{3})\d{4,}(\d{4})(?![\w.])")
 
@@ -26,9 +28,26 @@ class MaskingFormatter(logging.Formatter):
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
+class StandardErrorHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is logged, not the stream it was
+    when logging was set up: that one may have been replaced and closed since (a command
+    run in-process, by a test or an embedding program), and writing there fails."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def setup(level: str = "INFO") -> None:
     """Log to standard error, numbers masked."""
-    handler = logging.StreamHandler()
+    handler = StandardErrorHandler()
     handler.setFormatter(MaskingFormatter(FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -41,7 +60,7 @@ def to_file(path: Path, level: str = "INFO") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     to_file_handler = logging.FileHandler(path, encoding="utf-8")
     to_file_handler.setFormatter(MaskingFormatter(FORMAT))
-    console = logging.StreamHandler()
+    console = StandardErrorHandler()
     console.setLevel(logging.ERROR)
     console.setFormatter(MaskingFormatter(FORMAT))
     root = logging.getLogger()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 from pathlib import Path
@@ -123,3 +124,31 @@ def test_store_failures_are_told_from_statement_errors(tmp_path: Path) -> None:
     assert (
         store_problem(tmp_path / "t.sqlite3", full.value) == "the disk is full (no room to write)"
     )
+
+
+async def test_a_write_cancelled_while_waiting_for_the_lock_leaves_no_transaction_open(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """A write cancelled while its BEGIN waits on another process's lock (a shutdown, a
+    timeout) leaves the connection clean: once the lock is gone the next write goes in."""
+    path = tmp_path / "gateway.sqlite3"
+    async with Store.open(path, clock) as store:
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            await asyncio.to_thread(other.execute, "BEGIN IMMEDIATE")
+
+            async def write() -> None:
+                async with store.db.transaction() as conn:
+                    await conn.execute("DELETE FROM store_probe")
+
+            waiting = asyncio.create_task(write())
+            await asyncio.sleep(0.3)  # its BEGIN now waits on the busy timeout
+            waiting.cancel()
+            await asyncio.sleep(0.1)
+            await asyncio.to_thread(other.execute, "COMMIT")  # now its BEGIN gets the lock
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+        finally:
+            other.close()
+        assert not store.db.conn.in_transaction
+        await store.ping_write()

@@ -248,7 +248,18 @@ class Database:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``); rolled back on any exception."""
         async with self._write_lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            begin = asyncio.ensure_future(self.conn.execute("BEGIN IMMEDIATE"))
+            try:
+                await asyncio.shield(begin)
+            except asyncio.CancelledError:
+                # Cancelled while the BEGIN waits for another writer's lock: the BEGIN goes
+                # on in the connection's thread. End what it opens before the next writer
+                # comes, or that one (and every later one) finds a transaction left open.
+                with contextlib.suppress(Exception):
+                    await begin
+                if self.conn.in_transaction:
+                    await self.conn.execute("ROLLBACK")
+                raise
             try:
                 yield self.conn
             except BaseException:
