@@ -341,7 +341,9 @@ class CallbackService:
                 self._surveys.setdefault(attempt_id, asyncio.Event())
             return answered  # the survey flow reports the rest through survey_ended()
         if result.outcome is CallOutcome.UNKNOWN:
-            await callbacks.attempt_unknown(attempt_id, self.unanswered_until())
+            await callbacks.attempt_unknown(
+                attempt_id, self.unanswered_until(), action_id=result.action_id
+            )
             log.warning(
                 "item %s: the outcome of call attempt %d was lost; %s is not called again"
                 " until that call is over",

@@ -368,7 +368,9 @@ class CallbackRepository:
             (outcome, action_id, uniqueid, now, attempt_id),
         )
 
-    async def attempt_unknown(self, attempt_id: int, unanswered_until: datetime) -> bool:
+    async def attempt_unknown(
+        self, attempt_id: int, unanswered_until: datetime, *, action_id: str | None = None
+    ) -> bool:
         """The Originate's outcome was lost: the call may still ring or be up until
         its ``up_until``; nothing else changes until the call or that time settles it.
 
@@ -378,9 +380,10 @@ class CallbackRepository:
         return await self._attempt_change(
             "UPDATE callback_attempts SET outcome = 'unknown', up_until = CASE"
             " WHEN answered_at IS NULL AND survey_started_at IS NULL"
-            " THEN MIN(COALESCE(up_until, ?1), ?1) ELSE up_until END"
+            " THEN MIN(COALESCE(up_until, ?1), ?1) ELSE up_until END,"
+            " action_id = COALESCE(action_id, ?3)"
             " WHERE id = ?2 AND outcome = 'placed'",
-            (utc_iso(unanswered_until), attempt_id),
+            (utc_iso(unanswered_until), attempt_id, action_id),
         )
 
     async def survey_started(self, attempt_id: int, up_until: datetime) -> bool:
