@@ -10,6 +10,7 @@ from gateway.calendar import (
     SHANGHAI,
     CalendarError,
     add_working_days,
+    covers,
     is_working_day,
     load_calendar,
     parse_calendar,
@@ -102,6 +103,15 @@ def test_a_year_the_calendar_does_not_hold_is_refused() -> None:
         add_working_days(CAL, local("2026-12-28 10:00"), 5)
     with pytest.raises(CalendarError, match="2024"):
         is_working_day(CAL, date(2024, 5, 1))
+
+
+def test_a_lenient_deadline_counts_weekdays_in_a_year_without_data() -> None:
+    """Not strict, a year without data counts Monday–Friday, and covers() says it is estimated."""
+    moment = local("2026-12-28 10:00")  # Monday; 29, 30, 31 Dec, then Fri 1 Jan 2027 and Mon 4
+    deadline = add_working_days(CAL, moment, 5, strict=False)
+    assert deadline == local("2027-01-05 00:00")
+    assert not covers(CAL, moment, deadline)
+    assert covers(CAL, local("2026-09-28 10:00"), local("2026-10-09 00:00"))
 
 
 def test_naive_moments_are_refused() -> None:

@@ -12,8 +12,12 @@ Council's yearly notice); :func:`load_calendar` reads it once into a
   local day and before another moment (the inverse of the above).
 
 A day of a year the calendar does not hold raises :class:`CalendarError`: an
-unknown year's holidays are not guessed. The callback windows and the hotline's
-hours can take the same :class:`WorkCalendar`.
+unknown year's holidays are not guessed. A caller that must still give an answer
+(a case's deadline) passes ``strict=False``: such a year then counts Monday–Friday
+only, and :func:`covers` tells it the answer is an estimate to be said as such.
+
+The callback windows and the hotline's hours can take the same :class:`WorkCalendar`
+(not wired yet: they still read their own settings).
 """
 
 from __future__ import annotations
@@ -87,16 +91,29 @@ def load_calendar() -> WorkCalendar:
     return parse_calendar(tomllib.loads(text), "holidays.toml")
 
 
-def is_working_day(calendar: WorkCalendar, day: date) -> bool:
-    """True if ``day`` is worked: a weekday that is no holiday, or a make-up weekend day."""
-    calendar.check(day)
+def covers(calendar: WorkCalendar, start: datetime, end: datetime, tz: ZoneInfo = SHANGHAI) -> bool:
+    """True if the calendar holds every year from ``start``'s local day to ``end``'s."""
+    first, last = start.astimezone(tz).year, end.astimezone(tz).year
+    return all(year in calendar.years for year in range(first, last + 1))
+
+
+def is_working_day(calendar: WorkCalendar, day: date, *, strict: bool = True) -> bool:
+    """True if ``day`` is worked: a weekday that is no holiday, or a make-up weekend day.
+    Not ``strict``: a day of a year without data is worked if Monday–Friday."""
+    if strict or day.year in calendar.years:
+        calendar.check(day)
     if day in calendar.workdays:
         return True
     return day.isoweekday() < 6 and day not in calendar.holidays
 
 
 def add_working_days(
-    calendar: WorkCalendar, moment: datetime, days: int, tz: ZoneInfo = SHANGHAI
+    calendar: WorkCalendar,
+    moment: datetime,
+    days: int,
+    tz: ZoneInfo = SHANGHAI,
+    *,
+    strict: bool = True,
 ) -> datetime:
     """The end (next local midnight, in ``tz``) of the ``days``-th working day after the
     local day of ``moment``: what "within N working days" means for a deadline.
@@ -111,7 +128,7 @@ def add_working_days(
     left = days
     while left:
         day += timedelta(days=1)
-        if is_working_day(calendar, day):
+        if is_working_day(calendar, day, strict=strict):
             left -= 1
     return _start_of(day + timedelta(days=1), tz)
 
