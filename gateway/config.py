@@ -210,6 +210,9 @@ class AppealsSection:
     # (character-bigram Jaccard, 0–1; measured in gateway/appeals/similarity.py).
     repeat_window_days: int = 30
     similarity_threshold: float = 0.3
+    # A case's owner when the submission hints at none: "category=UNIT" items, e.g.
+    # ["complaint=LZ-DUCHA"]; a category not listed stays unassigned for the desk.
+    category_units: tuple[str, ...] = ()
     # Each intake channel's own credential, sent as X-Channel-Token beside the API's
     # bearer token. Written [appeals.channels.<name>] token = "..." in the file,
     # GATEWAY_APPEALS_CHANNELS_<NAME>_TOKEN in the environment. Empty: the channel is shut.

@@ -36,6 +36,17 @@ from gateway.appeals.exceptions import (
     ReferenceConflict,
 )
 from gateway.appeals.similarity import similarity
+from gateway.appeals.terms import (
+    CaseTerms,
+    CategoryTerms,
+    TermsError,
+    case_terms,
+    load_terms,
+    parse_category_units,
+    terms_from_row,
+    write_terms,
+)
+from gateway.calendar import WorkCalendar, load_calendar
 from gateway.clock import Clock, parse_utc, utc_iso
 from gateway.config import AppealsSection, Secret
 from gateway.limits import BadText, check_name, check_note, check_reference
@@ -125,6 +136,7 @@ class CaseFile:
     submissions: tuple[Submission, ...]
     channels: Mapping[str, int]  # channel → submissions from it
     history: tuple[CaseEvent, ...]
+    terms: CaseTerms | None  # None: a case the appeals desk did not open (the IVR's)
 
 
 def channel_tokens(settings: AppealsSection) -> dict[str, Secret]:
@@ -132,11 +144,63 @@ def channel_tokens(settings: AppealsSection) -> dict[str, Secret]:
 
 
 class AppealService:
-    def __init__(self, store: Store, clock: Clock, settings: AppealsSection) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        settings: AppealsSection,
+        *,
+        calendar: WorkCalendar | None = None,
+        terms: Mapping[str, CategoryTerms] | None = None,
+    ) -> None:
+        """``calendar`` and ``terms`` default to the files shipped with the gateway."""
         self._store = store
         self._clock = clock
         self._settings = settings
         self._tokens = channel_tokens(settings)
+        self._calendar = calendar if calendar is not None else load_calendar()
+        self._terms = terms if terms is not None else load_terms()
+        self._category_units = parse_category_units(settings.category_units)
+
+    async def check_units(self) -> None:
+        """Refuse to start when a category's default unit does not exist (:class:`TermsError`)."""
+        for category, code in self._category_units.items():
+            if await self._store.units.unit_by_code(code) is None:
+                raise TermsError(f"appeals.category_units: {category}={code}: no unit {code!r}")
+
+    def _case_terms(self, category: str, unit_hint: str, at: datetime) -> CaseTerms:
+        return case_terms(
+            calendar=self._calendar,
+            tz=self._clock.tz,
+            terms=self._terms,
+            category_units=self._category_units,
+            category=category,
+            unit_hint=unit_hint,
+            opened_at=at,
+        )
+
+    async def _open(
+        self, conn: Any, first: SubmissionInput | Submission, actor: str, at: datetime
+    ) -> int:
+        """A new case for ``first`` with its owner and deadlines, in ``conn``'s transaction."""
+        terms = self._case_terms(first.category, first.unit_hint, at)
+        case_id = await self._store.cases.insert_case(
+            conn,
+            channel=CASE_CHANNEL[first.channel],
+            category=first.category,
+            actor=actor,
+            citizen_number=first.citizen_number,
+            citizen_name=first.citizen_name or None,
+            subject=_subject(first.text),
+            content=first.text,
+            owner_unit=terms.owner_unit,
+            deadline=terms.answer_by,
+        )
+        await write_terms(conn, case_id, terms)
+        if terms.estimated:
+            note = "办理期限按周一至周五估算：工作日历缺少该年的节假日安排"
+            await _history(conn, case_id, at, "system", "note", note)
+        return case_id
 
     # -- intake ----------------------------------------------------------------
 
@@ -218,16 +282,7 @@ class AppealService:
                         "UPDATE cases SET updated_at = ? WHERE id = ?", (utc_iso(now), case_id)
                     )
                 else:
-                    case_id = await self._store.cases.insert_case(
-                        conn,
-                        channel=CASE_CHANNEL[sub.channel],
-                        category=sub.category,
-                        actor=f"appeals:{sub.channel}",
-                        citizen_number=sub.citizen_number,
-                        citizen_name=sub.citizen_name or None,
-                        subject=_subject(sub.text),
-                        content=sub.text,
-                    )
+                    case_id = await self._open(conn, sub, f"appeals:{sub.channel}", now)
                 await conn.execute(
                     "INSERT INTO appeal_submissions (case_id, channel, reference, digest,"
                     " citizen_number, citizen_name, category, text, place, unit_hint, repeat,"
@@ -297,7 +352,13 @@ class AppealService:
         history = await self._store.cases.history(case.id)
         counts = Counter(s.channel for s in submissions)
         channels = {name: counts[name] for name in CHANNELS if counts[name]}
-        return CaseFile(case, tuple(submissions), channels, tuple(history))
+        row = await self._store.db.fetchone(
+            "SELECT owner_source, accept_by, answer_by, estimated FROM appeal_terms"
+            " WHERE case_id = ?",
+            (case.id,),
+        )
+        terms = terms_from_row(row, case.owner_unit_code) if row is not None else None
+        return CaseFile(case, tuple(submissions), channels, tuple(history), terms)
 
     # -- merge and split ------------------------------------------------------------
 
@@ -385,16 +446,7 @@ class AppealService:
         first = own[ids[0]]
         now = self._clock.now()
         async with self._store.db.transaction() as conn:
-            new_id = await self._store.cases.insert_case(
-                conn,
-                channel=CASE_CHANNEL[first.channel],
-                category=first.category,
-                actor=actor,
-                citizen_number=first.citizen_number,
-                citizen_name=first.citizen_name or None,
-                subject=_subject(first.text),
-                content=first.text,
-            )
+            new_id = await self._open(conn, first, actor, now)
             marks = ", ".join("?" for _ in ids)
             moved = await conn.execute(
                 f"UPDATE appeal_submissions SET case_id = ? WHERE case_id = ? AND id IN ({marks})",

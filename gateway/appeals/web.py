@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -27,6 +28,8 @@ from gateway.appeals.exceptions import (
     ReferenceConflict,
 )
 from gateway.appeals.service import FIELDS, AppealService, CaseFile, Intake, SubmissionInput
+from gateway.appeals.terms import load_terms
+from gateway.calendar import load_calendar
 from gateway.clock import utc_iso
 from gateway.store.cases import Case
 from gateway.web.app import CLOCK, CONFIG, STORE
@@ -47,7 +50,12 @@ def add_appeals(app: web.Application) -> None:
 
 
 async def _appeals_context(app: web.Application) -> AsyncIterator[None]:
-    app[APPEALS] = AppealService(app[STORE], app[CLOCK], app[CONFIG].appeals)
+    calendar, terms = await asyncio.to_thread(lambda: (load_calendar(), load_terms()))
+    service = AppealService(
+        app[STORE], app[CLOCK], app[CONFIG].appeals, calendar=calendar, terms=terms
+    )
+    await service.check_units()
+    app[APPEALS] = service
     yield
 
 
@@ -156,8 +164,17 @@ def case_json(case: Case) -> dict[str, Any]:
 
 
 def case_file_json(found: CaseFile) -> dict[str, Any]:
+    terms = found.terms
     return {
         **case_json(found.case),
+        "terms": None
+        if terms is None
+        else {
+            "owner_source": terms.owner_source,
+            "accept_by": utc_iso(terms.accept_by),
+            "answer_by": utc_iso(terms.answer_by),
+            "estimated": terms.estimated,
+        },
         "channels": dict(found.channels),
         "submissions": [
             {

@@ -21,3 +21,14 @@ CREATE TABLE appeal_submissions (
 );
 CREATE INDEX appeal_submissions_case ON appeal_submissions(case_id, id);
 CREATE INDEX appeal_submissions_citizen ON appeal_submissions(citizen_number, received_at);
+
+-- A case's terms from the appeals desk: where its owner came from, and the working-day
+-- deadlines to accept and to answer it (see gateway/appeals/terms.toml). `estimated`:
+-- the working-day calendar lacked a year the deadline runs into; Monday–Friday was counted.
+CREATE TABLE appeal_terms (
+    case_id         INTEGER PRIMARY KEY REFERENCES cases(id),
+    owner_source    TEXT NOT NULL CHECK (owner_source IN ('hint', 'category', 'none')),
+    accept_by       TEXT NOT NULL,             -- UTC
+    answer_by       TEXT NOT NULL,             -- UTC; also the case's deadline
+    estimated       INTEGER NOT NULL DEFAULT 0
+);
