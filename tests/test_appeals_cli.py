@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +69,9 @@ def test_merge_then_split(
     assert run(tmp_path, "show", noise) == 0
     shown = capsys.readouterr().out
     assert "诉求（各渠道）" in shown and "V1" in shown and "merged_from" in shown
+    assert run(tmp_path, "show", noise, "--json") == 0
+    listed = json.loads(capsys.readouterr().out)["submissions"]
+    assert [(s["id"], s["channel"]) for s in listed] == [(1, "web"), (2, "wechat"), (3, "visit")]
     assert run(tmp_path, "split", noise, "--submission", "3", "--actor", "S01") == 0
     out = capsys.readouterr().out
     assert f"已从 {noise} 拆出新案件" in out and "来访 1 件" in out

@@ -117,6 +117,16 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
     if args.json:
         data = case_json(case)
         data["history"] = [event_json(e) for e in history]
+        data["submissions"] = [
+            {
+                "id": s.id,
+                "channel": s.channel,
+                "reference": s.reference,
+                "received_at": utc_iso(s.received_at),
+                "text": s.text,
+            }
+            for s in submissions
+        ]
         print(json.dumps(data, ensure_ascii=False, indent=1))
         return 0
 
