@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.appeals.exceptions import TermsError
 from gateway.appeals.service import AppealService, SubmissionInput
-from gateway.appeals.terms import TermsError, parse_category_units, parse_terms
+from gateway.appeals.terms import parse_category_units, parse_terms
 from gateway.calendar import SHANGHAI
 from gateway.clock import ManualClock
 from gateway.config import AppealsSection

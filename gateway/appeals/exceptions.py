@@ -7,7 +7,8 @@
     ├── ChannelRefused         unknown channel, or a credential of another channel
     ├── ReferenceConflict      the channel's reference came before with other content
     ├── NoSuchCase             ``number``
-    └── CaseChangeRefused      a merge or split that cannot be done, and why
+    ├── CaseChangeRefused      a merge or split that cannot be done, and why
+    └── TermsError             the terms file or appeals.category_units does not hold together
 """
 
 from __future__ import annotations
@@ -54,3 +55,7 @@ class CaseChangeRefused(AppealError):
         super().__init__(f"case {number}: {reason}")
         self.number = number
         self.reason = reason
+
+
+class TermsError(AppealError):
+    """The terms file or a category's default unit setting does not hold together."""

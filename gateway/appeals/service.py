@@ -34,12 +34,12 @@ from gateway.appeals.exceptions import (
     ChannelRefused,
     NoSuchCase,
     ReferenceConflict,
+    TermsError,
 )
 from gateway.appeals.similarity import similarity
 from gateway.appeals.terms import (
     CaseTerms,
     CategoryTerms,
-    TermsError,
     case_terms,
     load_terms,
     parse_category_units,

@@ -18,16 +18,12 @@ from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.appeals.exceptions import TermsError
 from gateway.calendar import WorkCalendar, add_working_days, covers
 from gateway.clock import parse_utc, utc_iso
-from gateway.errors import GatewayError
 from gateway.store.cases import CATEGORIES
 
 OWNER_SOURCES = ("hint", "category", "none")
-
-
-class TermsError(GatewayError):
-    """The terms file or a category's unit setting does not hold together."""
 
 
 @dataclass(frozen=True)
