@@ -108,6 +108,8 @@ async def test_repeats_from_three_channels_make_one_case(stack: Stack) -> None:
     assert status == 200
     assert case["channels"] == {"web": 1, "wechat": 1, "12345": 1}
     assert [h["action"] for h in case["history"]] == ["opened", "repeat", "repeat"]
+    assert case["terms"]["owner_source"] == "none" and not case["terms"]["estimated"]
+    assert case["deadline"] == case["terms"]["answer_by"]
 
 
 @pytest.mark.parametrize(
