@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.appeals.web import add_appeals
 from gateway.callbacks.catalogue import load_catalogue
 from gateway.callbacks.policy import CallOutcome
 from gateway.callbacks.scheduler import CallbackScheduler
@@ -67,6 +68,7 @@ def create_app(
         add_callbacks,
         add_telephony,
         add_dashboard,
+        add_appeals,
     ]
     if run_scheduler:
         features.append(add_scheduler)

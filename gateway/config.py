@@ -204,6 +204,26 @@ class HotlineSection:
 
 
 @dataclass(frozen=True)
+class AppealsSection:
+    # A new submission by the same citizen joins their open case of the same category
+    # and unit hint made within this many days, or whose text is this similar
+    # (character-bigram Jaccard, 0–1; measured in gateway/appeals/similarity.py).
+    repeat_window_days: int = 30
+    similarity_threshold: float = 0.3
+    # A case's owner when the submission hints at none: "category=UNIT" items, e.g.
+    # ["complaint=LZ-DUCHA"]; a category not listed stays unassigned for the desk.
+    category_units: tuple[str, ...] = ()
+    # Each intake channel's own credential, sent as X-Channel-Token beside the API's
+    # bearer token. Written [appeals.channels.<name>] token = "..." in the file,
+    # GATEWAY_APPEALS_CHANNELS_<NAME>_TOKEN in the environment. Empty: the channel is shut.
+    channels_web_token: Secret = Secret("")
+    channels_wechat_token: Secret = Secret("")
+    channels_letter_token: Secret = Secret("")
+    channels_visit_token: Secret = Secret("")
+    channels_12345_token: Secret = Secret("")
+
+
+@dataclass(frozen=True)
 class Config:
     gateway: GatewaySection = field(default_factory=GatewaySection)
     store: StoreSection = field(default_factory=StoreSection)
@@ -213,6 +233,7 @@ class Config:
     ivr: IvrSection = field(default_factory=IvrSection)
     hotline: HotlineSection = field(default_factory=HotlineSection)
     callbacks: CallbacksSection = field(default_factory=CallbacksSection)
+    appeals: AppealsSection = field(default_factory=AppealsSection)
     # Where the settings came from, for messages: "defaults" or a file name.
     source: str = "defaults"
 
@@ -255,6 +276,7 @@ def load(
             raise ConfigError(name, source, f"unknown section (known: {', '.join(SECTIONS)})")
     if path is not None:
         _anchor_paths(raw, path.parent)
+    _flatten_channels(raw, source)
 
     sections: dict[str, Any] = {}
     for name, hint in SECTIONS.items():
@@ -312,6 +334,21 @@ def _anchor_paths(raw: dict[str, Any], base: Path) -> None:
         value = table.get(key)
         if isinstance(value, str) and value and not Path(value).is_absolute():
             table[key] = str(base / value)
+
+
+def _flatten_channels(raw: dict[str, Any], source: str) -> None:
+    """``[appeals.channels.web] token = ...`` → the flat key ``appeals.channels_web_token``."""
+    appeals = raw.get("appeals")
+    if not isinstance(appeals, dict) or "channels" not in appeals:
+        return
+    channels = appeals.pop("channels")
+    if not isinstance(channels, dict):
+        raise ConfigError("appeals.channels", source, "must be a table of channels")
+    for name, table in channels.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"appeals.channels.{name}", source, "must be a table")
+        for key, value in table.items():
+            appeals[f"channels_{name}_{key}"] = value
 
 
 def _check_charset(charset: str, key: str, source: str) -> None:
@@ -596,6 +633,12 @@ RULES: dict[str, Rule] = {
     "hotline.working_hours": _matches(_SPANS, "spans HH:MM-HH:MM separated by commas"),
     "hotline.working_days": _weekdays,
     "hotline.holidays": _dates,
+    "appeals.repeat_window_days": _between(1, 3650),
+    "appeals.similarity_threshold": _between(0.01, 1),
+    **{
+        f"appeals.channels_{name}_token": _token
+        for name in ("web", "wechat", "letter", "visit", "12345")
+    },
 }
 
 # (section, smaller key, larger key): the first may not exceed the second.

@@ -14,7 +14,9 @@ family at one place::
     │   ├── AmiLoginError, AmiActionTimeout, AmiConnectionLost ...
     │   └── ChannelHungUp      (the caller hung up: one type, caught once)
     ├── FlowError              (gateway.ivr)
-    └── SmsError               (gateway.sms)
+    ├── SmsError               (gateway.sms)
+    ├── CalendarError          (gateway.calendar: a year without holiday data)
+    └── AppealError            (gateway.appeals.exceptions: intake, merge, split, terms)
 """
 
 

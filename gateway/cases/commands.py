@@ -12,6 +12,9 @@ import sys
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.appeals import commands as appeals_commands
+from gateway.appeals.service import CHANNEL_NAMES as APPEAL_CHANNEL_NAMES
+from gateway.appeals.service import AppealService
 from gateway.calllog.commands import store_missing
 from gateway.clock import Clock, utc_iso
 from gateway.config import Config
@@ -44,6 +47,7 @@ def register(sub: Any) -> None:
     show.add_argument("number", help="case number, e.g. TS20261130-0007 (or its 12 digits)")
     show.add_argument("--json", action="store_true", help="JSON for tools, full numbers")
     show.set_defaults(handler=_show)
+    appeals_commands.register(cases_sub)
 
 
 async def _list(config: Config, args: argparse.Namespace) -> int:
@@ -107,9 +111,22 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
             print(f"gateway: no case {args.number!r}", file=sys.stderr)
             return 1
         history = await store.cases.history(case.id)
+        submissions = (
+            await AppealService(store, store.clock, config.appeals).case_file(case.number)
+        ).submissions
     if args.json:
         data = case_json(case)
         data["history"] = [event_json(e) for e in history]
+        data["submissions"] = [
+            {
+                "id": s.id,
+                "channel": s.channel,
+                "reference": s.reference,
+                "received_at": utc_iso(s.received_at),
+                "text": s.text,
+            }
+            for s in submissions
+        ]
         print(json.dumps(data, ensure_ascii=False, indent=1))
         return 0
 
@@ -140,6 +157,23 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
         if value:
             print(f"{label}{' ' * (label_width - width(label))}  {value}")
     print()
+    if submissions:
+        print("诉求（各渠道）")
+        print(
+            render(
+                ["序号", "渠道", "渠道编号", "收到时间", "内容"],
+                [
+                    [
+                        str(s.id),
+                        APPEAL_CHANNEL_NAMES[s.channel],
+                        s.reference,
+                        local(s.received_at),
+                        _clip(s.text, SUBJECT_WIDTH),
+                    ]
+                    for s in submissions
+                ],
+            )
+        )
     print("办理记录")
     print(
         render(

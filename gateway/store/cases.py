@@ -190,6 +190,44 @@ class CaseRepository:
         defaults to :data:`DEFAULT_DEADLINE_DAYS` of the category. Nothing is
         written when any input is refused.
         """
+        async with self._db.transaction() as conn:
+            case_id = await self.insert_case(
+                conn,
+                channel=channel,
+                category=category,
+                actor=actor,
+                citizen_number=citizen_number,
+                citizen_name=citizen_name,
+                subject=subject,
+                content=content,
+                recording=recording,
+                owner_unit=owner_unit,
+                deadline=deadline,
+                call_pbx=call_pbx,
+                call_linkedid=call_linkedid,
+            )
+        case = await self.by_id(case_id)
+        assert case is not None
+        return case
+
+    async def insert_case(
+        self,
+        conn: Any,
+        *,
+        channel: str,
+        category: str,
+        actor: str,
+        citizen_number: str | None = None,
+        citizen_name: str | None = None,
+        subject: str = "",
+        content: str = "",
+        recording: str | None = None,
+        owner_unit: str | None = None,
+        deadline: datetime | None = None,
+        call_pbx: str | None = None,
+        call_linkedid: str | None = None,
+    ) -> int:
+        """:meth:`open_case` inside the caller's write transaction ``conn``; the new id."""
         if channel not in CHANNELS:
             raise StoreError(f"case: unknown channel {channel!r} (known: {', '.join(CHANNELS)})")
         if category not in CATEGORY_PREFIX:
@@ -199,7 +237,7 @@ class CaseRepository:
         if not actor:
             raise StoreError("case: the actor who opens it is missing")
         number = to_e164(citizen_number) if citizen_number else None
-        unit_id = await self._unit_id(owner_unit) if owner_unit is not None else None
+        unit_id = await _unit_id_in(conn, owner_unit) if owner_unit is not None else None
         now = self._clock.now()
         if deadline is None:
             deadline = now + timedelta(days=DEFAULT_DEADLINE_DAYS[category])
@@ -207,51 +245,48 @@ class CaseRepository:
             raise StoreError("case: the deadline needs a timezone")
         day = self._clock.local(now).strftime("%Y%m%d")
         prefix = CATEGORY_PREFIX[category]
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO case_counters (day, last) VALUES (?, 1)"
-                " ON CONFLICT (day) DO UPDATE SET last = last + 1 RETURNING last",
-                (day,),
-            )
-            row = await cursor.fetchone()
-            assert row is not None
-            seq = f"{int(row[0]):04d}"
-            case_number = f"{prefix}{day}-{seq}"
-            status = "assigned" if unit_id is not None else "open"
-            cursor = await conn.execute(
-                "INSERT INTO cases (number, number_digits, channel, category, subject, content,"
-                " citizen_number, citizen_name, recording, owner_unit_id, status, deadline,"
-                " call_pbx, call_linkedid, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (
-                    case_number,
-                    day + seq,
-                    channel,
-                    category,
-                    subject,
-                    content,
-                    number,
-                    citizen_name,
-                    recording,
-                    unit_id,
-                    status,
-                    utc_iso(deadline),
-                    call_pbx,
-                    call_linkedid,
-                    utc_iso(now),
-                    utc_iso(now),
-                ),
-            )
-            inserted = await cursor.fetchone()
-            assert inserted is not None
-            case_id = int(inserted[0])
-            note = f"{CATEGORY_NAMES[category]}，来自{CHANNEL_NAMES[channel]}"
-            await _history(conn, case_id, now, actor, "opened", note)
-            if unit_id is not None:
-                await _history(conn, case_id, now, actor, "assigned", owner_unit or "")
-        case = await self.by_id(case_id)
-        assert case is not None
-        return case
+        cursor = await conn.execute(
+            "INSERT INTO case_counters (day, last) VALUES (?, 1)"
+            " ON CONFLICT (day) DO UPDATE SET last = last + 1 RETURNING last",
+            (day,),
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        seq = f"{int(row[0]):04d}"
+        case_number = f"{prefix}{day}-{seq}"
+        status = "assigned" if unit_id is not None else "open"
+        cursor = await conn.execute(
+            "INSERT INTO cases (number, number_digits, channel, category, subject, content,"
+            " citizen_number, citizen_name, recording, owner_unit_id, status, deadline,"
+            " call_pbx, call_linkedid, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                case_number,
+                day + seq,
+                channel,
+                category,
+                subject,
+                content,
+                number,
+                citizen_name,
+                recording,
+                unit_id,
+                status,
+                utc_iso(deadline),
+                call_pbx,
+                call_linkedid,
+                utc_iso(now),
+                utc_iso(now),
+            ),
+        )
+        inserted = await cursor.fetchone()
+        assert inserted is not None
+        case_id = int(inserted[0])
+        note = f"{CATEGORY_NAMES[category]}，来自{CHANNEL_NAMES[channel]}"
+        await _history(conn, case_id, now, actor, "opened", note)
+        if unit_id is not None:
+            await _history(conn, case_id, now, actor, "assigned", owner_unit or "")
+        return case_id
 
     async def get(self, number: str) -> Case | None:
         """The case with this number (``TS20261130-0007`` or just ``202611300007``), else None."""
@@ -433,6 +468,21 @@ class CaseRepository:
         if row is None:
             raise StoreError(f"case: unit {code!r} does not exist")
         return int(row[0])
+
+
+async def _unit_id_in(conn: Any, code: str) -> int:
+    cursor = await conn.execute("SELECT id FROM units WHERE code = ?", (code,))
+    row = await cursor.fetchone()
+    if row is None:
+        raise StoreError(f"case: unit {code!r} does not exist")
+    return int(row[0])
+
+
+async def write_history(
+    conn: Any, case_id: int, at: datetime, actor: str, action: str, note: str
+) -> int:
+    """A line in a case's history, inside the caller's write transaction ``conn``."""
+    return await _history(conn, case_id, at, actor, action, note)
 
 
 async def _history(
