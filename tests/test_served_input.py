@@ -199,3 +199,23 @@ async def test_text_idempotency_key_within_limits(stack: Stack, key: str, reason
     status, answer = await call(stack, "POST", "/api/sms/messages", body)
     assert (status, answer["details"]["field"]) == (400, "idempotency_key")
     assert reason in answer["message"]
+
+
+async def test_a_store_failure_mid_batch_writes_none_of_it(stack: Stack) -> None:
+    """A batch whose third item the store refuses (a failing write) leaves none of the batch
+    stored, and the same batch is added whole once the store takes writes again."""
+    async with stack.store.db.transaction() as conn:
+        await conn.execute(
+            "CREATE TRIGGER fail_batch BEFORE INSERT ON served_items"
+            " WHEN NEW.reference = 'MB3' BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"
+        )
+    batch = [item(f"MB{n}", stack) for n in range(1, 6)]
+    status, _ = await call(stack, "POST", "/api/served-items", batch)
+    assert status >= 500
+    for n in range(1, 6):
+        assert await stack.store.callbacks.item_by_reference(f"MB{n}") is None
+    async with stack.store.db.transaction() as conn:
+        await conn.execute("DROP TRIGGER fail_batch")
+    status, body = await call(stack, "POST", "/api/served-items", batch)
+    assert status == 201, body
+    assert [r["result"] for r in body["results"]] == ["added"] * 5

@@ -34,7 +34,6 @@ from gateway.config import Config
 from gateway.phone import mask
 from gateway.sms.service import SmsService
 from gateway.store import Store
-from gateway.store.callbacks import DuplicateReference
 from gateway.store.figures import MAX_PAGE
 from gateway.tables import render
 
@@ -174,12 +173,10 @@ async def _import(config: Config, args: argparse.Namespace) -> int:
             print(f"gateway: {path}:{reader.line_num}: not readable CSV: {exc}", file=sys.stderr)
             return 2
         if not (refused and args.all_or_none):
-            for item in checked:
-                try:
-                    await service.add(item, source=f"csv:{path.name}")
-                    added += 1
-                except DuplicateReference:
-                    duplicates += 1
+            # One transaction: a store failure part-way imports nothing, never half a file.
+            stored = await service.add_many(checked, source=f"csv:{path.name}")
+            added = sum(1 for item in stored if item is not None)
+            duplicates = len(stored) - added
     for message in refused:
         print(message, file=sys.stderr)
     if refused and args.all_or_none:

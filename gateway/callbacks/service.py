@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Protocol
@@ -284,6 +284,12 @@ class CallbackService:
             due_at=item.due_at,
             source=source,
         )
+
+    async def add_many(
+        self, items: Sequence[CheckedItem], *, source: str = "api"
+    ) -> list[ServedItem | None]:
+        """Store checked items in one transaction; None answers a reference already reported."""
+        return await self.store.callbacks.add_items(items, source=source)
 
     def _in_window(self, when: datetime) -> datetime:
         return self.windows.next_open(self.clock.local(when))

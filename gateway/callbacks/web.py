@@ -34,7 +34,7 @@ from gateway.callbacks.service import (
     UnknownOrder,
 )
 from gateway.limits import MAX_REFERENCE, BadText, check_name, check_note
-from gateway.store.callbacks import DuplicateReference, Order, ServedItem
+from gateway.store.callbacks import Order, ServedItem
 from gateway.store.figures import MAX_PAGE, ListedOrder
 from gateway.web.errors import ApiError
 from gateway.web.input import path_reference, read_json
@@ -128,6 +128,9 @@ async def post_items(request: web.Request) -> web.Response:
             checked.append(await service.check(data))
         except InvalidServedItem as exc:
             checked.append(exc)
+    # The good ones go in one transaction: a store failure never half-writes the batch.
+    good = [c for c in checked if not isinstance(c, InvalidServedItem)]
+    stored = iter(await service.add_many(good))
     results: list[dict[str, Any]] = []
     for data, outcome in zip(inputs, checked, strict=True):
         if isinstance(outcome, InvalidServedItem):
@@ -140,13 +143,13 @@ async def post_items(request: web.Request) -> web.Response:
                 }
             )
             continue
-        try:
-            item = await service.add(outcome)
+        item = next(stored)
+        if item is None:
+            results.append({"reference": outcome.reference, "result": "duplicate"})
+        else:
             results.append(
                 {"reference": outcome.reference, "result": "added", "item": item_json(item)}
             )
-        except DuplicateReference:
-            results.append({"reference": outcome.reference, "result": "duplicate"})
     _wake(request)
     if single:
         result = results[0]

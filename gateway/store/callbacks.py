@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import aiosqlite
 
@@ -42,6 +42,27 @@ class DuplicateReference(StoreError):
     def __init__(self, reference: str) -> None:
         super().__init__(f"served item {reference!r} was already reported")
         self.reference = reference
+
+
+class NewItem(Protocol):
+    """A served item checked and ready to store (the callbacks service's CheckedItem)."""
+
+    @property
+    def reference(self) -> str: ...
+    @property
+    def kind_code(self) -> str: ...
+    @property
+    def unit_id(self) -> int: ...
+    @property
+    def officer_code(self) -> str | None: ...
+    @property
+    def citizen_number(self) -> str: ...
+    @property
+    def citizen_name(self) -> str | None: ...
+    @property
+    def served_at(self) -> datetime: ...
+    @property
+    def due_at(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True)
@@ -243,6 +264,38 @@ class CallbackRepository:
             raise StoreError(f"served item {reference!r}: {exc}") from exc
         assert row is not None
         return _item(row)
+
+    async def add_items(self, items: Sequence[NewItem], *, source: str) -> list[ServedItem | None]:
+        """Insert a batch of served items in ONE transaction: all of them or none, so a
+        store failure part-way never leaves a batch half-written. Each answer is the
+        stored item, or None for a reference already reported (the others still go in)."""
+        now = utc_iso(self._clock.now())
+        stored: list[ServedItem | None] = []
+        async with self._db.transaction() as conn:
+            for item in items:
+                cursor = await conn.execute(
+                    "INSERT INTO served_items (reference, kind_code, unit_id, officer_code,"
+                    " citizen_number, citizen_name, served_at, source, status, next_attempt_at,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    f" ON CONFLICT (reference) DO NOTHING RETURNING {_ITEM_COLUMNS}",
+                    (
+                        item.reference,
+                        item.kind_code,
+                        item.unit_id,
+                        item.officer_code,
+                        item.citizen_number,
+                        item.citizen_name,
+                        utc_iso(item.served_at),
+                        source,
+                        "pending" if item.due_at is not None else "skipped",
+                        utc_iso(item.due_at) if item.due_at else None,
+                        now,
+                        now,
+                    ),
+                )
+                row = await cursor.fetchone()
+                stored.append(_item(row) if row is not None else None)
+        return stored
 
     async def item(self, item_id: int) -> ServedItem | None:
         found = await self._items("WHERE id = ?", (item_id,))
