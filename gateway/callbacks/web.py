@@ -43,6 +43,7 @@ CALLBACKS = web.AppKey("callbacks", CallbackService)
 SCHEDULER = web.AppKey("scheduler", CallbackScheduler)
 
 MAX_ITEMS_PER_REQUEST = 1000
+ORDERS_PER_PAGE = 100
 _FIELDS = ("reference", "kind", "unit", "citizen_number", "served_at", "citizen_name", "officer")
 
 
@@ -200,8 +201,8 @@ async def get_item(request: web.Request) -> web.Response:
 async def list_orders(request: web.Request) -> web.Response:
     service = _service(request)
     statuses = ("open", "reported", "closed") if request.query.get("all") else ("open", "reported")
-    limit = _whole(request, "limit", 100, MAX_PAGE)
-    before = _whole(request, "before", None, 2**62)
+    limit = _whole(request, "limit", MAX_PAGE) or ORDERS_PER_PAGE
+    before = _whole(request, "before", 2**62)
     page = await service.store.figures.orders_page(statuses, limit=limit, before=before)
     # A page of a thousand orders takes milliseconds to encode: not on the event loop.
     body = await asyncio.to_thread(json.dumps, [listed_order_json(o) for o in page])
@@ -212,10 +213,11 @@ async def list_orders(request: web.Request) -> web.Response:
     return response
 
 
-def _whole(request: web.Request, name: str, default: int | None, most: int) -> Any:
+def _whole(request: web.Request, name: str, most: int) -> int | None:
+    """The query's whole number ``name`` (1 to ``most``), None if not given."""
     given = request.query.get(name)
     if given is None:
-        return default
+        return None
     if not given.isdigit() or not 1 <= int(given) <= most:
         raise ApiError(400, f"bad_{name}", f"{name} must be a whole number from 1 to {most}")
     return int(given)

@@ -336,7 +336,9 @@ async def run_chaos(
             # Let the gateway finish the day without faults.
             settle_until = time.monotonic() + max(60.0, seconds * 3)
             while time.monotonic() < settle_until:
-                if _settled(store):
+                async with http.get(control + "/report") as response:
+                    calls_over = (await response.json())["live_channels"] == 0
+                if calls_over and _settled(store):
                     break
                 await asyncio.sleep(1.0)
             await gateway.stop()
