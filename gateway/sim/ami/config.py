@@ -73,13 +73,13 @@ class ManagerUser:
 
 def shipped_gateway_user(secret: str, name: str = "gateway") -> ManagerUser:
     """The ``[gateway]`` user of the shipped ``asterisk/manager.conf`` (least privilege:
-    no dialplan or system events, VarSet and RTCP filtered), with the given secret."""
+    no dialplan or system events, VarSet, RTCP and CEL filtered), with the given secret."""
     return ManagerUser(
         name=name,
         secret=secret,
         read=classes("call,agent,agi,dtmf,reporting,cdr,user"),
         write=classes("call,originate,agent,command,reporting,agi"),
-        eventfilters=("!Event: RTCP*", "!Event: VarSet"),
+        eventfilters=("!Event: RTCP*", "!Event: VarSet", "!Event: CEL"),
         writetimeout_ms=500,
     )
 
