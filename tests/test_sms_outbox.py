@@ -65,7 +65,8 @@ async def test_order_goes_out_once_and_ends_delivered(
     assert len(tw.messages) == 1 and tw.messages[0].body == message.body
     assert tw.messages[0].status_callback == gw.url + "/twilio/status"
     kinds = [e.kind for e in await live_store.sms.events(message.id)]
-    assert kinds[:3] == ["enqueued", "claimed", "accepted"]
+    # Sids are written in batches: a fast callback may be stored (and applied) first.
+    assert kinds[:2] == ["enqueued", "claimed"] and kinds.count("accepted") == 1
 
 
 async def test_same_key_never_yields_two_texts(live_store: Store, tw: SimulatedTwilio) -> None:

@@ -33,13 +33,14 @@ Exactly once, and how:
 * **Never on a permanent error** (invalid or unsubscribed number, bad credentials):
   the row fails with the provider's code.
 
-Throughput without weaker guarantees: the worker leases up to twice its
-concurrency in one transaction (a claimed row waits for a send slot, its lease
-renewed if half of it is gone; at stop the rows not yet sent are put back), checks
-the opt-out list once per claim, and writes the sids of the sends that returned in
-one transaction every ``RESULT_DELAY`` (group commit). A kill between a send and
-that write leaves the row leased with its ``first_attempt_at``: once the lease ends
-(or at a restart holding the store's lock) it is looked up, as above, not re-sent.
+Throughput without weaker guarantees: the worker holds leases on up to
+``PREFETCH`` times its concurrency, claimed half of that at a time in one
+transaction (a claimed row waits for a send slot, its lease renewed if half of it
+is gone; at stop the rows not yet sent are put back); it checks the opt-out list
+once per claim, and writes the sids of the sends that returned in one transaction
+every ``RESULT_DELAY`` (group commit). A kill between a send and that write leaves
+the row leased with its ``first_attempt_at``: once the lease ends (or at a restart
+holding the store's lock) it is looked up, as above, not re-sent.
 
 Texts to citizens found due inside quiet hours are put back until the morning
 without counting an attempt; officers' orders go at any hour. Sends are paced per
@@ -76,8 +77,10 @@ log = logging.getLogger(__name__)
 CLOCK_SKEW = timedelta(minutes=1)
 # A lease outlasts the longest provider call made under it (renewed before each).
 MIN_LEASE = timedelta(minutes=1)
+# Rows leased per send slot: claims come in batches of half of them.
+PREFETCH = 4
 # How long the sids of sends that returned gather before one transaction writes them.
-RESULT_DELAY = 0.01
+RESULT_DELAY = 0.02
 # Texts to one number a look-up lists back to a row's first attempt (100 a page);
 # more, and it cannot tell whether the text is among them.
 LOOKUP_LIMIT = 5000
@@ -129,6 +132,7 @@ class OutboxWorker:
         self._pause = 0.0
         self._inflight = 0  # claimed rows this worker is working on (sending or waiting)
         self._slots = asyncio.Semaphore(self.concurrency)  # provider calls at once
+        self._held_max = PREFETCH * self.concurrency
         self._results: list[tuple[Accepted, asyncio.Future[bool]]] = []
         self._recorder: asyncio.Task[None] | None = None
         self.result_delay = RESULT_DELAY
@@ -170,7 +174,7 @@ class OutboxWorker:
             self._started = True
         # Claimed rows wait for a send slot: claiming a batch at a time (when half of
         # what may be held is free) keeps the slots busy with few claim transactions.
-        while (free := 2 * self.concurrency - self._inflight) >= self.concurrency:
+        while (free := self._held_max - self._inflight) >= self._held_max // 2:
             claimed = await self.repo.claim_due(free, owner=self.owner, lease=self.lease)
             opted_out = await self.repo.opted_out_among(
                 {m.to for m in claimed if m.audience == "citizen"}
@@ -185,7 +189,7 @@ class OutboxWorker:
                 break
         await self._refresh_if_due()
         self._pause = self.poll_interval
-        if 2 * self.concurrency - self._inflight >= self.concurrency:
+        if self._held_max - self._inflight >= self._held_max // 2:
             due = await self.repo.next_due()
             if due is not None:
                 wait = (due - self.clock.now()).total_seconds()
