@@ -28,6 +28,7 @@ from gateway.config import Secret
 from gateway.phone import InvalidPhoneNumber
 from gateway.sim.twilio import SimulatedTwilio
 from gateway.sms.exceptions import DuplicateKeyConflict
+from gateway.sms.service import TextOrder
 from gateway.store import Store
 from gateway.store.sms import InboundText, OutboxMessage
 from gateway.web.sms import SMS_PROVIDER
@@ -67,6 +68,33 @@ async def test_order_goes_out_once_and_ends_delivered(
     kinds = [e.kind for e in await live_store.sms.events(message.id)]
     # Sids are written in batches: a fast callback may be stored (and applied) first.
     assert kinds[:2] == ["enqueued", "claimed"] and kinds.count("accepted") == 1
+
+
+async def test_a_batch_is_checked_whole_before_any_text_is_stored(
+    live_store: Store, tw: SimulatedTwilio
+) -> None:
+    """enqueue_many stores nothing when one order is invalid; otherwise it returns the rows
+    in order, the existing row for a known key, and a failed row for an opted-out citizen,
+    and each new text is sent once."""
+    async with running_gateway(live_store, tw) as gw:
+        first = await order(gw, "known")
+        await live_store.sms.opt_out(CITIZEN, "TD")
+        rating = TextOrder(CITIZEN, "rating_request", RATING_VARS, "rating-1")
+        chief = TextOrder(CHIEF, "rectification_order", ORDER_VARS, "order-2")
+        with pytest.raises(InvalidPhoneNumber):
+            await gw.sms.enqueue_many(
+                [chief, TextOrder("010-12345678", "rating_request", RATING_VARS, "bad")]
+            )
+        assert await live_store.sms.by_key("order-2") is None
+        known = TextOrder(CHIEF, "rectification_order", ORDER_VARS, "known")
+        rows = await gw.sms.enqueue_many([chief, known, rating, chief])
+        assert [r.idempotency_key for r in rows] == ["order-2", "known", "rating-1", "order-2"]
+        assert rows[1].id == first.id and rows[3].id == rows[0].id
+        assert rows[2].status == "failed" and rows[2].error_code == "21610"
+        assert [e.kind for e in await live_store.sms.events(rows[0].id)][:1] == ["enqueued"]
+        await until(lambda: status_of(live_store, rows[0], "delivered"))
+        await until(lambda: status_of(live_store, first, "delivered"))
+    assert sorted(m.body for m in tw.messages) == sorted([first.body, rows[0].body])
 
 
 async def test_same_key_never_yields_two_texts(live_store: Store, tw: SimulatedTwilio) -> None:
