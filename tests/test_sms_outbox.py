@@ -199,11 +199,37 @@ async def on_file_as_chief(store: Store, mobile: str) -> None:
     await store.units.add_officer("0001", "王所长", "PS-CG", "chief", mobile)
 
 
-async def _api_post(gw: Gateway, payload: dict[str, object]) -> tuple[int, dict[str, Any]]:
+async def _api_post(gw: Gateway, payload: object) -> tuple[int, dict[str, Any]]:
     auth = {"Authorization": f"Bearer {API_TOKEN}"}
     async with aiohttp.ClientSession() as session:
         async with session.post(gw.url + "/api/sms/messages", json=payload, headers=auth) as r:
             return r.status, await r.json()
+
+
+async def test_api_queues_a_list_of_texts_in_one_go(live_store: Store, tw: SimulatedTwilio) -> None:
+    """A list POSTed to /api/sms/messages is queued whole (an opted-out citizen's text comes
+    back failed), or, if one item is invalid, refused naming that item with nothing stored."""
+    async with running_gateway(live_store, tw) as gw:
+        await live_store.sms.opt_out(CITIZEN, "TD")
+        order = {"template": "rectification_order", "variables": ORDER_VARS}
+        status, body = await _api_post(
+            gw, [{**order, "to": CHIEF, "idempotency_key": "x"}, {**order, "to": CITIZEN}]
+        )
+        assert status == 400 and body["details"] == {"field": "idempotency_key", "index": 1}
+        assert await live_store.sms.counts() == {}
+        status, body = await _api_post(
+            gw,
+            [
+                {**order, "to": CHIEF, "idempotency_key": "x"},
+                {**order, "to": CITIZEN, "idempotency_key": "y"},
+            ],
+        )
+        assert status == 201
+        assert [m["status"] for m in body["messages"]] == ["queued", "failed"]
+        sent = await live_store.sms.by_key("x")
+        assert sent is not None
+        await until(lambda: status_of(live_store, sent, "delivered"))
+    assert [m.to for m in tw.messages] == [CHIEF]
 
 
 async def test_api_cannot_make_a_citizen_an_officer(tmp_path: Path, tw: SimulatedTwilio) -> None:
