@@ -15,6 +15,10 @@ The outbox's guarantees live here, in SQL:
   transaction that records it;
 * provider updates go through :func:`gateway.sms.policy.advances`, so a status
   never moves backwards whatever order callbacks come in.
+
+Many texts are written in one transaction where the callers have many at once
+(:meth:`SmsRepository.insert_many`, :meth:`SmsRepository.record_accepted_many`);
+the guarantees above hold per row inside the batch.
 """
 
 from __future__ import annotations
