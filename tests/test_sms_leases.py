@@ -213,3 +213,37 @@ async def test_a_look_up_that_cannot_see_far_enough_never_resends(
 async def _status(store: Store, message: OutboxMessage, wanted: str) -> bool:
     row = await store.sms.get(message.id)
     return row is not None and row.status == wanted
+
+
+@pytest.mark.parametrize("exclusive", [True, False], ids=["restart-holding-lock", "other-worker"])
+async def test_a_kill_before_the_batched_result_write_finds_the_text(
+    tmp_path: Path, exclusive: bool
+) -> None:
+    """A text Twilio took whose sid still waited for the batched result write when the
+    worker died is found by look-up on restart, not sent again."""
+    clock = ManualClock(datetime(2026, 11, 30, 2, 0, tzinfo=UTC))
+    async with (
+        Store.open(tmp_path / "gateway.sqlite3", clock) as store,
+        SimulatedTwilio(ACCOUNT, TOKEN, time_scale=0.1, now=clock.now) as sim,
+        running_gateway(store, sim, run_outbox=False) as gw,
+    ):
+        message = await order(gw, "unrecorded")
+        dying = OutboxWorker(gw.sms, gw.app[SMS_PROVIDER], exclusive=True)
+        dying.result_delay = 3600.0  # the write never comes before the "kill"
+        await dying.__aenter__()
+        try:
+            await until(lambda: len(sim.messages) == 1)
+        finally:
+            await dying.supervisor.aclose()  # like kill -9: nothing more is written
+        row = await store.sms.get(message.id)
+        assert row is not None and row.status == "sending" and row.provider_sid is None
+        assert row.lease_owner == dying.owner and row.first_attempt_at is not None
+        clock.advance(3 * 3600)
+        async with OutboxWorker(gw.sms, gw.app[SMS_PROVIDER], exclusive=exclusive) as worker:
+            await until(lambda: _not_held_by(store, message, dying.owner))
+            clock.advance(1)  # past the look-up delay a restart leaves for in-flight requests
+            await until(lambda: _has_sid(store, message), 30)
+        assert worker.reconciled == 1 and worker.sent == 0
+        row = await store.sms.get(message.id)
+        assert row is not None and row.provider_sid == sim.messages[0].sid
+    assert [m.body for m in sim.messages] == [message.body]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -38,6 +38,18 @@ OFFER_GRACE = timedelta(minutes=1)
 MAX_OFFERS = 10
 
 ReplyHandler = Callable[[InboundText], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class TextOrder:
+    """One text to queue: what :meth:`SmsService.enqueue` takes, for a batch."""
+
+    to: str
+    template: str
+    variables: Mapping[str, object]
+    idempotency_key: str
+    purpose: str | None = None
+    audience: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,65 +131,96 @@ class SmsService:
         list gets a row marked ``failed`` (code 21610), not an exception, so the
         caller's record shows why nothing was sent.
         """
-        spec = self.templates.get(template)
-        purpose = purpose or spec.purpose
-        if purpose not in PURPOSES:
-            raise SmsError(f"purpose {purpose!r} is not one of {', '.join(PURPOSES)}")
-        if audience is not None and audience not in AUDIENCES:
-            raise SmsError(f"audience {audience!r} is not one of {', '.join(AUDIENCES)}")
-        key = idempotency_key.strip()
-        if not key:
-            raise SmsError("an idempotency key is required (the same order must never text twice)")
-        number = to_e164(to, use=Use.TEXT)
-        audience = await self._audience(number, audience or spec.audience, audience == "officer")
-        rendered = self.templates.render(template, variables)
-        now = self.clock.now()
-        status, code, reason = QUEUED, None, None
-        if audience == "citizen" and await self.repo.is_opted_out(number):
-            status, code, reason = FAILED, OPTED_OUT_CODE, "recipient opted out (TD/退订/STOP)"
-        text = NewText(
-            purpose=purpose,
-            audience=audience,
-            to=number,
-            sender=self.sender,
-            template=template,
-            variables={k: str(v) for k, v in variables.items()},
-            body=rendered.body,
-            encoding=rendered.segments.encoding.value,
-            segments=rendered.segments.parts,
-            idempotency_key=key,
-            next_attempt_at=earliest_send(audience, now, self.quiet),
-            status=status,
-            error_code=code,
-            error_message=reason,
-        )
-        message, created = await self.repo.insert_or_get(text, conn=conn)
-        if not created:
-            if message.to != number or message.template != template or message.body != text.body:
-                raise DuplicateKeyConflict(key, message.id)
-            return message
-        log.info(
-            "text #%d queued: %s to %s, %d part(s)%s",
-            message.id,
-            template,
-            mask(number),
-            message.segments,
-            f", held until {self.clock.local(message.next_attempt_at):%H:%M}"
-            if message.next_attempt_at > now
-            else "",
-        )
-        if status == QUEUED:
-            self.wakeup.set()
-        return message
+        order = TextOrder(to, template, variables, idempotency_key, purpose, audience)
+        return (await self.enqueue_many([order], conn=conn))[0]
 
-    async def _audience(self, number: str, wanted: str, insisted: bool) -> str:
-        """Who a text goes to, by the store's word: ``officer`` (any hour, no opt-out)
-        only if the template or the caller says so *and* the number is an officer's
-        mobile on file; otherwise ``citizen``. A caller that insists on ``officer`` for
-        another number is refused (:class:`NotAnOfficer`)."""
+    async def enqueue_many(
+        self, orders: Sequence[TextOrder], *, conn: aiosqlite.Connection | None = None
+    ) -> list[OutboxMessage]:
+        """:meth:`enqueue` for many texts in one transaction (a batch of callbacks'
+        orders): every text is checked and rendered first, so one bad order raises
+        before anything is written; the rows, in order."""
+        now = self.clock.now()
+        checked: list[
+            tuple[TextOrder, str, str, str, str]
+        ] = []  # order, purpose, key, number, wanted
+        for order in orders:
+            spec = self.templates.get(order.template)
+            purpose = order.purpose or spec.purpose
+            if purpose not in PURPOSES:
+                raise SmsError(f"purpose {purpose!r} is not one of {', '.join(PURPOSES)}")
+            if order.audience is not None and order.audience not in AUDIENCES:
+                raise SmsError(f"audience {order.audience!r} is not one of {', '.join(AUDIENCES)}")
+            key = order.idempotency_key.strip()
+            if not key:
+                raise SmsError(
+                    "an idempotency key is required (the same order must never text twice)"
+                )
+            number = to_e164(order.to, use=Use.TEXT)
+            checked.append((order, purpose, key, number, order.audience or spec.audience))
+        officers = await self.repo.officers_among({c[3] for c in checked if c[4] == "officer"})
+        opted_out = await self.repo.opted_out_among({c[3] for c in checked})
+        texts: list[NewText] = []
+        for order, purpose, key, number, wanted in checked:
+            audience = self._audience(number, wanted, order.audience == "officer", officers)
+            rendered = self.templates.render(order.template, order.variables)
+            status, code, reason = QUEUED, None, None
+            if audience == "citizen" and number in opted_out:
+                status, code, reason = FAILED, OPTED_OUT_CODE, "recipient opted out (TD/退订/STOP)"
+            texts.append(
+                NewText(
+                    purpose=purpose,
+                    audience=audience,
+                    to=number,
+                    sender=self.sender,
+                    template=order.template,
+                    variables={k: str(v) for k, v in order.variables.items()},
+                    body=rendered.body,
+                    encoding=rendered.segments.encoding.value,
+                    segments=rendered.segments.parts,
+                    idempotency_key=key,
+                    next_attempt_at=earliest_send(audience, now, self.quiet),
+                    status=status,
+                    error_code=code,
+                    error_message=reason,
+                )
+            )
+        out: list[OutboxMessage] = []
+        for text, (message, created) in zip(
+            texts, await self.repo.insert_many(texts, conn=conn), strict=True
+        ):
+            out.append(message)
+            if not created:
+                if (message.to, message.template, message.body) != (
+                    text.to,
+                    text.template,
+                    text.body,
+                ):
+                    raise DuplicateKeyConflict(text.idempotency_key, message.id)
+                continue
+            log.info(
+                "text #%d queued: %s to %s, %d part(s)%s",
+                message.id,
+                message.template,
+                mask(message.to),
+                message.segments,
+                f", held until {self.clock.local(message.next_attempt_at):%H:%M}"
+                if message.next_attempt_at > now
+                else "",
+            )
+            if message.status == QUEUED:
+                self.wakeup.set()
+        return out
+
+    def _audience(self, number: str, wanted: str, insisted: bool, officers: set[str]) -> str:
+        """Who a text goes to, by the store's word (``officers``: the numbers among the
+        batch that are officers' mobiles on file): ``officer`` (any hour, no opt-out)
+        only if the template or the caller says so *and* the number is an officer's;
+        otherwise ``citizen``. A caller that insists on ``officer`` for another number
+        is refused (:class:`NotAnOfficer`)."""
         if wanted != "officer":
             return "citizen"
-        if await self.repo.is_officer(number):
+        if number in officers:
             return "officer"
         if insisted:
             raise NotAnOfficer(mask(number))

@@ -15,6 +15,10 @@ The outbox's guarantees live here, in SQL:
   transaction that records it;
 * provider updates go through :func:`gateway.sms.policy.advances`, so a status
   never moves backwards whatever order callbacks come in.
+
+Many texts are written in one transaction where the callers have many at once
+(:meth:`SmsRepository.insert_many`, :meth:`SmsRepository.record_accepted_many`);
+the guarantees above hold per row inside the batch.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ _COLUMNS = (
 # the provider_sid index and walks every queued row too.
 _LEASED = "status = 'sending' AND provider_sid IS NULL"
 _LEASES = "sms_messages INDEXED BY sms_messages_lease"
+# Rows per statement when many are written at once (well under SQLite's 32,766 variables).
+_BATCH = 500
 _INBOUND_COLUMNS = (
     "id, provider_sid, from_number, to_number, body, received_at, handled_by, offer_at, offers,"
     " offer_error"
@@ -96,6 +102,16 @@ class NewText:
     status: str = QUEUED
     error_code: str | None = None
     error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A provider's answer to a send (or a look-up's find), to record as the row's."""
+
+    message_id: int
+    sid: str
+    provider_status: str
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -171,6 +187,19 @@ def _message(row: Any) -> OutboxMessage:
     )
 
 
+EventRow = tuple[int | None, str | None, str, str | None, str, str]
+
+
+async def _events(conn: aiosqlite.Connection, rows: Sequence[EventRow]) -> None:
+    """Append history rows ``(message_id, sid, kind, status, detail, at)`` in one call."""
+    if rows:
+        await conn.executemany(
+            "INSERT INTO sms_events (message_id, provider_sid, kind, status, detail, at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
 async def _event(
     conn: aiosqlite.Connection,
     message_id: int | None,
@@ -184,6 +213,28 @@ async def _event(
         "INSERT INTO sms_events (message_id, provider_sid, kind, status, detail, at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
         (message_id, sid, kind, status, detail, at),
+    )
+
+
+def _insert_params(text: NewText, now: str) -> tuple[object, ...]:
+    return (
+        text.purpose,
+        text.audience,
+        text.to,
+        text.sender,
+        text.template,
+        json.dumps(text.variables, ensure_ascii=False, sort_keys=True),
+        text.body,
+        text.encoding,
+        text.segments,
+        text.idempotency_key,
+        text.status,
+        utc_iso(text.next_attempt_at),
+        text.error_code,
+        text.error_message,
+        now,
+        now,
+        now if text.status in FINAL else None,
     )
 
 
@@ -206,44 +257,70 @@ class SmsRepository:
 
         With ``conn``, a write transaction the caller holds (an order change and its
         texts), the row is written in it and commits or rolls back with the rest."""
+        return (await self.insert_many([text], conn=conn))[0]
+
+    async def insert_many(
+        self, texts: Sequence[NewText], *, conn: aiosqlite.Connection | None = None
+    ) -> list[tuple[OutboxMessage, bool]]:
+        """:meth:`insert_or_get` for many texts in one transaction (``conn``'s, if
+        given); ``(row, created)`` for each, in order. A key given twice yields the
+        first text's row, not created the second time."""
         now = utc_iso(self._clock.now())
+        created: dict[str, OutboxMessage] = {}
         held = contextlib.nullcontext(conn) if conn is not None else None
         async with held or self._db.transaction() as conn:
-            cursor = await conn.execute(
-                f"INSERT INTO sms_messages (purpose, audience, to_number, sender, template,"
-                f" variables, body, encoding, segments, idempotency_key, status, attempts,"
-                f" next_attempt_at, error_code, error_message, created_at, updated_at, final_at)"
-                f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)"
-                f" ON CONFLICT (idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
-                (
-                    text.purpose,
-                    text.audience,
-                    text.to,
-                    text.sender,
-                    text.template,
-                    json.dumps(text.variables, ensure_ascii=False, sort_keys=True),
-                    text.body,
-                    text.encoding,
-                    text.segments,
-                    text.idempotency_key,
-                    text.status,
-                    utc_iso(text.next_attempt_at),
-                    text.error_code,
-                    text.error_message,
-                    now,
-                    now,
-                    now if text.status in FINAL else None,
-                ),
+            for start in range(0, len(texts), _BATCH):
+                chunk = texts[start : start + _BATCH]
+                values = ", ".join(
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)" for _ in chunk
+                )
+                cursor = await conn.execute(
+                    f"INSERT INTO sms_messages (purpose, audience, to_number, sender, template,"
+                    f" variables, body, encoding, segments, idempotency_key, status, attempts,"
+                    f" next_attempt_at, error_code, error_message, created_at, updated_at,"
+                    f" final_at) VALUES {values}"
+                    f" ON CONFLICT (idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
+                    tuple(x for text in chunk for x in _insert_params(text, now)),
+                )
+                for row in await cursor.fetchall():
+                    message = _message(row)
+                    created[message.idempotency_key] = message
+            await _events(
+                conn,
+                [
+                    (
+                        m.id,
+                        None,
+                        "enqueued",
+                        m.status,
+                        m.error_message or f"{m.segments} part(s), {m.encoding}",
+                        now,
+                    )
+                    for m in sorted(created.values(), key=lambda m: m.id)
+                ],
             )
-            row = await cursor.fetchone()
-            if row is not None:
-                message = _message(row)
-                detail = text.error_message or f"{text.segments} part(s), {text.encoding}"
-                await _event(conn, message.id, None, "enqueued", text.status, detail, now)
-                return message, True
-        existing = await self.by_key(text.idempotency_key)
-        assert existing is not None
-        return existing, False
+            missing = sorted({t.idempotency_key for t in texts} - created.keys())
+            existing: dict[str, OutboxMessage] = {}
+            for start in range(0, len(missing), _BATCH):
+                keys = missing[start : start + _BATCH]
+                cursor = await conn.execute(
+                    f"SELECT {_COLUMNS} FROM sms_messages WHERE idempotency_key IN"
+                    f" ({', '.join('?' for _ in keys)})",
+                    keys,
+                )
+                for row in await cursor.fetchall():
+                    message = _message(row)
+                    existing[message.idempotency_key] = message
+        out: list[tuple[OutboxMessage, bool]] = []
+        given: set[str] = set()
+        for text in texts:
+            key = text.idempotency_key
+            first = key in created and key not in given
+            given.add(key)
+            out.append(
+                (created[key], True) if first else (created.get(key) or existing[key], False)
+            )
+        return out
 
     async def _one_where(self, column: str, value: object) -> OutboxMessage | None:
         """The message whose ``column`` (one of our unique columns) equals ``value``."""
@@ -328,8 +405,10 @@ class SmsRepository:
             )
             rows = await cursor.fetchall()
             claimed = sorted((_message(r) for r in rows), key=lambda m: (m.next_attempt_at, m.id))
-            for m in claimed:
-                await _event(conn, m.id, None, "claimed", SENDING, f"attempt {m.attempts}", at)
+            await _events(
+                conn,
+                [(m.id, None, "claimed", SENDING, f"attempt {m.attempts}", at) for m in claimed],
+            )
         return claimed
 
     async def renew(self, message_id: int, owner: str, lease: timedelta) -> bool:
@@ -381,8 +460,7 @@ class SmsRepository:
             (QUEUED, now, due, *params),
         )
         ids = [int(r[0]) for r in await cursor.fetchall()]
-        for message_id in ids:
-            await _event(conn, message_id, None, "interrupted", QUEUED, detail, now)
+        await _events(conn, [(i, None, "interrupted", QUEUED, detail, now) for i in ids])
         return ids
 
     async def record_accepted(
@@ -392,11 +470,18 @@ class SmsRepository:
 
         None when ``sid`` already belongs to another row (a look-up of an identical
         text adopted it first) or this row already has another sid: nothing changes."""
+        taken = await self.record_accepted_many([Accepted(message_id, sid, provider_status)])
+        return await self.get(message_id) if taken else None
+
+    async def record_accepted_many(self, accepted: Sequence[Accepted]) -> set[int]:
+        """:meth:`record_accepted` for many texts in one transaction; the ids of the rows
+        that took their sid (a row left out changed nothing, as above)."""
         now = utc_iso(self._clock.now())
+        taken: set[int] = set()
         async with self._db.transaction() as conn:
-            if not await self._accept(conn, message_id, sid, provider_status, detail, now):
-                return None
-        return await self.get(message_id)
+            for start in range(0, len(accepted), _BATCH):
+                taken |= await self._accept(conn, accepted[start : start + _BATCH], now)
+        return taken
 
     async def adopt(self, message_id: int, found: Sequence[tuple[str, str]]) -> str | None:
         """Record as this row's the first ``(sid, provider status)`` of ``found`` (oldest
@@ -407,54 +492,68 @@ class SmsRepository:
         async with self._db.transaction() as conn:
             for sid, provider_status in found:
                 detail = f"found at the provider as {sid} ({provider_status}): not re-sent"
-                if await self._accept(conn, message_id, sid, provider_status, detail, now):
+                text = Accepted(message_id, sid, provider_status, detail)
+                if await self._accept(conn, [text], now):
                     return sid
         return None
 
     async def _accept(
-        self,
-        conn: aiosqlite.Connection,
-        message_id: int,
-        sid: str,
-        provider_status: str,
-        detail: str,
-        now: str,
-    ) -> bool:
+        self, conn: aiosqlite.Connection, accepted: Sequence[Accepted], now: str
+    ) -> set[int]:
+        """Give each row its sid in one statement, unless the row has a sid already or
+        the sid is another row's; then apply the provider's status and any callback
+        that came before the sid was stored. The ids of the rows that took their sid."""
+        if not accepted:
+            return set()
+        values = ", ".join("(?, ?)" for _ in accepted)
         cursor = await conn.execute(
-            "UPDATE sms_messages SET provider_sid = ?, needs_lookup = 0, error_code = NULL,"
-            " error_message = NULL, lease_owner = NULL, lease_until = NULL, updated_at = ?"
-            " WHERE id = ? AND provider_sid IS NULL"
-            " AND NOT EXISTS (SELECT 1 FROM sms_messages WHERE provider_sid = ?) RETURNING id",
-            (sid, now, message_id, sid),
+            f"UPDATE sms_messages SET provider_sid = v.column2, needs_lookup = 0,"
+            f" error_code = NULL, error_message = NULL, lease_owner = NULL, lease_until = NULL,"
+            f" updated_at = ? FROM (VALUES {values}) AS v"
+            f" WHERE sms_messages.id = v.column1 AND sms_messages.provider_sid IS NULL"
+            f" AND NOT EXISTS (SELECT 1 FROM sms_messages AS held"
+            f" WHERE held.provider_sid = v.column2) RETURNING id, status",
+            (now, *(x for a in accepted for x in (a.message_id, a.sid))),
         )
-        if await cursor.fetchone() is None:
-            return False
-        await _event(
+        current = {int(r[0]): str(r[1]) for r in await cursor.fetchall()}
+        done = [a for a in accepted if a.message_id in current]
+        await _events(
             conn,
-            message_id,
-            sid,
-            "accepted",
-            SENDING,
-            detail or f"provider status {provider_status}",
-            now,
+            [
+                (
+                    a.message_id,
+                    a.sid,
+                    "accepted",
+                    SENDING,
+                    a.detail or f"provider status {a.provider_status}",
+                    now,
+                )
+                for a in done
+            ],
         )
-        status = from_provider_status(provider_status)
-        if status is not None:
-            await self._advance(conn, message_id, status, None, None, now)
+        for a in done:
+            status = from_provider_status(a.provider_status)
+            if status is not None and advances(current[a.message_id], status):
+                await self._advance(conn, a.message_id, status, None, None, now)
+        if not done:
+            return set()
         # Callbacks that arrived before the sid was stored.
+        owners = {a.sid: a.message_id for a in done}
+        marks = ", ".join("?" for _ in owners)
         cursor = await conn.execute(
-            "SELECT id, status, detail FROM sms_events WHERE provider_sid = ?"
-            " AND message_id IS NULL ORDER BY id",
-            (sid,),
+            f"SELECT id, provider_sid, status, detail FROM sms_events"
+            f" WHERE provider_sid IN ({marks}) AND message_id IS NULL ORDER BY id",
+            tuple(owners),
         )
-        for event_id, early_status, early_detail in await cursor.fetchall():
+        for event_id, sid, early_status, early_detail in await cursor.fetchall():
+            message_id = owners[sid]
             await conn.execute(
                 "UPDATE sms_events SET message_id = ? WHERE id = ?", (message_id, event_id)
             )
             if early_status:
                 code = json.loads(early_detail).get("error_code") if early_detail else None
                 await self._advance(conn, message_id, early_status, code, None, now)
-        return True
+        return set(current)
 
     async def record_retry(
         self,
@@ -654,10 +753,22 @@ class SmsRepository:
             )
             return await cursor.fetchone() is not None
 
-    async def is_officer(self, number: str) -> bool:
-        """Whether ``number`` (E.164) is an officer's mobile in the officers table."""
-        row = await self._db.fetchone("SELECT 1 FROM officers WHERE mobile = ? LIMIT 1", (number,))
-        return row is not None
+    async def officers_among(self, numbers: set[str]) -> set[str]:
+        """Those of ``numbers`` that are an officer's mobile in the officers table."""
+        return await self._among("SELECT DISTINCT mobile FROM officers WHERE mobile", numbers)
+
+    async def opted_out_among(self, numbers: set[str]) -> set[str]:
+        """Those of ``numbers`` on the opt-out list."""
+        return await self._among("SELECT number FROM sms_optouts WHERE number", numbers)
+
+    async def _among(self, select: str, numbers: set[str]) -> set[str]:
+        found: set[str] = set()
+        listed = sorted(numbers)
+        for start in range(0, len(listed), _BATCH):
+            chunk = listed[start : start + _BATCH]
+            rows = await self._db.fetchall(f"{select} IN ({', '.join('?' for _ in chunk)})", chunk)
+            found.update(str(r[0]) for r in rows)
+        return found
 
     async def is_opted_out(self, number: str) -> bool:
         row = await self._db.fetchone("SELECT 1 FROM sms_optouts WHERE number = ?", (number,))

@@ -22,11 +22,11 @@ from twilio.request_validator import RequestValidator
 from gateway.clock import utc_iso
 from gateway.limits import BadText, check_reference
 from gateway.phone import mask
-from gateway.sms.exceptions import NoSuchMessage, ReplyNotHandled, SmsError
+from gateway.sms.exceptions import NoSuchMessage, ReplyNotHandled
 from gateway.sms.outbox import OutboxWorker
 from gateway.sms.policy import FAILED
 from gateway.sms.provider import SmsProvider, TwilioProvider
-from gateway.sms.service import OPTED_OUT_CODE, SmsService
+from gateway.sms.service import OPTED_OUT_CODE, SmsService, TextOrder
 from gateway.sms.templates import TemplateSet, load_templates
 from gateway.sms.webhooks import (
     INBOUND_PATH,
@@ -227,31 +227,62 @@ async def show_message(request: web.Request) -> web.Response:
     )
 
 
-async def queue_message(request: web.Request) -> web.Response:
-    payload = await read_json(request)
+# Texts one POST may queue (one transaction).
+MAX_BATCH = 1000
+
+
+def _text_order(payload: object, index: int | None = None) -> TextOrder:
+    """The order one JSON object describes; a 400 naming the field (and list index)."""
+    at = {} if index is None else {"index": index}
+    where = "" if index is None else f"item {index}: "
     if not isinstance(payload, dict):
-        raise ApiError(400, "bad_request", "the body must be a JSON object")
+        raise ApiError(400, "bad_request", f"{where}each text must be a JSON object", at)
     for field in ("to", "template", "idempotency_key"):
         if not isinstance(payload.get(field), str):
-            raise ApiError(400, "bad_request", f"{field} is required (a string)", {"field": field})
+            raise ApiError(
+                400, "bad_request", f"{where}{field} is required (a string)", {"field": field, **at}
+            )
     try:
         idempotency_key = check_reference(payload["idempotency_key"], "idempotency_key")
     except BadText as exc:
-        raise ApiError(400, "bad_request", str(exc), {"field": exc.field}) from None
+        raise ApiError(400, "bad_request", f"{where}{exc}", {"field": exc.field, **at}) from None
     variables = payload.get("variables", {})
     if not isinstance(variables, dict):
-        raise ApiError(400, "bad_request", "variables must be an object", {"field": "variables"})
-    try:
-        message = await request.app[SMS].enqueue(
-            to=payload["to"],
-            template=payload["template"],
-            variables=variables,
-            idempotency_key=idempotency_key,
-            purpose=payload.get("purpose"),
-            audience=payload.get("audience"),
+        raise ApiError(
+            400, "bad_request", f"{where}variables must be an object", {"field": "variables", **at}
         )
-    except SmsError:
-        raise
+    return TextOrder(
+        to=payload["to"],
+        template=payload["template"],
+        variables=variables,
+        idempotency_key=idempotency_key,
+        purpose=payload.get("purpose"),
+        audience=payload.get("audience"),
+    )
+
+
+async def queue_message(request: web.Request) -> web.Response:
+    """Queue one text (a JSON object) or many (a list of them, one transaction: all are
+    checked before any is stored). In a list an opted-out citizen's text is returned
+    ``failed`` (code 21610) like the others, not as a 400."""
+    payload = await read_json(request)
+    if isinstance(payload, list):
+        if not 0 < len(payload) <= MAX_BATCH:
+            raise ApiError(400, "bad_request", f"a list holds 1 to {MAX_BATCH} texts")
+        orders = [_text_order(item, i) for i, item in enumerate(payload)]
+        messages = await request.app[SMS].enqueue_many(orders)
+        return web.json_response({"messages": [message_json(m) for m in messages]}, status=201)
+    if not isinstance(payload, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object")
+    order = _text_order(payload)
+    message = await request.app[SMS].enqueue(
+        to=order.to,
+        template=order.template,
+        variables=order.variables,
+        idempotency_key=order.idempotency_key,
+        purpose=order.purpose,
+        audience=order.audience,
+    )
     if message.status == FAILED and message.error_code == OPTED_OUT_CODE:
         # Twilio answers 400 (21610) for an unsubscribed recipient; so does the API.
         raise ApiError(
