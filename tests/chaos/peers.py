@@ -53,6 +53,8 @@ class Observer:
                 placed = self.world.outbound.get(key, [])
                 if len(placed) > before:
                     call = placed[before]
+                    if id(call) not in self.spans:
+                        self.time(call, since=record["start"])
                     if call.finished.done():
                         record["end"] = time.monotonic()
                     else:
@@ -63,6 +65,24 @@ class Observer:
                     record["end"] = time.monotonic()
 
         self.world.originate = originate  # type: ignore[method-assign]
+        self.spans: dict[int, list[float | None]] = {}  # id(SimCall) → [start, end]
+        place = pbx.place_call
+
+        def place_call(script: Any) -> Any:
+            call = place(script)
+            self.time(call)
+            return call
+
+        pbx.place_call = place_call  # type: ignore[method-assign]
+
+    def time(self, call: Any, since: float | None = None) -> None:
+        """Note when ``call`` began (``since``, or now) and, once it does, when it ended."""
+        span: list[float | None] = [since if since is not None else time.monotonic(), None]
+        self.spans[id(call)] = span
+        call.finished.add_done_callback(lambda _f: span.__setitem__(1, time.monotonic()))
+
+    def span(self, call: Any) -> list[float | None]:
+        return self.spans.get(id(call), [None, None])
 
 
 def control_app(
@@ -121,6 +141,7 @@ def control_app(
                         "linkedid": call.linkedid,
                         "direction": call.outcome.direction,
                         "finished": call.finished.done(),
+                        "span": observer.span(call),
                     }
                     for call in [*hotline, *outbound]
                 ],

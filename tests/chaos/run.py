@@ -68,6 +68,9 @@ class ChaosReport:
     orders: int = 0
     problems: list[str] = field(default_factory=list)
     kept: Path | None = None  # the run's folder, kept when it found problems
+    # (from, to) in the monotonic clock: the gateway killed or its AMI link cut
+    outages: list[tuple[float, float]] = field(default_factory=list)
+    unobservable: int = 0  # calls that lived only inside an outage
 
     def line(self) -> str:
         faults = " ".join(f"{k}={v}" for k, v in sorted(self.faults.items()))
@@ -75,6 +78,7 @@ class ChaosReport:
         return (
             f"chaos seed={self.seed}: items={self.items} ({states}) "
             f"callbacks={self.calls} hotline={self.hotline_calls} "
+            f"(calls only inside an outage: {self.unobservable}) "
             f"texts={self.texts_rows} rows/{self.texts_at_twilio} at twilio "
             f"orders={self.orders} faults: {faults or 'none'}; "
             f"{'OK' if not self.problems else f'{len(self.problems)} PROBLEMS in {self.kept}'}"
@@ -322,16 +326,21 @@ async def run_chaos(
                 fault = plan.pop() if plan else rng.choice(kinds)
                 report.faults[fault] += 1
                 if fault == "kill":
+                    down = time.monotonic()
                     await gateway.kill()
                     await asyncio.sleep(rng.uniform(0.1, 2.0))
                     await gateway.start(http)
+                    report.outages.append((down, time.monotonic() + 0.5))
                 elif fault == "lock":
                     await lock.hold(rng.uniform(0.5, 6.0))
                 else:
+                    cut = time.monotonic()
                     async with http.post(
                         f"{control}/fault/{fault}", params={"n": str(rng.randint(1, 20))}
                     ) as response:
                         response.raise_for_status()
+                    if fault == "ami-cut":  # back within reconnect_max (2 s) and a login
+                        report.outages.append((cut, cut + 3.0))
 
             # Let the gateway finish the day without faults.
             settle_until = time.monotonic() + max(60.0, seconds * 3)
@@ -425,6 +434,15 @@ def _count(report: ChaosReport, store: Path, seen: dict[str, Any]) -> None:
             records = conn.execute(
                 "SELECT complete FROM call_records WHERE linkedid = ?", (call["linkedid"],)
             ).fetchall()
+            start, end = call["span"]
+            if not records and any(
+                start is not None and end is not None and down <= start and end <= up
+                for down, up in report.outages
+            ):
+                # Begun and ended while the gateway was killed or cut off: no AMI event of
+                # it ever reached a gateway, so no record can exist. Counted, not a fault.
+                report.unobservable += 1
+                continue
             if len(records) != 1 or not records[0][0]:
                 state = "none" if not records else f"{len(records)}, complete={records[0][0]}"
                 problems.append(f"{call['direction']} call {call['linkedid']} has records: {state}")
