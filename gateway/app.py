@@ -216,7 +216,9 @@ class AmiDialer:
     def connected(self) -> bool:
         return self.session.connected
 
-    async def call(self, number: str, variables: Mapping[str, str], timeout_s: float) -> DialResult:
+    async def call(
+        self, number: str, variables: Mapping[str, str], timeout_s: float, action_id: str
+    ) -> DialResult:
         dial = dial_string(number)
         result = await self.session.originate(
             self.section.dial_string.format(number=dial),
@@ -225,6 +227,7 @@ class AmiDialer:
             caller_id=self.caller_id,
             timeout_ms=int(timeout_s * 1000),
             variables=variables,
+            action_id=action_id,
         )
         try:
             outcome = CallOutcome(result.outcome.value)

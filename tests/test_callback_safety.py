@@ -24,7 +24,7 @@ from gateway.clock import ManualClock
 from gateway.sms.service import SmsService
 from gateway.sms.templates import load_templates
 from gateway.store import Store
-from gateway.store.callbacks import LostRace
+from gateway.store.callbacks import LostRace, originate_id
 from gateway.store.db import StoreError
 from gateway.store.seed import demo_city, load_seed
 
@@ -177,6 +177,44 @@ async def record_call(store: Store, linkedid: str, started: str, *, complete: bo
             " VALUES ('main', ?, ?, 'outbound', '053912110', ?, ?, ?, ?)",
             (linkedid, linkedid, CITIZEN, started, int(complete), started),
         )
+
+
+async def test_a_pbx_clock_running_ahead_never_settles_by_an_earlier_call(
+    service: CallbackService, store: Store, clock: ManualClock
+) -> None:
+    """A finished record of the citizen's earlier call, written before the attempt began,
+    does not settle it even though the PBX's clock dates it later; the record of the
+    attempt's own Originate (its ActionID) does, whatever the PBX's clock says."""
+    served = await service.serve(item("XZ-1"))
+    got, attempt = (await service.claim_calls(1, "main"))[0]
+    await service.call_finished(got, attempt, DialResult(CallOutcome.UNKNOWN))
+    ahead = (clock.now() + timedelta(minutes=10)).isoformat(timespec="microseconds")
+    earlier = (clock.now() - timedelta(seconds=30)).isoformat(timespec="microseconds")
+    async with store.db.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO call_records (pbx, linkedid, uniqueid, direction, caller_number,"
+            " dialled_number, started_at, complete, updated_at)"
+            " VALUES ('main', 'old', 'old', 'outbound', '053912110', ?, ?, 1, ?)",
+            (CITIZEN, ahead, earlier),
+        )
+    clock.advance(timedelta(seconds=5))
+    assert await service.settle_calls() == 0
+    behind = (clock.now() - timedelta(hours=8)).isoformat(timespec="microseconds")
+    async with store.db.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO call_records (pbx, linkedid, uniqueid, direction, caller_number,"
+            " dialled_number, started_at, complete, updated_at, originate_id)"
+            " VALUES ('main', 'own', 'own', 'outbound', '053912110', ?, ?, 1, ?, ?)",
+            (
+                CITIZEN,
+                behind,
+                clock.now().isoformat(timespec="microseconds"),
+                originate_id(attempt),
+            ),
+        )
+    assert await service.settle_calls() == 1
+    after = await store.callbacks.item(served.id)
+    assert after is not None and after.status == "pending"
 
 
 async def test_the_call_log_settles_a_lost_outcome_once_the_call_is_over(

@@ -35,7 +35,7 @@ from gateway.pbx.exceptions import (
     OriginateOutcomeUnknown,
 )
 from gateway.phone import mask
-from gateway.store.callbacks import ServedItem
+from gateway.store.callbacks import ServedItem, originate_id
 from gateway.supervise import Supervisor
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,10 @@ class CallbackScheduler:
             variables = self.service.call_variables(item, attempt_id)
             try:
                 result = await self.dialer.call(
-                    item.citizen_number, variables, self.service.settings.ring_timeout_seconds
+                    item.citizen_number,
+                    variables,
+                    self.service.settings.ring_timeout_seconds,
+                    originate_id(attempt_id),
                 )
             except AmiNotConnected as exc:
                 # Nothing was sent: the claim goes back, no attempt is counted.

@@ -102,9 +102,12 @@ class Dialer(Protocol):
         """Whether the PBX link is up now (no claims are made while it is not)."""
         ...
 
-    async def call(self, number: str, variables: Mapping[str, str], timeout_s: float) -> DialResult:
-        """Place the call; :class:`~gateway.pbx.exceptions.AmiNotConnected` if it
-        could not even be sent (nothing rang)."""
+    async def call(
+        self, number: str, variables: Mapping[str, str], timeout_s: float, action_id: str
+    ) -> DialResult:
+        """Place the call as the Originate ``action_id``;
+        :class:`~gateway.pbx.exceptions.AmiNotConnected` if it could not even be sent
+        (nothing rang)."""
         ...
 
 

@@ -55,9 +55,12 @@ class Originator:
         caller_id: str = "",
         timeout_ms: int = 30000,
         variables: Mapping[str, str] | None = None,
+        action_id: str | None = None,
     ) -> OriginateResult:
         """Place a call (``Async: true``) and wait for its ``OriginateResponse``.
 
+        ``action_id`` lets the caller name the Originate (a callback attempt writes its
+        own before dialling, so a record of the call can be tied to it after a crash).
         Raises AmiNotConnected when nothing was sent (no attempt was made), and
         OriginateOutcomeUnknown when the Originate went out but its outcome was lost.
         """
@@ -65,7 +68,7 @@ class Originator:
             raise ValueError(f"timeout_ms must be positive, got {timeout_ms}")
         check_variables(variables or {})
         sender = await self._link(n.ACTION_ORIGINATE)
-        action_id = self._dispatcher.next_action_id()
+        action_id = action_id or self._dispatcher.next_action_id()
         variables = {**(variables or {}), n.VAR_GATEWAY_CALL_ID: action_id}
         headers: dict[str, str | list[str]] = {
             n.H_ACTION: n.ACTION_ORIGINATE,

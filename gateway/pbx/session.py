@@ -258,6 +258,7 @@ class AmiSession:
         caller_id: str = "",
         timeout_ms: int = 30000,
         variables: Mapping[str, str] | None = None,
+        action_id: str | None = None,
     ) -> OriginateResult:
         """Place a call (``Async: true``) and wait for its ``OriginateResponse``.
 
@@ -266,7 +267,7 @@ class AmiSession:
         OriginateOutcomeUnknown when it was sent but its outcome was lost.
         """
         return await self.originator.originate(
-            channel, context, exten, priority, caller_id, timeout_ms, variables
+            channel, context, exten, priority, caller_id, timeout_ms, variables, action_id
         )
 
     # -- the parts' shared events --------------------------------------------------

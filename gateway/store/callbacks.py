@@ -24,13 +24,27 @@ import aiosqlite
 from gateway.clock import Clock, parse_utc, utc_iso
 from gateway.store.db import Database, StoreError
 
-# Call records (the call log) of calls with the citizen of the attempt at hand that
-# began with or after it (records carry whole seconds: the bound is 2 s earlier;
-# the comparison is on the ISO text, so the index on started_at serves).
+# A callback attempt's call is the Originate named after it: the call log keeps that
+# ActionID as the record's originate_id whenever it sees the OriginateResponse.
+ORIGINATE_PREFIX = "callback/"
+
+
+def originate_id(attempt_id: int) -> str:
+    """The ActionID of the Originate that places callback attempt ``attempt_id``."""
+    return f"{ORIGINATE_PREFIX}{attempt_id}"
+
+
+# Call records (the call log) of the attempt's own call, or else of calls with the
+# citizen of the attempt at hand that began with or after it by the PBX's clock
+# (records carry whole seconds: the bound is 2 s earlier; the comparison is on the
+# ISO text, so the index on started_at serves) and that this gateway last wrote after
+# it, by its own clock: a PBX clock that runs ahead never makes an earlier call count.
 _CITIZEN_CALLS = (
     "SELECT 1 FROM call_records r JOIN served_items i ON i.id = callback_attempts.item_id"
-    " WHERE r.started_at >= strftime('%Y-%m-%dT%H:%M:%S', callback_attempts.started_at,"
-    " '-2 seconds') AND i.citizen_number IN (r.dialled_number, r.caller_number)"
+    f" WHERE (r.originate_id = '{ORIGINATE_PREFIX}' || callback_attempts.id"
+    " OR (r.started_at >= strftime('%Y-%m-%dT%H:%M:%S', callback_attempts.started_at,"
+    " '-2 seconds') AND r.updated_at >= callback_attempts.started_at"
+    " AND i.citizen_number IN (r.dialled_number, r.caller_number)))"
 )
 
 
