@@ -36,7 +36,7 @@ from gateway.ivr.runner import FlowResult
 from gateway.ivr.service import Ivr, load_ivr
 from gateway.pbx.channel import AgiChannel
 from gateway.pbx.fastagi import FastAgiServer
-from gateway.pbx.session import OriginateOutcome, PbxPool
+from gateway.pbx.session import PbxPool
 from gateway.phone import dial_string
 from gateway.sms.provider import SmsProvider
 from gateway.store import Store
@@ -53,8 +53,6 @@ IVR = web.AppKey("ivr", Ivr)
 # Channel variables an Originate sets so the answered call finds its item again.
 VAR_ITEM = "GW_ITEM"
 VAR_ATTEMPT = "GW_ATTEMPT"
-
-_OUTCOMES = {o.value: CallOutcome(o.value) for o in OriginateOutcome}
 
 
 def create_app(
@@ -257,7 +255,11 @@ class AmiDialer:
             timeout_ms=int(timeout_s * 1000),
             variables=variables,
         )
-        return DialResult(_OUTCOMES[result.outcome.value], result.uniqueid, result.action_id)
+        try:
+            outcome = CallOutcome(result.outcome.value)
+        except ValueError:  # an outcome we do not know: the call may be up, so "unknown"
+            outcome = CallOutcome.UNKNOWN
+        return DialResult(outcome, result.uniqueid, result.action_id)
 
 
 def add_scheduler(app: web.Application) -> None:

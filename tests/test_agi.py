@@ -86,6 +86,18 @@ def test_text_does_not_repeat_the_code() -> None:
     assert not agi.parse_result_text("200 result=-1 (hangup) endpos=0\n").write_failed
 
 
+def test_results_asterisk_22_sent_to_the_gateway() -> None:
+    """As a real Asterisk 22 sent them (the gateway's own session beside it): EXEC Queue's -1
+    after the seat hung up and RECORD FILE's (writefile) are no hang-up; (hangup) is."""
+    queue = agi.parse_result("200%20result%3D-1%0A")  # then CHANNEL STATUS: 6
+    assert (queue.value, queue.is_hangup, queue.write_failed) == (-1, False, False)
+    assert agi.parse_result("200%20result%3D6%0A").value == agi.CHANNEL_STATE_UP
+    write = agi.parse_result("200%20result%3D-1%20(writefile)%0A")
+    assert write.write_failed and not write.is_hangup
+    hangup = agi.parse_result("200%20result%3D-1%20(hangup)%20endpos%3D63978%0A")
+    assert hangup.is_hangup and hangup.endpos == 63978 and not hangup.write_failed
+
+
 def test_playback_joins_prompts_with_ampersands() -> None:
     """Several prompts become one Playback argument; a name that would split is refused."""
     assert agi.playback_files(["hotline/case_number", "digits/yao"]) == (

@@ -13,6 +13,8 @@ from gateway import config as config_module
 from gateway.callbacks.catalogue import load_catalogue
 from gateway.callbacks.policy import CallOutcome
 from gateway.callbacks.service import (
+    MAX_SURVEY_SECONDS,
+    SURVEY_START_SECONDS,
     CallbackService,
     DialResult,
     NotAuthorized,
@@ -129,21 +131,41 @@ async def test_a_lost_outcome_is_unknown_and_nobody_dials_that_citizen_meanwhile
     service: CallbackService, store: Store, clock: ManualClock
 ) -> None:
     """An Originate whose answer was lost is "unknown"; the citizen is not dialled (for
-    this item or another) until that call can no longer be up, then the item retries."""
+    this item or another) until that call can no longer be up, then the item retries.
+    Nobody saw it answered, so it can be up only as long as it may ring and reach the
+    survey: the ring timeout and the survey's start, not the longest survey."""
     first = await service.serve(item("XZ-1"))
     got, attempt = (await service.claim_calls(1, "main"))[0]
     assert await service.call_finished(got, attempt, DialResult(CallOutcome.UNKNOWN)) is False
     assert await outcomes(store, first.id) == ["unknown"]
     await service.serve(item("XZ-2"))
-    clock.advance(timedelta(minutes=5))
+    ring = service.settings.ring_timeout_seconds
+    clock.advance(timedelta(seconds=ring))
     assert await service.settle_calls() == 0
     assert await service.claim_calls(4, "main") == []
-    clock.advance(timedelta(minutes=7))  # ring time + the longest survey have passed
+    clock.advance(timedelta(seconds=SURVEY_START_SECONDS + 1))  # it would be in the survey
     assert await service.settle_calls() == 1
     after = await store.callbacks.item(first.id)
     assert after is not None and (after.status, after.attempts) == ("pending", 1)
     [(then, _)] = await service.claim_calls(4, "main")
     assert then.reference == "XZ-2"
+
+
+async def test_a_lost_outcome_whose_survey_began_is_held_for_the_longest_survey(
+    service: CallbackService, store: Store, clock: ManualClock
+) -> None:
+    """An unknown call that reached its survey (the call itself said which attempt it
+    is) may be up as long as the longest survey: its citizen waits that long."""
+    served = await service.serve(item("XZ-1"))
+    got, attempt = (await service.claim_calls(1, "main"))[0]
+    assert await store.callbacks.survey_started(
+        attempt, clock.now() + timedelta(seconds=MAX_SURVEY_SECONDS)
+    )
+    await service.call_finished(got, attempt, DialResult(CallOutcome.UNKNOWN))
+    clock.advance(timedelta(seconds=service.settings.ring_timeout_seconds + 120))
+    assert await service.settle_calls() == 0
+    after = await store.callbacks.item(served.id)
+    assert after is not None and after.status == "calling"
 
 
 async def record_call(store: Store, linkedid: str, started: str, *, complete: bool) -> None:
@@ -389,6 +411,20 @@ async def test_a_long_unit_name_is_texted_by_its_abbreviation(
     [(to, body)] = sent
     assert to == "+8613805390001"
     assert "开发区高新派出所" in body and LONG_NAME not in body
+
+
+async def test_a_rating_request_names_a_long_unit_by_its_abbreviation(
+    service: CallbackService, store: Store, clock: ManualClock
+) -> None:
+    """The citizen's rating request by text also carries the short form of the unit."""
+    await load_seed(store.units, LONG_UNIT, "kfq.toml")
+    await service.serve(item("KF-2", unit="LZ-GX-01"))
+    for _ in range(2):
+        got, attempt = (await service.claim_calls(1, "main"))[0]
+        await service.call_finished(got, attempt, DialResult(CallOutcome.NO_ANSWER))
+        clock.advance(timedelta(hours=1))
+    [(to, body)] = await texts(store, "rating_request")
+    assert to == CITIZEN and "开发区高新派出所" in body and LONG_NAME not in body
 
 
 async def test_the_seed_refuses_a_long_name_without_abbreviation_naming_the_row(

@@ -452,12 +452,20 @@ async def test_seat_hanging_up_first_leaves_the_caller_up_and_queue_answers_minu
 async def test_caller_abandons_while_the_only_agent_is_busy(ami: RawAmi, pbx: SimulatedPbx) -> None:
     """With the single seat busy, a second caller who hangs up abandons the queue."""
     first = pbx.place_call(CallerScript(caller="+8613900000001", steps=[WaitForAgent()]))
-    second = pbx.place_call(CallerScript(caller="+8613900000002", steps=[Silence(4), HangUp()]))
+    second = pbx.place_call(CallerScript(caller="+8613900000002", steps=[Silence(600)]))
     for call in (first, second):
         await ami.event("AsyncAGIStart", Channel=call.channel)
     await ami.agi(first.channel, "ASYNCAGI BREAK", "a1")
     await ami.event("AgentConnect", Channel=first.channel)
-    await ami.agi(second.channel, "EXEC Queue hotline", "a2", timeout=10)
+    ami.send("AGI", ("Channel", second.channel), ("Command", "EXEC Queue hotline"),
+             ("CommandID", "a2"))  # fmt: skip
+    await ami.event("QueueCallerJoin", Channel=second.channel)
+    # the caller gives up while the only seat talks to the first one
+    pbx.world.request_hangup(
+        pbx.world.channels[second.channel], cause=16, soft=False, by_caller=True
+    )
+    left = await ami.event("AsyncAGIExec", CommandId="a2")
+    assert unquote(left["Result"]) == "200 result=-1\n"
     abandon = await ami.event("QueueCallerAbandon", Channel=second.channel)
     assert abandon["Queue"] == "hotline" and abandon["OriginalPosition"] == "1"
     outcome = await asyncio.wait_for(second.finished, 5)

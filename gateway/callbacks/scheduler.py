@@ -28,7 +28,12 @@ from gateway.callbacks.service import (
     DialResult,
 )
 from gateway.errors import GatewayError
-from gateway.pbx.exceptions import AmiActionTimeout, AmiConnectionLost, AmiNotConnected
+from gateway.pbx.exceptions import (
+    AmiActionTimeout,
+    AmiConnectionLost,
+    AmiNotConnected,
+    OriginateOutcomeUnknown,
+)
 from gateway.phone import mask
 from gateway.store.callbacks import ServedItem
 from gateway.supervise import Supervisor
@@ -62,7 +67,9 @@ class CallbackScheduler:
         hold = self.service.clock.now() + timedelta(
             minutes=self.service.settings.retry_spacing_minutes
         )
-        recovered = await self.service.store.callbacks.recover_interrupted(hold)
+        recovered = await self.service.store.callbacks.recover_interrupted(
+            hold, self.service.unanswered_until()
+        )
         if recovered:
             log.warning(
                 "callbacks: %d calls were out when the gateway stopped; their attempts are"
@@ -118,9 +125,13 @@ class CallbackScheduler:
                 log.info("callback to %s not placed: %s", mask(item.citizen_number), exc)
                 await self.service.release_claim(item, attempt_id)
                 return
-            except (AmiConnectionLost, AmiActionTimeout) as exc:
+            except OriginateOutcomeUnknown as exc:
                 # Sent, but its answer was lost (the link cut, or no OriginateResponse
-                # in time): the call may ring or be up. It is settled later.
+                # in time): the call may ring or be up, and carries its ActionID. It is
+                # settled later, by the call log or once it can no longer be up.
+                log.warning("callback to %s: outcome lost: %s", mask(item.citizen_number), exc)
+                result = DialResult(CallOutcome.UNKNOWN, action_id=exc.action_id)
+            except (AmiConnectionLost, AmiActionTimeout) as exc:
                 log.warning("callback to %s: outcome lost: %s", mask(item.citizen_number), exc)
                 result = DialResult(CallOutcome.UNKNOWN)
             except GatewayError as exc:

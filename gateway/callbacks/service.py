@@ -296,6 +296,14 @@ class CallbackService:
             seconds=self.settings.ring_timeout_seconds + SURVEY_START_SECONDS + MAX_SURVEY_SECONDS
         )
 
+    def unanswered_until(self) -> datetime:
+        """The latest a call sent by now can still be up if nobody saw it answered: it
+        rings at most the ring timeout, and an answered call starts its survey (which
+        marks it answered) within ``SURVEY_START_SECONDS``."""
+        return self.clock.now() + timedelta(
+            seconds=self.settings.ring_timeout_seconds + SURVEY_START_SECONDS
+        )
+
     async def claim_calls(self, free_lines: int, pbx: str) -> list[tuple[ServedItem, int]]:
         """Due items to call now (inside a window), each with its attempt row's id."""
         now = self.clock.now()
@@ -333,7 +341,9 @@ class CallbackService:
                 self._surveys.setdefault(attempt_id, asyncio.Event())
             return answered  # the survey flow reports the rest through survey_ended()
         if result.outcome is CallOutcome.UNKNOWN:
-            await callbacks.attempt_unknown(attempt_id)
+            await callbacks.attempt_unknown(
+                attempt_id, self.unanswered_until(), action_id=result.action_id
+            )
             log.warning(
                 "item %s: the outcome of call attempt %d was lost; %s is not called again"
                 " until that call is over",

@@ -367,10 +367,10 @@ class AgiChannel:
         if value == -1:
             state = await self._still_there(command, result)
             log.info(
-                "%s: %s answered -1 with the channel still there (state %d)",
+                "%s: %s answered -1 with the channel still %s",
                 self._name,
                 command,
-                state,
+                "Up" if state == agi.CHANNEL_STATE_UP else f"there (state {state})",
             )
         return value
 

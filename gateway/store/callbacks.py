@@ -368,12 +368,22 @@ class CallbackRepository:
             (outcome, action_id, uniqueid, now, attempt_id),
         )
 
-    async def attempt_unknown(self, attempt_id: int) -> bool:
+    async def attempt_unknown(
+        self, attempt_id: int, unanswered_until: datetime, *, action_id: str | None = None
+    ) -> bool:
         """The Originate's outcome was lost: the call may still ring or be up until
-        its ``up_until``; nothing else changes until the call or that time settles it."""
+        its ``up_until``; nothing else changes until the call or that time settles it.
+
+        A call nobody has seen answered can be up no later than ``unanswered_until``
+        (it rings at most the Originate's timeout, and an answered call reaches the
+        survey within seconds, which marks it): the bound is lowered to that."""
         return await self._attempt_change(
-            "UPDATE callback_attempts SET outcome = 'unknown' WHERE id = ? AND outcome = 'placed'",
-            (attempt_id,),
+            "UPDATE callback_attempts SET outcome = 'unknown', up_until = CASE"
+            " WHEN answered_at IS NULL AND survey_started_at IS NULL"
+            " THEN MIN(COALESCE(up_until, ?1), ?1) ELSE up_until END,"
+            " action_id = COALESCE(action_id, ?3)"
+            " WHERE id = ?2 AND outcome = 'placed'",
+            (utc_iso(unanswered_until), attempt_id, action_id),
         )
 
     async def survey_started(self, attempt_id: int, up_until: datetime) -> bool:
@@ -499,22 +509,29 @@ class CallbackRepository:
             )
             return cursor.rowcount > 0
 
-    async def recover_interrupted(self, hold: datetime) -> list[ServedItem]:
+    async def recover_interrupted(
+        self, hold: datetime, unanswered_until: datetime | None = None
+    ) -> list[ServedItem]:
         """After a restart: calls that were out when the gateway stopped become
         ``unknown``; the attempt counts as used and the item stays ``calling`` until
         the call is settled (its survey ends, or its ``up_until`` passes; ``hold`` for a
         call that had none). An item left ``calling`` with no open attempt (a stop
         between two writes) waits until ``hold``: nobody is dialled again at once."""
         stamp, held = utc_iso(self._clock.now()), utc_iso(hold)
+        # A call nobody saw answered rings no longer than the Originate's timeout after
+        # the restart (it was sent before it): ``unanswered_until`` bounds it.
+        unanswered = utc_iso(unanswered_until) if unanswered_until is not None else None
         async with self._db.transaction() as conn:
             # An answered call whose survey never began stays "answered": its bounded
             # wait (answered_at) goes on after the restart.
             await conn.execute(
                 "UPDATE callback_attempts SET outcome = 'unknown',"
-                " up_until = COALESCE(up_until, ?)"
+                " up_until = CASE WHEN ?2 IS NOT NULL AND answered_at IS NULL"
+                " AND survey_started_at IS NULL THEN MIN(COALESCE(up_until, ?1), ?2)"
+                " ELSE COALESCE(up_until, ?1) END"
                 " WHERE ended_at IS NULL AND (outcome IN ('placed', 'unknown')"
                 " OR (outcome = 'answered' AND survey_started_at IS NOT NULL))",
-                (held,),
+                (held, unanswered),
             )
             cursor = await conn.execute(
                 "UPDATE served_items SET status = 'pending', next_attempt_at = ?, updated_at = ?"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import re
 import struct
 import wave
@@ -585,7 +586,7 @@ async def _record_file(world: World, chan: SimChannel, argv: list[str]) -> AgiRe
     path = _record_path(world, name, fmt)
     # Asterisk opens the file (ast_writefile, O_CREAT|O_WRONLY|O_TRUNC) before the beep:
     # a folder it may not write fails the command at once, whatever the permissions say.
-    problem = "unknown format or no such folder" if path is None else await _open_for_writing(path)
+    problem = "unknown format or no such folder" if path is None else _open_for_writing(path)
     if path is None or problem:
         log.warning("record file %r format %r: cannot write: %s", name, fmt, problem)
         return ok("-1 (writefile)")
@@ -659,10 +660,13 @@ async def _record_file(world: World, chan: SimChannel, argv: list[str]) -> AgiRe
     return ok(f"0 (timeout) endpos={endpos}")
 
 
-async def _open_for_writing(path: Path) -> str:
-    """Create (or empty) the file to record into; the reason it cannot be, or ""."""
+def _open_for_writing(path: Path) -> str:
+    """Create (or empty) the file to record into; the reason it cannot be, or "".
+
+    One open(2), done on the loop like the other file checks here: through the thread
+    pool it would queue behind the audio being written for other calls."""
     try:
-        await asyncio.to_thread(path.write_bytes, b"")
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
     except OSError as exc:
         return exc.strerror or str(exc)
     return ""
