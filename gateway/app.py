@@ -158,9 +158,9 @@ async def _ping_pbx(app: web.Application) -> None:
 
 
 class CallRouter:
-    """Every AsyncAGI call lands here: a call in the callback context runs the survey
-    of the item its channel variables name, anything else the hotline. The flow's
-    path and case go to the call log."""
+    """Every AGI call, by AsyncAGI or FastAGI, lands here: a call in the callback
+    context runs the survey of the item its channel variables name, anything else the
+    hotline. The flow's path and case go to the call log."""
 
     def __init__(self, app: web.Application) -> None:
         self.app = app

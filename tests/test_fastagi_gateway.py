@@ -10,13 +10,17 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from gateway.app import PBX
+from gateway.clock import ScaledClock
 from gateway.config import ConfigError
 from gateway.config import load as load_config
+from gateway.demo.stack import AGI_TRANSPORTS, PBX_USER, running_stack
 from gateway.sim.ami import (
     CallerScript,
     Press,
@@ -28,6 +32,7 @@ from gateway.sim.ami import (
 )
 from gateway.sim.ami.config import shipped_gateway_user
 from tests.polling import until
+from tests.sim_ami_client import RawAmi
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "fastagi-s3cret"
@@ -35,6 +40,7 @@ SECRET = "fastagi-s3cret"
 TIME_SCALE = 0.25
 # No caller waits longer than this (real seconds) for the dialplan to move on.
 SILENCE_BOUND = 3.0
+MONDAY_9AM_SHANGHAI = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
 
 
 def _free_port() -> int:
@@ -167,3 +173,32 @@ async def test_callers_move_on_to_the_queue_within_seconds_of_a_kill_9(tmp_path:
     assert all(c.outcome.queue == "hotline" for c in in_ivr + at_door)
     assert max(ivr_waits) < SILENCE_BOUND, ivr_waits
     assert max(door_waits) < SILENCE_BOUND, door_waits
+
+
+@pytest.mark.parametrize("transport", AGI_TRANSPORTS)
+async def test_a_hotline_call_runs_over_either_transport_without_get_variable(
+    tmp_path: Path, transport: str
+) -> None:
+    """The hotline flow runs the same by FastAGI or AsyncAGI, and a hotline call is never
+    asked for channel variables (only calls in the callbacks' context can be surveys)."""
+    clock = ScaledClock(MONDAY_9AM_SHANGHAI, 100.0)
+    async with running_stack(tmp_path / "data", clock, agi=transport, run_scheduler=False) as stack:
+        await stack.app[PBX]["main"].wait_connected(10)
+        watcher = await RawAmi.connect(stack.pbx.port)
+        try:
+            secret = stack.config.pbx[0].secret.reveal()
+            assert (await watcher.login_md5(PBX_USER, secret)).get("Response") == "Success"
+            call = stack.pbx.place_call(
+                CallerScript(caller="13800000021", steps=[WaitForPrompt(input=True), Press("0")])
+            )
+            outcome = await asyncio.wait_for(call.finished, 30)
+            commands = [
+                f.get("Command", "")
+                for f in watcher.events("AGIExecStart")
+                if f.get("Channel") == call.channel
+            ]
+        finally:
+            await watcher.close()
+    assert outcome.prompts[:2] == ["welcome", "main_menu"] and outcome.queue == "hotline"
+    assert any(c.startswith("GET DATA") for c in commands), commands
+    assert not [c for c in commands if c.upper().startswith("GET VARIABLE")], commands
