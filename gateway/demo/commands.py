@@ -143,6 +143,12 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
             f"  simulated PBX (AMI) on 127.0.0.1:{stack.pbx.port}, simulated Twilio on "
             f"{stack.twilio.base_url}"
         )
+        agi_port = stack.config.agi.listen_port
+        _say(
+            f"  hotline calls reach the gateway by FastAGI on 127.0.0.1:{agi_port}"
+            if agi_port
+            else "  hotline calls reach the gateway by AsyncAGI over the AMI link"
+        )
         _say(
             f"  gateway web on {stack.url}: dashboard {stack.url}/dashboard, API token "
             f"{stack.api_token}"
