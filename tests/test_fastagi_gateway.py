@@ -56,12 +56,11 @@ def test_the_fastagi_port_is_checked_like_every_other_key() -> None:
     assert load_config().agi.listen_port == 0  # off unless configured
 
 
-@contextlib.asynccontextmanager
-async def _gateway_run(
-    tmp_path: Path, ami_port: int, agi_port: int
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``gateway run`` in its own process, FastAGI on ``agi_port``, up once /health answers."""
-    web_port = _free_port()
+async def _start_gateway(
+    tmp_path: Path, ami_port: int, agi_port: int, web_port: int
+) -> asyncio.subprocess.Process:
+    """``gateway run`` in its own process, FastAGI on ``agi_port``; its output in
+    ``tmp_path/gateway.log``."""
     values = {
         "gateway.data_dir": str(tmp_path / "data"),
         "pbx.main.port": str(ami_port),
@@ -98,6 +97,17 @@ async def _gateway_run(
                 "GATEWAY_SMS_AUTH_TOKEN": "fastagi-token",
             },
         )
+    return proc
+
+
+@contextlib.asynccontextmanager
+async def _gateway_run(
+    tmp_path: Path, ami_port: int, agi_port: int
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``gateway run`` in its own process, FastAGI on ``agi_port``, up once /health answers."""
+    web_port = _free_port()
+    proc = await _start_gateway(tmp_path, ami_port, agi_port, web_port)
+    log = tmp_path / "gateway.log"
     try:
         async with aiohttp.ClientSession() as http, asyncio.timeout(60):
             while True:
@@ -113,6 +123,20 @@ async def _gateway_run(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_a_fastagi_port_in_use_stops_the_gateway_with_one_line(tmp_path: Path) -> None:
+    """A FastAGI port another program holds ends `gateway run` with one line naming the key."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        async with SimulatedPbx(SimConfig(port=0, users=(shipped_gateway_user(SECRET),))) as pbx:
+            proc = await _start_gateway(tmp_path, pbx.port, busy, _free_port())
+            assert await asyncio.wait_for(proc.wait(), 60) == 1
+    output = (tmp_path / "gateway.log").read_text()
+    assert f"agi.listen_port: cannot listen on 127.0.0.1:{busy}" in output
+    assert "Traceback" not in output
 
 
 async def _queued_at(call: SimCall) -> float:
