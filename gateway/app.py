@@ -5,14 +5,17 @@
 Resources open in this order and close in reverse, each in its own cleanup
 context: the store; SMS (provider, service, outbox worker); the callback
 service; telephony (flows, call log, one AMI session per PBX routing AsyncAGI
-calls to the hotline or survey flow); the callback scheduler. The web side
+calls to the hotline or survey flow, and the FastAGI listener routing its calls
+to the same flows); the callback scheduler. The web side
 serves the Twilio webhooks, the intake API, the dashboard and ``/health``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -33,6 +36,7 @@ from gateway.ivr.actions import ActionRegistry
 from gateway.ivr.runner import FlowResult
 from gateway.ivr.service import Ivr, load_ivr
 from gateway.pbx.channel import AgiChannel
+from gateway.pbx.fastagi import FastAgiServer
 from gateway.pbx.session import PbxPool
 from gateway.phone import dial_string
 from gateway.sms.provider import SmsProvider
@@ -118,9 +122,36 @@ async def _telephony_context(app: web.Application) -> AsyncIterator[None]:
         pool = PbxPool(config.pbx, clock=clock, agi_handler=router.handle)
         for session in pool:
             calllog.connect(session, session.name)
-        async with pool:
+        async with pool, _fastagi(config, pool):
             app[PBX] = pool
             yield
+
+
+@contextlib.asynccontextmanager
+async def _fastagi(config: Config, pool: PbxPool) -> AsyncIterator[None]:
+    """The FastAGI listener when ``agi.listen_port`` is set: calls that arrive by
+    AGI(agi://…/<pbx>) go to that PBX's AGI router, as its AsyncAGI calls do."""
+    if not config.agi.listen_port:
+        yield
+        return
+    server = FastAgiServer(
+        {session.name: session.agi for session in pool},
+        config.agi.listen_host,
+        config.agi.listen_port,
+    )
+    try:
+        await server.__aenter__()
+    except OSError as exc:
+        where = f"{config.agi.listen_host}:{config.agi.listen_port}"
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(
+            "agi.listen_port", config.source, f"cannot listen on {where}: {reason}"
+        ) from None
+    try:
+        yield
+    finally:
+        # Closed first: each FastAGI call goes back to its dialplan (the queue).
+        await server.__aexit__(None, None, None)
 
 
 async def _ping_pbx(app: web.Application) -> None:
@@ -129,9 +160,9 @@ async def _ping_pbx(app: web.Application) -> None:
 
 
 class CallRouter:
-    """Every AsyncAGI call lands here: a call in the callback context runs the survey
-    of the item its channel variables name, anything else the hotline. The flow's
-    path and case go to the call log."""
+    """Every AGI call, by AsyncAGI or FastAGI, lands here: a call in the callback
+    context runs the survey of the item its channel variables name, anything else the
+    hotline. The flow's path and case go to the call log."""
 
     def __init__(self, app: web.Application) -> None:
         self.app = app

@@ -109,6 +109,14 @@ class PbxSection:
 
 
 @dataclass(frozen=True)
+class AgiSection:
+    # FastAGI: where the dialplan's AGI(agi://host:port/<pbx name>) reaches the gateway.
+    # Port 0: no FastAGI listener, calls arrive only by AsyncAGI (AGI(agi:async)).
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+
+
+@dataclass(frozen=True)
 class SmsSection:
     # https://api.twilio.com for the real Twilio; the simulated one in the demo.
     api_base_url: str = "https://api.twilio.com"
@@ -228,6 +236,7 @@ class Config:
     gateway: GatewaySection = field(default_factory=GatewaySection)
     store: StoreSection = field(default_factory=StoreSection)
     pbx: tuple[PbxSection, ...] = (PbxSection(),)
+    agi: AgiSection = field(default_factory=AgiSection)
     sms: SmsSection = field(default_factory=SmsSection)
     web: WebSection = field(default_factory=WebSection)
     ivr: IvrSection = field(default_factory=IvrSection)
@@ -593,6 +602,8 @@ RULES: dict[str, Rule] = {
     "pbx.login_attempts": _between(1, 1000),
     "pbx.dial_string": _number_slot,
     "pbx.hotline_context": _not_empty,
+    "agi.listen_host": _matches(_HOST, "a host name or an IP address of this machine"),
+    "agi.listen_port": _between(0, 65535),
     "sms.api_base_url": _matches(_URL, "an http:// or https:// URL"),
     "sms.from_number": lambda v: (
         None if v == "" else _matches(_SENDER, "an E.164 number (+8613…) or a sender id")(v)

@@ -16,7 +16,7 @@ import pytest
 
 from gateway.app import PBX
 from gateway.clock import ScaledClock
-from gateway.demo.stack import SENDER, Stack, running_stack
+from gateway.demo.stack import AGI_TRANSPORTS, SENDER, Stack, running_stack
 from gateway.sim.ami import Answer, Busy, HangUp, Press, Speak, WaitForPrompt
 from gateway.sim.ami.channel import SimChannel
 from gateway.store.callbacks import Order, Rating, ServedItem
@@ -34,14 +34,16 @@ CALLER_ID = '"鲁州公安" <053912110>'
 
 @contextlib.asynccontextmanager
 async def start_stack(
-    tmp_path: Path, *overrides: str, run_outbox: bool = True
+    tmp_path: Path, *overrides: str, run_outbox: bool = True, agi: str = "async"
 ) -> AsyncIterator[Stack]:
-    """The gateway and both simulators, on a Monday at 09:00 in Shanghai, 100× fast."""
+    """The gateway and both simulators, on a Monday at 09:00 in Shanghai, 100× fast;
+    ``agi``: how the simulated PBX hands calls over ("async" or "fastagi")."""
     clock = ScaledClock(datetime(2026, 11, 30, 1, 0, tzinfo=UTC), SPEED)
     async with running_stack(
         tmp_path / "data",
         clock,
         run_outbox=run_outbox,
+        agi=agi,
         recordings_dir=ROOT / "recordings" / "zh",
         overrides=[
             "callbacks.poll_seconds=30",
@@ -287,14 +289,16 @@ async def test_callbacks_show_the_bureaus_caller_id(stack: Stack) -> None:
     assert (channel.caller_num, channel.caller_name) == ("053912110", "鲁州公安")
 
 
+@pytest.mark.parametrize("agi", AGI_TRANSPORTS)
 async def test_a_callback_answered_after_a_link_cut_is_surveyed_for_its_item(
-    tmp_path: Path,
+    tmp_path: Path, agi: str
 ) -> None:
     """The AMI link drops while the callback rings, so its OriginateResponse is lost:
     the attempt is "unknown", nobody dials the citizen again meanwhile, and when the
     citizen answers the call itself says which item it is about: the survey runs
-    (never the hotline menu) and the rating lands on that attempt."""
-    async with start_stack(tmp_path, "callbacks.ring_timeout_seconds=600") as stack:
+    (never the hotline menu) and the rating lands on that attempt, over either AGI
+    transport."""
+    async with start_stack(tmp_path, "callbacks.ring_timeout_seconds=600", agi=agi) as stack:
         stack.pbx.set_citizen(
             CITIZEN,
             Answer(

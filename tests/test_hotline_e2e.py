@@ -48,7 +48,8 @@ CALLER_NAME = "张三丰"
 async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stack]:
     """The gateway and both simulators on a Monday at 09:00 in Shanghai, logged in and resynced.
 
-    Indirect parameters: ``agents`` (queue seats), ``overrides`` (config lines), ``speed``.
+    Indirect parameters: ``agents`` (queue seats), ``overrides`` (config lines), ``speed``,
+    ``agi`` (the AGI transport of the simulated PBX: "async", the default, or "fastagi").
     """
     params: dict[str, Any] = getattr(request, "param", {})
     clock = ScaledClock(MONDAY_9AM_SHANGHAI, params.get("speed", SPEED))
@@ -59,6 +60,7 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         recordings_dir=ROOT / "recordings" / "zh",
         overrides=params.get("overrides", ()),
         run_scheduler=False,
+        agi=params.get("agi", "async"),
     ) as running:
         session = running.app[PBX]["main"]
         await session.wait_connected(10)
@@ -517,7 +519,12 @@ def _mix(index: int, rng: random.Random) -> list[Step]:
     return kinds[index % len(kinds)]
 
 
-@pytest.mark.parametrize("stack", [{"speed": 25.0}], indirect=True)
+@pytest.mark.parametrize(
+    "stack",
+    [{"speed": 25.0}, {"speed": 25.0, "agi": "fastagi"}],
+    indirect=True,
+    ids=["async", "fastagi"],
+)
 async def test_two_hundred_callers_at_once_each_get_one_complete_record(
     stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -34,7 +34,7 @@ from gateway.callbacks.report import (
 )
 from gateway.clock import LOCAL_TZ, ScaledClock
 from gateway.config import Config
-from gateway.demo.stack import Stack, running_stack
+from gateway.demo.stack import AGI_TRANSPORTS, Stack, running_stack
 from gateway.demo.traffic import callback_day, hotline_hour
 from gateway.phone import mask
 from gateway.site import SHIPPED_FLOWS, SHIPPED_PROMPTS, SHIPPED_RECORDINGS
@@ -60,6 +60,12 @@ def register(sub: Any) -> None:
         type=int,
         default=4,
         help="hotline seats staffed during the hour (4 of the 20), so queues form",
+    )
+    demo.add_argument(
+        "--agi",
+        choices=AGI_TRANSPORTS,
+        default="fastagi",
+        help="how the simulated PBX hands calls over: fastagi (as the shipped dialplan) or async",
     )
     demo.add_argument("--seed", type=int, default=2026, help="random seed of the scripted day")
     demo.add_argument(
@@ -122,6 +128,7 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         data_dir,
         clock,
         agents=args.agents,
+        agi=args.agi,
         recordings_dir=recordings if recordings.is_dir() else None,
         overrides=[
             f"ivr.flows_dir={SHIPPED_FLOWS.absolute()}",
@@ -135,6 +142,12 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         _say(
             f"  simulated PBX (AMI) on 127.0.0.1:{stack.pbx.port}, simulated Twilio on "
             f"{stack.twilio.base_url}"
+        )
+        agi_port = stack.config.agi.listen_port
+        _say(
+            f"  hotline calls reach the gateway by FastAGI on 127.0.0.1:{agi_port}"
+            if agi_port
+            else "  hotline calls reach the gateway by AsyncAGI over the AMI link"
         )
         _say(
             f"  gateway web on {stack.url}: dashboard {stack.url}/dashboard, API token "

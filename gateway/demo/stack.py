@@ -21,6 +21,7 @@ from gateway import config as config_module
 from gateway.clock import ScaledClock
 from gateway.config import Config
 from gateway.sim.ami import SimConfig, SimulatedPbx
+from gateway.sim.ami.config import shipped_gateway_user
 from gateway.sim.twilio import SimulatedTwilio
 from gateway.sms.webhooks import INBOUND_PATH
 from gateway.store import Store
@@ -29,6 +30,8 @@ from gateway.store.seed import demo_city, load_seed
 ACCOUNT_SID = "AC" + "d3" * 16
 SENDER = "+8610690000001"
 PBX_USER = "gateway"
+#: How the simulated PBX hands its hotline calls to the gateway.
+AGI_TRANSPORTS = ("fastagi", "async")
 
 
 @dataclass
@@ -107,16 +110,30 @@ async def running_stack(
     overrides: Sequence[str] = (),
     run_scheduler: bool = True,
     run_outbox: bool = True,
+    agi: str = "async",
 ) -> AsyncIterator[Stack]:
-    """Start the simulated peers, then the gateway against them; stop in reverse."""
+    """Start the simulated peers, then the gateway against them; stop in reverse.
+
+    The simulated PBX admits only the least-privilege AMI user of the shipped
+    manager.conf. ``agi`` is how it hands hotline calls over: "fastagi"
+    (AGI(agi://…), as the shipped dialplan) or "async" (AGI(agi:async))."""
+    if agi not in AGI_TRANSPORTS:
+        raise ValueError(f"agi must be one of {AGI_TRANSPORTS}, got {agi!r}")
     pbx_secret = secrets.token_urlsafe(12)
+    agi_overrides: list[str] = []
+    agi_url = "agi:async"
+    if agi == "fastagi":
+        with _bound_socket() as probe:  # a free port for the gateway's FastAGI listener
+            agi_port = probe.getsockname()[1]
+        agi_overrides = ["agi.listen_host=127.0.0.1", f"agi.listen_port={agi_port}"]
+        agi_url = f"agi://127.0.0.1:{agi_port}/main"
     twilio_token = secrets.token_urlsafe(16)
     api_token = secrets.token_urlsafe(16)
     sim_config = SimConfig(
         host="127.0.0.1",
         port=0,
-        username=PBX_USER,
-        secret=pbx_secret,
+        users=(shipped_gateway_user(pbx_secret, PBX_USER),),
+        agi_url=agi_url,
         agents=agents,
         time_scale=1.0 / clock.speed,
         recordings_dir=recordings_dir,
@@ -143,6 +160,7 @@ async def running_stack(
                 f"sms.account_sid={ACCOUNT_SID}",
                 f"sms.from_number={SENDER}",
                 f"web.public_url={url}",
+                *agi_overrides,
                 *overrides,
             ],
         )

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 MAX_ENV_LINES = 200  # a FastAGI environment has about 25; more is not Asterisk
 ENV_TIMEOUT = 5.0  # seconds a new connection has to send its environment
+# Connections the kernel queues before we accept them: a burst of calls (200 at once)
+# must not overflow it, or their SYNs are dropped and AGI() waits on retransmits.
+LISTEN_BACKLOG = 1024
 
 
 class FastAgiCall:
@@ -145,7 +148,9 @@ class FastAgiServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._accept, self._host, self._port)
+        self._server = await asyncio.start_server(
+            self._accept, self._host, self._port, backlog=LISTEN_BACKLOG
+        )
         log.info("FastAGI listening on %s:%d", self._host, self.port)
         return self
 

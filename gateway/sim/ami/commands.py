@@ -50,6 +50,12 @@ def register(sim_sub: Any) -> None:
         "--timezone", default="UTC", help="the PBX host's timezone, for Cdr/CEL times (UTC)"
     )
     ami.add_argument("--cel", action="store_true", help="send CEL events, like a cel.conf site")
+    ami.add_argument(
+        "--agi-url",
+        default="agi:async",
+        help="what the hotline and callback contexts run: agi:async, or FastAGI at "
+        "agi://host:4573/main as the shipped dialplan (agi:async)",
+    )
     ami.set_defaults(handler=_run)
 
 
@@ -78,6 +84,7 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
             seed=args.seed,
             timezone=args.timezone,
             cel=args.cel,
+            agi_url=args.agi_url,
         )
     except (OSError, ValueError, re.error) as exc:
         print(f"gateway sim ami: {exc}")

@@ -163,7 +163,8 @@ class SimConfig:
     users: tuple[ManagerUser, ...] = field(default=())
     # manager.conf's authtimeout: a connection not logged in by then is closed (scaled).
     auth_timeout: float = 30.0
-    # What the hotline dialplan runs: AGI(agi:async), or FastAGI at agi://host:port/script.
+    # What the hotline and callback contexts run: AGI(agi:async), or FastAGI at
+    # agi://host:port/script.
     agi_url: str = "agi:async"
 
     def __post_init__(self) -> None:

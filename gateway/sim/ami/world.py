@@ -984,6 +984,14 @@ class World:
                     await run_async_agi(self, chan)
                 else:
                     await run_application(self, chan, application, data)
+            elif self.config.agi_url.startswith("agi://"):
+                # The callback context hands the call over like the hotline: by FastAGI.
+                from gateway.sim.ami.fastagi import run_fast_agi
+
+                self.newexten(chan, 1, "Answer", "")
+                respond(True, n.REASON_ANSWERED, chan)
+                self.newexten(chan, 2, "AGI", self.config.agi_url)
+                await run_fast_agi(self, chan, self.config.agi_url)
             else:
                 self.newexten(chan, 1, "Answer", "")
                 self.newexten(chan, 2, "AGI", "agi:async")
