@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import cProfile
 import json
 import os
 import secrets
@@ -250,7 +251,9 @@ class Simulator:
 
 
 @contextlib.asynccontextmanager
-async def simulator(secret: str, time_scale: float) -> AsyncIterator[Simulator]:
+async def simulator(
+    secret: str, time_scale: float, profile: str | None = None
+) -> AsyncIterator[Simulator]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         __file__,
@@ -259,6 +262,7 @@ async def simulator(secret: str, time_scale: float) -> AsyncIterator[Simulator]:
         secret,
         "--time-scale",
         str(time_scale),
+        *(["--profile", profile] if profile else []),
         cwd=ROOT,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -272,6 +276,11 @@ async def simulator(secret: str, time_scale: float) -> AsyncIterator[Simulator]:
             raise RuntimeError("the simulator ended before listening")
         yield Simulator(proc, int(json.loads(line)["ami"]))
     finally:
+        if proc.stdin is not None:  # end of its commands: it stops (and writes its profile)
+            proc.stdin.close()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(15):
+                    await proc.wait()
         await _stop(proc)
 
 
@@ -452,13 +461,18 @@ async def timed_round(sim: Simulator, mode: str, count: int, deadline: float, gw
 
 
 async def measure(
-    counts: list[int], *, time_scale: float, deadline: float, out: Any = sys.stdout
+    counts: list[int],
+    *,
+    time_scale: float,
+    deadline: float,
+    out: Any = sys.stdout,
+    profile: str | None = None,
 ) -> list[Round]:
     """Runs every round (gateway, then the baseline) and prints the table and summary."""
     secret = secrets.token_urlsafe(16)
     rounds: list[Round] = []
     with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp:
-        async with simulator(secret, time_scale) as sim:
+        async with simulator(secret, time_scale, profile) as sim:
             async with gateway(sim.ami, secret, Path(tmp)) as gw_pid:
                 for count in counts:
                     rounds.append(await timed_round(sim, "gateway", count, deadline, gw_pid))
@@ -476,6 +490,7 @@ async def measure(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+                await asyncio.sleep(0.2)  # the simulator ends that session before it stops
     report(rounds, sequence, out)
     return rounds
 
@@ -513,12 +528,20 @@ def main() -> None:
     parser.add_argument("--calls", default="100,300,1000", help="comma-separated round sizes")
     parser.add_argument("--time-scale", type=float, default=0.2)
     parser.add_argument("--deadline", type=float, default=120.0, help="seconds per round")
+    parser.add_argument("--profile-sim", metavar="FILE", help="cProfile the simulator into FILE")
     parser.add_argument("--sim", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", default="", help=argparse.SUPPRESS)
     parser.add_argument("--secret", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sim:
+        profile = cProfile.Profile() if args.profile else None
+        if profile is not None:
+            profile.enable()
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve_sim(args))
+        if profile is not None:
+            profile.disable()
+            profile.dump_stats(args.profile)
         return
     try:
         counts = [int(c) for c in args.calls.split(",")]
@@ -526,7 +549,11 @@ def main() -> None:
         parser.error(f"--calls takes numbers separated by commas, got {args.calls!r}")
     if not counts or min(counts) <= 0:
         parser.error("--calls needs positive numbers")
-    asyncio.run(measure(counts, time_scale=args.time_scale, deadline=args.deadline))
+    asyncio.run(
+        measure(
+            counts, time_scale=args.time_scale, deadline=args.deadline, profile=args.profile_sim
+        )
+    )
 
 
 if __name__ == "__main__":
