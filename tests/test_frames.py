@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ami.frames import Frame, FrameError, FrameParser, iter_frames
+from gateway.ami.frames import Frame, FrameError, FrameParser, iter_frames, serialize
 from gateway.pbx.wire import FastFrameParser
 
 PARSERS = [FrameParser, FastFrameParser]
@@ -367,3 +367,17 @@ def test_fast_parser_bulk_path_reports_what_the_general_path_reports() -> None:
     frames = [f for f in fast if isinstance(f, Frame)]
     assert [f.event for f in frames] == ["A", "R", "Z"]
     assert frames[1].getall("V") == ["1", "2"] and frames[2]["K"] == "v"
+
+
+def test_serialize_cleans_line_breaks_in_values_whatever_the_path() -> None:
+    """A CR or LF inside a value becomes a space; lists repeat the key; other types print."""
+    assert serialize([("Event", "A"), ("Data", "x\r\ny"), ("N", "1")]) == (
+        b"Event: A\r\nData: x  y\r\nN: 1\r\n\r\n"
+    )
+    assert serialize([("Data", "only\rcr")]) == b"Data: only cr\r\n\r\n"
+    assert serialize({"Variable": ["a=1", "b=2\n"], "Count": 3}) == (  # type: ignore[dict-item]
+        b"Variable: a=1\r\nVariable: b=2 \r\nCount: 3\r\n\r\n"
+    )
+    assert serialize(iter([("Event", "Ping"), ("Ping", "Pong")])) == (
+        b"Event: Ping\r\nPing: Pong\r\n\r\n"
+    )

@@ -222,8 +222,20 @@ def _parse_slow(lines: list[str], chunk: bytes) -> Frame | FrameError:
 
 def serialize(headers: Iterable[tuple[str, str]] | dict[str, str | list[str]]) -> bytes:
     """Encode a frame: ``Key: Value`` CRLF lines and the empty line; lists repeat the key."""
-    items = headers.items() if isinstance(headers, dict) else headers
+    items = list(headers.items() if isinstance(headers, dict) else headers)
+    # Fast path (a busy PBX serialises every event): plain strings need no cleaning unless
+    # the finished text shows a CR or LF that is not a line end; then the careful path.
     parts: list[str] = []
+    for key, value in items:
+        if type(value) is not str:
+            break
+        parts.append(f"{key}: {value}\r\n")
+    else:
+        parts.append("\r\n")
+        text = "".join(parts)
+        if text.count("\n") == len(parts) and text.count("\r") == len(parts):
+            return text.encode("utf-8")
+    parts = []
     for key, value in items:
         if isinstance(value, list | tuple):
             parts.extend(f"{key}: {_clean(v)}\r\n" for v in value)

@@ -280,7 +280,9 @@ async def _await_inbox(
     if remaining <= 0:
         return None
     try:
-        return await asyncio.wait_for(chan.inbox.get(), remaining)
+        # asyncio.timeout rather than wait_for: no extra task per wait (thousands of callers)
+        async with asyncio.timeout(remaining):
+            return await chan.inbox.get()
     except TimeoutError:
         return None
 

@@ -94,8 +94,10 @@ class CallerSide:
             await self._until(self._connected.wait(), step.timeout)
 
     async def _pause(self, seconds: float) -> None:
+        # asyncio.timeout rather than wait_for: no extra task per wait (thousands of callers)
         try:
-            await asyncio.wait_for(self._ended.wait(), self.world.real(seconds))
+            async with asyncio.timeout(self.world.real(seconds)):
+                await self._ended.wait()
         except TimeoutError:
             pass
 
@@ -123,7 +125,8 @@ class CallerSide:
             if remaining is not None and remaining <= 0:
                 return
             try:
-                kind, name, listening = await asyncio.wait_for(self._notices.get(), remaining)
+                async with asyncio.timeout(remaining):
+                    kind, name, listening = await self._notices.get()
             except TimeoutError:
                 return
             if kind == "end":

@@ -158,7 +158,21 @@ class AmiSession:
                 await self._write_raw(GARBLED_FRAME)
             if faults.lf_terminator and data.endswith(b"\r\n\r\n"):
                 data = data[:-4] + b"\r\n\n"
+            closing = False
+            if not (faults.lf_terminator or faults.max_chunk is not None or faults.write_delay):
+                # Frames already queued go out in one write: the same bytes, one system call
+                # and one drain instead of one per frame (a busy PBX's events come in bursts).
+                batch = [data]
+                while not self._out.empty():
+                    more = self._out.get_nowait()
+                    if more == _CLOSE:
+                        closing = True
+                        break
+                    batch.append(more)
+                data = b"".join(batch)
             await self._write_raw(data)
+            if closing:
+                break
         self.writer.close()
 
     async def _write_raw(self, data: bytes) -> None:
