@@ -164,12 +164,11 @@ async def _peers(seed: int, secret: str, token: str, scale: float) -> AsyncItera
         str(PEERS),
         "--seed",
         str(seed),
-        "--secret",
-        secret,
-        "--account",
-        ACCOUNT,
-        "--token",
-        token,
+        # "--x=value": a random secret may begin with "-", which argparse would take
+        # for an option of its own.
+        f"--secret={secret}",
+        f"--account={ACCOUNT}",
+        f"--token={token}",
         "--time-scale",
         str(scale),
         cwd=ROOT,
