@@ -286,73 +286,76 @@ async def run_chaos(
             }
             gateway = Gateway(settings, env, data / "run-output.log")
             gateway.url = f"http://127.0.0.1:{web_port}"
-            await gateway.command("db", "seed")
-            store = data / "gateway.sqlite3"
-            with sqlite3.connect(store) as conn:
-                stations = [
-                    r[0] for r in conn.execute("SELECT code FROM units WHERE kind='station'")
-                ]
-            served = _served_items(rng, items, stations)
-            async with http.post(
-                control + "/citizens", json=sorted({i["citizen_number"] for i in served})
-            ) as response:
-                response.raise_for_status()
-            await gateway.start(http)
-            headers = {"Authorization": f"Bearer {api}"}
-            async with http.post(
-                gateway.url + "/api/served-items", json=served, headers=headers
-            ) as response:
-                answer = await response.json()
-                if response.status >= 300 and response.status != 207:
-                    raise RuntimeError(f"served items refused: {answer}")
-            results = answer.get("results", []) if isinstance(answer, dict) else []
-            report.items = sum(1 for r in results if r.get("result") == "added")
-            refused = [r for r in results if r.get("result") != "added"]
-            if refused:
-                raise RuntimeError(f"served items refused: {refused[:3]}")
+            try:
+                await gateway.command("db", "seed")
+                store = data / "gateway.sqlite3"
+                with sqlite3.connect(store) as conn:
+                    stations = [
+                        r[0] for r in conn.execute("SELECT code FROM units WHERE kind='station'")
+                    ]
+                served = _served_items(rng, items, stations)
+                async with http.post(
+                    control + "/citizens", json=sorted({i["citizen_number"] for i in served})
+                ) as response:
+                    response.raise_for_status()
+                await gateway.start(http)
+                headers = {"Authorization": f"Bearer {api}"}
+                async with http.post(
+                    gateway.url + "/api/served-items", json=served, headers=headers
+                ) as response:
+                    answer = await response.json()
+                    if response.status >= 300 and response.status != 207:
+                        raise RuntimeError(f"served items refused: {answer}")
+                results = answer.get("results", []) if isinstance(answer, dict) else []
+                report.items = sum(1 for r in results if r.get("result") == "added")
+                refused = [r for r in results if r.get("result") != "added"]
+                if refused:
+                    raise RuntimeError(f"served items refused: {refused[:3]}")
 
-            async with http.post(
-                control + "/hotline", params={"n": str(items), "per_minute": "20"}
-            ) as response:
-                response.raise_for_status()
+                async with http.post(
+                    control + "/hotline", params={"n": str(items), "per_minute": "20"}
+                ) as response:
+                    response.raise_for_status()
 
-            lock = _StoreLock(store)
-            kinds = ["kill", "ami-cut", "twilio-429", "twilio-5xx", "twilio-drop", "lock"]
-            plan = rng.sample(kinds, len(kinds))  # every kind at least once, then at random
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
-                await asyncio.sleep(rng.uniform(0.5, 3.0))
-                fault = plan.pop() if plan else rng.choice(kinds)
-                report.faults[fault] += 1
-                if fault == "kill":
-                    down = time.monotonic()
-                    await gateway.kill()
-                    await asyncio.sleep(rng.uniform(0.1, 2.0))
-                    await gateway.start(http)
-                    report.outages.append((down, time.monotonic() + 0.5))
-                elif fault == "lock":
-                    await lock.hold(rng.uniform(0.5, 6.0))
-                else:
-                    cut = time.monotonic()
-                    async with http.post(
-                        f"{control}/fault/{fault}", params={"n": str(rng.randint(1, 20))}
-                    ) as response:
-                        response.raise_for_status()
-                    if fault == "ami-cut":  # back within reconnect_max (2 s) and a login
-                        report.outages.append((cut, cut + 3.0))
+                lock = _StoreLock(store)
+                kinds = ["kill", "ami-cut", "twilio-429", "twilio-5xx", "twilio-drop", "lock"]
+                plan = rng.sample(kinds, len(kinds))  # every kind at least once, then at random
+                deadline = time.monotonic() + seconds
+                while time.monotonic() < deadline:
+                    await asyncio.sleep(rng.uniform(0.5, 3.0))
+                    fault = plan.pop() if plan else rng.choice(kinds)
+                    report.faults[fault] += 1
+                    if fault == "kill":
+                        down = time.monotonic()
+                        await gateway.kill()
+                        await asyncio.sleep(rng.uniform(0.1, 2.0))
+                        await gateway.start(http)
+                        report.outages.append((down, time.monotonic() + 0.5))
+                    elif fault == "lock":
+                        await lock.hold(rng.uniform(0.5, 6.0))
+                    else:
+                        cut = time.monotonic()
+                        async with http.post(
+                            f"{control}/fault/{fault}", params={"n": str(rng.randint(1, 20))}
+                        ) as response:
+                            response.raise_for_status()
+                        if fault == "ami-cut":  # back within reconnect_max (2 s) and a login
+                            report.outages.append((cut, cut + 3.0))
 
-            # Let the gateway finish the day without faults.
-            settle_until = time.monotonic() + max(60.0, seconds * 3)
-            while time.monotonic() < settle_until:
+                # Let the gateway finish the day without faults.
+                settle_until = time.monotonic() + max(60.0, seconds * 3)
+                while time.monotonic() < settle_until:
+                    async with http.get(control + "/report") as response:
+                        calls_over = (await response.json())["live_channels"] == 0
+                    if calls_over and _settled(store):
+                        break
+                    await asyncio.sleep(1.0)
+                await gateway.stop()
                 async with http.get(control + "/report") as response:
-                    calls_over = (await response.json())["live_channels"] == 0
-                if calls_over and _settled(store):
-                    break
-                await asyncio.sleep(1.0)
-            await gateway.stop()
-            async with http.get(control + "/report") as response:
-                seen = await response.json()
-            _count(report, store, seen)
+                    seen = await response.json()
+                _count(report, store, seen)
+            finally:
+                await gateway.kill()  # whatever happened, no gateway outlives its run
     finally:
         if report.problems:
             report.kept = data  # the store and the gateway's log, to look into
