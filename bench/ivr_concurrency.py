@@ -18,6 +18,11 @@ AGI client in the driver replaying the gateway's own command sequence with no wo
 so the simulator's CPU for the same calls shows whether it is the bottleneck.
 
     python bench/ivr_concurrency.py [--calls 100,300,1000] [--time-scale 0.2]
+                                    [--profile-sim FILE]
+
+``--time-scale`` compresses the menu's timeouts too (0.2: a 6 s menu waits 1.2 s), so a
+round whose step reactions near the compressed timeouts sends callers down the
+silence path (failed walks); ``--time-scale 1`` keeps the real timeouts.
 """
 
 from __future__ import annotations
