@@ -18,6 +18,11 @@ AGI client in the driver replaying the gateway's own command sequence with no wo
 so the simulator's CPU for the same calls shows whether it is the bottleneck.
 
     python bench/ivr_concurrency.py [--calls 100,300,1000] [--time-scale 0.2]
+                                    [--profile-sim FILE]
+
+``--time-scale`` compresses the menu's timeouts too (0.2: a 6 s menu waits 1.2 s), so a
+round whose step reactions near the compressed timeouts sends callers down the
+silence path (failed walks); ``--time-scale 1`` keeps the real timeouts.
 """
 
 from __future__ import annotations
@@ -343,6 +348,21 @@ async def gateway(ami_port: int, secret: str, data: Path) -> AsyncIterator[int]:
         yield proc.pid
     finally:
         await _stop(proc)
+        print_complaints(log)
+
+
+def print_complaints(log: Path, top: int = 8) -> None:
+    """The gateway's most frequent warnings and errors: where a round broke, in its words."""
+    counts: collections.Counter[str] = collections.Counter()
+    for line in log.read_text("utf-8", "replace").splitlines():
+        # "2026-11-30 23:18:31,805 WARNING gateway.run: message"
+        parts = line.split(" ", 3)
+        if len(parts) == 4 and parts[2] in ("WARNING", "ERROR", "CRITICAL"):
+            counts[f"{parts[2]} {parts[3][:160]}"] += 1
+    if counts:
+        print("gateway's warnings and errors (most frequent first):", file=sys.stderr)
+        for text, count in counts.most_common(top):
+            print(f"  {count:>6} x {text}", file=sys.stderr)
 
 
 def _tail(log: Path) -> str:
