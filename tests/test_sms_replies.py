@@ -79,7 +79,13 @@ async def test_unsettled_replies_are_offered_again_by_the_loop(tmp_path: Path) -
             assert [r.body for r in await store.sms.due_offers(10)] == []  # "1" not yet due
             clock.advance(OFFER_GRACE.total_seconds())
             await until(lambda: rating.taken == ["2", "1"])
-            replies = {r.body: r for r in await store.sms.inbound()}
+
+            async def both_settled() -> dict[str, InboundText] | None:
+                # The handler has returned; its reply is marked handled just after.
+                found = {r.body: r for r in await store.sms.inbound()}
+                return found if all(r.settled for r in found.values()) else None
+
+            replies = await until(both_settled)
             assert not gw.app[REPLIES].loops["replies"].degraded
     assert replies["2"].handled_by == "rating" and replies["2"].settled
     assert replies["1"].handled_by == "rating" and replies["1"].settled
