@@ -108,6 +108,8 @@ def control_app(
             twilio.faults.fail_5xx(n, 503)
         elif kind == "twilio-drop":
             twilio.faults.drop(n, after_accept=True)
+        elif kind == "clear":  # the storms are over: faults still queued are dropped
+            twilio.faults.clear()
         else:
             raise web.HTTPNotFound(text=f"no fault {kind}")
         return web.json_response({"fault": kind, "n": n})
@@ -146,6 +148,7 @@ def control_app(
                     for call in [*hotline, *outbound]
                 ],
                 "live_channels": len(pbx.active_channels),
+                "sessions": pbx.sessions,  # AMI connections open now
                 "messages": [{"sid": m.sid, "to": m.to, "body": m.body} for m in twilio.messages],
                 "rejected_429": twilio.stats.rejected_429,
             }

@@ -264,6 +264,9 @@ async def run_chaos(
                 "sms.lookup_delay": "2",
                 "sms.backoff_min": "0.5",
                 "sms.backoff_max": "4",
+                # A status callback posted while the gateway was down is lost, as with
+                # Twilio; the outbox then asks Twilio itself, here after 5 s instead of 10 min.
+                "sms.status_refresh": "5",
                 "sms.max_attempts": "40",  # storms are compressed in time: allow as many tries
                 "web.port": str(web_port),
                 "web.public_url": f"http://127.0.0.1:{web_port}",
@@ -330,6 +333,7 @@ async def run_chaos(
                         await gateway.kill()
                         await asyncio.sleep(rng.uniform(0.1, 2.0))
                         await gateway.start(http)
+                        await _ami_back(http, control)
                         report.outages.append((down, time.monotonic() + 0.5))
                     elif fault == "lock":
                         await lock.hold(rng.uniform(0.5, 6.0))
@@ -340,10 +344,14 @@ async def run_chaos(
                         ) as response:
                             response.raise_for_status()
                         if fault == "ami-cut":  # back within reconnect_max (2 s) and a login
-                            report.outages.append((cut, cut + 3.0))
+                            await asyncio.sleep(0.5)
+                            await _ami_back(http, control)
+                            report.outages.append((cut, max(cut + 3.0, time.monotonic() + 0.5)))
 
                 # Let the gateway finish the day without faults.
-                settle_until = time.monotonic() + max(60.0, seconds * 3)
+                async with http.post(f"{control}/fault/clear") as response:
+                    response.raise_for_status()
+                settle_until = time.monotonic() + max(90.0, seconds * 3)
                 while time.monotonic() < settle_until:
                     async with http.get(control + "/report") as response:
                         calls_over = (await response.json())["live_channels"] == 0
@@ -362,6 +370,16 @@ async def run_chaos(
         else:
             shutil.rmtree(data, ignore_errors=True)
     return report
+
+
+async def _ami_back(http: aiohttp.ClientSession, control: str) -> None:
+    """Wait until the gateway holds an AMI connection to the simulated PBX again."""
+    async with asyncio.timeout(60):
+        while True:
+            async with http.get(control + "/report") as response:
+                if (await response.json())["sessions"] >= 1:
+                    return
+            await asyncio.sleep(0.05)
 
 
 def _settled(store: Path) -> bool:
