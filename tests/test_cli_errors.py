@@ -4,6 +4,7 @@ one line and a non-zero exit, never a Python traceback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sqlite3
@@ -89,6 +90,36 @@ def test_truncated_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert code == 1
     assert_one_line(err)
     assert "truncated" in err and str(path) in err
+
+
+def test_a_store_killed_during_a_checkpoint_opens(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store whose process died mid-checkpoint (page 1 already says the new, larger size;
+    the later pages are still only in the write-ahead log) is not taken for a truncated
+    file: SQLite replays the log and every row is there."""
+    path = tmp_path / "gateway.sqlite3"
+    log = path.with_name(path.name + "-wal")
+    make_store(path)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = path.read_bytes()
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute("CREATE TABLE filler (x BLOB)")
+        conn.executemany("INSERT INTO filler VALUES (randomblob(4000))", [()] * 200)
+        wal = log.read_bytes()  # the log as a crash leaves it
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_one = path.read_bytes()[:4096]  # the header now gives the grown size
+    path.write_bytes(page_one + before[4096:])  # only page 1 of the checkpoint landed
+    log.write_bytes(wal)
+    path.with_name(path.name + "-shm").unlink(missing_ok=True)
+    assert len(path.read_bytes()) < int.from_bytes(page_one[28:32], "big") * 4096
+    code, err = run(["--data-dir", str(tmp_path), "calls"], capsys)
+    assert code == 0, err
+    assert "Traceback" not in err and "truncated" not in err
+    with contextlib.closing(sqlite3.connect(path)) as check:
+        assert check.execute("SELECT count(*) FROM filler").fetchone()[0] == 200
 
 
 def test_store_of_a_newer_schema_is_refused(

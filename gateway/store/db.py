@@ -118,9 +118,14 @@ def _check_file(path: Path) -> None:
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
-    # The page count in the header is only valid when these two counters agree.
+    # The page count in the header is only valid when these two counters agree. And
+    # while a write-ahead log holds frames, the file may rightly be shorter than its
+    # header says: a process killed during a checkpoint has written page 1 (with the
+    # new size) but not yet the pages after it, which SQLite replays from the log.
     counters_agree = header[24:28] == header[92:96]
-    if counters_agree and pages and size < pages * page_size:
+    wal = path.with_name(path.name + "-wal")
+    wal_holds_frames = wal.exists() and wal.stat().st_size > 32  # more than its header
+    if counters_agree and pages and size < pages * page_size and not wal_holds_frames:
         raise StoreUnavailable(
             path,
             f"the database file is truncated ({size} bytes, its header says {pages * page_size})",
