@@ -132,6 +132,14 @@ async def _check_peers(app: web.Application, config: Config) -> bool:
             log.info("health: %s answers", name)
     if not await asyncio.to_thread(_check_messages_folder, config):
         ok = False
+    if not config.agi.listen_port:
+        # Not a failure: a site may keep AGI(agi:async). But the shipped dialplan uses
+        # FastAGI, and with no listener every caller would skip the menu.
+        log.warning(
+            "agi.listen_port is 0: no FastAGI listener, so the shipped dialplan's"
+            " AGI(agi://…) sends every caller straight to the queue; set [agi] listen_port"
+            " (e.g. 4573) or put AGI(agi:async) back in extensions.conf"
+        )
     return ok
 
 

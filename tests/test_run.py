@@ -26,9 +26,15 @@ def free_port() -> int:
 
 @pytest.mark.parametrize(("secret", "expected"), [("s3cret", 0), ("wrong", 1)])
 async def test_run_check_reports_whether_peers_answer(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], secret: str, expected: int
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    secret: str,
+    expected: int,
 ) -> None:
-    """With the right secret every peer answers (exit 0); a wrong one is named (exit 1)."""
+    """With the right secret every peer answers (exit 0); a wrong one is named (exit 1).
+    With no FastAGI listener configured, the check warns that the shipped dialplan's
+    callers would all skip the menu."""
     async with (
         SimulatedPbx(SimConfig(port=0, secret="s3cret", time_scale=0.01)) as pbx,
         SimulatedTwilio(ACCOUNT, "tok") as twilio,
@@ -51,6 +57,7 @@ async def test_run_check_reports_whether_peers_answer(
         code = await run_gateway(config, argparse.Namespace(check=True))
     captured = capsys.readouterr()
     assert code == expected
+    assert "agi.listen_port is 0" in caplog.text
     if expected == 0:
         assert "all peers answer" in captured.out
     else:
