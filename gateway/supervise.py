@@ -217,7 +217,7 @@ class Supervisor:
         self._tasks.difference_update(tasks)  # done callbacks may not have run yet
 
     def __del__(self) -> None:
-        if self._tasks and not self._closed:
+        if getattr(self, "_tasks", None) and not self._closed:
             import warnings
 
             warnings.warn(
