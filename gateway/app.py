@@ -43,6 +43,7 @@ from gateway.sms.provider import SmsProvider
 from gateway.store import Store
 from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE, create_web_app
 from gateway.web.dashboard import add_dashboard
+from gateway.web.pages.routes import add_pages
 from gateway.web.sms import SMS, sms_feature
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ def create_app(
         add_callbacks,
         add_telephony,
         add_dashboard,
+        add_pages,
         add_appeals,
     ]
     if run_scheduler:

@@ -21,6 +21,7 @@ from gateway.clock import Clock
 from gateway.store.callbacks import CallbackRepository
 from gateway.store.calls import CallRecordRepository
 from gateway.store.cases import CaseRepository
+from gateway.store.dashboard import DashboardReads
 from gateway.store.db import Database, StoreError, StoreUnavailable
 from gateway.store.figures import FigureRepository
 from gateway.store.reader import ReadConnection
@@ -50,6 +51,7 @@ class Store:
         self.cases = CaseRepository(db, clock)
         self.sessions = SessionRepository(db, clock)
         self.figures = FigureRepository(reads or db, clock)
+        self.dashboard = DashboardReads(reads or db, clock)
         # The same read queries as calls and cases, on the read connection (reads only).
         read_db = cast(Database, reads or db)
         self.read_calls = CallRecordRepository(read_db, clock)

@@ -35,7 +35,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -46,9 +46,9 @@ from gateway.callbacks.policy import LEVEL_NAMES, TOP_LEVEL
 from gateway.callbacks.report import (
     MAX_DAYS,
     Period,
-    last_days,
     overall_row,
     percent,
+    period_of,
     satisfaction_rows,
 )
 from gateway.clock import Clock, utc_iso
@@ -58,6 +58,11 @@ from gateway.store.cases import CATEGORIES, CATEGORY_NAMES
 from gateway.web.app import CLOCK, CONFIG, STORE
 from gateway.web.auth import LIMITER, bearer_token, client_address, token_matches
 from gateway.web.errors import ApiError
+from gateway.web.pages.charts import chart_data, charts_html, day_picker
+from gateway.web.pages.html import error_page, nav
+from gateway.web.pages.html import html_response as _html
+from gateway.web.pages.html import page as _page
+from gateway.web.pages.view import shown_day, viewer
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +97,6 @@ ITEM_STATUS_NAMES = {
 }
 ORDER_STATUS_NAMES = {"open": "整改中", "reported": "已反馈待复访"}
 LEVEL_SHORT = {1: "派出所所长", 2: "分局", 3: "督办室", 4: "局党委"}
-_CSP = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 
 def warning_colour(rate: float | None) -> str:
@@ -181,9 +185,17 @@ class Day:
 
 
 def today(clock: Clock) -> Day:
-    local = clock.local()
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    return Day(midnight, midnight + timedelta(days=1), midnight.date().isoformat())
+    return day_of(clock, clock.local().date())
+
+
+def day_of(clock: Clock, day: date) -> Day:
+    """The local ``day`` as a UTC period."""
+    midnight = datetime(day.year, day.month, day.day, tzinfo=clock.tz)
+    return Day(
+        midnight.astimezone(UTC),
+        (midnight + timedelta(days=1)).astimezone(UTC),
+        day.isoformat(),
+    )
 
 
 def _age(delta: timedelta) -> str:
@@ -197,18 +209,22 @@ def _age(delta: timedelta) -> str:
     return f"{minutes}分钟"
 
 
-async def dashboard_figures(store: Store, clock: Clock, days: int = WINDOW_DAYS) -> dict[str, Any]:
-    """Everything the page shows, as JSON-ready data (``/dashboard/data.json``): today's
-    hotline and cases, and the callbacks, orders and texts of the last ``days`` local
-    days. Viewers share one computation every few seconds (``store.figures.cached``)."""
-    period = last_days(clock, days)
+async def dashboard_figures(
+    store: Store, clock: Clock, days: int = WINDOW_DAYS, shown: date | None = None
+) -> dict[str, Any]:
+    """Everything the page shows, as JSON-ready data (``/dashboard/data.json``): the
+    hotline and cases of the day ``shown`` (default today), and the callbacks, orders
+    and texts of the ``days`` local days up to it. Viewers share one computation
+    every few seconds (``store.figures.cached``)."""
+    last = shown or clock.local().date()
+    period = period_of(clock, last - timedelta(days=days - 1), last)
     key = ("dashboard", days, period.last)
     return await store.figures.cached(key, lambda: _figures(store, clock, period))
 
 
 async def _figures(store: Store, clock: Clock, period: Period) -> dict[str, Any]:
     now = clock.now()
-    day = today(clock)
+    day = day_of(clock, period.last)
     hotline = await store.read_calls.hotline_figures(day.start, day.end)
     opened = await store.read_cases.opened_by_category(day.start, day.end)
     by_unit = satisfaction_rows(
@@ -297,25 +313,6 @@ async def _figures(store: Store, clock: Clock, period: Period) -> dict[str, Any]
 # -- HTML -------------------------------------------------------------------------
 
 
-def _page(title: str, body: str, *, script: bool = False) -> str:
-    js = '<script src="/static/dashboard.js" defer></script>' if script else ""
-    return (
-        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title>"
-        f'<link rel="stylesheet" href="/static/dashboard.css">{js}</head>'
-        f"<body>{body}</body></html>"
-    )
-
-
-def _html(text: str, status: int = 200) -> web.Response:
-    response = web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
-    response.headers["Content-Security-Policy"] = _CSP
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
 def login_page(message: str = "", *, closed: bool = False) -> str:
     note = f'<p class="error" role="alert">{escape(message)}</p>' if message else ""
     if closed:
@@ -378,13 +375,14 @@ def _order_rows(orders: list[dict[str, Any]]) -> str:
     return "".join(rows)
 
 
-def dashboard_page(data: Mapping[str, Any]) -> str:
-    """The page for ``data`` (as :func:`dashboard_figures` returns it), every value escaped."""
+def dashboard_page(data: Mapping[str, Any], *, charts: str = "", picker: str = "") -> str:
+    """The page for ``data`` (as :func:`dashboard_figures` returns it), every value escaped;
+    ``charts`` and the day ``picker`` are markup made from escaped values."""
     hot, cases, cb, sms = data["hotline"], data["cases"], data["callbacks"], data["sms"]
     overall = cb["satisfaction"]
     categories = (
         "".join(f"<li>{escape(c['name'])}<b>{c['count']}</b></li>" for c in cases["by_category"])
-        or '<li class="empty">今日暂无</li>'
+        or '<li class="empty">当日暂无</li>'
     )
     items = "".join(
         _figure(ITEM_STATUS_NAMES[s], f"callbacks.items.{s}", n) for s, n in cb["items"].items()
@@ -405,15 +403,16 @@ def dashboard_page(data: Mapping[str, Any]) -> str:
 每 {REFRESH_SECONDS} 秒自动刷新</p></div>
 <form method="post" action="/logout"><button class="quiet" type="submit">退出登录</button></form>
 </header>
+{nav("/dashboard")}{picker}
 <main data-refresh="{REFRESH_SECONDS}">
-<section class="card wide"><h2>今日热线</h2><div class="figures">
+<section class="card wide"><h2>当日热线</h2><div class="figures">
 {_figure("呼入总量", "hotline.total", hot["total"], " 通")}
 {_figure("人工接听", "hotline.answered_by_agent", hot["answered_by_agent"], " 通")}
 {_figure("排队放弃", "hotline.abandoned", hot["abandoned"], " 通")}
 {_figure("平均排队等待", "hotline.mean_queue_wait_s", hot["mean_queue_wait_s"], " 秒")}
 </div></section>
-<section class="card"><h2>今日受理诉求</h2><div class="figures">
-{_figure("今日新增", "cases.opened_today", cases["opened_today"], " 件")}
+<section class="card"><h2>当日受理诉求</h2><div class="figures">
+{_figure("当日新增", "cases.opened_today", cases["opened_today"], " 件")}
 {_figure("在办诉求", "cases.open", cases["open"], " 件")}
 </div><ul class="cats" id="categories">{categories}</ul></section>
 <section class="card"><h2>首次回访满意率（近{period_days}天）</h2>
@@ -440,6 +439,7 @@ def dashboard_page(data: Mapping[str, Any]) -> str:
 {_figure("已送达", "sms.delivered", sms["delivered"], " 条")}
 {_figure("发送失败", "sms.failed", sms["failed"], " 条", "bad" if sms["failed"] else "")}
 </div></section>
+{charts}
 </main>"""
     return _page("领导驾驶舱 · 民生警务", body, script=True)
 
@@ -522,16 +522,33 @@ def _window(request: web.Request) -> int:
 
 
 async def get_dashboard(request: web.Request) -> web.Response:
-    if not await authenticated(request):
-        raise web.HTTPFound("/login")
-    data = await dashboard_figures(request.app[STORE], request.app[CLOCK], _window(request))
-    return _html(dashboard_page(data))
+    scope = await viewer(request, page=True)
+    try:
+        shown = await shown_day(request, scope)
+        window = _window(request)
+    except ApiError as exc:
+        return error_page(exc.status, f"查询条件有误：{exc.message}")
+    store, clock = request.app[STORE], request.app[CLOCK]
+    data = await dashboard_figures(store, clock, window, shown.day)
+    charts = await chart_data(store, clock, shown, scope)
+    return _html(dashboard_page(data, charts=charts_html(charts), picker=day_picker(shown)))
 
 
 async def get_data(request: web.Request) -> web.Response:
-    if not await authenticated(request):
-        raise ApiError(401, "unauthorized", "log in at /login or give the bearer token")
-    data = await dashboard_figures(request.app[STORE], request.app[CLOCK], _window(request))
+    scope = await viewer(request, page=False)
+    shown = await shown_day(request, scope)
+    store, clock = request.app[STORE], request.app[CLOCK]
+    data = await dashboard_figures(store, clock, _window(request), shown.day)
+    response = web.json_response(data)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def get_charts(request: web.Request) -> web.Response:
+    """The charts' figures for the day asked, filtered by the viewer's units."""
+    scope = await viewer(request, page=False)
+    shown = await shown_day(request, scope)
+    data = await chart_data(request.app[STORE], request.app[CLOCK], shown, scope)
     response = web.json_response(data)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -567,4 +584,5 @@ def add_dashboard(app: web.Application) -> None:
     app.router.add_post("/logout", logout)
     app.router.add_get("/dashboard", get_dashboard)
     app.router.add_get("/dashboard/data.json", get_data)
+    app.router.add_get("/dashboard/charts.json", get_charts)
     app.router.add_get("/static/{name}", get_static)

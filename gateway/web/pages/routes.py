@@ -1,0 +1,12 @@
+"""Wiring of the dashboard's pages beyond the front page (see the package docstring)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.web.pages.cases import add_case_pages
+
+
+def add_pages(app: web.Application) -> None:
+    """The case pages and recordings, the board, the hotline wall and the reports."""
+    add_case_pages(app)
