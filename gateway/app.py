@@ -41,6 +41,7 @@ from gateway.pbx.session import PbxPool
 from gateway.phone import dial_string
 from gateway.sms.provider import SmsProvider
 from gateway.store import Store
+from gateway.wall.service import WALL, HotlineWall
 from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE, create_web_app
 from gateway.web.dashboard import add_dashboard
 from gateway.web.pages.routes import add_pages
@@ -124,8 +125,11 @@ async def _telephony_context(app: web.Application) -> AsyncIterator[None]:
         pool = PbxPool(config.pbx, clock=clock, agi_handler=router.handle)
         for session in pool:
             calllog.connect(session, session.name)
-        async with pool, _fastagi(config, pool):
+        wall = HotlineWall(clock)
+        wall.connect(pool)
+        async with wall, pool, _fastagi(config, pool):
             app[PBX] = pool
+            app[WALL] = wall
             yield
 
 

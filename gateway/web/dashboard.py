@@ -83,6 +83,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {
     "dashboard.css": "text/css",
     "dashboard.js": "application/javascript",
+    "wall.js": "application/javascript",
 }
 STATIC: web.AppKey[dict[str, bytes]] = web.AppKey("dashboard_static", dict)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.web.pages.cases import add_case_pages
+from gateway.web.pages.wall import add_wall_pages
 
 
 def add_pages(app: web.Application) -> None:
     """The case pages and recordings, the board, the hotline wall and the reports."""
     add_case_pages(app)
+    add_wall_pages(app)
