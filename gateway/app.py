@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.accounts.web import add_accounts
 from gateway.appeals.web import add_appeals
 from gateway.callbacks.catalogue import load_catalogue
 from gateway.callbacks.policy import CallOutcome
@@ -76,6 +77,7 @@ def create_app(
         add_dashboard,
         add_pages,
         add_appeals,
+        add_accounts,
     ]
     if run_scheduler:
         features.append(add_scheduler)

@@ -407,12 +407,12 @@ async def test_recordings_outside_the_folder_are_not_served(
 
 
 async def test_case_pages_need_a_login(http: TestClient[web.Request, web.Application]) -> None:
-    """Without a session the case page goes to /login; its JSON and a recording answer 401."""
+    """Without a session the case page and a recording go to /login; the JSON answers 401."""
     page = await http.get("/dashboard/cases/TS20261130-0001", allow_redirects=False)
     assert page.status == 302 and page.headers["Location"] == "/login"
     data = await http.get("/dashboard/cases/TS20261130-0001/timeline.json")
-    audio = await http.get("/dashboard/recordings/case/1")
-    assert data.status == 401 and audio.status == 401
+    audio = await http.get("/dashboard/recordings/case/1", allow_redirects=False)
+    assert data.status == 401 and audio.status == 302
     missing = await http.get("/dashboard/cases/nonsense", headers=AUTH)
     assert missing.status == 404
 

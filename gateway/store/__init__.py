@@ -18,6 +18,7 @@ from typing import cast
 import aiosqlite
 
 from gateway.clock import Clock
+from gateway.store.accounts import AccountRepository
 from gateway.store.callbacks import CallbackRepository
 from gateway.store.calls import CallRecordRepository
 from gateway.store.cases import CaseRepository
@@ -50,6 +51,7 @@ class Store:
         self.calls = CallRecordRepository(db, clock)
         self.cases = CaseRepository(db, clock)
         self.sessions = SessionRepository(db, clock)
+        self.accounts = AccountRepository(db, clock)
         self.figures = FigureRepository(reads or db, clock)
         self.dashboard = DashboardReads(reads or db, clock)
         # The same read queries as calls and cases, on the read connection (reads only).

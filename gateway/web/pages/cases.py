@@ -40,7 +40,7 @@ from gateway.web.errors import ApiError
 from gateway.web.input import path_id
 from gateway.web.pages.html import error_page, html_response, nav, page
 from gateway.web.pages.view import viewer
-from gateway.web.scope import Scope
+from gateway.web.scope import Scope, audit
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +263,7 @@ async def get_case_page(request: web.Request) -> web.Response:
     case = await visible_case(request, scope)
     if case is None:
         return error_page(404, "没有这件诉求，或您无权查看。")
+    await audit(request, "view_case", case.number)
     store, clock = request.app[STORE], request.app[CLOCK]
     rows = await store.dashboard.case_timeline(
         case.id, case.number, case.citizen_number, case.created_at
@@ -275,6 +276,7 @@ async def get_case_json(request: web.Request) -> web.Response:
     case = await visible_case(request, scope)
     if case is None:
         raise ApiError(404, "no_such_case", "no such case, or not one of your units'")
+    await audit(request, "view_case", case.number)
     store, clock = request.app[STORE], request.app[CLOCK]
     rows = await store.dashboard.case_timeline(
         case.id, case.number, case.citizen_number, case.created_at
@@ -297,6 +299,8 @@ async def get_recording(request: web.Request) -> web.StreamResponse:
     path = await asyncio.to_thread(recording_file, recordings_root(request), found.path)
     if path is None:
         raise RecordingNotFound(kind, row_id)
+    if "Range" not in request.headers or request.http_range.start in (None, 0):
+        await audit(request, "play_recording", f"{kind}/{row_id}")  # once per play, not per range
     response = web.FileResponse(path)
     response.content_type = AUDIO_TYPES.get(path.suffix.lower(), "application/octet-stream")
     response.headers["Cache-Control"] = "private, no-store"

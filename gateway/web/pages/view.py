@@ -1,7 +1,7 @@
 """Who is looking and at which day: what every dashboard page asks first.
 
-* :func:`viewer` — the signed-in person's :class:`~gateway.web.scope.Scope`; a page
-  without a session goes to ``/login``, JSON answers 401;
+* :func:`viewer` — the :class:`~gateway.web.scope.Scope` the authentication
+  middleware found; a page without a session goes to ``/login``, JSON answers 401;
 * :func:`shown_day` — the day the page reports on: ``?day=YYYY-MM-DD`` if given
   (not in the future, at most :data:`MAX_DAYS_BACK` days back; anything else is a
   400 saying so), else today, or, when today holds nothing the viewer may see yet,
@@ -19,22 +19,21 @@ from aiohttp import web
 from gateway.callbacks.report import Period, period_of
 from gateway.web.app import CLOCK, STORE
 from gateway.web.errors import ApiError
-from gateway.web.scope import Scope, scope_of
+from gateway.web.scope import NotLoggedIn, Scope, scope_of
 
 MAX_DAYS_BACK = 731
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 async def viewer(request: web.Request, *, page: bool) -> Scope:
-    """The scope of the signed-in person; else to /login (a page) or 401 (JSON)."""
-    # Imported here: the dashboard module serves its front page with these pages' parts.
-    from gateway.web.dashboard import authenticated
-
-    if not await authenticated(request):
+    """The scope of the signed-in person (or machine client); else to /login (a page)
+    or 401 (JSON)."""
+    try:
+        return scope_of(request)
+    except NotLoggedIn:
         if page:
-            raise web.HTTPFound("/login")
-        raise ApiError(401, "unauthorized", "log in at /login or give the bearer token")
-    return scope_of(request)
+            raise web.HTTPFound("/login") from None
+        raise
 
 
 @dataclass(frozen=True)
