@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import logs
+from gateway.accounts.demo import DEMO_PEOPLE
 from gateway.callbacks.catalogue import load_catalogue
 from gateway.callbacks.policy import LEVEL_NAMES
 from gateway.callbacks.report import (
@@ -130,6 +131,7 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         agents=args.agents,
         agi=args.agi,
         recordings_dir=recordings if recordings.is_dir() else None,
+        people=True,
         overrides=[
             f"ivr.flows_dir={SHIPPED_FLOWS.absolute()}",
             f"ivr.prompts={SHIPPED_PROMPTS.absolute()}",
@@ -153,6 +155,7 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
             f"  gateway web on {stack.url}: dashboard {stack.url}/dashboard, API token "
             f"{stack.api_token}"
         )
+        _say(f"  dashboard logins (shown once): {_logins(stack)}")
         _say(f"  data folder: {data_dir}  (log: {log_file})")
         _say("")
         placed = await hotline_hour(stack, args.calls, rng, _say)
@@ -163,7 +166,7 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         await _settle(stack)
         await _callback_summary(stack, day)
         if args.stay:
-            _say(f"\n领导驾驶舱：{stack.url}/dashboard （访问令牌 {stack.api_token}），Ctrl-C 结束")
+            _say(f"\n领导驾驶舱：{stack.url}/dashboard （{_logins(stack)}），Ctrl-C 结束")
             await _until_interrupted()
     elapsed = asyncio.get_running_loop().time() - started
     _say(
@@ -174,6 +177,14 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         _say(f"  {command} {what}")
     _say("  （加 --json 供程序读取）")
     return 0
+
+
+def _logins(stack: Stack) -> str:
+    """The demo's people as ``name / password (role unit)``, for the summary."""
+    return "; ".join(
+        f"{name} / {password} ({DEMO_PEOPLE[name][0]} {DEMO_PEOPLE[name][1]})"
+        for name, password in stack.people.items()
+    )
 
 
 async def _until_interrupted() -> None:

@@ -12,12 +12,13 @@ import contextlib
 import secrets
 import socket
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
 
 from gateway import config as config_module
+from gateway.accounts.demo import add_demo_people
 from gateway.clock import ScaledClock
 from gateway.config import Config
 from gateway.sim.ami import SimConfig, SimulatedPbx
@@ -47,6 +48,8 @@ class Stack:
     runner: web.AppRunner
     run_scheduler: bool = True
     run_outbox: bool = True
+    # The demo's people (gateway.accounts.demo): password by username.
+    people: dict[str, str] = field(default_factory=dict)
 
     @property
     def inbound_url(self) -> str:
@@ -111,12 +114,14 @@ async def running_stack(
     run_scheduler: bool = True,
     run_outbox: bool = True,
     agi: str = "async",
+    people: bool = False,
 ) -> AsyncIterator[Stack]:
     """Start the simulated peers, then the gateway against them; stop in reverse.
 
     The simulated PBX admits only the least-privilege AMI user of the shipped
     manager.conf. ``agi`` is how it hands hotline calls over: "fastagi"
-    (AGI(agi://…), as the shipped dialplan) or "async" (AGI(agi:async))."""
+    (AGI(agi://…), as the shipped dialplan) or "async" (AGI(agi:async)). ``people``:
+    add the demo's accounts (a leader, a station chief) with fresh passwords."""
     if agi not in AGI_TRANSPORTS:
         raise ValueError(f"agi must be one of {AGI_TRANSPORTS}, got {agi!r}")
     pbx_secret = secrets.token_urlsafe(12)
@@ -166,6 +171,7 @@ async def running_stack(
         )
         async with Store.open(config.store_path, clock) as store:
             await load_seed(store.units, demo_city(), "demo-city.toml")
+            passwords = await add_demo_people(store, config.web) if people else {}
             app, runner = await _start_gateway(
                 config, clock, store, sock, run_scheduler, run_outbox=run_outbox
             )
@@ -181,6 +187,7 @@ async def running_stack(
                 runner,
                 run_scheduler,
                 run_outbox,
+                passwords,
             )
             try:
                 yield stack
