@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "gateway.calllog.commands",
     "gateway.cases.commands",
     "gateway.callbacks.commands",
+    "gateway.reports.commands",
     "gateway.sms.commands",
     "gateway.ivr.commands",
     "gateway.store.commands",
