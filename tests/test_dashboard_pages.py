@@ -423,3 +423,75 @@ def test_recording_file_needs_the_folder_to_exist(tmp_path: Path) -> None:
     target.write_bytes(wav(0.1))
     assert recording_file(tmp_path / "absent", str(target.with_suffix(""))) is None
     assert os.path.exists(target)
+
+
+# -- the board, a unit, the reports ------------------------------------------------
+
+
+async def test_board_shows_colours_with_reasons_and_a_red_unit_opens(
+    site: Site, http: TestClient[web.Request, web.Application]
+) -> None:
+    """A unit rated badly is red with its reasons in words; its page shows them and its case;
+    a chief of another station neither sees it on the board nor opens it."""
+    store = site.store
+    for n in range(4):
+        await _rate(store, "LZ-DC-01", f"B-{n}", 3 if n else 1, 0)
+    await _rate(store, "LZ-DC-02", "B-9", 1, 0)
+    case = await store.cases.open_case(
+        channel="web", category="complaint", actor="t", subject="噪音扰民", owner_unit="LZ-DC-01"
+    )
+    board = await (await http.get("/dashboard/board.json", headers=AUTH)).json()
+    units = {u["unit"]: u for u in board["units"]}
+    red = units["LZ-DC-01"]
+    assert red["colour"] == "red" and red["satisfaction_pct"] == 25.0
+    assert any("满意率 25.0%" in r for r in red["reasons"])
+    assert units["LZ-DC-02"]["colour"] == "green"
+    page = await (await http.get("/dashboard/board", headers=AUTH)).text()
+    assert '<tr data-unit="LZ-DC-01" data-colour="red">' in page and "满意率 25.0%" in page
+    unit = await http.get("/dashboard/units/LZ-DC-01", headers=AUTH)
+    text = await unit.text()
+    assert unit.status == 200 and 'id="unit-colour">红' in text
+    assert f'href="/dashboard/cases/{case.number}"' in text and "噪音扰民" in text
+    chief_units = frozenset({await _unit_id(store, "LZ-DC-02")})
+    async with TestClient(TestServer(site.app(chief_units))) as chief:
+        board = await (await chief.get("/dashboard/board.json", headers=AUTH)).json()
+        assert [u["unit"] for u in board["units"]] == ["LZ-DC-02"]
+        assert (await chief.get("/dashboard/units/LZ-DC-01", headers=AUTH)).status == 404
+        data = await chief.get("/dashboard/units/LZ-DC-01/data.json", headers=AUTH)
+        assert data.status == 404
+        assert (await chief.get("/dashboard/units/LZ-DC-02", headers=AUTH)).status == 200
+    assert (await http.get("/dashboard/units/NO-SUCH", headers=AUTH)).status == 404
+
+
+async def test_report_pages_for_the_city_and_for_a_meeting(
+    site: Site, http: TestClient[web.Request, web.Application]
+) -> None:
+    """The daily log of a past day, the weekly report and an agenda open as pages with a strict
+    policy; a day not over is a 400 saying so; a chief opens none of the city's reports nor
+    another unit's agenda."""
+    await _rate(site.store, "LZ-DC-01", "R-1", 3, 1)
+    daily = await http.get("/reports/daily/2026-11-29", headers=AUTH)
+    text = await daily.text()
+    assert daily.status == 200 and "民生诉求日志" in text
+    assert "style-src 'sha256-" in daily.headers["Content-Security-Policy"]
+    latest = await http.get("/reports/daily", headers=AUTH, allow_redirects=False)
+    assert latest.headers["Location"] == "/reports/daily/2026-11-29"
+    weekly = await http.get("/reports/weekly/2026-W47", headers=AUTH)
+    assert weekly.status == 200 and "民生警务周报" in await weekly.text()
+    today = await http.get("/reports/daily/2026-11-30", headers=AUTH)
+    assert today.status == 400 and "not over yet" in await today.text()
+    bad = await http.get("/reports/daily/yesterday", headers=AUTH)
+    assert bad.status == 400 and "报告参数有误" in await bad.text()
+    agenda = await http.get("/reports/agenda/2026-12-01/LZ-DC", headers=AUTH)
+    assert agenda.status == 200 and "调度会议程" in await agenda.text()
+    monday = await http.get("/reports/agenda/2026-11-30/LZ-DC", headers=AUTH)
+    assert monday.status == 400
+    listing = await (await http.get("/reports/agenda", headers=AUTH)).text()
+    assert "/reports/agenda/2026-12-01/LZ-DC" in listing
+    chief_units = frozenset({await _unit_id(site.store, "LZ-DC-02")})
+    async with TestClient(TestServer(site.app(chief_units))) as chief:
+        assert (await chief.get("/reports/daily/2026-11-29", headers=AUTH)).status == 404
+        assert (await chief.get("/reports/weekly/2026-W47", headers=AUTH)).status == 404
+        other = await chief.get("/reports/agenda/2026-12-01/LZ-XC", headers=AUTH)
+        assert other.status == 404
+        assert "LZ-XC" not in await (await chief.get("/reports/agenda", headers=AUTH)).text()

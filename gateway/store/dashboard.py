@@ -54,6 +54,17 @@ class UnitCategory:
 
 
 @dataclass(frozen=True)
+class UnitCase:
+    number: str
+    category: str
+    status: str
+    subject: str
+    deadline: datetime | None
+    created_at: datetime
+    unit_name: str
+
+
+@dataclass(frozen=True)
 class Recording:
     """A stored recording's path and the unit it belongs to (None: no owner yet)."""
 
@@ -188,6 +199,23 @@ class DashboardReads:
             )
         found = [parse_utc(row[0]) for row in stamps if row is not None and row[0]]
         return self._clock.local(max(found)).date() if found else None
+
+    async def unit_cases(self, unit_ids: frozenset[int], limit: int = 100) -> list[UnitCase]:
+        """Cases owned by ``unit_ids`` (merged repeats left out): those still to handle
+        first, soonest deadline first, then the others newest first; at most ``limit``."""
+        if not unit_ids:
+            return []
+        ordered = sorted(unit_ids)
+        rows = await self._reads.fetchall(
+            "SELECT c.number, c.category, c.status, c.subject, c.deadline, c.created_at, u.name"
+            " FROM cases c JOIN units u ON u.id = c.owner_unit_id"
+            f" WHERE c.owner_unit_id IN ({_marks(ordered)}) AND c.merged_into IS NULL"
+            " ORDER BY c.status IN ('open', 'assigned', 'in_progress') DESC,"
+            " CASE WHEN c.status IN ('open', 'assigned', 'in_progress') THEN c.deadline END,"
+            " c.created_at DESC LIMIT ?",
+            (*ordered, limit),
+        )
+        return [UnitCase(r[0], r[1], r[2], r[3], _at(r[4]), parse_utc(r[5]), r[6]) for r in rows]
 
     # -- recordings -------------------------------------------------------------
 

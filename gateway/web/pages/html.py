@@ -17,6 +17,7 @@ NAV = (
     ("/dashboard/wall", "热线实况"),
     ("/reports/daily", "日志"),
     ("/reports/weekly", "周报"),
+    ("/reports/agenda", "会议议程"),
 )
 
 
