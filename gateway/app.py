@@ -118,6 +118,12 @@ async def _callbacks_context(app: web.Application) -> AsyncIterator[None]:
 def add_telephony(app: web.Application) -> None:
     app.cleanup_ctx.append(_telephony_context)
     app[HEALTH_CHECKS]["pbx"] = _ping_pbx
+    app[HEALTH_CHECKS]["wall"] = _check_wall
+
+
+async def _check_wall(app: web.Application) -> None:
+    """The hotline wall's reload from QueueStatus is not failing."""
+    app[WALL].check()
 
 
 async def _telephony_context(app: web.Application) -> AsyncIterator[None]:

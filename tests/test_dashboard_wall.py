@@ -179,3 +179,22 @@ async def test_the_wall_follows_the_queue_live(stack: Stack) -> None:
 async def _paused(http: ClientSession, stack: Stack) -> bool:
     queues = (await _wall(http, stack))["queues"]
     return any(q["queue"] == "hotline" and q["seats"]["paused"] == 1 for q in queues)
+
+
+async def test_after_a_lost_link_the_wall_reloads_from_queue_status(stack: Stack) -> None:
+    """A change the gateway could not hear (a seat paused while the link was down) shows on
+    the wall once the link is back: each (re)connect reloads it from QueueStatus."""
+    async with ClientSession() as http:
+
+        async def seats(state: str, count: int) -> bool:
+            queues = (await _wall(http, stack))["queues"]
+            return any(q["queue"] == "hotline" and q["seats"][state] == count for q in queues)
+
+        await until(lambda: seats("free", 2), 10)
+        session = stack.app[PBX]["main"]
+        connects = session.connects
+        stack.pbx.world.queues["hotline"].seats[0].paused = True  # no event reaches the gateway
+        stack.pbx.faults.drop_connections()
+        await until(lambda: session.connected and session.connects > connects, 20)
+        await until(lambda: seats("paused", 1), 10)
+        assert await seats("free", 1)
