@@ -12,7 +12,6 @@ the citizen's number since the case opened.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -80,6 +79,10 @@ class TimelineRow:
     kind: str  # submission, history, call, item, attempt, rating, order, order_event, text
     ref_id: int  # the row's id in its table
     fields: dict[str, Any]
+
+
+# A case's timeline lists at most this many calls of the citizen.
+CALLS_LISTED = 50
 
 
 def _marks(values: Collection[Any]) -> str:
@@ -176,28 +179,35 @@ class DashboardReads:
 
     async def latest_day(self, unit_ids: frozenset[int] | None, until: datetime) -> date | None:
         """The local day of the latest call, case or rating before ``until`` that the
-        viewer may see; None if there is none."""
+        viewer may see; None if there is none. Each is the first row of an index read
+        backwards (calls: ``started_at``; cases: ``created_at``; ratings: the hourly
+        counts, whose hour gives the local day in any whole-hour zone)."""
         case_where, case_params = _units_clause("owner_unit_id", unit_ids)
-        rating_where, rating_params = _units_clause("i.unit_id", unit_ids)
+        rating_where, rating_params = _units_clause("unit_id", unit_ids)
         end = utc_iso(until)
-        stamps = [
-            await self._reads.fetchone(
-                f"SELECT MAX(created_at) FROM cases WHERE created_at < ?{case_where}",
-                (end, *case_params),
-            ),
-            await self._reads.fetchone(
-                "SELECT MAX(r.rated_at) FROM ratings r JOIN served_items i ON i.id = r.item_id"
-                f" WHERE r.rated_at < ?{rating_where}",
-                (end, *rating_params),
-            ),
-        ]
+        found: list[datetime] = []
+        row = await self._reads.fetchone(
+            f"SELECT created_at FROM cases WHERE created_at < ?{case_where}"
+            " ORDER BY created_at DESC LIMIT 1",
+            (end, *case_params),
+        )
+        if row is not None:
+            found.append(parse_utc(row[0]))
+        row = await self._reads.fetchone(
+            f"SELECT hour FROM rating_unit_hours WHERE hour < ?{rating_where}"
+            " ORDER BY hour DESC LIMIT 1",
+            (f"{until.astimezone(UTC):%Y-%m-%dT%H}", *rating_params),
+        )
+        if row is not None:
+            found.append(parse_utc(f"{row[0]}:00:00+00:00"))
         if unit_ids is None:
-            stamps.append(
-                await self._reads.fetchone(
-                    "SELECT MAX(started_at) FROM call_records WHERE started_at < ?", (end,)
-                )
+            row = await self._reads.fetchone(
+                "SELECT started_at FROM call_records WHERE started_at < ?"
+                " ORDER BY started_at DESC LIMIT 1",
+                (end,),
             )
-        found = [parse_utc(row[0]) for row in stamps if row is not None and row[0]]
+            if row is not None:
+                found.append(parse_utc(row[0]))
         return self._clock.local(max(found)).date() if found else None
 
     async def unit_cases(self, unit_ids: frozenset[int], limit: int = 100) -> list[UnitCase]:
@@ -276,14 +286,14 @@ class DashboardReads:
             (case_id,),
         ):
             add(r[1], "history", r[0], actor=r[2], action=r[3], note=r[4])
+        calls = "id, started_at, direction, disposition, queue_wait_s, agent, talk_s, recording"
         for r in await self._reads.fetchall(
-            "SELECT r.id, r.started_at, r.direction, r.disposition, r.queue_wait_s, r.agent,"
-            " r.talk_s, r.duration_s, r.recording, r.ivr_path FROM call_records r"
-            " WHERE r.case_id = ? UNION SELECT r.id, r.started_at, r.direction, r.disposition,"
-            " r.queue_wait_s, r.agent, r.talk_s, r.duration_s, r.recording, r.ivr_path"
-            " FROM call_records r JOIN cases c ON c.call_pbx = r.pbx"
-            " AND c.call_linkedid = r.linkedid WHERE c.id = ?",
-            (case_id, case_id),
+            # The call that opened the case (its unique key), and the citizen's later calls.
+            f"SELECT {calls} FROM call_records WHERE (pbx, linkedid) ="
+            " (SELECT call_pbx, call_linkedid FROM cases WHERE id = ?)"
+            f" UNION SELECT {calls} FROM call_records WHERE caller_number = ? AND started_at >= ?"
+            " ORDER BY started_at LIMIT ?",
+            (case_id, citizen or "", utc_iso(opened), CALLS_LISTED),
         ):
             add(
                 r[1],
@@ -294,9 +304,7 @@ class DashboardReads:
                 queue_wait_s=r[4],
                 agent=r[5],
                 talk_s=r[6],
-                duration_s=r[7],
-                recording=r[8],
-                ivr_path=json.loads(r[9] or "[]"),
+                recording=r[7],
             )
         items = await self._reads.fetchall(
             "SELECT id, kind_code, status, round, created_at FROM served_items WHERE reference = ?",
