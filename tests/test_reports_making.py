@@ -11,15 +11,22 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import config as config_module
 from gateway.cli import main
 from gateway.clock import ManualClock
 from gateway.config import Config
+from gateway.reports.errors import OutOfScope, ReportRefused
 from gateway.reports.making import ReportMaker, ReportSchedule, catalogue_names
+from gateway.reports.pages import agenda_page, daily_page, weekly_page
+from gateway.reports.web import add_report_routes
 from gateway.sms.service import SmsService
 from gateway.store import Store
 from gateway.store.fake import FakePlan, build_fake_store
+from gateway.store.reports import ReportQueries
+from gateway.web.app import create_web_app
 
 END = date(2026, 12, 1)
 # 07:31 in Shanghai on Tuesday 2026-12-01.
@@ -221,3 +228,83 @@ def test_daily_and_board_commands(data_dir: Path, capsys: pytest.CaptureFixture[
     assert main(["--data-dir", str(data_dir), "report", "board", "--date", "2026-11-30"]) == 0
     out = capsys.readouterr().out
     assert "三色预警" in out and "东城分局" in out and "满意率 " in out
+
+
+# -- the API and the pages -----------------------------------------------------------
+
+API_TOKEN = "reports-token-5d2f9a"
+
+
+@pytest.fixture
+async def api(
+    opened: Store, clock: ManualClock, data_dir: Path
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """The reports' API over the copied store."""
+    config = _config(data_dir, f"web.api_token={API_TOKEN}")
+    app = create_web_app(config, clock=clock, store=opened, features=[add_report_routes])
+    async with TestClient(TestServer(app)) as http:
+        yield http
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("from=2026-11-30&to=2026-11-01", "before it starts"),
+        ("from=2025-01-01&to=2026-11-30", "at most 366"),
+        ("from=2026-11-01&to=2026-12-09", "in the future"),
+        ("from=2026-11-01&to=2026-11-30&unit=LZ-NOPE", "no unit 'LZ-NOPE'"),
+        ("from=2026-11-01", "to is required"),
+        ("from=2026-11-01&to=30.11.2026", "not a date"),
+        ("from=2026-11-01&to=2026-11-30&format=pdf", "json or xlsx"),
+    ],
+)
+async def test_period_api_refuses_bad_input_with_400(
+    api: TestClient[web.Request, web.Application], query: str, message: str
+) -> None:
+    """A range backwards, over a year, in the future or of an unknown unit: 400 bad_report."""
+    response = await api.get(f"/api/reports/period?{query}", headers=_auth())
+    body = await response.json()
+    assert response.status == 400 and body["error"] == "bad_report", body
+    assert message in body["message"]
+
+
+async def test_period_api_gives_rates_and_the_excel_file(
+    api: TestClient[web.Request, web.Application],
+) -> None:
+    """The rates as JSON, the same as an .xlsx download; the board with its reasons."""
+    query = "from=2026-11-27&to=2026-11-30&unit=LZ-DC"
+    response = await api.get(f"/api/reports/period?{query}", headers=_auth())
+    assert response.status == 200
+    body = await response.json()
+    assert body["unit"] == "LZ-DC" and body["by_unit"]
+    assert 0 < body["total"]["satisfaction"] <= 1 and 0 < body["hotline"]["answer_rate"] < 1
+    response = await api.get(f"/api/reports/period?{query}&format=xlsx", headers=_auth())
+    assert response.status == 200 and (await response.read())[:2] == b"PK"
+    assert "attachment" in response.headers["Content-Disposition"]
+    response = await api.get("/api/reports/board?date=2026-11-30", headers=_auth())
+    board = await response.json()
+    assert response.status == 200 and all(u["reasons"] for u in board["units"])
+    response = await api.get("/api/reports/board?date=2026-12-30", headers=_auth())
+    assert response.status == 400 and "future" in (await response.json())["message"]
+    assert (await api.get("/api/reports/board")).status == 401
+
+
+def _auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+async def test_pages_refuse_outside_scope_and_bad_days(opened: Store, clock: ManualClock) -> None:
+    """The agenda page refuses a unit outside the viewer's scope; the daily page a future day."""
+    section = _config(Path("unused")).reports
+    reads = opened.reads
+    assert reads is not None
+    units = {u.code: u.id for u in await ReportQueries(reads).units()}
+    with pytest.raises(OutOfScope):
+        await agenda_page(
+            reads, clock, section, "LZ-DC", "2026-12-01", {}, frozenset({units["LZ-DC-01"]})
+        )
+    page = await agenda_page(reads, clock, section, "LZ-DC", "2026-12-01", {}, None)
+    assert "东城分局调度会议程" in page
+    with pytest.raises(ReportRefused, match="not over yet"):
+        await daily_page(reads, clock, section, "2026-12-01", {})
+    assert "民生警务周报 · 2026-W48" in await weekly_page(reads, clock, section, "2026-W48", {})
