@@ -29,6 +29,7 @@ from gateway.store.reports import ReportQueries
 from gateway.web.app import create_web_app
 
 END = date(2026, 12, 1)
+MEETING_UNITS = ("LZ-DC", "LZ-KFQ", "LZ-LH", "LZ-QS", "LZ-XC")
 # 07:31 in Shanghai on Tuesday 2026-12-01.
 MORNING = datetime(2026, 11, 30, 23, 31, tzinfo=UTC)
 
@@ -118,18 +119,23 @@ async def test_configured_leaders_only_and_unknown_codes_skipped(
     assert "J09999" in caplog.text
 
 
-async def test_schedule_makes_yesterdays_log_once_across_a_restart(
+async def test_schedule_makes_each_report_once_across_a_restart(
     opened: Store, clock: ManualClock, data_dir: Path
 ) -> None:
-    """Before daily_at nothing; after it yesterday's log once; a restarted loop adds nothing."""
-    config = _config(data_dir)
+    """At 07:29 on a meeting Tuesday: last week's report and the day's agendas (the evening
+    before was missed); at 07:31 yesterday's log; a restarted loop makes nothing again."""
+    config = _config(data_dir, "reports.meeting_weekdays=2")
     clock.advance(timedelta(minutes=-2))  # 07:29
-    assert await ReportSchedule(_maker(opened, clock, config)).tick() == []
+    made = await ReportSchedule(_maker(opened, clock, config)).tick()
+    assert [(m.kind, m.key, m.texts) for m in made] == [("weekly", "2026-W48", 1)] + [
+        ("agenda", f"2026-12-01/{code}", 0) for code in MEETING_UNITS
+    ]
     clock.advance(timedelta(minutes=2))
     made = await ReportSchedule(_maker(opened, clock, config)).tick()
     assert [(m.kind, m.key, m.texts) for m in made] == [("daily", "2026-11-30", 1)]
     assert await ReportSchedule(_maker(opened, clock, config)).tick() == []
     assert len(await _texts(opened, "report_daily")) == 1
+    assert len(await _texts(opened, "report_weekly")) == 1
 
 
 async def test_schedule_catches_up_texts_the_newest_and_makes_agendas(
@@ -137,9 +143,10 @@ async def test_schedule_catches_up_texts_the_newest_and_makes_agendas(
 ) -> None:
     """Back after days away it makes each missed log (texting only yesterday's); the evening
     before a meeting day it makes every sub-bureau's and county bureau's agenda."""
-    config = _config(data_dir)
+    config = _config(data_dir, "reports.meeting_weekdays=6")
     schedule = ReportSchedule(_maker(opened, clock, config))
-    await schedule.tick()
+    made = await schedule.tick()
+    assert sorted(m.kind for m in made) == ["daily", "weekly"]
     clock.advance(timedelta(days=2, minutes=30))  # Thursday 08:01
     made = await schedule.tick()
     assert [(m.key, m.texts) for m in made] == [("2026-12-01", 0), ("2026-12-02", 1)]
@@ -148,11 +155,11 @@ async def test_schedule_catches_up_texts_the_newest_and_makes_agendas(
     clock.advance(timedelta(days=1))  # Friday 18:01: Saturday's meetings
     made = await schedule.tick()
     agendas = sorted(m.key for m in made if m.kind == "agenda")
-    assert agendas == [
-        f"2026-12-05/{code}" for code in ("LZ-DC", "LZ-KFQ", "LZ-LH", "LZ-QS", "LZ-XC")
-    ]
+    assert agendas == [f"2026-12-05/{code}" for code in MEETING_UNITS]
     assert all(m.pdf.is_file() for m in made)
     assert await schedule.tick() == []
+    clock.advance(timedelta(hours=15))  # Saturday 09:01: Friday's log; the agendas are made
+    assert [(m.kind, m.key) for m in await schedule.tick()] == [("daily", "2026-12-04")]
 
 
 async def test_supervised_loop_makes_the_log_and_stops_cleanly(
