@@ -40,6 +40,7 @@ from gateway.pbx.channel import AgiChannel
 from gateway.pbx.fastagi import FastAgiServer
 from gateway.pbx.session import PbxPool
 from gateway.phone import dial_string
+from gateway.reports.web import add_report_routes
 from gateway.reports.wiring import add_report_schedule
 from gateway.sms.provider import SmsProvider
 from gateway.store import Store
@@ -80,6 +81,7 @@ def create_app(
         add_pages,
         add_appeals,
         add_accounts,
+        add_report_routes,
     ]
     if run_scheduler:
         features.append(add_scheduler)

@@ -17,7 +17,7 @@ family at one place::
     ├── SmsError               (gateway.sms)
     ├── CalendarError          (gateway.calendar: a year without holiday data)
     ├── AppealError            (gateway.appeals.exceptions: intake, merge, split, terms)
-    └── ReportRefused, FontMissing  (gateway.reports.errors: a day, range or unit refused)
+    └── ReportRefused, OutOfScope, FontMissing  (gateway.reports.errors)
 """
 
 

@@ -44,6 +44,7 @@ from gateway.reports.periods import (
 )
 from gateway.store.fake import FakePlan, build_fake_store
 from gateway.store.reader import ReadConnection
+from tests.test_query_plans import scans_of_big_tables
 
 TZ = ZoneInfo("Asia/Shanghai")
 # The fake store's traffic ends at 2026-12-01 00:00 UTC; "now" is 10:00 local that day.
@@ -427,3 +428,32 @@ def test_excel_file_holds_the_rates_and_their_definitions(fake_store: Path) -> N
     first = report.by_unit[0]
     assert f"<v>{first.rated_items}</v>" in units_sheet
     assert 'formatCode="0.0%"' in styles
+
+
+def test_no_report_query_scans_a_big_table(fake_store: Path) -> None:
+    """Every statement the board, the logs, the agenda and the period reports run searches
+    an index (``EXPLAIN QUERY PLAN``), so their cost follows the period, not the store."""
+    statements: list[str] = []
+
+    async def run() -> None:
+        async with ReadConnection.open(fake_store) as reads:
+            await reads.trace(statements.append)
+            await unit_board(reads, day=DAY, scope_units=None, now=NOW)
+            for span in (
+                daily_span(DAY, TODAY, TZ),
+                weekly_span(parse_week("2026-W48"), TODAY, TZ),
+            ):
+                await build_log(
+                    reads, span, now=NOW, tz=TZ, thresholds=DEFAULT_THRESHOLDS, kind_names={}
+                )
+            unit = await meeting_unit(reads, "LZ-DC")
+            await build_agenda(reads, unit, TODAY, now=NOW, tz=TZ, kind_names={})
+            whole = range_span(date(2026, 11, 1), date(2026, 11, 30), TODAY, TZ)
+            for code in (None, "LZ-DC"):
+                await build_period(reads, whole, now=NOW, unit_code=code, kind_names={})
+            await reads.trace(None)
+
+    asyncio.run(run())
+    assert len(statements) > 20
+    found = scans_of_big_tables(fake_store, statements)
+    assert found == [], "\n".join(found)

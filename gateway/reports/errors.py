@@ -12,3 +12,7 @@ class ReportRefused(GatewayError):
 
 class FontMissing(GatewayError):
     """No CJK font for the PDFs: the message names where it was looked for."""
+
+
+class OutOfScope(GatewayError):
+    """A report of a unit the viewer's role may not see (answered 403)."""

@@ -13,8 +13,10 @@ go through here, so a report made on demand is not made (nor texted) again by th
 :class:`ReportSchedule` is a supervised loop that, every minute, makes what is due:
 the daily log of yesterday from ``reports.daily_at`` on (and of the days before it
 back to the last one made, at most :data:`CATCH_UP_DAYS`, texting only the newest);
-the weekly report of the last week on ``reports.weekly_weekday``; each sub-bureau's and
-county bureau's agenda from ``reports.agenda_at`` on the evening before a meeting day.
+the weekly report of the last week from ``reports.weekly_weekday`` at ``daily_at`` on
+(late, not never, when the gateway was away that day); each sub-bureau's and county
+bureau's agenda from ``reports.agenda_at`` on the evening before a meeting day (or on
+the meeting day itself, until ``agenda_at``, when the evening was missed).
 What it has made lives in the store, so a restart neither skips nor repeats.
 """
 
@@ -231,22 +233,41 @@ class ReportSchedule:
         made: list[Made] = []
         if now.time() >= _hhmm(self.section.daily_at):
             made.extend(await self._dailies(today))
-            if today.isoweekday() == self.section.weekly_weekday:
-                monday = today - timedelta(days=today.isoweekday() - 1 + 7)
-                if not await self.maker.runs.made("weekly", week_key(monday)):
-                    made.append(await self.maker.weekly(monday, made_by="schedule"))
-        tomorrow = today + timedelta(days=1)
-        if (
-            now.time() >= _hhmm(self.section.agenda_at)
-            and tomorrow.isoweekday() in self.section.meeting_weekdays
-        ):
+        monday = self._due_week(now.date(), now.time())
+        if not await self.maker.runs.made("weekly", week_key(monday)):
+            made.append(await self.maker.weekly(monday, made_by="schedule"))
+        for day in self._meeting_days(today, now.time()):
             for unit in await ReportQueries(self.maker.reads).units():
                 if unit.kind not in MEETING_KINDS:
                     continue
-                key = f"{tomorrow.isoformat()}/{unit.code}"
+                key = f"{day.isoformat()}/{unit.code}"
                 if not await self.maker.runs.made("agenda", key):
-                    made.append(await self.maker.agenda(unit.code, tomorrow, made_by="schedule"))
+                    made.append(await self.maker.agenda(unit.code, day, made_by="schedule"))
         return made
+
+    def _due_week(self, today: date, at: time) -> date:
+        """The Monday of the last week whose report is due: the week before this one from
+        ``weekly_weekday`` at ``daily_at`` on, else the week before that (so a gateway
+        that was away on the day makes it late rather than never)."""
+        this_monday = today - timedelta(days=today.isoweekday() - 1)
+        due = (today.isoweekday(), at) >= (
+            self.section.weekly_weekday,
+            _hhmm(self.section.daily_at),
+        )
+        return this_monday - timedelta(days=7 if due else 14)
+
+    def _meeting_days(self, today: date, at: time) -> list[date]:
+        """Meeting days whose agendas are due: tomorrow's from ``agenda_at`` on, and
+        today's until then (made late when the gateway was away the evening before)."""
+        days = []
+        meetings = self.section.meeting_weekdays
+        evening = at >= _hhmm(self.section.agenda_at)
+        if today.isoweekday() in meetings and not evening:
+            days.append(today)
+        tomorrow = today + timedelta(days=1)
+        if evening and tomorrow.isoweekday() in meetings:
+            days.append(tomorrow)
+        return days
 
     async def _dailies(self, today: date) -> list[Made]:
         """Yesterday's log, and the days since the last one made (at most a week back);

@@ -19,25 +19,17 @@ import asyncio
 import base64
 import hashlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from html import escape
 
 from aiohttp import web
 
-from gateway.reports.agenda import MEETING_KINDS, build_agenda, render_agenda_html
-from gateway.reports.board import Thresholds
-from gateway.reports.errors import ReportRefused
-from gateway.reports.logs import build_log, render_daily_html, render_weekly_html
+from gateway.reports.agenda import MEETING_KINDS
+from gateway.reports.errors import OutOfScope, ReportRefused
 from gateway.reports.making import catalogue_names
-from gateway.reports.periods import (
-    agenda_day,
-    daily_span,
-    parse_day,
-    parse_week,
-    week_key,
-    weekly_span,
-)
+from gateway.reports.pages import agenda_page, daily_page, weekly_page
+from gateway.reports.periods import week_key
 from gateway.store.reports import ReportQueries
 from gateway.web.app import CLOCK, CONFIG, STORE
 from gateway.web.pages.html import error_page, html_response, nav, page
@@ -45,7 +37,7 @@ from gateway.web.pages.view import viewer
 from gateway.web.scope import audit
 
 _STYLE = re.compile(r"<style>(.*?)</style>", re.S)
-KIND_NAMES: web.AppKey[dict[str, str]] = web.AppKey("report_kind_names", dict)
+KIND_NAMES: web.AppKey[Mapping[str, str]] = web.AppKey("report_kind_names", Mapping)
 NOT_YOURS = "没有这份报告，或您无权查看。"
 
 
@@ -74,26 +66,16 @@ async def _log_page(request: web.Request, kind: str) -> web.Response:
     if scope.unit_ids is not None:
         return error_page(404, NOT_YOURS)
     store, clock, config = request.app[STORE], request.app[CLOCK], request.app[CONFIG]
-    today = clock.local().date()
     key = request.match_info["key"]
+    build = daily_page if kind == "daily" else weekly_page
     try:
-        if kind == "daily":
-            span = daily_span(parse_day(key), today, clock.tz)
-        else:
-            span = weekly_span(parse_week(key), today, clock.tz)
+        html = await build(
+            store.reads or store.db, clock, config.reports, key, request.app[KIND_NAMES]
+        )
     except ReportRefused as exc:
         return error_page(400, f"报告参数有误：{exc}")
-    names = request.app[KIND_NAMES]
-    log = await build_log(
-        store.reads or store.db,
-        span,
-        now=clock.now(),
-        tz=clock.tz,
-        thresholds=Thresholds.from_config(config.reports),
-        kind_names=names,
-    )
-    await audit(request, f"view_{kind}", span.key)
-    return report_response(render_daily_html(log) if kind == "daily" else render_weekly_html(log))
+    await audit(request, f"view_{kind}", key)
+    return report_response(html)
 
 
 async def get_daily(request: web.Request) -> web.Response:
@@ -120,23 +102,20 @@ async def get_agenda(request: web.Request) -> web.Response:
     scope = await viewer(request, page=True)
     store, clock, config = request.app[STORE], request.app[CLOCK], request.app[CONFIG]
     reads = store.reads or store.db
-    code = request.match_info["unit"]
+    code, day = request.match_info["unit"], request.match_info["day"]
     unit = next((u for u in await ReportQueries(reads).units() if u.code == code), None)
     if unit is None or unit.kind not in MEETING_KINDS or not scope.sees_unit(unit.id):
         return error_page(404, NOT_YOURS)
     try:
-        day = agenda_day(
-            parse_day(request.match_info["day"]),
-            clock.local().date(),
-            config.reports.meeting_weekdays,
+        html = await agenda_page(
+            reads, clock, config.reports, code, day, request.app[KIND_NAMES], scope.unit_ids
         )
+    except OutOfScope:
+        return error_page(404, NOT_YOURS)  # 404, never 403: what exists does not leak
     except ReportRefused as exc:
         return error_page(400, f"报告参数有误：{exc}")
-    agenda = await build_agenda(
-        reads, unit, day, now=clock.now(), tz=clock.tz, kind_names=request.app[KIND_NAMES]
-    )
-    await audit(request, "view_agenda", f"{day.isoformat()}/{unit.code}")
-    return report_response(render_agenda_html(agenda))
+    await audit(request, "view_agenda", f"{day}/{code}")
+    return report_response(html)
 
 
 async def list_agendas(request: web.Request) -> web.Response:
