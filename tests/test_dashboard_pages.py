@@ -67,10 +67,13 @@ class Site:
         self.store, self.clock, self.data_dir = store, clock, data_dir
         self.messages = data_dir / "messages"
 
-    def app(self, unit_ids: frozenset[int] | None = None) -> web.Application:
-        config = config_module.load(
-            env={"GATEWAY_WEB_API_TOKEN": TOKEN}, overrides=[f"gateway.data_dir={self.data_dir}"]
-        )
+    def app(
+        self, unit_ids: frozenset[int] | None = None, monitor: Path | None = None
+    ) -> web.Application:
+        env = {"GATEWAY_WEB_API_TOKEN": TOKEN}
+        if monitor is not None:
+            env["GATEWAY_PBX_MAIN_MONITOR_DIR"] = str(monitor)
+        config = config_module.load(env=env, overrides=[f"gateway.data_dir={self.data_dir}"])
         app = create_web_app(
             config, clock=self.clock, store=self.store, features=[add_dashboard, add_pages]
         )
@@ -495,3 +498,31 @@ async def test_report_pages_for_the_city_and_for_a_meeting(
         other = await chief.get("/reports/agenda/2026-12-01/LZ-XC", headers=AUTH)
         assert other.status == 404
         assert "LZ-XC" not in await (await chief.get("/reports/agenda", headers=AUTH)).text()
+
+
+async def test_call_recordings_come_from_their_pbxs_monitor_folder(
+    site: Site, tmp_path: Path
+) -> None:
+    """A call's MixMonitor recording (a name relative to the PBX's monitor folder) plays from
+    ``pbx.monitor_dir``; without that setting, or through a link out of it, it is a 404."""
+    monitor = tmp_path / "monitor"
+    (monitor / "hotline" / "2026" / "11" / "30").mkdir(parents=True)
+    (monitor / "hotline" / "2026" / "11" / "30" / "5.1.wav").write_bytes(wav(1.0))
+    (tmp_path / "elsewhere.wav").write_bytes(wav(1.0))
+    (monitor / "hotline" / "out.wav").symlink_to(tmp_path / "elsewhere.wav")
+    now = site.clock.now()
+    await site.store.calls.upsert(
+        [
+            record("5.1", now, recording="hotline/2026/11/30/5.1.wav"),
+            record("5.2", now, recording="hotline/out.wav"),
+        ]
+    )
+    ids = {c.record.linkedid: c.id for c in await site.store.calls.find()}
+    async with TestClient(TestServer(site.app(monitor=monitor))) as http:
+        played = await http.get(f"/dashboard/recordings/call/{ids['5.1']}", headers=AUTH)
+        assert played.status == 200 and (await played.read())[:4] == b"RIFF"
+        linked = await http.get(f"/dashboard/recordings/call/{ids['5.2']}", headers=AUTH)
+        assert linked.status == 404
+    async with TestClient(TestServer(site.app())) as http:
+        unset = await http.get(f"/dashboard/recordings/call/{ids['5.1']}", headers=AUTH)
+        assert unset.status == 404

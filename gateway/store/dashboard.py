@@ -69,6 +69,7 @@ class Recording:
 
     path: str
     unit_id: int | None
+    pbx: str | None = None  # a call's PBX, whose monitor folder holds its recording
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,7 @@ class DashboardReads:
             sql = "SELECT recording, owner_unit_id FROM cases WHERE id = ?"
         elif kind == "call":
             sql = (
-                "SELECT r.recording, c.owner_unit_id FROM call_records r"
+                "SELECT r.recording, c.owner_unit_id, r.pbx FROM call_records r"
                 " LEFT JOIN cases c ON c.id = r.case_id WHERE r.id = ?"
             )
         elif kind == "rating":
@@ -249,7 +250,8 @@ class DashboardReads:
         row = await self._reads.fetchone(sql, (row_id,))
         if row is None or not row[0]:
             return None
-        return Recording(str(row[0]), None if row[1] is None else int(row[1]))
+        pbx = str(row[2]) if kind == "call" else None
+        return Recording(str(row[0]), None if row[1] is None else int(row[1]), pbx)
 
     # -- a case's timeline --------------------------------------------------------
 

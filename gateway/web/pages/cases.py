@@ -8,9 +8,10 @@
   message), a call or a rating; served with byte ranges so the player can seek.
 
 A case, call or rating outside the viewer's units is "not found" (404), exactly as
-one that does not exist. A recording is served only from inside the recordings
-folder (``<data_dir>/<ivr.messages_dir>``): a stored path that leads outside it,
-also through a symbolic link, is a 404 and a warning in the log.
+one that does not exist. A recording is served only from inside a recordings
+folder — the callers' voice messages (``<data_dir>/<ivr.messages_dir>``) and, for a
+call, its PBX's monitor folder (``pbx.monitor_dir``): a stored path that leads
+outside them, also through a symbolic link, is a 404 and a warning in the log.
 """
 
 from __future__ import annotations
@@ -84,9 +85,25 @@ class RecordingNotFound(ApiError):
         super().__init__(404, "no_such_recording", f"no recording of {kind} {row_id}")
 
 
-def recordings_root(request: web.Request) -> Path:
+def recordings_roots(request: web.Request, pbx: str | None) -> list[Path]:
+    """Where a recording may come from: a call's PBX's monitor folder (``pbx.monitor_dir``)
+    for a call, and the callers' voice messages folder."""
     config = request.app[CONFIG]
-    return config.gateway.data_dir / config.ivr.messages_dir
+    roots = [
+        Path(section.monitor_dir)
+        for section in config.pbx
+        if pbx is not None and section.name == pbx and section.monitor_dir
+    ]
+    return [*roots, config.gateway.data_dir / config.ivr.messages_dir]
+
+
+def find_recording(roots: list[Path], stored: str) -> Path | None:
+    """The first root holding the stored recording inside it (:func:`recording_file`)."""
+    for root in roots:
+        found = recording_file(root, stored)
+        if found is not None:
+            return found
+    return None
 
 
 def recording_file(root: Path, stored: str) -> Path | None:
@@ -296,7 +313,8 @@ async def get_recording(request: web.Request) -> web.StreamResponse:
     found = await request.app[STORE].dashboard.recording(kind, row_id)
     if found is None or not scope.sees_unit(found.unit_id):
         raise RecordingNotFound(kind, row_id)
-    path = await asyncio.to_thread(recording_file, recordings_root(request), found.path)
+    roots = recordings_roots(request, found.pbx)
+    path = await asyncio.to_thread(find_recording, roots, found.path)
     if path is None:
         raise RecordingNotFound(kind, row_id)
     if "Range" not in request.headers or request.http_range.start in (None, 0):
