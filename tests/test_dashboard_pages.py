@@ -346,6 +346,8 @@ async def test_case_page_shows_the_whole_timeline_with_players(
         assert body[:4] == b"RIFF" and body[8:12] == b"WAVE"
     ranged = await http.get(call["recording"], headers={**AUTH, "Range": "bytes=0-99"})
     assert ranged.status == 206 and len(await ranged.read()) == 100
+    garbled = await http.get(call["recording"], headers={**AUTH, "Range": "bytes=x-y"})
+    assert garbled.status in (200, 416)
 
 
 async def test_a_chief_cannot_reach_another_stations_case_or_recording(

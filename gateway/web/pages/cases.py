@@ -303,6 +303,16 @@ async def get_case_json(request: web.Request) -> web.Response:
     return response
 
 
+def _first_read(request: web.Request) -> bool:
+    """The read that starts a play (no range, or one from byte 0): audited once a play,
+    not once per range the player asks for. A malformed range is left to the file
+    response (416)."""
+    try:
+        return request.http_range.start in (None, 0)
+    except ValueError:
+        return False
+
+
 async def get_recording(request: web.Request) -> web.StreamResponse:
     """A recording the viewer may hear, from inside the recordings folder only."""
     scope = await viewer(request, page=False)
@@ -317,8 +327,8 @@ async def get_recording(request: web.Request) -> web.StreamResponse:
     path = await asyncio.to_thread(find_recording, roots, found.path)
     if path is None:
         raise RecordingNotFound(kind, row_id)
-    if "Range" not in request.headers or request.http_range.start in (None, 0):
-        await audit(request, "play_recording", f"{kind}/{row_id}")  # once per play, not per range
+    if _first_read(request):
+        await audit(request, "play_recording", f"{kind}/{row_id}")
     response = web.FileResponse(path)
     response.content_type = AUDIO_TYPES.get(path.suffix.lower(), "application/octet-stream")
     response.headers["Cache-Control"] = "private, no-store"
