@@ -1,12 +1,15 @@
-"""The leaders' dashboard: today's hotline, cases, callbacks, orders and texts.
+"""The leaders' dashboard: a day's hotline, cases, callbacks, orders and texts, and charts.
 
-    app = create_web_app(config, features=[..., add_dashboard])
+    app = create_web_app(config, features=[..., add_dashboard, add_pages])
 
 Pages (Chinese, for the bureau's leaders and the supervision office):
 
 * ``/`` redirects to ``/dashboard``;
-* ``/dashboard`` one server-rendered page; a little script refreshes its figures
-  from ``/dashboard/data.json`` every 10 seconds;
+* ``/dashboard?day=YYYY-MM-DD`` one server-rendered page for the day picked (see
+  :func:`gateway.web.pages.view.shown_day` for the default), with the charts of
+  :mod:`gateway.web.pages.charts` (``/dashboard/charts.json``); a little script
+  refreshes its figures from ``/dashboard/data.json`` every 10 seconds; the other
+  pages (board, wall, cases, reports) are in :mod:`gateway.web.pages`;
 * ``/login`` asks for a person's name and password (:mod:`gateway.accounts`);
   ``/logout`` ends the session. ``/static/dashboard.{css,js}`` are open (they hold
   no data).
