@@ -32,6 +32,8 @@ from gateway.web.scope import Scope
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,31}")
 MAX_DISPLAY_NAME = 32
+# A name tried at the login is counted and audited cut to this length (no real name is longer).
+MAX_TRIED_NAME = 64
 
 
 class AccountError(GatewayError):
@@ -148,6 +150,7 @@ class AccountService:
         """A new session, or :class:`LoginRefused` (wrong name or password, disabled, or
         the limit reached by this name or this address)."""
         accounts = self.store.accounts
+        username = username[:MAX_TRIED_NAME]  # what is counted and audited of a tried name
         wait = max(
             await self._wait("username", username, self.web.login_max_failures),
             await self._wait("address", address, self.web.login_max_failures_per_address),
