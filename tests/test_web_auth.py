@@ -4,7 +4,9 @@ live and end on the server; the session cookie can be forced Secure behind a TLS
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -124,6 +126,17 @@ async def test_wrong_passwords_beyond_the_account_limit_wait_even_after_a_restar
     assert actions == ["login_failed"] * LIMIT + ["login_refused"] * 2 + ["login"]
 
 
+async def test_a_burst_of_parallel_guesses_gets_no_more_than_the_limit(client: Client) -> None:
+    """20 wrong passwords for one account sent at once: at most 5 are checked (401), the rest
+    wait (429), and then the right password waits too."""
+    statuses = await asyncio.gather(
+        *(_try(client, "dongguan", f"wrong-password-{n}") for n in range(20))
+    )
+    assert statuses.count(401) <= LIMIT and statuses.count(429) >= 20 - LIMIT
+    assert set(statuses) <= {401, 429}
+    assert await _try(client, "dongguan", PASSWORD) == 429
+
+
 async def test_wrong_passwords_from_one_address_beyond_its_limit_wait(
     client: Client, store: Store, clock: ManualClock
 ) -> None:
@@ -205,3 +218,19 @@ async def test_secure_cookie_can_be_forced(
         )
         assert login.status == 302
         assert bool(login.cookies[SESSION_COOKIE]["secure"]) is secure
+
+
+async def test_the_store_keeps_no_session_value_nor_password(
+    client: Client, store: Store, tmp_path: Path
+) -> None:
+    """The store holds only a hash of the session's cookie and of the password: a copy of the
+    store's file opens no session and shows no password."""
+    headers = await log_in(client, "leader")
+    cookie = headers["Cookie"].split("=", 1)[1]
+    row = await store.db.fetchone("SELECT token_hash FROM user_sessions")
+    assert row is not None and row[0] != cookie and len(row[0]) == 64
+    await store.db.conn.execute("PRAGMA wal_checkpoint(FULL)")
+    raw = await asyncio.to_thread(
+        lambda: b"".join(p.read_bytes() for p in tmp_path.glob("gateway.sqlite3*"))
+    )
+    assert cookie.encode() not in raw and PASSWORD.encode() not in raw

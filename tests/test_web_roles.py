@@ -105,6 +105,7 @@ async def test_a_station_chief_reaching_outside_his_station_gets_404_on_every_ro
             ("/api/sms/messages", 404),
             ("/api/sms/messages/1", 404),
             ("/api/audit", 404),
+            ("/audit", 404),
         ]:
             got, body = await chief.get(path)
             assert got == status, f"GET {path}: {got}, expected {status}"
@@ -134,6 +135,7 @@ async def test_a_station_chief_reaching_outside_his_station_gets_404_on_every_ro
         status, page = await chief.get("/dashboard")
         assert status == 200 and "东关派出所" in page
         assert "西关派出所" not in page and "望湖派出所" not in page and "今日热线" not in page
+        assert 'href="/audit"' not in page
         # people read the API; changes are for machine clients
         posted, body = await chief.post("/api/orders/ZG20261130-0001/report", {"actor": "J00010"})
         assert (posted, body["error"]) == (401, "machine_clients_only")
@@ -199,7 +201,8 @@ async def test_a_leader_and_a_machine_client_see_every_unit(stack: Stack) -> Non
 
 async def test_the_supervision_office_reads_the_audit_log(stack: Stack) -> None:
     """Logins, failed logins, views of a case and of the dashboard, and logouts are in the
-    audit log with who and from where; the supervision office reads it, a page at a time."""
+    audit log with who and from where; the supervision office reads it, a page at a time,
+    as JSON and as a page linked from its dashboard."""
     cases = await _case_numbers(stack)
     async with aiohttp.ClientSession() as http:
         async with http.post(
@@ -226,6 +229,11 @@ async def test_the_supervision_office_reads_the_audit_log(stack: Stack) -> None:
         ]
         assert all(e["address"] == "127.0.0.1" for e in body["entries"])
         assert body["entries"][0]["role"] == "station"
+        status, html = await ducha.get("/audit?user=dongguan")
+        assert status == 200 and "审计日志 · 用户 dongguan" in html
+        assert html.count("<tr data-id=") == 5 and "查看诉求" in html and "登录失败" in html
+        _, dashboard = await ducha.get("/dashboard")
+        assert 'href="/audit"' in dashboard
         status, page = await ducha.get("/api/audit?limit=2")
         assert status == 200 and len(page["entries"]) == 2
         assert (await ducha.get("/api/audit?limit=0"))[0] == 400

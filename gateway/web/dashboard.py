@@ -44,7 +44,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.accounts.roles import ROLES
+from gateway.accounts.roles import AUDIT_READERS, ROLES
 from gateway.accounts.service import AccountService, LoginRefused
 from gateway.callbacks.policy import LEVEL_NAMES, TOP_LEVEL
 from gateway.callbacks.report import (
@@ -268,6 +268,11 @@ async def _figures(store: Store, clock: Clock, period: Period, scope: Scope) -> 
 # -- HTML -------------------------------------------------------------------------
 
 
+# Other parts' pages (the audit log) use the same frame and the same headers.
+page = _page
+html_response = _html
+
+
 def login_page(message: str = "", username: str = "") -> str:
     note = f'<p class="error" role="alert">{escape(message)}</p>' if message else ""
     form = (
@@ -331,8 +336,12 @@ def _order_rows(orders: list[dict[str, Any]]) -> str:
 
 
 def _viewer(viewer: Mapping[str, str]) -> str:
+    """Who is logged in; the supervision office's link to the audit log."""
     role = ROLES.get(viewer["role"])
-    return escape(f"{viewer['username']}（{role.name}）" if role else viewer["username"])
+    who = escape(f"{viewer['username']}（{role.name}）" if role else viewer["username"])
+    if viewer["role"] in AUDIT_READERS:
+        who += ' · <a href="/audit">审计日志</a>'
+    return who
 
 
 def _hotline_section(hot: Mapping[str, Any] | None) -> str:

@@ -56,5 +56,9 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_at ON audit_log(at);
 CREATE INDEX audit_log_actor ON audit_log(actor, at);
 
+-- A person's figures count their units' items by status and period
+-- (gateway.store.figures.FigureRepository.item_counts).
+CREATE INDEX served_items_unit ON served_items(unit_id, status, served_at);
+
 -- The shared-token sessions ended by a logout are gone with the shared token.
 DROP TABLE ended_sessions;
