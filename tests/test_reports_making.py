@@ -27,11 +27,18 @@ from gateway.store import Store
 from gateway.store.fake import FakePlan, build_fake_store
 from gateway.store.reports import ReportQueries
 from gateway.web.app import create_web_app
+from tests.test_reports import font_or_skip
 
 END = date(2026, 12, 1)
 MEETING_UNITS = ("LZ-DC", "LZ-KFQ", "LZ-LH", "LZ-QS", "LZ-XC")
 # 07:31 in Shanghai on Tuesday 2026-12-01.
 MORNING = datetime(2026, 11, 30, 23, 31, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def cjk_font() -> Path:
+    """Every report here makes its PDF: the CJK font must be there (or, off CI, skip)."""
+    return font_or_skip()
 
 
 @pytest.fixture(scope="module")
