@@ -27,11 +27,18 @@ from gateway.store import Store
 from gateway.store.fake import FakePlan, build_fake_store
 from gateway.store.reports import ReportQueries
 from gateway.web.app import create_web_app
+from tests.test_reports import font_or_skip
 
 END = date(2026, 12, 1)
 MEETING_UNITS = ("LZ-DC", "LZ-KFQ", "LZ-LH", "LZ-QS", "LZ-XC")
 # 07:31 in Shanghai on Tuesday 2026-12-01.
 MORNING = datetime(2026, 11, 30, 23, 31, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def cjk_font() -> Path:
+    """Every report here makes its PDF: the CJK font must be there (or, off CI, skip)."""
+    return font_or_skip()
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +112,25 @@ async def test_daily_log_is_made_and_texted_once(
     assert "http://127.0.0.1:8080/reports/daily/2026-11-30" in body
     assert f"满意率{first.figures['satisfaction']}" in body
     assert await _runs(opened) == [("daily", "2026-11-30", "command")]
+
+
+async def test_todays_log_so_far_is_not_marked_made_and_texted_once(
+    opened: Store, clock: ManualClock, data_dir: Path
+) -> None:
+    """Today's log on demand covers the day so far, texts each leader once that day, and
+    leaves the marker to the next morning's whole-day log (which texts again)."""
+    maker = _maker(opened, clock, _config(data_dir))
+    today = date(2026, 12, 1)
+    first = await maker.daily(today, made_by="command")
+    assert first.so_far and not first.recorded and first.texts == 1
+    assert "截至 07:31，当日未结束" in first.html.read_text(encoding="utf-8")
+    await maker.daily(today, made_by="command")
+    assert len(await _texts(opened, "report_daily")) == 1
+    assert await _runs(opened) == []
+    clock.advance(timedelta(days=1))
+    made = await ReportSchedule(maker).tick()
+    assert ("daily", "2026-12-01", 1) in [(m.kind, m.key, m.texts) for m in made]
+    assert len(await _texts(opened, "report_daily")) == 2
 
 
 async def test_configured_leaders_only_and_unknown_codes_skipped(
@@ -186,7 +212,7 @@ async def test_supervised_loop_makes_the_log_and_stops_cleanly(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["daily", "--date", "2099-01-01"], "is not over yet"),
+        (["daily", "--date", "2099-01-01"], "in the future"),
         (["daily", "--date", "2026-02-30"], "is not a date"),
         (["weekly", "--week", "2026-W99"], "does not exist"),
         (["agenda", "--unit", "LZ-DC", "--date", "2026-12-02"], "not a meeting day"),
@@ -312,6 +338,6 @@ async def test_pages_refuse_outside_scope_and_bad_days(opened: Store, clock: Man
         )
     page = await agenda_page(reads, clock, section, "LZ-DC", "2026-12-01", {}, None)
     assert "东城分局调度会议程" in page
-    with pytest.raises(ReportRefused, match="not over yet"):
-        await daily_page(reads, clock, section, "2026-12-01", {})
+    with pytest.raises(ReportRefused, match="in the future"):
+        await daily_page(reads, clock, section, "2026-12-02", {})
     assert "民生警务周报 · 2026-W48" in await weekly_page(reads, clock, section, "2026-W48", {})

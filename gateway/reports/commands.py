@@ -50,7 +50,9 @@ def register(sub: Any) -> None:
     report = sub.add_parser("report", help="the leaders' reports: daily log, weekly, agenda, rates")
     report_sub = report.add_subparsers(dest="report", metavar="REPORT", required=True)
     daily = report_sub.add_parser("daily", help="the daily appeals log of a past day")
-    daily.add_argument("--date", required=True, help="the day, YYYY-MM-DD (yesterday or earlier)")
+    daily.add_argument(
+        "--date", required=True, help="the day, YYYY-MM-DD (a past day, or today so far)"
+    )
     daily.add_argument("--no-texts", action="store_true", help="do not text the leaders")
     daily.set_defaults(handler=_daily)
     weekly = report_sub.add_parser("weekly", help="the weekly report of a past ISO week")
@@ -92,7 +94,10 @@ def _print_made(made: Made) -> None:
     print(f"PDF： {made.pdf}")
     if made.kind == "agenda":
         return
-    if made.recorded:
+    if made.so_far:
+        print("当日尚未结束：本日志为截至目前的数据，明晨将生成全天日志并再通知领导")
+        print(f"已通知领导：{made.texts} 条短信（当日日志每位领导一天只发一次）")
+    elif made.recorded:
         print(f"已通知领导：{made.texts} 条短信已排队")
     else:
         print("此前已生成并通知过，本次只重写文件，未重复发短信")

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from gateway.appeals.service import CHANNEL_NAMES as INTAKE_CHANNEL_NAMES
+from gateway.callbacks.policy import Satisfaction
 from gateway.callbacks.service import REASONS
 from gateway.clock import Clock
 from gateway.reports.board import (
@@ -41,21 +42,6 @@ ORDER_STATUS_NAMES = {"open": "整改中", "reported": "已反馈待复访", "cl
 
 
 @dataclass(frozen=True)
-class Scores:
-    satisfied: int = 0
-    basically: int = 0
-    dissatisfied: int = 0
-
-    @property
-    def rated(self) -> int:
-        return self.satisfied + self.basically + self.dissatisfied
-
-    @property
-    def rate(self) -> float | None:
-        return (self.satisfied + self.basically) / self.rated if self.rated else None
-
-
-@dataclass(frozen=True)
 class ActivityLog:
     """The figures of a daily log or a weekly report (see the module docstring)."""
 
@@ -70,7 +56,7 @@ class ActivityLog:
     submissions: dict[str, tuple[int, int]]
     by_category: dict[str, int]
     by_unit: dict[int | None, int]
-    scores: Scores
+    scores: Satisfaction  # first-callback ratings given in the span
     attempts: dict[str, int]
     dissatisfied: list[Dissatisfied]
     orders_open: int
@@ -120,13 +106,13 @@ async def build_log(
     span: Span,
     *,
     now: datetime,
-    tz: tzinfo,
+    tz: ZoneInfo,
     thresholds: Thresholds,
     kind_names: Mapping[str, str],
 ) -> ActivityLog:
     """The figures of ``span`` (see the module docstring), read on ``reads``."""
     queries = ReportQueries(reads)
-    figures = FigureRepository(reads, Clock(tz if isinstance(tz, ZoneInfo) else ZoneInfo("UTC")))
+    figures = FigureRepository(reads, Clock(tz))
     as_of = min(now, span.until)
     units = await queries.units()
     opened = await queries.cases_opened(span.since, span.until)
@@ -159,7 +145,7 @@ async def build_log(
         submissions=await queries.submissions(span.since, span.until),
         by_category=by_category,
         by_unit=by_unit,
-        scores=Scores(*total),
+        scores=Satisfaction(sum(total), total[0], total[1], total[2]),
         attempts=await figures.attempt_outcomes(span.since, span.until),
         dissatisfied=await queries.dissatisfied(span.since, span.until),
         orders_open=orders_open,

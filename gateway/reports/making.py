@@ -55,7 +55,8 @@ TEMPLATES = {"daily": "report_daily", "weekly": "report_weekly"}
 
 @dataclass(frozen=True)
 class Made:
-    """One report made: its files, whether this call recorded it, the texts queued."""
+    """One report made: its files, whether this call recorded it, the texts queued (a
+    text already queued for the same report and leader is not queued again)."""
 
     kind: str
     key: str
@@ -64,6 +65,7 @@ class Made:
     recorded: bool
     texts: int
     figures: Mapping[str, str]
+    so_far: bool = False  # today's log on demand: not marked made, the morning's replaces it
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -116,12 +118,22 @@ class ReportMaker:
         )
 
     async def daily(self, day: date, *, made_by: str, text: bool = True) -> Made:
-        """The daily log of ``day`` (a past day), its files, marker and texts."""
+        """The daily log of ``day`` (a past day), its files, marker and texts.
+
+        Today's log, asked for on demand, covers the day so far: its files are those the
+        next morning's log replaces, it is not marked made (the morning makes the whole
+        day's), and its texts are keyed apart (a leader gets one such text a day)."""
         span = daily_span(day, self.today(), self.clock.tz)
         activity = await self.build_log(span)
-        document = log_document(activity, f"民生诉求日志 · {span.label}")
+        title = f"民生诉求日志 · {span.label}"
+        so_far = day >= self.today()
+        if so_far:
+            title += f"（截至 {self.clock.local():%H:%M}，当日未结束）"
+        document = log_document(activity, title)
         variables = {"date": span.key, **headline(activity)}
-        return await self._make("daily", span.key, document, variables, made_by, text)
+        return await self._make(
+            "daily", span.key, document, variables, made_by, text, record=not so_far
+        )
 
     async def weekly(self, monday: date, *, made_by: str, text: bool = True) -> Made:
         """The weekly report of the ISO week beginning ``monday`` (a past week)."""
@@ -155,6 +167,8 @@ class ReportMaker:
         variables: Mapping[str, str],
         made_by: str,
         text: bool,
+        *,
+        record: bool = True,
     ) -> Made:
         font = find_font(self.section.pdf_font)
         html = render_html(document).encode()
@@ -163,19 +177,23 @@ class ReportMaker:
         html_path, pdf_path = stem.with_suffix(".html"), stem.with_suffix(".pdf")
         await asyncio.to_thread(_write, html_path, html)
         await asyncio.to_thread(_write, pdf_path, pdf)
-        orders = await self._texts(kind, key, variables) if text and kind in TEMPLATES else []
+        tag = kind if record else f"{kind}-so-far"
+        wanted = text and kind in TEMPLATES
+        orders = await self._texts(kind, tag, key, variables) if wanted else []
         async with self.store.db.transaction() as conn:
-            recorded = await ReportRuns.record(
+            recorded = record and await ReportRuns.record(
                 conn, kind, key, at=self.clock.now(), made_by=made_by, texts=len(orders)
             )
-            if recorded and orders and self.sms is not None:
+            if (recorded or not record) and orders and self.sms is not None:
                 await self.sms.enqueue_many(orders, conn=conn)
-        if recorded:
-            log.info("report %s %s made (%s), %d text(s) queued", kind, key, made_by, len(orders))
-        return Made(kind, key, html_path, pdf_path, recorded, len(orders) if recorded else 0,
-                    dict(variables))  # fmt: skip
+        texts = len(orders) if recorded or not record else 0
+        if recorded or not record:
+            log.info("report %s %s made (%s), %d text(s) queued", kind, key, made_by, texts)
+        return Made(kind, key, html_path, pdf_path, recorded, texts, dict(variables), not record)
 
-    async def _texts(self, kind: str, key: str, variables: Mapping[str, str]) -> list[TextOrder]:
+    async def _texts(
+        self, kind: str, tag: str, key: str, variables: Mapping[str, str]
+    ) -> list[TextOrder]:
         """One text per leader with a mobile that can take texts (others are logged)."""
         if self.sms is None:
             return []
@@ -203,7 +221,7 @@ class ReportMaker:
                     to=number,
                     template=TEMPLATES[kind],
                     variables={**variables, "link": self.link(kind, key)},
-                    idempotency_key=f"report:{kind}:{key}:{code}",
+                    idempotency_key=f"report:{tag}:{key}:{code}",
                 )
             )
         return orders

@@ -129,7 +129,11 @@ def _table(pdf: FPDF, table: Table) -> None:
     pdf.ln(1)
     columns = len(table.headers)
     heading = FontFace(fill_color=(235, 235, 235))
+    # A table of a few columns (a count per channel) needs no full page width.
+    width = min(pdf.epw, 60.0 * columns) if columns <= 3 else pdf.epw
     with pdf.table(
+        width=width,
+        align="LEFT",
         headings_style=heading,
         line_height=5,
         text_align="LEFT",

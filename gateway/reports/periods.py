@@ -1,8 +1,8 @@
 """The day, week or range a report covers, checked before anything is read.
 
-Reports cover whole local days that are over: a daily log yesterday or earlier, a
-weekly report a finished ISO week, a period report at most :data:`MAX_RANGE_DAYS`
-days ending yesterday or earlier (today may be included: its figures so far). A
+Reports cover whole local days that are over: a daily log yesterday or earlier (or,
+on demand, today so far), a weekly report a finished ISO week, a period report at
+most :data:`MAX_RANGE_DAYS` days ending today at the latest (today: its figures so far). A
 meeting agenda is for a meeting day (Tuesday, Thursday, Saturday unless configured
 otherwise), at most :data:`AGENDA_AHEAD_DAYS` ahead. Each refusal is a
 :class:`ReportRefused` with one line for the operator.
@@ -61,11 +61,9 @@ def parse_day(text: str, what: str = "date") -> date:
 
 
 def daily_span(day: date, today: date, tz: tzinfo) -> Span:
-    """The daily log's day: a whole day that is over."""
-    if day >= today:
-        raise ReportRefused(
-            f"{day} is not over yet (today is {today}): a daily log covers a past day"
-        )
+    """The daily log's day: a past day, or today so far (on demand only)."""
+    if day > today:
+        raise ReportRefused(f"{day} is in the future (today is {today})")
     return span("daily", day.isoformat(), day, day, tz)
 
 

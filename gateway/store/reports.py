@@ -167,20 +167,19 @@ class ReportQueries:
     async def scores_by_unit(self, since: datetime, until: datetime) -> dict[int, list[int]]:
         """First-callback scores given in the period: unit id → [satisfied, basically,
         dissatisfied] (the counts triggers keep, migration 0010)."""
-        _period(since, until)
-        rows = await self._reads.fetchall(
-            f"SELECT c.unit_id, c.score, SUM(c.n) FROM ({_counted('unit_id', 'rating_unit')}) c"
-            " GROUP BY c.unit_id, c.score HAVING SUM(c.n) > 0",
-            _spans(since, until),
-        )
-        return _score_table(rows)
+        return await self._scores("unit_id", "rating_unit", since, until)
 
     async def scores_by_kind(self, since: datetime, until: datetime) -> dict[str, list[int]]:
         """As :meth:`scores_by_unit`, by kind of business."""
+        return await self._scores("kind_code", "rating_kind", since, until)
+
+    async def _scores(
+        self, column: str, table: str, since: datetime, until: datetime
+    ) -> dict[Any, list[int]]:
         _period(since, until)
         rows = await self._reads.fetchall(
-            f"SELECT c.kind_code, c.score, SUM(c.n) FROM ({_counted('kind_code', 'rating_kind')})"
-            " c GROUP BY c.kind_code, c.score HAVING SUM(c.n) > 0",
+            f"SELECT c.{column}, c.score, SUM(c.n) FROM ({_counted(column, table)}) c"
+            f" GROUP BY c.{column}, c.score HAVING SUM(c.n) > 0",
             _spans(since, until),
         )
         return _score_table(rows)
