@@ -471,9 +471,9 @@ async def test_board_shows_colours_with_reasons_and_a_red_unit_opens(
 async def test_report_pages_for_the_city_and_for_a_meeting(
     site: Site, http: TestClient[web.Request, web.Application]
 ) -> None:
-    """The daily log of a past day, the weekly report and an agenda open as pages with a strict
-    policy; a day not over is a 400 saying so; a chief opens none of the city's reports nor
-    another unit's agenda."""
+    """The daily log of a past day (and of today so far), the weekly report and an agenda open
+    as pages with a strict policy; a day to come is a 400 saying so; a chief opens none of the
+    city's reports nor another unit's agenda."""
     await _rate(site.store, "LZ-DC-01", "R-1", 3, 1)
     daily = await http.get("/reports/daily/2026-11-29", headers=AUTH)
     text = await daily.text()
@@ -484,7 +484,9 @@ async def test_report_pages_for_the_city_and_for_a_meeting(
     weekly = await http.get("/reports/weekly/2026-W47", headers=AUTH)
     assert weekly.status == 200 and "民生警务周报" in await weekly.text()
     today = await http.get("/reports/daily/2026-11-30", headers=AUTH)
-    assert today.status == 400 and "not over yet" in await today.text()
+    assert today.status == 200 and "民生诉求日志" in await today.text()  # the day so far
+    tomorrow = await http.get("/reports/daily/2026-12-01", headers=AUTH)
+    assert tomorrow.status == 400 and "报告参数有误" in await tomorrow.text()
     bad = await http.get("/reports/daily/yesterday", headers=AUTH)
     assert bad.status == 400 and "报告参数有误" in await bad.text()
     agenda = await http.get("/reports/agenda/2026-12-01/LZ-DC", headers=AUTH)

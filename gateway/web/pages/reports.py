@@ -10,7 +10,7 @@
 These are the links the leaders' texts carry. The daily log and the weekly report
 cover the whole city: only those who see every unit open them; an agenda, only
 those who see its unit. To anyone else they are not found (404). A day or week
-that cannot have a report (not over yet, not a date) is a 400 saying why.
+that cannot have a report (still to come, not a date) is a 400 saying why.
 """
 
 from __future__ import annotations
