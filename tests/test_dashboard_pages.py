@@ -106,10 +106,12 @@ async def _unit_id(store: Store, code: str) -> int:
 
 
 @pytest.mark.parametrize(
-    ("value", "top"), [(0, 1), (1, 1), (3, 5), (7, 10), (12, 20), (24, 25), (96, 100), (101, 200)]
+    ("value", "top"),
+    [(0, 4), (1, 4), (4, 4), (7, 8), (12, 20), (24, 40), (96, 100), (101, 200), (0.5, 4)],
 )
-def test_nice_top_rounds_up_to_a_round_number(value: float, top: float) -> None:
-    """A scale's top is the next 1, 2, 2.5 or 5 times a power of ten."""
+def test_nice_top_gives_four_whole_round_steps(value: float, top: float) -> None:
+    """A scale's top is four steps of 1, 2 or 5 times a power of ten (25 from 25 up): every
+    tick is a whole number."""
     assert nice_top(value) == top
 
 

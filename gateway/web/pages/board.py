@@ -185,7 +185,7 @@ def unit_page(data: dict[str, Any], picker: str) -> str:
         [Point(d["day"][5:], d["rate"]) for d in data["satisfaction_by_day"]],
         title=f"{unit['name']} 首次回访满意率",
         percent=True,
-        floor=0.5,
+        floor=0.6,
     )
     rows = "".join(
         f'<tr data-case="{escape(c["number"])}"><td class="mono">'

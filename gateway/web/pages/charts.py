@@ -79,7 +79,7 @@ def charts_html(data: Mapping[str, Any]) -> str:
         [Point(d["day"][5:], d["rate"]) for d in data["satisfaction_by_day"]],
         title=f"首次回访满意率（{window['from']} 至 {window['to']}）",
         percent=True,
-        floor=0.5,
+        floor=0.6,
     )
     cards = [
         f'<section class="card wide chart-card" id="chart-satisfaction"><h2>满意率（按日）</h2>'

@@ -20,6 +20,7 @@ WIDTH = 640
 HEIGHT = 240
 # Margins: left for the scale, bottom for the labels.
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 24, 40
+MAX_BAR = 48.0
 BAR_COLOUR = "#3b6fb6"
 LINE_COLOUR = "#2f9e44"
 GRID_COLOUR = "#dde3ea"
@@ -52,15 +53,23 @@ class Series:
 
 
 def nice_top(value: float) -> float:
-    """The smallest round number (1, 2, 2.5 or 5 times a power of ten) at or above
-    ``value``: the top of a scale; 1 for nothing."""
+    """The top of a four-step scale at or above ``value`` whose steps are whole, round
+    numbers (1, 2 or 5 times a power of ten, or 25, 250 ...): 7 → 8, 12 → 20, 96 → 100."""
     if value <= 0 or not math.isfinite(value):
-        return 1.0
-    power = 10 ** math.floor(math.log10(value))
+        return 4.0
+    raw = value / 4
+    power = 10 ** math.floor(math.log10(raw)) if raw >= 1 else 1
     for step in (1, 2, 2.5, 5, 10):
-        if value <= step * power + 1e-9:
-            return float(step * power)
-    return float(10 * power)  # pragma: no cover - the loop always returns
+        if step == 2.5 and power < 10:
+            continue  # 2.5 is a whole step only from 25 up
+        if step * power >= raw - 1e-9:
+            return float(4 * step * power)
+    return float(40 * power)  # pragma: no cover - the loop always returns
+
+
+def _bar_width(slot: float) -> float:
+    """A bar fills most of its slot, but a lone bar is not a wall."""
+    return min(slot * 0.7, MAX_BAR)
 
 
 def _number(value: float) -> str:
@@ -140,9 +149,9 @@ def bar_chart(
     parts = [_scale(top, width, height, False)]
     for i, bar in enumerate(bars):
         h = plot_h * bar.value / top
-        x = LEFT + slot * i + slot * 0.15
+        x = LEFT + slot * i + (slot - _bar_width(slot)) / 2
         parts.append(
-            f'<rect x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{slot * 0.7:.1f}"'
+            f'<rect x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{_bar_width(slot):.1f}"'
             f' height="{h:.1f}" fill="{colour}" data-label="{escape(bar.label)}"'
             f' data-value="{_number(bar.value)}"><title>{escape(bar.label)}：'
             f"{_number(bar.value)}{escape(unit)}</title></rect>"
@@ -224,7 +233,7 @@ def stacked_bars(
     slot = (width - LEFT - RIGHT) / len(stacks)
     parts = [_scale(top, width, height, False)]
     for i, stack in enumerate(stacks):
-        x = LEFT + slot * i + slot * 0.15
+        x = LEFT + slot * i + (slot - _bar_width(slot)) / 2
         base = float(TOP + plot_h)
         for s in series:
             value = stack.values.get(s.key, 0)
@@ -233,7 +242,7 @@ def stacked_bars(
             h = plot_h * value / top
             base -= h
             parts.append(
-                f'<rect x="{x:.1f}" y="{base:.1f}" width="{slot * 0.7:.1f}" height="{h:.1f}"'
+                f'<rect x="{x:.1f}" y="{base:.1f}" width="{_bar_width(slot):.1f}" height="{h:.1f}"'
                 f' fill="{s.colour}" data-label="{escape(stack.label)}"'
                 f' data-series="{escape(s.key)}" data-value="{_number(value)}">'
                 f"<title>{escape(stack.label)} · {escape(s.name)}：{_number(value)}"
