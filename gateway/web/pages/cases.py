@@ -32,6 +32,7 @@ from gateway.callbacks.report import STATUS_NAMES as ITEM_STATUS_NAMES
 from gateway.callbacks.service import REASONS
 from gateway.calllog.commands import DIRECTION_NAMES, DISPOSITION_NAMES
 from gateway.clock import Clock, utc_iso
+from gateway.reports.agenda import ACTION_NAMES
 from gateway.sms.commands import PURPOSE_NAMES
 from gateway.sms.commands import STATUS_NAMES as TEXT_STATUS_NAMES
 from gateway.store.cases import CATEGORY_NAMES, CHANNEL_NAMES, STATUS_NAMES, Case
@@ -49,24 +50,6 @@ RECORDING_KINDS = ("case", "call", "rating")
 # What RECORD FILE writes for each format the flows use; a stored path has no extension.
 AUDIO_TYPES = {".wav": "audio/wav", ".gsm": "audio/gsm", ".ulaw": "audio/basic"}
 SCORE_NAMES = {1: "满意", 2: "基本满意", 3: "不满意"}
-HISTORY_NAMES = {
-    "opened": "受理",
-    "assigned": "分派",
-    "status": "状态变更",
-    "merged": "合并",
-    "split": "拆分",
-    "note": "备注",
-    "submission": "渠道来件",
-}
-ORDER_ACTION_NAMES = {
-    "created": "生成工单",
-    "notified": "已短信通知",
-    "skipped_no_mobile": "无手机号未通知",
-    "reported": "单位反馈已整改",
-    "escalated": "超期升级",
-    "recalled": "复访",
-    "closed": "办结",
-}
 KIND_NAMES = {
     "submission": "来件",
     "history": "办理",
@@ -157,7 +140,7 @@ def describe(row: TimelineRow) -> tuple[str, str, str | None]:
         title = f"{channel}来件（{f['reference']}）" + ("，同一诉求再次反映" if f["repeat"] else "")
         return title, f["text"] + (f"（地点：{f['place']}）" if f["place"] else ""), None
     if row.kind == "history":
-        action = HISTORY_NAMES.get(f["action"], f["action"])
+        action = ACTION_NAMES.get(f["action"], f["action"])
         return f"{action}（{f['actor']}）", f["note"], None
     if row.kind == "call":
         direction = DIRECTION_NAMES.get(f["direction"], f["direction"])
@@ -185,7 +168,7 @@ def describe(row: TimelineRow) -> tuple[str, str, str | None]:
         level = LEVEL_NAMES.get(int(f["level"]), str(f["level"]))
         return f"整改工单 {f['ref']}", f"{f['level']}级（{level}），期限 {f['deadline_at']}", None
     if row.kind == "order_event":
-        action = ORDER_ACTION_NAMES.get(f["action"], f["action"])
+        action = ACTION_NAMES.get(f["action"], f["action"])
         return f"工单 {f['ref']}：{action}", f["note"] or "", None
     purpose = PURPOSE_NAMES.get(f["purpose"], f["purpose"])
     who = "群众" if f["audience"] == "citizen" else "民警"
