@@ -23,6 +23,8 @@ from tests.accounts_support import PASSWORD, PEOPLE, add_people
 pytestmark = pytest.mark.usefixtures("restore_logging")
 
 NEW_PASSWORD = "Station-chief-2026"
+# A good new account: the chief of 西关派出所.
+ADD_ZHANG = ("add", "zhang", "--role", "station", "--unit", "LZ-DC-02")
 
 
 @pytest.fixture
@@ -109,12 +111,7 @@ def test_a_weak_password_is_refused_in_one_line(
     code, _, err, _ = users(
         data,
         capsys,
-        "add",
-        "zhang",
-        "--role",
-        "station",
-        "--unit",
-        "LZ-DC-02",
+        *ADD_ZHANG,
         "--password-stdin",
         stdin=password + "\n",
     )
@@ -130,12 +127,7 @@ def test_the_password_is_never_taken_from_the_command_line(
         users(
             data,
             capsys,
-            "add",
-            "zhang",
-            "--role",
-            "station",
-            "--unit",
-            "LZ-DC-02",
+            *ADD_ZHANG,
             "--password",
             NEW_PASSWORD,
         )
@@ -150,12 +142,7 @@ def test_without_a_terminal_the_password_needs_the_stdin_flag(
     code, _, err, _ = users(
         data,
         capsys,
-        "add",
-        "zhang",
-        "--role",
-        "station",
-        "--unit",
-        "LZ-DC-02",
+        *ADD_ZHANG,
         stdin=NEW_PASSWORD + "\n",
     )
     assert code == 1 and "pass --password-stdin" in err and len(err.strip().splitlines()) == 1
@@ -168,12 +155,7 @@ def test_add_passwd_disable_list_and_audit(data: Path, capsys: pytest.CaptureFix
     code, out, _, _ = users(
         data,
         capsys,
-        "add",
-        "zhang",
-        "--role",
-        "station",
-        "--unit",
-        "LZ-DC-02",
+        *ADD_ZHANG,
         "--name",
         "徐明",
         "--password-stdin",
