@@ -18,6 +18,7 @@ from gateway.clock import ScaledClock
 from gateway.demo.stack import Stack, running_stack
 from gateway.sim.ami import CallerScript, Press, WaitForAgent, WaitForPrompt
 from gateway.wall.state import QueueBoard
+from gateway.web.pages.wall import duration
 from tests.polling import until
 from tests.session_transcript import load
 
@@ -198,3 +199,19 @@ async def test_after_a_lost_link_the_wall_reloads_from_queue_status(stack: Stack
         await until(lambda: session.connected and session.connects > connects, 20)
         await until(lambda: seats("paused", 1), 10)
         assert await seats("free", 1)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (None, "—"),
+        (0, "0秒"),
+        (59, "59秒"),
+        (61, "1分01秒"),
+        (3600, "1小时00分"),
+        (112078, "31小时07分"),
+    ],
+)
+def test_durations_read_as_people_read_them(seconds: int | None, shown: str) -> None:
+    """A wait or a seat's time in its state: seconds, minutes and seconds, or hours and minutes."""
+    assert duration(seconds) == shown

@@ -30,10 +30,13 @@ def wall_data(app: web.Application) -> dict[str, Any]:
     return {"connected": True, "queues": [wall.view(q).as_json() for q in wall.queues()]}
 
 
-def _duration(seconds: int | None) -> str:
+def duration(seconds: int | None) -> str:
     if seconds is None:
         return "—"
-    minutes, secs = divmod(seconds, 60)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}小时{minutes:02d}分"
     return f"{minutes}分{secs:02d}秒" if minutes else f"{secs}秒"
 
 
@@ -41,7 +44,7 @@ def queue_html(q: dict[str, Any]) -> str:
     counts = q["seats"]
     figures = [
         ("waiting", "排队等候", str(q["waiting"]), " 人"),
-        ("longest", "最长等待", _duration(q["longest_wait_s"]), ""),
+        ("longest", "最长等待", duration(q["longest_wait_s"]), ""),
         ("talking", "通话中", str(counts["talking"]), " 席"),
         ("free", "空闲", str(counts["free"]), " 席"),
         ("paused", "示忙", str(counts["paused"]), " 席"),
@@ -54,7 +57,7 @@ def queue_html(q: dict[str, Any]) -> str:
     seats = "".join(
         f'<div class="seat {escape(m["state"])}" data-seat="{escape(m["interface"])}"'
         f' data-state="{escape(m["state"])}"><b>{escape(m["name"])}</b><br>'
-        f"{SEAT_STATE_NAMES[m['state']]} {_duration(m['seconds'])}</div>"
+        f"{SEAT_STATE_NAMES[m['state']]} {duration(m['seconds'])}</div>"
         for m in q["members"]
     )
     others = "，".join(

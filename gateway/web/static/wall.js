@@ -9,7 +9,8 @@
 
   function duration(seconds) {
     if (seconds == null) return "—";
-    const m = Math.floor(seconds / 60), s = seconds % 60;
+    const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+    if (h) return h + "小时" + String(m).padStart(2, "0") + "分";
     return m ? m + "分" + String(s).padStart(2, "0") + "秒" : s + "秒";
   }
 
