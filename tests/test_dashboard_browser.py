@@ -265,9 +265,9 @@ async def _log_in(page: Any, url: str, username: str, password: str) -> None:
 
 async def test_leader_and_station_chief_in_headless_chromium(stack: Stack, tmp_path: Path) -> None:
     """The leader sees the charts and the board with its reasons, opens the red unit, its case's
-    timeline, and plays the caller's recording (the audio loads: duration > 0); the chief of
-    another station sees his own unit only and gets 404 for that case, its recording, the red
-    unit and its figures, by page and by API."""
+    timeline, and plays the caller's recording (the audio loads: duration > 0), and the hotline
+    wall refreshes itself in place; the chief of another station sees his own unit only and gets
+    404 for that case, its recording, the red unit and its figures, by page and by API."""
     executable = _chromium_or_skip()
     from playwright.async_api import async_playwright
 
@@ -319,6 +319,13 @@ async def test_leader_and_station_chief_in_headless_chromium(stack: Stack, tmp_p
             duration = await player.evaluate("a => a.duration")
             assert 3.0 <= duration <= 6.0  # the 4 s the caller spoke, and the lead-in
             await page.screenshot(path=str(tmp_path / "case.png"), full_page=True)
+
+            await page.goto(f"{url}/dashboard/wall")  # refreshed in place, not reloaded
+            await page.wait_for_function("() => document.getElementById('wall').dataset.updated")
+            hotline = page.locator('[data-queue="hotline"]')
+            free = int(await hotline.locator('[data-w="free"]').inner_text())
+            talking = int(await hotline.locator('[data-w="talking"]').inner_text())
+            assert free + talking == await hotline.locator(".seat").count() == 20
 
             chief = await browser.new_context(viewport={"width": 1280, "height": 900})
             page = await chief.new_page()
