@@ -259,10 +259,13 @@ async def test_a_bad_day_is_one_clear_line(
 ) -> None:
     """A malformed, impossible, future or too-old day is a 400 naming the mistake, on the page
     and in the JSON; never a 500."""
-    response = await http.get(f"/dashboard/charts.json?day={day}", headers=AUTH)
-    assert response.status == 400 and says in (await response.json())["message"]
-    page = await http.get(f"/dashboard?day={day}", headers=AUTH)
-    assert page.status == 400 and says in await page.text() and "查询条件有误" in await page.text()
+    for data in ("/dashboard/charts.json", "/dashboard/data.json", "/dashboard/board.json"):
+        response = await http.get(f"{data}?day={day}", headers=AUTH)
+        assert response.status == 400 and says in (await response.json())["message"]
+    for path in ("/dashboard", "/dashboard/board", "/dashboard/units/LZ-DC-01"):
+        page = await http.get(f"{path}?day={day}", headers=AUTH)
+        text = await page.text()
+        assert page.status == 400 and says in text and "查询条件有误" in text
 
 
 # -- a case's timeline and its recordings ------------------------------------------
