@@ -107,6 +107,7 @@ async def _callbacks_context(app: web.Application) -> AsyncIterator[None]:
 def add_telephony(app: web.Application) -> None:
     app.cleanup_ctx.append(_telephony_context)
     app[HEALTH_CHECKS]["pbx"] = _ping_pbx
+    app[HEALTH_CHECKS]["calllog"] = _check_calllog
 
 
 async def _telephony_context(app: web.Application) -> AsyncIterator[None]:
@@ -157,6 +158,11 @@ async def _fastagi(config: Config, pool: PbxPool) -> AsyncIterator[None]:
 async def _ping_pbx(app: web.Application) -> None:
     for session in app[PBX]:
         await session.ping()
+
+
+async def _check_calllog(app: web.Application) -> None:
+    """Degraded while call records cannot be stored (they are kept and retried)."""
+    app[CALLLOG].check()
 
 
 class CallRouter:
