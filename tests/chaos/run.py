@@ -477,7 +477,7 @@ def _count(report: ChaosReport, store: Path, seen: dict[str, Any]) -> None:
                 start is not None
                 and end is not None
                 and down - KILL_MARGIN <= start <= down
-                and any(a <= end <= b for a, b in report.outages if a == down)
+                and any(end <= b for a, b in report.outages if a == down)
                 for down in report.kills
             ):
                 report.lost_at_kill += 1
@@ -508,6 +508,16 @@ def _count(report: ChaosReport, store: Path, seen: dict[str, Any]) -> None:
             latest_end = max(latest_end, end)
 
 
+def _near_a_kill(start: float | None, end: float | None, report: ChaosReport) -> str:
+    """Where a call without its record stood against the nearest kill, for the reader."""
+    if start is None or not report.kills:
+        return ""
+    down = min(report.kills, key=lambda k: abs(k - start))
+    up = next((b for a, b in report.outages if a == down), down)
+    ended = "still up" if end is None else f"ended {end - up:+.2f} s from the restart"
+    return f" (began {start - down:+.2f} s from the kill, {ended})"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=20, help="seeds 1..N (20)")
@@ -536,13 +546,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def _near_a_kill(start: float | None, end: float | None, report: ChaosReport) -> str:
-    """Where a call without its record stood against the nearest kill, for the reader."""
-    if start is None or not report.kills:
-        return ""
-    down = min(report.kills, key=lambda k: abs(k - start))
-    up = next((b for a, b in report.outages if a == down), down)
-    ended = "still up" if end is None else f"ended {end - up:+.2f} s from the restart"
-    return f" (began {start - down:+.2f} s from the kill, {ended})"
