@@ -364,7 +364,7 @@ class AppealService:
 
     async def merge(self, number: str, into: str, *, actor: str, note: str = "") -> CaseFile:
         """Merge case ``number`` into case ``into``: its submissions move there."""
-        actor, note = _actor_note(actor, note)
+        actor, note = actor_and_note(actor, note)
         source = await self._case(number)
         target = await self._case(into)
         if source.id == target.id:
@@ -420,7 +420,7 @@ class AppealService:
         self, number: str, submission_ids: Sequence[int], *, actor: str, note: str = ""
     ) -> CaseFile:
         """Move ``submission_ids`` of case ``number`` to a new case (a matter of its own)."""
-        actor, note = _actor_note(actor, note)
+        actor, note = actor_and_note(actor, note)
         case = await self._case(number)
         if case.merged_into is not None:
             raise CaseChangeRefused(case.number, f"was merged into {case.merged_into_number}")
@@ -495,14 +495,15 @@ class AppealService:
         return _submission(row)
 
 
-def _actor_note(actor: str, note: str) -> tuple[str, str]:
+def actor_and_note(actor: str, note: str, doing: str = "merges or splits") -> tuple[str, str]:
+    """The acting person and the note, checked (:class:`BadSubmission` naming the field)."""
     try:
         actor = check_name(actor, "actor")
         note = check_note(note, "note")
     except BadText as exc:
         raise BadSubmission(exc.field, exc.reason) from None
     if not actor:
-        raise BadSubmission("actor", "missing: who merges or splits")
+        raise BadSubmission("actor", f"missing: who {doing}")
     return actor, note
 
 
