@@ -5,6 +5,7 @@ back for a rating like a served item; and every refusal naming its field."""
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -13,8 +14,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
+from aiohttp import web
 
 from gateway.appeals.lifecycle import PIN_DIGITS, pin_matches
+from gateway.appeals.web import add_appeals
 from gateway.clock import ScaledClock
 from gateway.demo.stack import Stack, running_stack
 from gateway.sim.ami import Answer, Press, Speak, WaitForPrompt
@@ -354,3 +358,27 @@ async def test_the_migration_keeps_texts_and_lets_case_texts_in(tmp_path: Path) 
             await conn.execute(insert, ("case", "new-2"))
         rows = await db.fetchall("SELECT purpose FROM sms_messages ORDER BY id")
         assert [r[0] for r in rows] == ["rating_request", "case", "case"]
+
+
+def test_the_openapi_fragment_documents_the_lifecycle_routes() -> None:
+    """lifecycle.yaml documents the four lifecycle routes (POST), only paths and schemas,
+    and every $ref in it resolves to one of its schemas."""
+    fragment = yaml.safe_load((ROOT / "gateway" / "web" / "openapi" / "lifecycle.yaml").read_text())
+    assert set(fragment) == {"paths", "components"} and set(fragment["components"]) == {"schemas"}
+    app = web.Application()
+    add_appeals(app)
+    routed = {
+        (r.method, r.resource.canonical)
+        for r in app.router.routes()
+        if r.resource is not None and r.resource.canonical.split("/")[-1] in STEPS
+    }
+    documented = {
+        (method.upper(), path) for path, ops in fragment["paths"].items() for method in ops
+    }
+    assert documented == routed == {("POST", f"/api/cases/{{ref}}/{s}") for s in STEPS}
+    refs = set(re.findall(r"\$ref: \"#/components/schemas/(\w+)\"", yaml.safe_dump(fragment)))
+    refs |= set(re.findall(r"'#/components/schemas/(\w+)'", yaml.safe_dump(fragment)))
+    assert refs and refs <= set(fragment["components"]["schemas"])
+
+
+STEPS = ("assign", "accept", "answer", "close")
