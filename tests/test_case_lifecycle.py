@@ -382,3 +382,26 @@ def test_the_openapi_fragment_documents_the_lifecycle_routes() -> None:
 
 
 STEPS = ("assign", "accept", "answer", "close")
+
+
+async def test_the_supervision_office_may_close_but_another_station_may_not(
+    stack: Stack,
+) -> None:
+    """An answered case is closed by the supervision office; another station gets 403."""
+    number = await new_case(stack, unit_hint="LZ-DC-01")
+    assert (await step(stack, number, "accept", actor=STATION_OFFICER))[0] == 200
+    assert (await step(stack, number, "answer", actor=STATION_OFFICER, answer=ANSWER))[0] == 200
+    status, body = await step(stack, number, "close", actor=OTHER_STATION)
+    assert (status, body["error"], body["details"]["field"]) == (403, "not_permitted", "actor")
+    assert "may not close it" in body["message"]
+    status, body = await step(stack, number, "close", actor=SUPERVISION)
+    assert status == 200 and body["status"] == "closed"
+
+
+async def test_the_parent_moves_a_case_between_its_stations(stack: Stack) -> None:
+    """A sub-bureau re-assigns its station's case to a sibling station, before acceptance."""
+    number = await new_case(stack, unit_hint="LZ-DC-01")
+    status, body = await step(stack, number, "assign", actor=SUB_BUREAU, unit="LZ-DC-02")
+    assert status == 200 and body["owner_unit"] == "LZ-DC-02" and body["status"] == "assigned"
+    status, body = await step(stack, number, "accept", actor=STATION_OFFICER)
+    assert (status, body["error"]) == (403, "not_permitted")  # no longer its case

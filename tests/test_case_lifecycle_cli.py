@@ -88,7 +88,7 @@ def test_the_four_steps_from_the_command_line(
         (
             [["accept", "{n}", "--actor", "J00011"]],
             ["answer", "{n}", "--actor", "J00014", "--text", "已处理"],
-            "actor 'J00014' may not: answers only an officer of the owner unit (LZ-DC-01)",
+            "actor 'J00014' may not answer it: only an officer of the owner unit (LZ-DC-01) may",
         ),
         (
             [["accept", "{n}", "--actor", "J00011"]],

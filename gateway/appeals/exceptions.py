@@ -61,10 +61,11 @@ class CaseChangeRefused(AppealError):
 class NotPermitted(AppealError):
     """The officer named as ``actor`` is on file, but not of a unit that may take the step."""
 
-    def __init__(self, number: str, actor: str, reason: str) -> None:
-        super().__init__(f"case {number}: actor {actor!r} may not: {reason}")
+    def __init__(self, number: str, actor: str, step: str, reason: str) -> None:
+        super().__init__(f"case {number}: actor {actor!r} may not {step} it: {reason}")
         self.number = number
         self.actor = actor
+        self.step = step
         self.reason = reason
         self.field = "actor"
 

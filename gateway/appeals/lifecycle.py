@@ -121,8 +121,9 @@ class CaseLifecycle:
                 raise NotPermitted(
                     case.number,
                     officer.code,
-                    f"assigns to {unit.code} only the supervision office"
-                    f" ({self._supervision_code}) or {unit.code}'s parent unit",
+                    "assign",
+                    f"only the supervision office ({self._supervision_code}) or the parent"
+                    f" unit of {unit.code} may",
                 )
             if case.owner_unit_id is not None and case.owner_unit_id != officer.unit_id:
                 owner_parent = await self._parent_id(case.owner_unit_id)
@@ -130,7 +131,8 @@ class CaseLifecycle:
                     raise NotPermitted(
                         case.number,
                         officer.code,
-                        f"the case is held by {case.owner_unit_code}, outside the actor's unit",
+                        "assign",
+                        f"it is held by {case.owner_unit_code}, outside the actor's unit",
                     )
         text = f"{unit.code} {unit.name}（{officer.name}）" + (f"：{note}" if note else "")
         await self._move(case, "assigned", officer, "assigned", text, owner_unit_id=unit.id)
@@ -149,7 +151,7 @@ class CaseLifecycle:
             )
         if case.owner_unit_id is None:
             raise CaseChangeRefused(case.number, "has no owner unit yet: assign it first")
-        self._of_owner(case, officer, "accepts")
+        self._of_owner(case, officer, "accept")
         owner = await self._store.units.unit(case.owner_unit_id)
         assert owner is not None
         citizen = _textable(case.citizen_number)
@@ -205,7 +207,7 @@ class CaseLifecycle:
                 case.number,
                 f"is {case.status} ({STATUS_NAMES[case.status]}): it has its one answer already",
             )
-        self._of_owner(case, officer, "answers")
+        self._of_owner(case, officer, "answer")
         owner = await self._store.units.unit(case.owner_unit_id) if case.owner_unit_id else None
         assert owner is not None
         item = await self._answer_item(case, owner, officer)
@@ -266,8 +268,9 @@ class CaseLifecycle:
             raise NotPermitted(
                 case.number,
                 officer.code,
-                f"closes only an officer of the owner unit ({case.owner_unit_code}) or of the"
-                f" supervision office ({self._supervision_code})",
+                "close",
+                f"only an officer of the owner unit ({case.owner_unit_code}) or of the"
+                f" supervision office ({self._supervision_code}) may",
             )
         text = f"{officer.name}" + (f"：{note}" if note else "")
         await self._move(case, "closed", officer, "closed", text)
@@ -357,12 +360,13 @@ class CaseLifecycle:
             )
 
     @staticmethod
-    def _of_owner(case: Case, officer: Officer, doing: str) -> None:
+    def _of_owner(case: Case, officer: Officer, step: str) -> None:
         if officer.unit_id != case.owner_unit_id:
             raise NotPermitted(
                 case.number,
                 officer.code,
-                f"{doing} only an officer of the owner unit ({case.owner_unit_code})",
+                step,
+                f"only an officer of the owner unit ({case.owner_unit_code}) may",
             )
 
 
