@@ -4,6 +4,7 @@ back for a rating like a served item; and every refusal naming its field."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import sqlite3
@@ -405,3 +406,21 @@ async def test_the_parent_moves_a_case_between_its_stations(stack: Stack) -> Non
     assert status == 200 and body["owner_unit"] == "LZ-DC-02" and body["status"] == "assigned"
     status, body = await step(stack, number, "accept", actor=STATION_OFFICER)
     assert (status, body["error"]) == (403, "not_permitted")  # no longer its case
+
+
+async def test_two_answers_at_once_make_one_answer_one_text_one_item(stack: Stack) -> None:
+    """Two officers answer at the same moment: one wins, the other gets 409; one text, one item."""
+    number = await new_case(stack, unit_hint="LZ-DC-01")
+    assert (await step(stack, number, "accept", actor=STATION_OFFICER))[0] == 200
+    first, second = await asyncio.gather(
+        step(stack, number, "answer", actor=STATION_OFFICER, answer=ANSWER),
+        step(stack, number, "answer", actor=STATION_CHIEF, answer="另一份答复。"),
+    )
+    assert sorted([first[0], second[0]]) == [200, 409]
+    assert len(await texts(stack, "case_answered")) == 1
+    items = [i for i in await stack.store.callbacks.items() if i.kind_code == "appeal_answer"]
+    assert len(items) == 1
+    case = await stack.store.cases.get(number)
+    assert case is not None
+    actions = [e.action for e in await stack.store.cases.history(case.id)]
+    assert actions.count("answered") == 1
