@@ -157,6 +157,15 @@ async def test_the_answer_is_a_served_item_called_back_for_the_owner_unit(stack:
     )
     assert item.status == "pending" and item.officer_code == STATION_OFFICER
     assert item.reference == f"AP-{number}"
+    status, shown = await call(stack, "GET", f"/api/cases/{number}")
+    assert status == 200 and shown["answer"]["text"] == ANSWER
+    assert shown["answer"]["officer"] == STATION_OFFICER
+    assert shown["answer"]["callback"] == {
+        "reference": f"AP-{number}",
+        "status": "pending",
+        "round": 1,
+    }
+    assert shown["answer"]["rating"] is None
 
 
 async def test_a_sub_bureau_assigns_to_its_station_but_a_station_may_not(stack: Stack) -> None:
@@ -326,6 +335,8 @@ async def test_a_dissatisfied_answer_opens_a_rectification_order(tmp_path: Path)
         assert "民生诉求" in order_texts()[0] and order.ref in order_texts()[0]
         rating = await stack.store.callbacks.rating(item.id, 1)
         assert rating is not None and (rating.score, rating.reason) == (3, "unsolved")
+        status, shown = await call(stack, "GET", f"/api/cases/{number}")
+        assert status == 200 and shown["answer"]["rating"] == {"score": 3, "reason": "unsolved"}
 
 
 async def test_the_migration_keeps_texts_and_lets_case_texts_in(tmp_path: Path) -> None:
