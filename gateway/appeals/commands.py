@@ -12,7 +12,7 @@ outbox sends them.
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +25,8 @@ from gateway.clock import Clock
 from gateway.config import Config
 from gateway.store import Store
 from gateway.store.cases import STATUS_NAMES, Case
+
+Handler = Callable[[Config, argparse.Namespace], Awaitable[int]]
 
 
 def register(cases_sub: Any) -> None:
@@ -94,41 +96,39 @@ async def _split(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _assign(config: Config, args: argparse.Namespace) -> int:
-    if store_missing(config):
-        return 1
-    async with _lifecycle(config) as lifecycle:
-        case = await lifecycle.assign(args.number, args.unit, actor=args.actor, note=args.note)
-    return _done(case, f"已分派给{case.owner_unit_name}（{case.owner_unit_code}）")
+Step = Callable[[CaseLifecycle, argparse.Namespace], Awaitable[Case]]
 
 
-async def _accept(config: Config, args: argparse.Namespace) -> int:
-    if store_missing(config):
-        return 1
-    async with _lifecycle(config) as lifecycle:
-        case = await lifecycle.accept(args.number, actor=args.actor, note=args.note)
-    return _done(case, "已受理，受理短信已排队发送")
+def _step(take: Step, said: Callable[[Case], str]) -> Handler:
+    """A command that takes one lifecycle step and prints where the case stands."""
+
+    async def handler(config: Config, args: argparse.Namespace) -> int:
+        if store_missing(config):
+            return 1
+        async with _lifecycle(config) as lifecycle:
+            case = await take(lifecycle, args)
+        print(f"{case.number} {said(case)}。状态：{STATUS_NAMES[case.status]}")
+        return 0
+
+    return handler
 
 
-async def _answer(config: Config, args: argparse.Namespace) -> int:
-    if store_missing(config):
-        return 1
-    async with _lifecycle(config) as lifecycle:
-        case = await lifecycle.answer(args.number, args.text, actor=args.actor)
-    return _done(case, "已答复，答复短信已排队发送，稍后回访评价")
-
-
-async def _close(config: Config, args: argparse.Namespace) -> int:
-    if store_missing(config):
-        return 1
-    async with _lifecycle(config) as lifecycle:
-        case = await lifecycle.close(args.number, actor=args.actor, note=args.note)
-    return _done(case, "已关闭")
-
-
-def _done(case: Case, what: str) -> int:
-    print(f"{case.number} {what}。状态：{STATUS_NAMES[case.status]}")
-    return 0
+_assign = _step(
+    lambda lc, a: lc.assign(a.number, a.unit, actor=a.actor, note=a.note),
+    lambda case: f"已分派给{case.owner_unit_name}（{case.owner_unit_code}）",
+)
+_accept = _step(
+    lambda lc, a: lc.accept(a.number, actor=a.actor, note=a.note),
+    lambda _: "已受理，受理短信已排队发送",
+)
+_answer = _step(
+    lambda lc, a: lc.answer(a.number, a.text, actor=a.actor),
+    lambda _: "已答复，答复短信已排队发送，稍后回访评价",
+)
+_close = _step(
+    lambda lc, a: lc.close(a.number, actor=a.actor, note=a.note),
+    lambda _: "已关闭",
+)
 
 
 @asynccontextmanager

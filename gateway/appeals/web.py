@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -49,6 +49,7 @@ from gateway.web.sms import SMS
 APPEALS = web.AppKey("appeals", AppealService)
 LIFECYCLE = web.AppKey("case_lifecycle", CaseLifecycle)
 CHANNEL_TOKEN_HEADER = "X-Channel-Token"
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def add_appeals(app: web.Application) -> None:
@@ -133,44 +134,37 @@ async def split_case(request: web.Request) -> web.Response:
     return web.json_response(case_file_json(split), status=201)
 
 
-async def assign_case(request: web.Request) -> web.Response:
-    number = path_reference(request, "ref")
-    body = _fields(await read_json(request), ("actor", "unit", "note"))
-    with _mapped():
-        await request.app[LIFECYCLE].assign(
-            number, _text(body, "unit"), actor=_text(body, "actor"), note=_text(body, "note")
-        )
-    return await _case_file(request, number)
+Take = Callable[[CaseLifecycle, str, dict[str, Any]], Awaitable[object]]
 
 
-async def accept_case(request: web.Request) -> web.Response:
-    number = path_reference(request, "ref")
-    body = _fields(await read_json(request), ("actor", "note"))
-    with _mapped():
-        await request.app[LIFECYCLE].accept(
-            number, actor=_text(body, "actor"), note=_text(body, "note")
-        )
-    return await _case_file(request, number)
+def _lifecycle_step(fields: tuple[str, ...], take: Take) -> Handler:
+    """A route that takes one lifecycle step with the body's ``fields`` (all strings; any
+    other field is a 400 naming it) and answers with the case file after it."""
+
+    async def handler(request: web.Request) -> web.Response:
+        number = path_reference(request, "ref")
+        found = _fields(await read_json(request), fields)
+        values = {name: _text(found, name) for name in fields}
+        with _mapped():
+            await take(request.app[LIFECYCLE], number, values)
+        return await _case_file(request, number)
+
+    return handler
 
 
-async def answer_case(request: web.Request) -> web.Response:
-    number = path_reference(request, "ref")
-    body = _fields(await read_json(request), ("actor", "answer"))
-    with _mapped():
-        await request.app[LIFECYCLE].answer(
-            number, _text(body, "answer"), actor=_text(body, "actor")
-        )
-    return await _case_file(request, number)
-
-
-async def close_case(request: web.Request) -> web.Response:
-    number = path_reference(request, "ref")
-    body = _fields(await read_json(request), ("actor", "note"))
-    with _mapped():
-        await request.app[LIFECYCLE].close(
-            number, actor=_text(body, "actor"), note=_text(body, "note")
-        )
-    return await _case_file(request, number)
+assign_case = _lifecycle_step(
+    ("actor", "unit", "note"),
+    lambda lc, n, v: lc.assign(n, v["unit"], actor=v["actor"], note=v["note"]),
+)
+accept_case = _lifecycle_step(
+    ("actor", "note"), lambda lc, n, v: lc.accept(n, actor=v["actor"], note=v["note"])
+)
+answer_case = _lifecycle_step(
+    ("actor", "answer"), lambda lc, n, v: lc.answer(n, v["answer"], actor=v["actor"])
+)
+close_case = _lifecycle_step(
+    ("actor", "note"), lambda lc, n, v: lc.close(n, actor=v["actor"], note=v["note"])
+)
 
 
 async def _case_file(request: web.Request, number: str) -> web.Response:
