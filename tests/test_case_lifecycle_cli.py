@@ -4,6 +4,7 @@ queued in the outbox, and one line for each refusal."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +77,13 @@ def test_the_four_steps_from_the_command_line(
     assert run(tmp_path, "close", number, "--actor", "J00002", "--note", "已答复") == 0
     assert "状态：已关闭" in capsys.readouterr().out
     assert stored(tmp_path, number) == ("closed", ["case_accepted", "case_answered"])
+    assert run(tmp_path, "show", number) == 0
+    shown = capsys.readouterr().out
+    assert "已责令停业整改。" in shown and f"待回访（AP-{number}）" in shown
+    assert run(tmp_path, "show", number, "--json") == 0
+    answer = json.loads(capsys.readouterr().out)["answer"]
+    assert answer["text"] == "已责令停业整改。" and answer["officer"] == "J00011"
+    assert answer["callback"]["status"] == "pending" and answer["rating"] is None
 
 
 @pytest.mark.parametrize(

@@ -35,9 +35,10 @@ import hmac
 import secrets
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 from gateway.appeals.exceptions import BadSubmission, CaseChangeRefused, NoSuchCase, NotPermitted
-from gateway.appeals.service import actor_and_note
+from gateway.appeals.service import CaseFile, actor_and_note
 from gateway.callbacks.service import (
     CallbackService,
     CheckedItem,
@@ -45,7 +46,7 @@ from gateway.callbacks.service import (
     ServedItemInput,
     Texter,
 )
-from gateway.clock import Clock
+from gateway.clock import Clock, utc_iso
 from gateway.limits import BadText, check_name, check_note
 from gateway.phone import InvalidPhoneNumber, Use, to_e164
 from gateway.store import Store
@@ -368,6 +369,23 @@ class CaseLifecycle:
                 step,
                 f"only an officer of the owner unit ({case.owner_unit_code}) may",
             )
+
+
+def answer_json(found: CaseFile) -> dict[str, Any] | None:
+    """A case's one answer and where its callback for a rating stands (None: no answer yet),
+    as the API and ``gateway cases show --json`` give it."""
+    if found.answer is None:
+        return None
+    item, rating = found.callback, found.rating
+    return {
+        "text": found.answer.answer,
+        "officer": found.answer.officer_code,
+        "answered_at": utc_iso(found.answer.answered_at),
+        "callback": None
+        if item is None
+        else {"reference": item.reference, "status": item.status, "round": item.round},
+        "rating": None if rating is None else {"score": rating.score, "reason": rating.reason},
+    }
 
 
 def _answer_text(text: str) -> str:

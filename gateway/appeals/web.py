@@ -34,7 +34,7 @@ from gateway.appeals.exceptions import (
     NotPermitted,
     ReferenceConflict,
 )
-from gateway.appeals.lifecycle import CaseLifecycle
+from gateway.appeals.lifecycle import CaseLifecycle, answer_json
 from gateway.appeals.service import FIELDS, AppealService, CaseFile, Intake, SubmissionInput
 from gateway.appeals.terms import load_terms
 from gateway.calendar import load_calendar
@@ -266,22 +266,7 @@ def case_file_json(found: CaseFile) -> dict[str, Any]:
             {"at": utc_iso(e.at), "actor": e.actor, "action": e.action, "note": e.note}
             for e in found.history
         ],
-        "answer": None if found.answer is None else _answer_json(found),
-    }
-
-
-def _answer_json(found: CaseFile) -> dict[str, Any]:
-    """The case's one answer, and where its callback for a rating stands."""
-    assert found.answer is not None
-    item, rating = found.callback, found.rating
-    return {
-        "text": found.answer.answer,
-        "officer": found.answer.officer_code,
-        "answered_at": utc_iso(found.answer.answered_at),
-        "callback": None
-        if item is None
-        else {"reference": item.reference, "status": item.status, "round": item.round},
-        "rating": None if rating is None else {"score": rating.score, "reason": rating.reason},
+        "answer": answer_json(found),
     }
 
 
