@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Iterator
 from datetime import timedelta
@@ -53,6 +54,8 @@ from gateway.store import Store
 from gateway.store.cases import STATUS_NAMES, Case, CaseChanged
 from gateway.store.cases import write_history as _history
 from gateway.store.units import Officer, Unit
+
+log = logging.getLogger(__name__)
 
 ANSWER_KIND = "appeal_answer"  # gateway/callbacks/catalogue.toml
 MAX_ANSWER = 200  # characters: the answer goes to the citizen in one text (templates.toml)
@@ -137,6 +140,7 @@ class CaseLifecycle:
                     )
         text = f"{unit.code} {unit.name}（{officer.name}）" + (f"：{note}" if note else "")
         await self._move(case, "assigned", officer, "assigned", text, owner_unit_id=unit.id)
+        log.info("case %s assigned to %s by %s", case.number, unit.code, officer.code)
         return await self._case(case.number)
 
     async def accept(self, number: str, *, actor: str, note: str = "") -> Case:
@@ -189,6 +193,7 @@ class CaseLifecycle:
                         idempotency_key=f"case:{case.id}:accepted",
                         conn=conn,
                     )
+        log.info("case %s accepted by %s", case.number, officer.code)
         return await self._case(case.number)
 
     async def answer(self, number: str, answer: str, *, actor: str) -> Case:
@@ -252,6 +257,7 @@ class CaseLifecycle:
                         idempotency_key=f"case:{case.id}:answer",
                         conn=conn,
                     )
+        log.info("case %s answered by %s", case.number, officer.code)
         return await self._case(case.number)
 
     async def close(self, number: str, *, actor: str, note: str = "") -> Case:
@@ -275,6 +281,7 @@ class CaseLifecycle:
             )
         text = f"{officer.name}" + (f"：{note}" if note else "")
         await self._move(case, "closed", officer, "closed", text)
+        log.info("case %s closed by %s", case.number, officer.code)
         return await self._case(case.number)
 
     # -- helpers -----------------------------------------------------------------------
