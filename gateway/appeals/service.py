@@ -52,7 +52,8 @@ from gateway.config import AppealsSection, Secret
 from gateway.limits import BadText, check_name, check_note, check_reference
 from gateway.phone import InvalidPhoneNumber, to_e164
 from gateway.store import Store
-from gateway.store.cases import CATEGORIES, CATEGORY_NAMES, Case, CaseEvent
+from gateway.store.callbacks import Rating, ServedItem
+from gateway.store.cases import CATEGORIES, CATEGORY_NAMES, Case, CaseAnswer, CaseEvent
 from gateway.store.cases import write_history as _history
 from gateway.web.auth import token_matches
 
@@ -137,6 +138,9 @@ class CaseFile:
     channels: Mapping[str, int]  # channel → submissions from it
     history: tuple[CaseEvent, ...]
     terms: CaseTerms | None  # None: a case the appeals desk did not open (the IVR's)
+    answer: CaseAnswer | None = None  # its one answer, once given (see .lifecycle)
+    callback: ServedItem | None = None  # the served item calling the citizen back on it
+    rating: Rating | None = None  # the citizen's first rating of the answer
 
 
 def channel_tokens(settings: AppealsSection) -> dict[str, Secret]:
@@ -358,13 +362,20 @@ class AppealService:
             (case.id,),
         )
         terms = terms_from_row(row, case.owner_unit_code) if row is not None else None
-        return CaseFile(case, tuple(submissions), channels, tuple(history), terms)
+        answer = await self._store.cases.answer_of(case.id)
+        item = rating = None
+        if answer is not None and answer.item_id is not None:
+            item = await self._store.callbacks.item(answer.item_id)
+            rating = await self._store.callbacks.rating(answer.item_id, 1)
+        return CaseFile(
+            case, tuple(submissions), channels, tuple(history), terms, answer, item, rating
+        )
 
     # -- merge and split ------------------------------------------------------------
 
     async def merge(self, number: str, into: str, *, actor: str, note: str = "") -> CaseFile:
         """Merge case ``number`` into case ``into``: its submissions move there."""
-        actor, note = _actor_note(actor, note)
+        actor, note = actor_and_note(actor, note)
         source = await self._case(number)
         target = await self._case(into)
         if source.id == target.id:
@@ -420,7 +431,7 @@ class AppealService:
         self, number: str, submission_ids: Sequence[int], *, actor: str, note: str = ""
     ) -> CaseFile:
         """Move ``submission_ids`` of case ``number`` to a new case (a matter of its own)."""
-        actor, note = _actor_note(actor, note)
+        actor, note = actor_and_note(actor, note)
         case = await self._case(number)
         if case.merged_into is not None:
             raise CaseChangeRefused(case.number, f"was merged into {case.merged_into_number}")
@@ -495,14 +506,15 @@ class AppealService:
         return _submission(row)
 
 
-def _actor_note(actor: str, note: str) -> tuple[str, str]:
+def actor_and_note(actor: str, note: str, doing: str = "merges or splits") -> tuple[str, str]:
+    """The acting person and the note, checked (:class:`BadSubmission` naming the field)."""
     try:
         actor = check_name(actor, "actor")
         note = check_note(note, "note")
     except BadText as exc:
         raise BadSubmission(exc.field, exc.reason) from None
     if not actor:
-        raise BadSubmission("actor", "missing: who merges or splits")
+        raise BadSubmission("actor", f"missing: who {doing}")
     return actor, note
 
 

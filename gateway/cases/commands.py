@@ -13,8 +13,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.appeals import commands as appeals_commands
+from gateway.appeals.lifecycle import answer_json
 from gateway.appeals.service import CHANNEL_NAMES as APPEAL_CHANNEL_NAMES
-from gateway.appeals.service import AppealService
+from gateway.appeals.service import AppealService, CaseFile
 from gateway.calllog.commands import store_missing
 from gateway.clock import Clock, utc_iso
 from gateway.config import Config
@@ -111,12 +112,12 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
             print(f"gateway: no case {args.number!r}", file=sys.stderr)
             return 1
         history = await store.cases.history(case.id)
-        submissions = (
-            await AppealService(store, store.clock, config.appeals).case_file(case.number)
-        ).submissions
+        found = await AppealService(store, store.clock, config.appeals).case_file(case.number)
+        submissions = found.submissions
     if args.json:
         data = case_json(case)
         data["history"] = [event_json(e) for e in history]
+        data["answer"] = answer_json(found)
         data["submissions"] = [
             {
                 "id": s.id,
@@ -151,6 +152,8 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
         ("受理时间", local(case.created_at)),
         ("更新时间", local(case.updated_at)),
         ("来电", case.call_linkedid or ""),
+        ("答复", found.answer.answer if found.answer else ""),
+        ("答复回访", _callback_text(found)),
     ]
     label_width = max(width(label) for label, _ in fields)
     for label, value in fields:
@@ -182,6 +185,27 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+RATING_NAMES = {1: "满意", 2: "基本满意", 3: "不满意"}
+CALLBACK_NAMES = {
+    "pending": "待回访",
+    "calling": "回访中",
+    "sms": "已发短信待评价",
+    "rated": "已评价",
+    "unreachable": "联系不上",
+    "skipped": "不回访",
+}
+
+
+def _callback_text(found: CaseFile) -> str:
+    """Where the callback on the case's answer stands, for people."""
+    if found.callback is None:
+        return ""
+    text = CALLBACK_NAMES.get(found.callback.status, found.callback.status)
+    if found.rating is not None:
+        text += f"：{RATING_NAMES[found.rating.score]}"
+    return f"{text}（{found.callback.reference}）"
 
 
 def _status(case: Case) -> str:

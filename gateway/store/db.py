@@ -240,6 +240,8 @@ class Database:
                     # executescript would COMMIT our transaction; run statement by statement.
                     for statement in _statements(migration.sql):
                         await conn.execute(statement)
+                    if "writable_schema" in migration.sql:
+                        await _bump_schema_cookie(conn)
                     await conn.execute(f"PRAGMA user_version={migration.version}")
                 except aiosqlite.Error as exc:
                     problem = f"migration {migration.name} failed: {store_problem(self.path, exc)}"
@@ -283,6 +285,16 @@ class Database:
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
         async with self.conn.execute(sql, params) as cursor:
             return await cursor.fetchone()
+
+
+async def _bump_schema_cookie(conn: aiosqlite.Connection) -> None:
+    """After a migration edited a table's definition in place (``writable_schema``): a
+    new schema cookie makes every connection, this one included, read the schema again,
+    as SQLite's procedure for such edits requires."""
+    async with conn.execute("PRAGMA schema_version") as cursor:
+        row = await cursor.fetchone()
+    assert row is not None
+    await conn.execute(f"PRAGMA schema_version={int(row[0]) + 1}")
 
 
 def _statements(script: str) -> list[str]:
