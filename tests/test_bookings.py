@@ -15,6 +15,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
+from aiohttp import web
 from polling import until
 
 from gateway import config as config_module
@@ -28,10 +30,12 @@ from gateway.bookings.exceptions import (
 from gateway.bookings.service import (
     BookingInput,
     BookingService,
+    load_kinds,
     parse_kinds,
     reminder_at,
     slot_text,
 )
+from gateway.bookings.web import add_bookings
 from gateway.clock import LOCAL_TZ, ManualClock, ScaledClock
 from gateway.demo.stack import Stack, running_stack
 from gateway.sms.policy import QuietHours
@@ -400,3 +404,31 @@ async def test_the_api_needs_the_booking_credential_and_knows_its_bookings(stack
     assert status == 403 and body["error"] == "booking_refused"
     assert (await call(stack, "GET", "/api/bookings/NOPE"))[0] == 404
     assert (await call(stack, "POST", "/api/bookings/NOPE/cancel"))[0] == 404
+
+
+def test_the_openapi_fragment_documents_exactly_the_booking_routes() -> None:
+    """Every booking route is in the fragment with its method, nothing else is, and every
+    reference in it names a schema it defines."""
+    app = web.Application()
+    add_bookings(app, run_reminders=False)
+    routed = {
+        (route.method.lower(), route.resource.canonical)
+        for route in app.router.routes()
+        if route.method != "HEAD" and route.resource is not None
+    }
+    path = Path(__file__).resolve().parent.parent / "gateway/web/openapi/bookings.yaml"
+    doc = yaml.safe_load(path.read_text("utf-8"))
+    documented = {(method, url) for url, ops in doc["paths"].items() for method in ops}
+    assert routed == documented
+    schemas = doc["components"]["schemas"]
+    refs: list[str] = []
+    stack: list[Any] = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            refs.extend(v for k, v in node.items() if k == "$ref")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    assert refs and all(r.removeprefix("#/components/schemas/") in schemas for r in refs)
+    assert schemas["BookingRequest"]["properties"]["kind"]["enum"] == list(load_kinds())
