@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,7 +29,7 @@ from gateway.bookings.exceptions import (
     CancelRefused,
     NoSuchBooking,
 )
-from gateway.bookings.service import FIELDS, BookingInput, BookingService, load_kinds
+from gateway.bookings.service import FIELDS, BookingInput, BookingService, Kind, load_kinds
 from gateway.clock import Clock, real_seconds, utc_iso
 from gateway.store.bookings import Booking
 from gateway.supervise import Supervisor
@@ -91,7 +91,7 @@ async def post_booking(request: web.Request) -> web.Response:
     values = string_fields(await read_json(request), FIELDS)
     with _mapped():
         result = await service.book(BookingInput(**values))
-    payload = {**booking_json(service, result.booking), "replay": result.replay}
+    payload = {**booking_json(result.booking, service.kinds), "replay": result.replay}
     return web.json_response(payload, status=200 if result.replay else 201)
 
 
@@ -101,7 +101,7 @@ async def get_booking(request: web.Request) -> web.Response:
     with _mapped():
         service.authenticate(request.headers.get(CHANNEL_TOKEN_HEADER))
         booking = await service.get(ref)
-    return web.json_response(booking_json(service, booking))
+    return web.json_response(booking_json(booking, service.kinds))
 
 
 async def cancel_booking(request: web.Request) -> web.Response:
@@ -115,7 +115,7 @@ async def cancel_booking(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_field", "reason: must be a string", {"field": "reason"})
     with _mapped():
         booking = await service.cancel(ref, reason)
-    return web.json_response(booking_json(service, booking))
+    return web.json_response(booking_json(booking, service.kinds))
 
 
 @contextmanager
@@ -141,8 +141,9 @@ def _object(body: Any) -> dict[str, Any]:
     return body
 
 
-def booking_json(service: BookingService, booking: Booking) -> dict[str, Any]:
-    kind = service.kinds.get(booking.kind)
+def booking_json(booking: Booking, kinds: Mapping[str, Kind]) -> dict[str, Any]:
+    """A booking as the API and ``gateway bookings list --json`` show it."""
+    kind = kinds.get(booking.kind)
     return {
         "reference": booking.ref,
         "number": booking.number,
