@@ -671,7 +671,8 @@ RULES: dict[str, Rule] = {
     "appeals.similarity_threshold": _between(0.01, 1),
     "appeals.chase_remind_working_days": _between(0, 30),
     "appeals.chase_level_working_days": _matches(
-        r"\s*\d{1,2}\s*(?:,\s*\d{1,2}\s*){3}", "four whole numbers of working days, as 1,1,1,1"
+        r"\s*[1-9]\d?\s*(?:,\s*[1-9]\d?\s*){3}",
+        "four whole numbers (1–99) of working days, as 1,1,1,1",
     ),
     "appeals.chase_poll_seconds": _positive(3600),
     "bookings.token": _token,
