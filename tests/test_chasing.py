@@ -23,6 +23,7 @@ from gateway.config import AppealsSection, Config, Secret
 from gateway.sms.service import SmsService
 from gateway.sms.templates import load_templates
 from gateway.store import Store
+from gateway.store.callbacks import LostRace
 from gateway.store.seed import demo_city, load_seed
 from gateway.supervise import Supervisor
 
@@ -347,3 +348,50 @@ async def test_a_deadline_after_a_holiday_is_counted_in_working_days(
     assert await texted(gw.store, "case_overdue") == [STATION, SUB_BUREAU]
     [reminder] = [m.body for m in await gw.store.sms.recent() if m.template == "case_deadline_near"]
     assert "10月08日24时前答复" in reminder
+
+
+async def test_a_climb_racing_an_answer_is_not_applied(gw: Gateway, clock: ManualClock) -> None:
+    """A chase read as due, then the case answered before the climb is written: the
+    conditional write refuses it (LostRace), and nothing is texted."""
+    number = await open_case(gw, accepted=True)
+    clock.advance(local(2026, 12, 8, 9, 0) - clock.now())
+    await gw.chaser.run_once()  # level 1 now; its time ended with Wednesday
+    clock.advance(local(2026, 12, 10, 9, 0) - clock.now())
+    [due] = await gw.store.chases.climbing_due(clock.now())
+    await gw.store.cases.set_status(number, "resolved", actor=STATION)
+    with pytest.raises(LostRace):
+        async with gw.store.db.transaction() as conn:
+            await gw.store.chases.set_level(conn, due, 2, clock.now() + timedelta(days=1))
+    assert await texted(gw.store, "case_overdue") == [STATION]
+
+
+async def test_a_level_change_and_its_texts_roll_back_together(
+    gw: Gateway, clock: ManualClock
+) -> None:
+    """A climb that fails after its text was written leaves neither the level nor the text."""
+    number = await open_case(gw, accepted=True)
+    clock.advance(local(2026, 12, 8, 9, 0) - clock.now())
+    [due] = await gw.store.chases.due_by(clock.now())
+    with pytest.raises(RuntimeError):
+        async with gw.store.db.transaction() as conn:
+            await gw.store.chases.set_level(conn, due, 1, clock.now() + timedelta(days=1))
+            await gw.chaser.texter.enqueue(
+                to="+8615171049746",
+                template="case_overdue",
+                variables={
+                    "level": 1,
+                    "holder": "派出所所长",
+                    "unit": "东城派出所",
+                    "subject": "飙车扰民",
+                    "case_ref": number,
+                    "stage": "答复",
+                    "deadline": "12月07日24时",
+                    "next": "已督办至最高一级",
+                },
+                idempotency_key="rollback-check",
+                conn=conn,
+            )
+            raise RuntimeError("the process dies here")
+    assert await gw.store.sms.by_key("rollback-check") is None
+    case = await gw.store.cases.get(number)
+    assert case is not None and await gw.store.chases.of_case(case.id) == []
