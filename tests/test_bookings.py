@@ -18,6 +18,7 @@ import pytest
 import yaml
 from aiohttp import web
 from polling import until
+from test_query_plans import scans_of_big_tables
 
 from gateway import config as config_module
 from gateway.bookings.exceptions import (
@@ -432,3 +433,25 @@ def test_the_openapi_fragment_documents_exactly_the_booking_routes() -> None:
             stack.extend(node)
     assert refs and all(r.removeprefix("#/components/schemas/") in schemas for r in refs)
     assert schemas["BookingRequest"]["properties"]["kind"]["enum"] == list(load_kinds())
+
+
+async def test_the_booking_queries_search_indexes_only(
+    run: Run, clock: ManualClock, tmp_path: Path
+) -> None:
+    """Booking, numbering, cancelling, the reminder loop and a day's list search indexes:
+    none scans the bookings or the texts."""
+    statements: list[str] = []
+    await run.store.db.conn.set_trace_callback(statements.append)
+    for n in range(5):
+        await run.service.book(booking(f"WX-{n}"))
+    await run.service.cancel("WX-0")
+    clock.advance(local(2026, 12, 1, 19, 5) - clock.now())
+    assert await run.service.remind_due() == 4
+    await run.store.bookings.listed(
+        slot_from=local(2026, 12, 2, 0, 0), slot_until=local(2026, 12, 3, 0, 0)
+    )
+    await run.store.db.conn.set_trace_callback(None)
+    mine = [s for s in statements if "bookings" in s]
+    assert len(mine) > 10
+    found = scans_of_big_tables(tmp_path / "gateway.sqlite3", mine)
+    assert found == [], "\n".join(found)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from test_query_plans import scans_of_big_tables
 
 from gateway import config as config_module
 from gateway.appeals.chasing import CaseChaser, ChasingError, deadline_text, parse_level_days
@@ -90,12 +91,13 @@ async def open_case(
     category: str = "complaint",
     unit: str = "LZ-DC-01",
     accepted: bool = False,
+    citizen: str = "13912345678",
 ) -> str:
     intake = await gw.appeals.submit(
         SubmissionInput(
             channel="web",
             reference=ref,
-            citizen_number="13912345678",
+            citizen_number=citizen,
             category=category,
             text=TEXT,
             unit_hint=unit,
@@ -395,3 +397,25 @@ async def test_a_level_change_and_its_texts_roll_back_together(
     assert await gw.store.sms.by_key("rollback-check") is None
     case = await gw.store.cases.get(number)
     assert case is not None and await gw.store.chases.of_case(case.id) == []
+
+
+async def test_the_chasers_queries_search_indexes_only(
+    gw: Gateway, clock: ManualClock, tmp_path: Path
+) -> None:
+    """A round's queries (reminders, climbs, ends, the sweeper) search indexes: none scans
+    cases, chases, terms or texts, which grow with the bureau's traffic."""
+    numbers = [
+        await open_case(gw, f"W{n}", accepted=n % 2 == 0, citizen=f"1391234{n:04d}")
+        for n in range(6)
+    ]
+    await gw.store.cases.set_status(numbers[1], "resolved", actor=STATION)
+    statements: list[str] = []
+    await gw.store.db.conn.set_trace_callback(statements.append)
+    for when in (local(2026, 12, 1, 9, 0), local(2026, 12, 8, 9, 0), local(2026, 12, 10, 9, 0)):
+        clock.advance(when - clock.now())
+        await gw.chaser.run_once()
+    await gw.store.db.conn.set_trace_callback(None)
+    chased = [s for s in statements if "case_chases" in s]
+    assert len(chased) > 10
+    found = scans_of_big_tables(tmp_path / "gateway.sqlite3", chased)
+    assert found == [], "\n".join(found)
