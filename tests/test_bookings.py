@@ -18,6 +18,7 @@ import pytest
 import yaml
 from aiohttp import web
 from polling import until
+from sms_support import outbox_service
 from test_query_plans import scans_of_big_tables
 
 from gateway import config as config_module
@@ -40,8 +41,6 @@ from gateway.bookings.web import add_bookings
 from gateway.clock import LOCAL_TZ, ManualClock, ScaledClock
 from gateway.demo.stack import Stack, running_stack
 from gateway.sms.policy import QuietHours
-from gateway.sms.service import SmsService
-from gateway.sms.templates import load_templates
 from gateway.store import Store
 from gateway.supervise import Supervisor
 
@@ -131,14 +130,7 @@ class Run:
 
     def __init__(self, store: Store, clock: ManualClock) -> None:
         config = config_module.load(overrides=[f"bookings.token={TOKEN}"])
-        sms = SmsService(
-            store.sms,
-            load_templates(),
-            clock,
-            config.sms,
-            sender="+8610690000",
-            status_callback_url=None,
-        )
+        sms = outbox_service(store, clock, config.sms)
         self.store = store
         self.service = BookingService(store, clock, config.bookings, sms, sms.quiet)
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sms_support import outbox_service
 from test_query_plans import scans_of_big_tables
 
 from gateway import config as config_module
@@ -21,8 +22,6 @@ from gateway.calendar import load_calendar
 from gateway.callbacks.ladder import Ladder
 from gateway.clock import LOCAL_TZ, ManualClock
 from gateway.config import AppealsSection, Config, Secret
-from gateway.sms.service import SmsService
-from gateway.sms.templates import load_templates
 from gateway.store import Store
 from gateway.store.callbacks import LostRace
 from gateway.store.seed import demo_city, load_seed
@@ -48,14 +47,7 @@ class Gateway:
 
     def __init__(self, store: Store, clock: ManualClock, config: Config) -> None:
         self.store = store
-        sms = SmsService(
-            store.sms,
-            load_templates(),
-            clock,
-            config.sms,
-            sender="+8610690000",
-            status_callback_url=None,
-        )
+        sms = outbox_service(store, clock, config.sms)
         self.chaser = CaseChaser(
             store,
             clock,
