@@ -360,7 +360,8 @@ async def test_the_migration_keeps_texts_and_lets_case_texts_in(tmp_path: Path) 
         with pytest.raises(sqlite3.IntegrityError):
             async with db.transaction() as conn:
                 await conn.execute(insert, ("case", "new-0"))
-        assert await db.migrate() == ["0012_case_lifecycle.sql"]
+        up_to_12 = [m for m in bundled_migrations() if m.version <= 12]
+        assert await db.migrate(up_to_12) == ["0012_case_lifecycle.sql"]
         async with db.transaction() as conn:
             await conn.execute(insert, ("case", "new-1"))
         assert [r[0] for r in await db.fetchall("PRAGMA integrity_check")] == ["ok"]
