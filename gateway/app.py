@@ -43,6 +43,7 @@ from gateway.sms.provider import SmsProvider
 from gateway.store import Store
 from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE, create_web_app
 from gateway.web.dashboard import add_dashboard
+from gateway.web.openapi import add_openapi
 from gateway.web.sms import SMS, sms_feature
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ def create_app(
         add_telephony,
         add_dashboard,
         add_appeals,
+        add_openapi,
     ]
     if run_scheduler:
         features.append(add_scheduler)
