@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway import logs
+from gateway.appeals.commands import channel_names
+from gateway.appeals.service import CHANNEL_NAMES
+from gateway.appeals.web import APPEALS
 from gateway.callbacks.catalogue import load_catalogue
 from gateway.callbacks.policy import LEVEL_NAMES
 from gateway.callbacks.report import (
@@ -34,6 +37,14 @@ from gateway.callbacks.report import (
 )
 from gateway.clock import LOCAL_TZ, ScaledClock
 from gateway.config import Config
+from gateway.demo.appeals import (
+    INTAKE_ORDER,
+    AppealsDay,
+    appeals_during_hour,
+    appeals_morning,
+    demo_citizens,
+    hotline_followups,
+)
 from gateway.demo.stack import AGI_TRANSPORTS, Stack, running_stack
 from gateway.demo.traffic import callback_day, hotline_hour
 from gateway.phone import mask
@@ -51,6 +62,12 @@ def register(sub: Any) -> None:
     )
     demo.add_argument("--calls", type=int, default=200, help="hotline calls in the hour (200)")
     demo.add_argument("--items", type=int, default=2000, help="served items to call back (2000)")
+    demo.add_argument(
+        "--appeals",
+        type=int,
+        default=36,
+        help="citizens writing appeals on the web, WeChat, letters, visits and 12345 (36)",
+    )
     demo.add_argument(
         "--speed", type=float, default=180.0, help="simulated seconds per real second (180)"
     )
@@ -129,6 +146,7 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         clock,
         agents=args.agents,
         agi=args.agi,
+        intake_channels=INTAKE_ORDER,
         recordings_dir=recordings if recordings.is_dir() else None,
         overrides=[
             f"ivr.flows_dir={SHIPPED_FLOWS.absolute()}",
@@ -155,9 +173,21 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         )
         _say(f"  data folder: {data_dir}  (log: {log_file})")
         _say("")
-        placed = await hotline_hour(stack, args.calls, rng, _say)
+        # Appeals have their own random stream: they run beside the calls.
+        appeals_rng = random.Random(rng.random())
+        used: set[str] = set()
+        citizens = demo_citizens(appeals_rng, used, args.appeals)
+        appeals, later = await appeals_morning(stack, appeals_rng, citizens, _say)
+        async with asyncio.TaskGroup() as group:
+            calls = group.create_task(
+                hotline_hour(stack, args.calls, rng, _say, known=appeals.cases, used=used)
+            )
+            group.create_task(appeals_during_hour(stack, appeals, later, appeals_rng, _say))
+        placed = calls.result()
+        await hotline_followups(stack, appeals, appeals_rng, _say)
         await _settle(stack)
         await _hotline_summary(stack, placed)
+        await _appeals_summary(stack, appeals)
         _say("")
         day = await callback_day(stack, args.items, rng, _say)
         await _settle(stack)
@@ -194,7 +224,7 @@ async def _hotline_summary(stack: Stack, placed: list[tuple[str, Any]]) -> None:
     calls = await stack.store.calls.find(direction="inbound", limit=100000)
     records = [c.record for c in calls]
     cases = await stack.store.cases.find(limit=100000)
-    hotline_cases = [c for c in cases if c.channel == "hotline"]
+    hotline_cases = [c for c in cases if c.call_linkedid]  # the IVR's, not 12345 transfers
     waits = [r.queue_wait_s for r in records if r.queue_wait_s is not None]
     outcomes = Counter(label for label, _ in placed)
     answered_by_agent = sum(1 for r in records if r.agent)
@@ -219,6 +249,42 @@ async def _hotline_summary(stack: Stack, placed: list[tuple[str, Any]]) -> None:
     _say(render(["类别", "件数"], [[k, v] for k, v in by_category.most_common()], right=[1]))
     _say("\n来电脚本（演示中主叫的行为）")
     _say(render(["行为", "通数"], [[k, v] for k, v in outcomes.most_common()], right=[1]))
+
+
+async def _appeals_summary(stack: Stack, day: AppealsDay) -> None:
+    """Submissions per channel, the cases they made, repeats joined and merged: read
+    back from the store, beside what the channels were told."""
+    cases = [c for c in await stack.store.cases.find(limit=100000) if c.merged_into is None]
+    channels = await stack.app[APPEALS].channels([c.id for c in cases])
+    came = Counter[str]()
+    for counted in channels.values():
+        came.update(counted)
+    rows = [
+        [CHANNEL_NAMES[name], came[name], day.opened[name], day.joined[name], day.by_hand[name]]
+        for name in INTAKE_ORDER
+    ]
+    rows.append(["热线电话（IVR 立案）", came["hotline"], came["hotline"], 0, 0])
+    total = sum(came.values())
+    joined, by_hand = sum(day.joined.values()), day.merged_by_hand
+    rows.append(["合计", total, len(cases), joined, by_hand])
+    _say("\n诉求受理（五个渠道，一事一案）")
+    _say(render(["渠道", "诉求", "立案", "自动并案", "人工合并"], rows, right=[1, 2, 3, 4]))
+    several = [c for c in cases if len(channels[c.id]) > 1]
+    _say(
+        f"诉求 {total} 件成案 {len(cases)} 件：同一群众同一事项换渠道再诉"
+        f" {day.intended_repeats} 件，系统自动并入原案 {joined} 件，"
+        f"督办室听热线录音后人工合并 {by_hand} 件；"
+        f"12345 重发工单 {day.replays} 件，未重复受理"
+    )
+    if day.refused:
+        _say(f"注意：接口拒收 {len(day.refused)} 件，例如 {day.refused[0]}")
+    _say(f"来自两个以上渠道的案件 {len(several)} 件，例如：")
+    several.sort(key=lambda c: (-sum(channels[c.id].values()), c.number))
+    for case in several[:3]:
+        _say(
+            f"  {case.number} {case.citizen_name or ''}（{mask(case.citizen_number)}）"
+            f"{channel_names(channels[case.id], counts=True)}：{case.subject}"
+        )
 
 
 async def _callback_summary(stack: Stack, day: Any) -> None:

@@ -12,7 +12,7 @@ import contextlib
 import secrets
 import socket
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
@@ -47,6 +47,8 @@ class Stack:
     runner: web.AppRunner
     run_scheduler: bool = True
     run_outbox: bool = True
+    # Each open intake channel's own credential (X-Channel-Token), by channel.
+    channel_tokens: dict[str, str] = field(default_factory=dict)
 
     @property
     def inbound_url(self) -> str:
@@ -111,12 +113,15 @@ async def running_stack(
     run_scheduler: bool = True,
     run_outbox: bool = True,
     agi: str = "async",
+    intake_channels: Sequence[str] = (),
 ) -> AsyncIterator[Stack]:
     """Start the simulated peers, then the gateway against them; stop in reverse.
 
     The simulated PBX admits only the least-privilege AMI user of the shipped
     manager.conf. ``agi`` is how it hands hotline calls over: "fastagi"
-    (AGI(agi://…), as the shipped dialplan) or "async" (AGI(agi:async))."""
+    (AGI(agi://…), as the shipped dialplan) or "async" (AGI(agi:async)).
+    ``intake_channels`` (web, wechat, letter, visit, 12345) are opened, each with a
+    fresh credential of its own (``Stack.channel_tokens``)."""
     if agi not in AGI_TRANSPORTS:
         raise ValueError(f"agi must be one of {AGI_TRANSPORTS}, got {agi!r}")
     pbx_secret = secrets.token_urlsafe(12)
@@ -129,6 +134,7 @@ async def running_stack(
         agi_url = f"agi://127.0.0.1:{agi_port}/main"
     twilio_token = secrets.token_urlsafe(16)
     api_token = secrets.token_urlsafe(16)
+    channel_tokens = {name: secrets.token_urlsafe(18) for name in intake_channels}
     sim_config = SimConfig(
         host="127.0.0.1",
         port=0,
@@ -161,6 +167,7 @@ async def running_stack(
                 f"sms.from_number={SENDER}",
                 f"web.public_url={url}",
                 *agi_overrides,
+                *(f"appeals.channels_{name}_token={t}" for name, t in channel_tokens.items()),
                 *overrides,
             ],
         )
@@ -181,6 +188,7 @@ async def running_stack(
                 runner,
                 run_scheduler,
                 run_outbox,
+                channel_tokens,
             )
             try:
                 yield stack
