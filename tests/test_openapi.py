@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator
 
 from gateway import config as config_module
 from gateway.app import create_app
+from gateway.appeals.service import CHANNEL_ORDER
 from gateway.appeals.service import CHANNELS as INTAKE_CHANNELS
 from gateway.callbacks.report import OUTCOME_NAMES
 from gateway.callbacks.report import STATUS_NAMES as ITEM_STATUS_NAMES
@@ -83,6 +84,8 @@ def test_documented_enumerations_are_the_codes() -> None:
     assert schemas["CaseCategory"]["enum"] == list(CATEGORIES)
     assert schemas["IntakeChannel"]["enum"] == list(INTAKE_CHANNELS)
     assert schemas["Case"]["properties"]["channel"]["enum"] == list(CASE_CHANNELS)
+    shown = schemas["CaseFile"]["allOf"][1]["properties"]["channels"]["propertyNames"]["enum"]
+    assert shown == list(CHANNEL_ORDER)
     assert schemas["TextPurpose"]["enum"] == list(PURPOSES)
     assert schemas["TextOrder"]["properties"]["audience"]["enum"] == list(AUDIENCES)
     assert schemas["ItemStatus"]["enum"] == list(ITEM_STATUS_NAMES)

@@ -13,8 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.appeals import commands as appeals_commands
-from gateway.appeals.service import CHANNEL_NAMES as APPEAL_CHANNEL_NAMES
-from gateway.appeals.service import AppealService
+from gateway.appeals.service import CHANNEL_NAMES, AppealService
 from gateway.calllog.commands import store_missing
 from gateway.clock import Clock, utc_iso
 from gateway.config import Config
@@ -23,7 +22,6 @@ from gateway.store import Store
 from gateway.store.cases import (
     CATEGORIES,
     CATEGORY_NAMES,
-    CHANNEL_NAMES,
     STATUS_NAMES,
     STATUSES,
     Case,
@@ -64,8 +62,16 @@ async def _list(config: Config, args: argparse.Namespace) -> int:
         found = await store.cases.find(
             status=args.status, category=args.category, unit_code=args.unit, limit=args.limit
         )
+        service = AppealService(store, store.clock, config.appeals)
+        channels = await service.channels([c.id for c in found])
     if args.json:
-        print(json.dumps([case_json(c) for c in found], ensure_ascii=False, indent=1))
+        print(
+            json.dumps(
+                [{**case_json(c), "channels": channels[c.id]} for c in found],
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
         return 0
     if not found:
         print("没有符合条件的案件。")
@@ -85,7 +91,7 @@ async def _list(config: Config, args: argparse.Namespace) -> int:
     rows = [
         [
             c.number,
-            CHANNEL_NAMES.get(c.channel, c.channel),
+            appeals_commands.channel_names(channels[c.id]),
             CATEGORY_NAMES.get(c.category, c.category),
             _status(c),
             c.citizen_name or "",
@@ -111,11 +117,11 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
             print(f"gateway: no case {args.number!r}", file=sys.stderr)
             return 1
         history = await store.cases.history(case.id)
-        submissions = (
-            await AppealService(store, store.clock, config.appeals).case_file(case.number)
-        ).submissions
+        found = await AppealService(store, store.clock, config.appeals).case_file(case.number)
+        submissions = found.submissions
     if args.json:
         data = case_json(case)
+        data["channels"] = dict(found.channels)
         data["history"] = [event_json(e) for e in history]
         data["submissions"] = [
             {
@@ -135,7 +141,7 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
 
     fields = [
         ("编号", case.number),
-        ("渠道", CHANNEL_NAMES.get(case.channel, case.channel)),
+        ("渠道", appeals_commands.channel_names(found.channels, counts=True)),
         ("类别", CATEGORY_NAMES.get(case.category, case.category)),
         ("状态", _status(case)),
         ("群众", case.citizen_name or ""),
@@ -165,7 +171,7 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
                 [
                     [
                         str(s.id),
-                        APPEAL_CHANNEL_NAMES[s.channel],
+                        CHANNEL_NAMES[s.channel],
                         s.reference,
                         local(s.received_at),
                         _clip(s.text, SUBJECT_WIDTH),

@@ -17,6 +17,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -324,12 +325,16 @@ async def appeals_during_hour(
     stack: Stack, day: AppealsDay, hour: Sequence[Appeal], rng: random.Random, progress: Progress
 ) -> None:
     """Visits and 12345 transfers over the hour, repeats among them; 12345 resends some."""
-    gap = 3600.0 / max(1, len(hour))
+    # Each at its own minute of the hour, however long the gateway takes to answer.
+    start = stack.clock.now()
+    due = sorted(start + timedelta(minutes=rng.uniform(1, 55)) for _ in hour)
     async with aiohttp.ClientSession() as http:
         channels = Channels(stack, http)
         sent: list[Appeal] = []
-        for appeal in hour:
-            await stack.clock.sleep(rng.uniform(0.5, 1.5) * gap)
+        for at, appeal in zip(due, hour, strict=True):
+            wait = (at - stack.clock.now()).total_seconds()
+            if wait > 0:
+                await stack.clock.sleep(wait)
             await channels.submit(appeal, day)
             sent.append(appeal)
         # The 12345 platform resends work orders it did not see acknowledged.
@@ -365,7 +370,7 @@ async def hotline_followups(
             appeal = Appeal(submission, repeat=True)
             day.intended_repeats += 1
             number = await channels.submit(appeal, day)
-            await stack.clock.sleep(rng.uniform(5, 20) * 60)
+            await stack.clock.sleep(rng.uniform(1, 3) * 60)  # the desk hears the message
             if number is not None and number != case.number:
                 note = "听取热线录音，与微信诉求为同一事项"
                 if await channels.merge(number, case.number, note, day):

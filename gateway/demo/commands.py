@@ -178,13 +178,17 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         used: set[str] = set()
         citizens = demo_citizens(appeals_rng, used, args.appeals)
         appeals, later = await appeals_morning(stack, appeals_rng, citizens, _say)
+
+        async def appeals_hour() -> None:
+            await appeals_during_hour(stack, appeals, later, appeals_rng, _say)
+            await hotline_followups(stack, appeals, appeals_rng, _say)
+
         async with asyncio.TaskGroup() as group:
             calls = group.create_task(
                 hotline_hour(stack, args.calls, rng, _say, known=appeals.cases, used=used)
             )
-            group.create_task(appeals_during_hour(stack, appeals, later, appeals_rng, _say))
+            group.create_task(appeals_hour())
         placed = calls.result()
-        await hotline_followups(stack, appeals, appeals_rng, _say)
         await _settle(stack)
         await _hotline_summary(stack, placed)
         await _appeals_summary(stack, appeals)
