@@ -24,8 +24,10 @@ BIKE = "我的电动车上周在幸福小区车棚被盗，报案后一直没有
 CITIZEN = "13912345678"
 
 
-def appeal(channel: str, reference: str, text: str = NOISE) -> SubmissionInput:
-    return SubmissionInput(channel, reference, CITIZEN, "complaint", text)
+def appeal(
+    channel: str, reference: str, text: str = NOISE, citizen: str = CITIZEN
+) -> SubmissionInput:
+    return SubmissionInput(channel, reference, citizen, "complaint", text)
 
 
 async def hotline_call(store: Store, linkedid: str) -> Case:
@@ -100,14 +102,17 @@ def test_the_case_list_and_view_name_the_exact_channels(
             await service.submit(appeal("wechat", "X1", NOISE_AGAIN))
             called = await hotline_call(store, "1764561600.1")
             await service.merge(called.number, transfer.case.number, actor="J00013")
-            bike = await service.submit(appeal("visit", "V1", BIKE))
-            return transfer.case.number, bike.case.number
+            bike = await service.submit(appeal("visit", "V1", BIKE, citizen="13800138000"))
+            again = await service.submit(appeal("web", "W9", BIKE, citizen="13700137000"))
+            await service.merge(again.case.number, bike.case.number, actor="J00013")
+            return transfer.case.number, bike.case.number, again.case.number
 
-    transfer, bike = asyncio.run(fill())
+    transfer, bike, merged = asyncio.run(fill())
     assert main(["--data-dir", str(tmp_path), "cases"]) == 0
-    listed = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:]}
-    assert "热线电话、微信、12345转办" in listed[transfer]
-    assert "来访" in listed[bike] and "热线" not in listed[bike]
+    listed = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[2:]}
+    assert listed[transfer][1] == "热线电话、微信、12345转办"
+    assert listed[bike][1] == "网站、来访"
+    assert listed[merged][1] == "—"  # its submission went with it to the case it joined
     assert main(["--data-dir", str(tmp_path), "cases", "show", transfer]) == 0
     assert "渠道      热线电话 1 件、微信 1 件、12345转办 1 件" in capsys.readouterr().out
     assert main(["--data-dir", str(tmp_path), "cases", "--json"]) == 0

@@ -91,7 +91,7 @@ async def _list(config: Config, args: argparse.Namespace) -> int:
     rows = [
         [
             c.number,
-            appeals_commands.channel_names(channels[c.id]),
+            appeals_commands.channel_names(channels[c.id]) or "—",  # merged: see its case
             CATEGORY_NAMES.get(c.category, c.category),
             _status(c),
             c.citizen_name or "",
