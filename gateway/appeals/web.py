@@ -34,7 +34,7 @@ from gateway.clock import utc_iso
 from gateway.store.cases import Case
 from gateway.web.app import CLOCK, CONFIG, STORE
 from gateway.web.errors import ApiError
-from gateway.web.input import path_reference, read_json
+from gateway.web.input import path_reference, read_json, string_fields
 
 APPEALS = web.AppKey("appeals", AppealService)
 CHANNEL_TOKEN_HEADER = "X-Channel-Token"
@@ -60,18 +60,7 @@ async def _appeals_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def post_case(request: web.Request) -> web.Response:
-    body = _object(await read_json(request))
-    unknown = sorted(set(body) - set(FIELDS))
-    if unknown:
-        raise ApiError(
-            400, "bad_field", f"{unknown[0]}: unknown field", {"field": unknown[0], "known": FIELDS}
-        )
-    values: dict[str, str] = {}
-    for name in FIELDS:
-        value = body.get(name, "")
-        if not isinstance(value, str):
-            raise ApiError(400, "bad_field", f"{name}: must be a string", {"field": name})
-        values[name] = value
+    values = string_fields(await read_json(request), FIELDS)
     service = request.app[APPEALS]
     with _mapped():
         service.authenticate(values["channel"], request.headers.get(CHANNEL_TOKEN_HEADER))

@@ -18,9 +18,11 @@ from typing import cast
 import aiosqlite
 
 from gateway.clock import Clock
+from gateway.store.bookings import BookingRepository
 from gateway.store.callbacks import CallbackRepository
 from gateway.store.calls import CallRecordRepository
 from gateway.store.cases import CaseRepository
+from gateway.store.chases import ChaseRepository
 from gateway.store.db import Database, StoreError, StoreUnavailable
 from gateway.store.figures import FigureRepository
 from gateway.store.reader import ReadConnection
@@ -48,6 +50,8 @@ class Store:
         self.callbacks = CallbackRepository(db, clock)
         self.calls = CallRecordRepository(db, clock)
         self.cases = CaseRepository(db, clock)
+        self.chases = ChaseRepository(db, clock)
+        self.bookings = BookingRepository(db, clock)
         self.sessions = SessionRepository(db, clock)
         self.figures = FigureRepository(reads or db, clock)
         # The same read queries as calls and cases, on the read connection (reads only).

@@ -1,0 +1,3 @@
+-- Reserved: 0012 is the appeals' lifecycle migration, developed on its own branch beside
+-- 0013. This file only keeps the numbers without a gap until that one is merged; delete
+-- it then (two files numbered 0012 are refused at start).
