@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from itertools import combinations
 from pathlib import Path
+from typing import Any
+
+from polling import until
 
 from gateway.appeals.similarity import similarity
 from gateway.appeals.web import APPEALS
 from gateway.clock import ScaledClock
 from gateway.config import AppealsSection
 from gateway.demo.appeals import (
+    BACKLOG,
     INTAKE_ORDER,
     MATTERS,
+    appeals_backlog,
     appeals_during_hour,
     appeals_morning,
     appeals_script,
     demo_citizens,
     hotline_followups,
 )
+from gateway.demo.bookings import bookings_day
 from gateway.demo.stack import running_stack
 
 
@@ -89,3 +95,42 @@ async def test_every_channel_reaches_one_case_per_matter(tmp_path: Path) -> None
         assert told == sum(day.posted.values()) + len(called)
         for case in called:
             assert channels[case.id] == {"hotline": 1, "wechat": 1}
+
+
+async def test_bookings_are_confirmed_and_cancelled_by_text(tmp_path: Path) -> None:
+    """Booked through the API with the bookings credential: a confirmation each, and a
+    cancellation text for each of the two cancelled."""
+    clock = ScaledClock(datetime(2026, 11, 30, 1, 0, tzinfo=UTC), 3600.0)
+    async with running_stack(tmp_path / "data", clock, run_scheduler=False, bookings=True) as stack:
+        rng = random.Random(3)
+        day = await bookings_day(stack, rng, demo_citizens(rng, set(), 6), lambda _: None)
+        assert day.refused == []
+        assert (sum(day.booked.values()), day.cancelled) == (6, 2)
+        texts = Counter(t.template for t in await stack.store.sms.recent(limit=100))
+        assert texts == {"booking_confirmation": 6, "booking_cancelled": 2}
+
+
+async def test_last_weeks_backlog_is_overdue_and_chased(tmp_path: Path) -> None:
+    """The backlog's cases carry their own days' numbers and terms, and the running
+    gateway's chasing texts each owner unit's chief that its case is overdue."""
+    clock = ScaledClock(datetime(2026, 12, 1, 1, 0, tzinfo=UTC), 3600.0)  # Tuesday 09:00
+    async with running_stack(tmp_path / "data", clock) as stack:
+        rng = random.Random(5)
+        numbers = await appeals_backlog(stack, rng, demo_citizens(rng, set(), len(BACKLOG)))
+        assert len(numbers) == len(BACKLOG)
+        assert numbers[0].startswith("TS20261123-")  # six working days before
+        assert not any("20261201" in n for n in numbers)  # none of them today's
+
+        async def chased() -> set[str]:
+            texts = await stack.store.sms.recent(limit=1000)
+            return {t.variables["case_ref"] for t in texts if t.template == "case_overdue"}
+
+        found = await until(lambda: _all(chased, set(numbers)), seconds=30)
+        assert found
+        for number in numbers:
+            case = await stack.store.cases.get(number)
+            assert case is not None and case.owner_unit_code is not None
+
+
+async def _all(check: Any, wanted: set[str]) -> bool:
+    return wanted <= await check()

@@ -17,14 +17,16 @@ import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import aiohttp
 
-from gateway.appeals.service import SubmissionInput
+from gateway.appeals.service import AppealService, SubmissionInput
+from gateway.clock import ManualClock
 from gateway.demo.stack import Stack
 from gateway.demo.traffic import random_mobile, random_name
+from gateway.store import Store
 
 Progress = Callable[[str], None]
 
@@ -387,3 +389,46 @@ def demo_citizens(rng: random.Random, used: set[str], count: int) -> list[tuple[
 
 def _hhmm(stack: Stack) -> str:
     return stack.clock.local().strftime("%H:%M")
+
+
+# -- last week's backlog, for chasing -----------------------------------------------------
+
+# Appeals from the days before the demo that their owner units let lie: each has an
+# owner (the station the citizen named), so chasing texts its chief.
+BACKLOG: tuple[tuple[int, str, str, str], ...] = (
+    # (working days ago, category, station, text)
+    (6, "complaint", "LZ-DC-02", "小区地下车库连续三次有车窗被砸，报警后一直没有民警回复。"),
+    (5, "help", "LZ-XC-01", "老人走失后找到了，但身份证和医保卡丢了，补办时需要派出所出证明。"),
+    (5, "report", "LZ-KFQ-02", "科技城商业街有人在夜里非法收购二手手机，怀疑是赃物。"),
+    (4, "complaint", "LZ-QS-01", "青山镇集市每逢赶集日车辆乱停，交警和派出所都说不归自己管。"),
+    (3, "suggestion", "LZ-DC-01", "建议东关派出所户籍窗口中午不休息，上班族只有中午有时间办事。"),
+    (3, "help", "LZ-XC-03", "家门口的监控拍到有人撬锁未遂，希望派出所加强夜间巡逻。"),
+)
+
+
+async def appeals_backlog(
+    stack: Stack, rng: random.Random, citizens: Sequence[tuple[str, str]]
+) -> list[str]:
+    """Last week's appeals still waiting at their owner units: written through the appeals
+    service as it ran on their days (a store handle on a clock set back to each day), so
+    their numbers, terms and history are those days'. The case numbers."""
+    today = stack.clock.local().date()
+    settings = stack.config.appeals
+    numbers: list[str] = []
+    for (days_ago, category, station, text), (number, name) in zip(BACKLOG, citizens, strict=False):
+        day = today
+        for _ in range(days_ago):
+            day -= timedelta(days=1)
+            while day.weekday() >= 5:
+                day -= timedelta(days=1)
+        at = datetime.combine(day, time(9), stack.clock.tz) + timedelta(
+            minutes=rng.randrange(0, 8 * 60)
+        )
+        then = ManualClock(at, stack.clock.tz)
+        async with Store.open(stack.config.store_path, then) as store:
+            service = AppealService(store, then, settings)
+            reference = f"WZ{day:%Y%m%d}-{9000 + len(numbers) + 1:04d}"
+            submission = SubmissionInput("web", reference, number, category, text, name)
+            intake = await service.submit(replace(submission, unit_hint=station))
+        numbers.append(intake.case.number)
+    return numbers

@@ -18,7 +18,7 @@ import signal
 import statistics
 import sys
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +38,16 @@ from gateway.callbacks.report import (
 from gateway.clock import LOCAL_TZ, ScaledClock
 from gateway.config import Config
 from gateway.demo.appeals import (
+    BACKLOG,
     INTAKE_ORDER,
     AppealsDay,
+    appeals_backlog,
     appeals_during_hour,
     appeals_morning,
     demo_citizens,
     hotline_followups,
 )
+from gateway.demo.bookings import BookingsDay, bookings_day
 from gateway.demo.stack import AGI_TRANSPORTS, Stack, running_stack
 from gateway.demo.traffic import callback_day, hotline_hour
 from gateway.phone import mask
@@ -62,6 +65,9 @@ def register(sub: Any) -> None:
     )
     demo.add_argument("--calls", type=int, default=200, help="hotline calls in the hour (200)")
     demo.add_argument("--items", type=int, default=2000, help="served items to call back (2000)")
+    demo.add_argument(
+        "--bookings", type=int, default=12, help="citizens booking a counter slot (12)"
+    )
     demo.add_argument(
         "--appeals",
         type=int,
@@ -147,6 +153,7 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         agents=args.agents,
         agi=args.agi,
         intake_channels=INTAKE_ORDER,
+        bookings=True,
         recordings_dir=recordings if recordings.is_dir() else None,
         overrides=[
             f"ivr.flows_dir={SHIPPED_FLOWS.absolute()}",
@@ -177,6 +184,11 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         appeals_rng = random.Random(rng.random())
         used: set[str] = set()
         citizens = demo_citizens(appeals_rng, used, args.appeals)
+        waiting = await appeals_backlog(
+            stack, appeals_rng, demo_citizens(appeals_rng, used, len(BACKLOG))
+        )
+        _say(f"  上周受理、承办单位至今未办理的诉求 {len(waiting)} 件：{'、'.join(waiting)}")
+        booking = demo_citizens(appeals_rng, used, args.bookings)
         appeals, later = await appeals_morning(stack, appeals_rng, citizens, _say)
 
         async def appeals_hour() -> None:
@@ -188,6 +200,7 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
                 hotline_hour(stack, args.calls, rng, _say, known=appeals.cases, used=used)
             )
             group.create_task(appeals_hour())
+            booked = group.create_task(bookings_day(stack, appeals_rng, booking, _say))
         placed = calls.result()
         await _settle(stack)
         await _hotline_summary(stack, placed)
@@ -196,6 +209,9 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         day = await callback_day(stack, args.items, rng, _say)
         await _settle(stack)
         await _callback_summary(stack, day)
+        if sum(booked.result().booked.values()):
+            await _until_evening_reminders(stack)
+        await _bookings_and_chasing_summary(stack, booked.result())
         if args.stay:
             _say(f"\n领导驾驶舱：{stack.url}/dashboard （访问令牌 {stack.api_token}），Ctrl-C 结束")
             await _until_interrupted()
@@ -291,6 +307,43 @@ async def _appeals_summary(stack: Stack, day: AppealsDay) -> None:
         )
 
 
+async def _until_evening_reminders(stack: Stack, at: time = time(19, 5)) -> None:
+    """A short day ends before the bookings' evening reminders (19:00): wait for them."""
+    evening = datetime.combine(stack.clock.local().date(), at, stack.clock.tz)
+    wait = (evening - stack.clock.now()).total_seconds()
+    if wait > 0:
+        _say(f"\n（等到 {at:%H:%M}，预约的前一晚提醒短信发出）")
+        await stack.clock.sleep(wait)
+        await _settle(stack)
+
+
+async def _bookings_and_chasing_summary(stack: Stack, bookings: BookingsDay) -> None:
+    """Bookings and the texts they made; the cases chased and the chiefs' texts."""
+    texts = await stack.store.sms.recent(limit=1_000_000)
+    by_template = Counter(t.template for t in texts)
+    confirmed, cancelled, reminded = (
+        by_template[name]
+        for name in ("booking_confirmation", "booking_cancelled", "booking_reminder")
+    )
+    _say(
+        f"\n预约 {sum(bookings.booked.values())} 件，取消 {bookings.cancelled} 件；短信：预约确认"
+        f" {confirmed} 条，取消通知 {cancelled} 条，前一晚提醒 {reminded} 条"
+    )
+    if bookings.refused:
+        _say(f"注意：预约接口拒收 {len(bookings.refused)} 件，例如 {bookings.refused[0]}")
+    overdue = [t for t in texts if t.template == "case_overdue"]
+    near = [t for t in texts if t.template == "case_deadline_near"]
+    chased = {t.variables.get("case_ref") for t in overdue}
+    levels = Counter(t.variables.get("level") for t in overdue)
+    _say(
+        f"诉求督办：超期案件 {len(chased)} 件逐级督办，督办短信 {len(overdue)} 条（"
+        + "，".join(f"第{level}级 {n} 条" for level, n in sorted(levels.items()))
+        + f"）；临期提醒承办单位 {len(near)} 条"
+    )
+    for text in sorted(overdue, key=lambda t: t.id)[:2]:
+        _say(f"  → {mask(text.to)}：{text.body}")
+
+
 async def _callback_summary(stack: Stack, day: Any) -> None:
     clock = stack.clock
     ratings = await stack.store.callbacks.first_round_ratings()
@@ -312,7 +365,7 @@ async def _callback_summary(stack: Stack, day: Any) -> None:
     )
     _say(f"所长短信报整改 {day.reports} 次；群众短信评价 {day.sms_replies} 条")
     officers = {o.mobile: o for o in await stack.store.units.officers() if o.mobile}
-    order_texts = [m for m in stack.twilio.messages if m.to in officers]
+    order_texts = [m for m in stack.twilio.messages if m.to in officers and "责令整改" in m.body]
     _say(f"\n领导和所长收到的整改短信：{len(order_texts)} 条，例如：")
     for message in order_texts[:3]:
         officer = officers[message.to]

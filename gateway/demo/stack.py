@@ -49,6 +49,8 @@ class Stack:
     run_outbox: bool = True
     # Each open intake channel's own credential (X-Channel-Token), by channel.
     channel_tokens: dict[str, str] = field(default_factory=dict)
+    # The bookings clients' credential (X-Channel-Token on /api/bookings), when open.
+    bookings_token: str = ""
 
     @property
     def inbound_url(self) -> str:
@@ -114,6 +116,7 @@ async def running_stack(
     run_outbox: bool = True,
     agi: str = "async",
     intake_channels: Sequence[str] = (),
+    bookings: bool = False,
 ) -> AsyncIterator[Stack]:
     """Start the simulated peers, then the gateway against them; stop in reverse.
 
@@ -121,7 +124,8 @@ async def running_stack(
     manager.conf. ``agi`` is how it hands hotline calls over: "fastagi"
     (AGI(agi://…), as the shipped dialplan) or "async" (AGI(agi:async)).
     ``intake_channels`` (web, wechat, letter, visit, 12345) are opened, each with a
-    fresh credential of its own (``Stack.channel_tokens``)."""
+    fresh credential of its own (``Stack.channel_tokens``); ``bookings`` opens
+    ``/api/bookings`` with one (``Stack.bookings_token``)."""
     if agi not in AGI_TRANSPORTS:
         raise ValueError(f"agi must be one of {AGI_TRANSPORTS}, got {agi!r}")
     pbx_secret = secrets.token_urlsafe(12)
@@ -135,6 +139,7 @@ async def running_stack(
     twilio_token = secrets.token_urlsafe(16)
     api_token = secrets.token_urlsafe(16)
     channel_tokens = {name: secrets.token_urlsafe(18) for name in intake_channels}
+    bookings_token = secrets.token_urlsafe(18) if bookings else ""
     sim_config = SimConfig(
         host="127.0.0.1",
         port=0,
@@ -168,6 +173,7 @@ async def running_stack(
                 f"web.public_url={url}",
                 *agi_overrides,
                 *(f"appeals.channels_{name}_token={t}" for name, t in channel_tokens.items()),
+                *([f"bookings.token={bookings_token}"] if bookings else []),
                 *overrides,
             ],
         )
@@ -189,6 +195,7 @@ async def running_stack(
                 run_scheduler,
                 run_outbox,
                 channel_tokens,
+                bookings_token,
             )
             try:
                 yield stack
