@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import gateway.store.cases as case_store
 from gateway.appeals.exceptions import (
     BadSubmission,
     CaseChangeRefused,
@@ -53,7 +54,6 @@ from gateway.limits import BadText, check_name, check_note, check_reference
 from gateway.phone import InvalidPhoneNumber, to_e164
 from gateway.store import Store
 from gateway.store.cases import CATEGORIES, CATEGORY_NAMES, Case, CaseEvent
-from gateway.store.cases import CHANNEL_NAMES as CASE_CHANNEL_NAMES
 from gateway.store.cases import write_history as _history
 from gateway.web.auth import token_matches
 
@@ -70,7 +70,7 @@ CASE_CHANNEL: Mapping[str, str] = {
 }
 # How a case's channels are listed: the hotline's own calls first, then intake channels.
 CHANNEL_ORDER = ("hotline", *CHANNELS, "sms", "email")
-CHANNEL_NAMES: Mapping[str, str] = {**CASE_CHANNEL_NAMES, "12345": "12345转办"}
+CHANNEL_NAMES: Mapping[str, str] = {**case_store.CHANNEL_NAMES, "12345": "12345转办"}
 FIELDS = (
     "channel",
     "reference",

@@ -220,7 +220,7 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         f"\n用时 {elapsed:.0f} 秒（模拟 {args.speed:g} 倍速）。数据在 {data_dir}/ ，在本目录查看："
     )
     command = _command_name()
-    for what in ("calls", "cases", "callbacks", "orders --all", "sms list"):
+    for what in ("calls", "cases", "callbacks", "orders --all", "sms list", "bookings list"):
         _say(f"  {command} {what}")
     _say("  （加 --json 供程序读取）")
     return 0
@@ -274,7 +274,12 @@ async def _hotline_summary(stack: Stack, placed: list[tuple[str, Any]]) -> None:
 async def _appeals_summary(stack: Stack, day: AppealsDay) -> None:
     """Submissions per channel, the cases they made, repeats joined and merged: read
     back from the store, beside what the channels were told."""
-    cases = [c for c in await stack.store.cases.find(limit=100000) if c.merged_into is None]
+    today = stack.clock.local().date()
+    cases = [
+        c
+        for c in await stack.store.cases.find(limit=100000)
+        if c.merged_into is None and stack.clock.local(c.created_at).date() == today
+    ]  # today's: not last week's backlog
     channels = await stack.app[APPEALS].channels([c.id for c in cases])
     came = Counter[str]()
     for counted in channels.values():
