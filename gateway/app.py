@@ -49,6 +49,7 @@ from gateway.store import Store
 from gateway.supervise import Supervisor
 from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE, create_web_app
 from gateway.web.dashboard import add_dashboard
+from gateway.web.openapi import add_openapi
 from gateway.web.sms import SMS, sms_feature
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ def create_app(
         add_dashboard,
         add_appeals,
         bookings_feature(run_reminders=run_scheduler),
+        add_openapi,
     ]
     if run_scheduler:
         features.append(add_scheduler)

@@ -12,7 +12,7 @@ outbox sends them.
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -149,5 +149,12 @@ async def _service(config: Config) -> AsyncIterator[AppealService]:
 
 
 def _channels(found: CaseFile) -> str:
-    parts = [f"{CHANNEL_NAMES[name]} {count} 件" for name, count in found.channels.items()]
-    return "来源：" + "，".join(parts) if parts else ""
+    return "来源：" + channel_names(found.channels, counts=True) if found.channels else ""
+
+
+def channel_names(channels: Mapping[str, int], *, counts: bool = False) -> str:
+    """``热线电话、12345转办`` (or with counts: ``网站 1 件、12345转办 2 件``)."""
+    return "、".join(
+        f"{CHANNEL_NAMES.get(name, name)} {count} 件" if counts else CHANNEL_NAMES.get(name, name)
+        for name, count in channels.items()
+    )

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import gateway.store.cases as case_store
 from gateway.appeals.exceptions import (
     BadSubmission,
     CaseChangeRefused,
@@ -58,7 +59,8 @@ from gateway.store.cases import write_history as _history
 from gateway.web.auth import token_matches
 
 # Intake channels, and the coarse channel of a case each opens (a 12345 transfer is a
-# hotline appeal: the cases table keeps the kind, the submission the exact channel).
+# hotline appeal: the cases table keeps the kind, the submission the exact channel, and
+# what a case shows as its channels comes from its submissions: see `channels`).
 CHANNELS = ("web", "wechat", "letter", "visit", "12345")
 CASE_CHANNEL: Mapping[str, str] = {
     "web": "web",
@@ -67,13 +69,9 @@ CASE_CHANNEL: Mapping[str, str] = {
     "visit": "visit",
     "12345": "hotline",
 }
-CHANNEL_NAMES: Mapping[str, str] = {
-    "web": "网站",
-    "wechat": "微信",
-    "letter": "信件",
-    "visit": "来访",
-    "12345": "12345转办",
-}
+# How a case's channels are listed: the hotline's own calls first, then intake channels.
+CHANNEL_ORDER = ("hotline", *CHANNELS, "sms", "email")
+CHANNEL_NAMES: Mapping[str, str] = {**case_store.CHANNEL_NAMES, "12345": "12345转办"}
 FIELDS = (
     "channel",
     "reference",
@@ -354,8 +352,7 @@ class AppealService:
         case = await self._case(number)
         submissions = await self._submissions(case.id)
         history = await self._store.cases.history(case.id)
-        counts = Counter(s.channel for s in submissions)
-        channels = {name: counts[name] for name in CHANNELS if counts[name]}
+        channels = (await self.channels([case.id]))[case.id]
         row = await self._store.db.fetchone(
             "SELECT owner_source, accept_by, answer_by, estimated FROM appeal_terms"
             " WHERE case_id = ?",
@@ -370,6 +367,62 @@ class AppealService:
         return CaseFile(
             case, tuple(submissions), channels, tuple(history), terms, answer, item, rating
         )
+
+    async def channels(self, case_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+        """Every channel each case came from, and how often: its submissions by their
+        exact channel (a 12345 transfer is ``12345``, though it opens a ``hotline`` case),
+        and, for the case itself and each case merged into it that the appeals desk did
+        not open (no terms: a call to the hotline's IVR), that case's own channel once."""
+        if not case_ids:
+            return {}
+        counts: dict[int, Counter[str]] = {case_id: Counter() for case_id in case_ids}
+        marks = ", ".join("?" for _ in case_ids)
+        submitted = await self._store.db.fetchall(
+            "SELECT case_id, channel, COUNT(*) FROM appeal_submissions"
+            f" WHERE case_id IN ({marks}) GROUP BY case_id, channel",
+            tuple(case_ids),
+        )
+        for case_id, channel, count in submitted:
+            counts[case_id][channel] += count
+        # Each case's family, level by level: itself, the cases merged into it, the cases
+        # merged into those (a merge leaves the cases merged into the one that goes
+        # pointing at it). ``family`` maps the level's case ids to the cases shown. No
+        # index covers cases.merged_into: only cases whose history has a merge into them
+        # (written with every merge, read by its index) are looked for below.
+        family: dict[int, list[int]] = {case_id: [case_id] for case_id in case_ids}
+        column = "c.id"
+        while family:
+            marks = ", ".join("?" for _ in family)
+            rows = await self._store.db.fetchall(
+                "SELECT c.id, c.merged_into, c.channel, t.case_id IS NULL FROM cases c"
+                f" LEFT JOIN appeal_terms t ON t.case_id = c.id WHERE {column} IN ({marks})",
+                tuple(family),
+            )
+            below: dict[int, list[int]] = {}
+            for case_id, merged_into, channel, not_by_desk in rows:
+                shown = family[case_id if column == "c.id" else merged_into]
+                if not_by_desk:
+                    for root in shown:
+                        counts[root][channel] += 1
+                below.setdefault(case_id, []).extend(shown)
+            family, column = await self._merged_into_some(below), "c.merged_into"
+        order = {name: index for index, name in enumerate(CHANNEL_ORDER)}
+        return {
+            case_id: dict(sorted(counted.items(), key=lambda kv: order.get(kv[0], len(order))))
+            for case_id, counted in counts.items()
+        }
+
+    async def _merged_into_some(self, cases: dict[int, list[int]]) -> dict[int, list[int]]:
+        """The entries of ``cases`` (by case id) that some case was merged into."""
+        if not cases:
+            return {}
+        marks = ", ".join("?" for _ in cases)
+        rows = await self._store.db.fetchall(
+            f"SELECT DISTINCT case_id FROM case_history WHERE case_id IN ({marks})"
+            " AND action = 'merged_from'",
+            tuple(cases),
+        )
+        return {row[0]: cases[row[0]] for row in rows}
 
     # -- merge and split ------------------------------------------------------------
 

@@ -14,8 +14,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.appeals import commands as appeals_commands
 from gateway.appeals.lifecycle import answer_json
-from gateway.appeals.service import CHANNEL_NAMES as APPEAL_CHANNEL_NAMES
-from gateway.appeals.service import AppealService, CaseFile
+from gateway.appeals.service import CHANNEL_NAMES, AppealService, CaseFile
 from gateway.calllog.commands import store_missing
 from gateway.clock import Clock, utc_iso
 from gateway.config import Config
@@ -24,7 +23,6 @@ from gateway.store import Store
 from gateway.store.cases import (
     CATEGORIES,
     CATEGORY_NAMES,
-    CHANNEL_NAMES,
     STATUS_NAMES,
     STATUSES,
     Case,
@@ -65,8 +63,16 @@ async def _list(config: Config, args: argparse.Namespace) -> int:
         found = await store.cases.find(
             status=args.status, category=args.category, unit_code=args.unit, limit=args.limit
         )
+        service = AppealService(store, store.clock, config.appeals)
+        channels = await service.channels([c.id for c in found])
     if args.json:
-        print(json.dumps([case_json(c) for c in found], ensure_ascii=False, indent=1))
+        print(
+            json.dumps(
+                [{**case_json(c), "channels": channels[c.id]} for c in found],
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
         return 0
     if not found:
         print("没有符合条件的案件。")
@@ -86,7 +92,7 @@ async def _list(config: Config, args: argparse.Namespace) -> int:
     rows = [
         [
             c.number,
-            CHANNEL_NAMES.get(c.channel, c.channel),
+            appeals_commands.channel_names(channels[c.id]) or "—",  # merged: see its case
             CATEGORY_NAMES.get(c.category, c.category),
             _status(c),
             c.citizen_name or "",
@@ -116,6 +122,7 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
         submissions = found.submissions
     if args.json:
         data = case_json(case)
+        data["channels"] = dict(found.channels)
         data["history"] = [event_json(e) for e in history]
         data["answer"] = answer_json(found)
         data["submissions"] = [
@@ -136,7 +143,7 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
 
     fields = [
         ("编号", case.number),
-        ("渠道", CHANNEL_NAMES.get(case.channel, case.channel)),
+        ("渠道", appeals_commands.channel_names(found.channels, counts=True)),
         ("类别", CATEGORY_NAMES.get(case.category, case.category)),
         ("状态", _status(case)),
         ("群众", case.citizen_name or ""),
@@ -168,7 +175,7 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
                 [
                     [
                         str(s.id),
-                        APPEAL_CHANNEL_NAMES[s.channel],
+                        CHANNEL_NAMES[s.channel],
                         s.reference,
                         local(s.received_at),
                         _clip(s.text, SUBJECT_WIDTH),

@@ -12,7 +12,7 @@ import contextlib
 import secrets
 import socket
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
@@ -47,6 +47,10 @@ class Stack:
     runner: web.AppRunner
     run_scheduler: bool = True
     run_outbox: bool = True
+    # Each open intake channel's own credential (X-Channel-Token), by channel.
+    channel_tokens: dict[str, str] = field(default_factory=dict)
+    # The bookings clients' credential (X-Channel-Token on /api/bookings), when open.
+    bookings_token: str = ""
 
     @property
     def inbound_url(self) -> str:
@@ -111,12 +115,17 @@ async def running_stack(
     run_scheduler: bool = True,
     run_outbox: bool = True,
     agi: str = "async",
+    intake_channels: Sequence[str] = (),
+    bookings: bool = False,
 ) -> AsyncIterator[Stack]:
     """Start the simulated peers, then the gateway against them; stop in reverse.
 
     The simulated PBX admits only the least-privilege AMI user of the shipped
     manager.conf. ``agi`` is how it hands hotline calls over: "fastagi"
-    (AGI(agi://…), as the shipped dialplan) or "async" (AGI(agi:async))."""
+    (AGI(agi://…), as the shipped dialplan) or "async" (AGI(agi:async)).
+    ``intake_channels`` (web, wechat, letter, visit, 12345) are opened, each with a
+    fresh credential of its own (``Stack.channel_tokens``); ``bookings`` opens
+    ``/api/bookings`` with one (``Stack.bookings_token``)."""
     if agi not in AGI_TRANSPORTS:
         raise ValueError(f"agi must be one of {AGI_TRANSPORTS}, got {agi!r}")
     pbx_secret = secrets.token_urlsafe(12)
@@ -129,6 +138,8 @@ async def running_stack(
         agi_url = f"agi://127.0.0.1:{agi_port}/main"
     twilio_token = secrets.token_urlsafe(16)
     api_token = secrets.token_urlsafe(16)
+    channel_tokens = {name: secrets.token_urlsafe(18) for name in intake_channels}
+    bookings_token = secrets.token_urlsafe(18) if bookings else ""
     sim_config = SimConfig(
         host="127.0.0.1",
         port=0,
@@ -161,6 +172,8 @@ async def running_stack(
                 f"sms.from_number={SENDER}",
                 f"web.public_url={url}",
                 *agi_overrides,
+                *(f"appeals.channels_{name}_token={t}" for name, t in channel_tokens.items()),
+                *([f"bookings.token={bookings_token}"] if bookings else []),
                 *overrides,
             ],
         )
@@ -181,6 +194,8 @@ async def running_stack(
                 runner,
                 run_scheduler,
                 run_outbox,
+                channel_tokens,
+                bookings_token,
             )
             try:
                 yield stack
