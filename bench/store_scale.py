@@ -13,7 +13,9 @@ loopback and measures, for ``--rounds`` rounds:
 * ``loop_busy_ms`` (printed above the last line): the same stall counted in the loop
   thread's CPU time, which the machine's other load does not inflate;
 * ``lookup_during_refresh_ms``: an IVR case lookup (``store.cases.get``) issued
-  while a refresh runs (max).
+  while a refresh runs (max);
+* ``station_refresh_ms`` (printed above the last line): the dashboard's figures
+  of a station chief (``LZ-DC-01`` only), computed in-process, cache emptied (p50).
 
 The same is measured on an empty store (migrated and seeded only) in the same run,
 printed above. The last line is, exactly (one line)::
@@ -52,7 +54,8 @@ from gateway.store import Store  # noqa: E402
 from gateway.store.fake import FakePlan, build_fake_store, parse_scale  # noqa: E402
 from gateway.store.seed import demo_city, load_seed  # noqa: E402
 from gateway.web.app import create_web_app  # noqa: E402
-from gateway.web.dashboard import add_dashboard  # noqa: E402
+from gateway.web.dashboard import WINDOW_DAYS, add_dashboard, dashboard_figures  # noqa: E402
+from gateway.web.scope import Scope  # noqa: E402
 from gateway.web.sms import sms_feature  # noqa: E402
 
 TOKEN = "bench-token-3c1d"
@@ -67,6 +70,7 @@ class Figures:
     loop_stall_ms: float
     lookup_ms: float
     loop_busy_ms: float
+    station_refresh_ms: float
 
     def line(self, label: str) -> str:
         return (
@@ -168,6 +172,13 @@ async def measure(path: Path, rounds: int) -> Figures:
                     await during
                     lag.armed = False
                     await asyncio.sleep(0.05)
+            station = await _station_scope(store)
+            scoped = []
+            for _ in range(rounds):
+                _clear_caches(store)
+                start = time.perf_counter()
+                await dashboard_figures(store, clock, WINDOW_DAYS, station)
+                scoped.append((time.perf_counter() - start) * 1000)
             return Figures(
                 ratings,
                 statistics.median(refresh),
@@ -175,7 +186,16 @@ async def measure(path: Path, rounds: int) -> Figures:
                 lag.worst * 1000,
                 max(lookups),
                 lag.worst_cpu * 1000,
+                statistics.median(scoped),
             )
+
+
+async def _station_scope(store: Store) -> Scope:
+    """What the chief of 东关派出所 sees (the demo city is in every store measured)."""
+    unit = await store.units.unit_by_code("LZ-DC-01")
+    if unit is None:
+        raise SystemExit("the store has no unit LZ-DC-01: it was not seeded with the demo city")
+    return Scope("station", "bench", frozenset({unit.id}), False)
 
 
 async def empty_store(path: Path) -> None:
@@ -218,6 +238,11 @@ async def main() -> None:
             "loop_busy_ms (loop thread CPU between wake-ups)",
             figures.loop_busy_ms,
             base.loop_busy_ms,
+        ),
+        (
+            "station_refresh_ms (a station chief's figures, in-process)",
+            figures.station_refresh_ms,
+            base.station_refresh_ms,
         ),
     ):
         print(f"  {name}: {value:.1f} against {baseline:.1f} on the empty store")

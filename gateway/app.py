@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.accounts.web import add_accounts
 from gateway.appeals.chasing import CaseChaser
 from gateway.appeals.web import add_appeals
 from gateway.bookings.web import bookings_feature
@@ -83,6 +84,7 @@ def create_app(
         add_appeals,
         bookings_feature(run_reminders=run_scheduler),
         add_openapi,
+        add_accounts,
     ]
     if run_scheduler:
         features.append(add_scheduler)

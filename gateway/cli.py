@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "gateway.store.commands",
     "gateway.sim.commands",
     "gateway.site.commands",
+    "gateway.accounts.commands",
 )
 
 Handler = Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]]

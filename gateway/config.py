@@ -159,6 +159,16 @@ class WebSection:
     # Mark the session cookie Secure even on plain HTTP: set it when a TLS proxy
     # in front of the gateway talks HTTP to it.
     secure_cookies: bool = False
+    # A person's session ends after this many seconds without a request, and this
+    # many seconds after the login whatever happens (and at logout).
+    session_idle: float = 1800.0
+    session_lifetime: float = 43200.0
+    # Failed logins of one account name, and from one client address, within the
+    # window (seconds) before further logins wait; counted in the store, so a
+    # restart does not forget them.
+    login_max_failures: int = 5
+    login_max_failures_per_address: int = 20
+    login_failure_window: float = 900.0
 
 
 @dataclass(frozen=True)
@@ -648,6 +658,11 @@ RULES: dict[str, Rule] = {
     "web.api_token": _token,
     "web.auth_max_failures": _between(1, 10000),
     "web.auth_failure_window": _SECONDS,
+    "web.session_idle": _between(60, 86400),
+    "web.session_lifetime": _between(60, 30 * 86400),
+    "web.login_max_failures": _between(1, 1000),
+    "web.login_max_failures_per_address": _between(1, 10000),
+    "web.login_failure_window": _between(1, 30 * 86400),
     "callbacks.windows": _matches(_SPANS, "spans HH:MM-HH:MM separated by commas"),
     "callbacks.excluded_weekdays": _weekdays,
     "callbacks.excluded_dates": _dates,
@@ -690,6 +705,7 @@ RULES: dict[str, Rule] = {
 _PAIRS = (
     ("pbx", "reconnect_min", "reconnect_max"),
     ("sms", "backoff_min", "backoff_max"),
+    ("web", "session_idle", "session_lifetime"),
 )
 
 

@@ -29,7 +29,7 @@ from gateway.errors import GatewayError
 from gateway.pbx.exceptions import AmiError, AmiLoginError
 from gateway.site.access import PBX_USER, user_groups, write_problem
 from gateway.store.lock import StoreLock
-from gateway.web.app import HEALTH_CHECKS
+from gateway.web.app import HEALTH_CHECKS, STORE
 
 log = logging.getLogger("gateway.run")
 
@@ -54,7 +54,9 @@ def _warnings(config: Config) -> list[str]:
     if not config.sms.account_sid or not config.sms.auth_token:
         found.append("SMS: no Twilio account (sms.account_sid, GATEWAY_SMS_AUTH_TOKEN)")
     if not config.web.api_token:
-        found.append("web: no API token (GATEWAY_WEB_API_TOKEN): the API and dashboard stay shut")
+        found.append(
+            "web: no API token (GATEWAY_WEB_API_TOKEN): the API stays shut to machine clients"
+        )
     return found
 
 
@@ -132,6 +134,12 @@ async def _check_peers(app: web.Application, config: Config) -> bool:
             log.info("health: %s answers", name)
     if not await asyncio.to_thread(_check_messages_folder, config):
         ok = False
+    if not any(user.active for user in await app[STORE].accounts.users()):
+        # Not a failure: the gateway serves callers without anyone on the dashboard.
+        log.warning(
+            "web: no active accounts, nobody can log in to the dashboard: add one"
+            " with `gateway users add NAME --role leader --unit CODE`"
+        )
     if not config.agi.listen_port:
         # Not a failure: a site may keep AGI(agi:async). But the shipped dialplan uses
         # FastAGI, and with no listener every caller would skip the menu.

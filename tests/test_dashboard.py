@@ -14,28 +14,30 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import config as config_module
 from gateway.clock import ManualClock
-from gateway.config import Secret
 from gateway.store import Store
 from gateway.store.seed import demo_city, load_seed
 from gateway.store.sms import NewText
 from gateway.web.app import create_web_app
+from gateway.web.auth import SESSION_COOKIE
 from gateway.web.dashboard import (
     GREEN_AT,
-    SESSION_COOKIE,
-    SESSION_TTL,
     YELLOW_AT,
     add_dashboard,
-    new_session,
-    session_valid,
     warning_colour,
 )
+from tests.accounts_support import PASSWORD, add_people
 from tests.test_dashboard_store import record
 
 TOKEN = "dash-token-5e3f9a"
+IDLE = 1800
+LIFETIME = 43200
 
 
 def _app(store: Store, clock: ManualClock, token: str = TOKEN) -> web.Application:
-    config = config_module.load(env={"GATEWAY_WEB_API_TOKEN": token} if token else {})
+    config = config_module.load(
+        env={"GATEWAY_WEB_API_TOKEN": token} if token else {},
+        overrides=[f"web.session_idle={IDLE}", f"web.session_lifetime={LIFETIME}"],
+    )
     return create_web_app(config, clock=clock, store=store, features=[add_dashboard])
 
 
@@ -43,14 +45,22 @@ def _app(store: Store, clock: ManualClock, token: str = TOKEN) -> web.Applicatio
 async def client(
     store: Store, clock: ManualClock
 ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    """A test client of an application serving only the dashboard, over the test store."""
+    """A test client of an application serving only the dashboard, over the test store with
+    the demo city and a leader's account."""
     await load_seed(store.units, demo_city(), "demo-city.toml")
+    await add_people(store, config_module.load(), "leader")
     async with TestClient(TestServer(_app(store, clock))) as http:
         yield http
 
 
-async def _login(http: TestClient[web.Request, web.Application], token: str = TOKEN) -> int:
-    response = await http.post("/login", data={"token": token}, allow_redirects=False)
+async def _login(
+    http: TestClient[web.Request, web.Application],
+    username: str = "leader",
+    password: str = PASSWORD,
+) -> int:
+    response = await http.post(
+        "/login", data={"username": username, "password": password}, allow_redirects=False
+    )
     return response.status
 
 
@@ -74,25 +84,6 @@ def test_warning_colour_thresholds(rate: float | None, colour: str) -> None:
     assert warning_colour(rate) == colour
 
 
-# -- sessions ----------------------------------------------------------------------
-
-
-def test_session_is_signed_with_the_token_and_expires(clock: ManualClock) -> None:
-    """A session is valid with its token until SESSION_TTL; a changed token, a tampered value
-    or an empty token refuses it."""
-    token = Secret(TOKEN)
-    value = new_session(token, clock.now())
-    assert session_valid(token, value, clock.now())
-    assert not session_valid(Secret("another-token"), value, clock.now())
-    assert not session_valid(Secret(""), value, clock.now())
-    issued, nonce, mac = value.split(".")
-    assert not session_valid(token, f"{int(issued) + 3600}.{nonce}.{mac}", clock.now())
-    assert not session_valid(token, f"{issued}.{nonce}x.{mac}", clock.now())
-    assert not session_valid(token, "garbage", clock.now())
-    assert session_valid(token, value, clock.now() + SESSION_TTL - timedelta(seconds=1))
-    assert not session_valid(token, value, clock.now() + SESSION_TTL + timedelta(seconds=1))
-
-
 # -- login -------------------------------------------------------------------------
 
 
@@ -114,67 +105,96 @@ async def test_dashboard_without_session_redirects_to_login(
     assert data.status == 401 and (await data.json())["error"] == "unauthorized"
     login = await client.get("/login")
     text = await login.text()
-    assert login.status == 200 and "访问令牌" in text and 'name="token"' in text
+    assert login.status == 200 and "用户名" in text and 'name="password"' in text
 
 
-async def test_wrong_token_is_refused_and_not_logged(
+async def test_wrong_password_is_refused_and_not_logged(
     client: TestClient[web.Request, web.Application], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A wrong token gets a 401 page saying so in Chinese, no cookie, and a log line without it."""
+    """A wrong password, and an unknown name, get the same 401 page in Chinese, no cookie, and
+    a log line without the password."""
     caplog.set_level(logging.INFO)
-    wrong = "wrong-token-7781"
-    response = await client.post("/login", data={"token": wrong}, allow_redirects=False)
+    wrong = "wrong-password-7781"
+    response = await client.post(
+        "/login", data={"username": "leader", "password": wrong}, allow_redirects=False
+    )
     text = await response.text()
-    assert response.status == 401 and "访问令牌不正确" in text
+    assert response.status == 401 and "用户名或密码不正确" in text
     assert SESSION_COOKIE not in response.cookies
-    assert "refused: wrong token" in caplog.text
-    assert wrong not in caplog.text and TOKEN not in caplog.text
-    empty = await client.post("/login", data={"token": "  "}, allow_redirects=False)
-    assert empty.status == 401 and "请输入访问令牌" in await empty.text()
+    unknown = await client.post(
+        "/login", data={"username": "nobody", "password": PASSWORD}, allow_redirects=False
+    )
+    assert unknown.status == 401 and "用户名或密码不正确" in await unknown.text()
+    assert "wrong name or password" in caplog.text
+    assert wrong not in caplog.text and PASSWORD not in caplog.text
+    empty = await client.post(
+        "/login", data={"username": "leader", "password": ""}, allow_redirects=False
+    )
+    assert empty.status == 401 and "请输入用户名和密码" in await empty.text()
     still = await client.get("/dashboard", allow_redirects=False)
     assert still.status == 302
 
 
-async def test_right_token_sets_a_strict_httponly_cookie_that_opens_the_page(
+async def test_right_password_sets_a_strict_httponly_cookie_that_opens_the_page(
     client: TestClient[web.Request, web.Application], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Login redirects to /dashboard with an HttpOnly SameSite=Strict cookie; the page then opens,
-    and neither the token nor the cookie reaches the log."""
+    """Login redirects to /dashboard with an HttpOnly SameSite=Strict cookie; the page then opens
+    naming the person, and neither the password nor the cookie reaches the log."""
     caplog.set_level(logging.DEBUG)
-    response = await client.post("/login", data={"token": TOKEN}, allow_redirects=False)
+    response = await client.post(
+        "/login", data={"username": "leader", "password": PASSWORD}, allow_redirects=False
+    )
     assert response.status == 302 and response.headers["Location"] == "/dashboard"
     header = response.headers["Set-Cookie"]
     assert header.startswith(f"{SESSION_COOKIE}=") and "HttpOnly" in header
     assert "SameSite=Strict" in header
     cookie = response.cookies[SESSION_COOKIE].value
-    assert TOKEN not in cookie
     page = await client.get("/dashboard", allow_redirects=False)
-    assert page.status == 200 and "领导驾驶舱" in await page.text()
+    text = await page.text()
+    assert page.status == 200 and "领导驾驶舱" in text and "leader（局领导）" in text
     assert page.headers["Cache-Control"] == "no-store"
     data = await client.get("/dashboard/data.json")
     assert data.status == 200
-    assert TOKEN not in caplog.text and cookie not in caplog.text
+    assert (await data.json())["viewer"] == {"username": "leader", "role": "leader"}
+    assert PASSWORD not in caplog.text and cookie not in caplog.text
     again = await client.get("/login", allow_redirects=False)
     assert again.status == 302 and again.headers["Location"] == "/dashboard"
 
 
-async def test_session_expires(
+async def test_session_ends_when_idle(
     client: TestClient[web.Request, web.Application], clock: ManualClock
 ) -> None:
-    """After SESSION_TTL the cookie no longer opens the page."""
+    """A session unused for web.session_idle seconds no longer opens the page; one used within
+    it goes on."""
     assert await _login(client) == 302
-    clock.advance(SESSION_TTL.total_seconds() + 60)
+    clock.advance(IDLE - 60)
+    assert (await client.get("/dashboard", allow_redirects=False)).status == 200
+    clock.advance(IDLE - 60)
+    assert (await client.get("/dashboard", allow_redirects=False)).status == 200
+    clock.advance(IDLE + 1)
     response = await client.get("/dashboard", allow_redirects=False)
     assert response.status == 302 and response.headers["Location"] == "/login"
+    assert (await client.get("/dashboard/data.json")).status == 401
 
 
-async def test_forged_cookie_is_refused(
+async def test_session_ends_at_its_lifetime_even_when_used(
     client: TestClient[web.Request, web.Application], clock: ManualClock
 ) -> None:
-    """A cookie signed with another key does not open the page."""
-    client.session.cookie_jar.update_cookies(
-        {SESSION_COOKIE: new_session(Secret("not-the-token"), clock.now())}
-    )
+    """A session used every few minutes still ends web.session_lifetime after the login."""
+    assert await _login(client) == 302
+    step = 1500  # less than the idle lifetime
+    for _ in range(LIFETIME // step):
+        clock.advance(step)
+        assert (await client.get("/dashboard/data.json")).status == 200
+    rest = LIFETIME - (LIFETIME // step) * step
+    assert 0 < rest < IDLE
+    clock.advance(rest)
+    assert (await client.get("/dashboard/data.json")).status == 401
+
+
+async def test_forged_cookie_is_refused(client: TestClient[web.Request, web.Application]) -> None:
+    """A cookie the server never issued does not open the page."""
+    client.session.cookie_jar.update_cookies({SESSION_COOKIE: "made-up-session-value"})
     response = await client.get("/dashboard", allow_redirects=False)
     assert response.status == 302
 
@@ -191,24 +211,26 @@ async def test_logout_ends_the_session(client: TestClient[web.Request, web.Appli
 async def test_bearer_token_opens_the_json(
     client: TestClient[web.Request, web.Application],
 ) -> None:
-    """Tools pass with ``Authorization: Bearer <token>``; a wrong bearer does not."""
+    """Tools pass with ``Authorization: Bearer <token>`` and see every unit; a wrong bearer
+    does not pass, and the token is no password for the login form."""
     good = await client.get("/dashboard/data.json", headers={"Authorization": f"Bearer {TOKEN}"})
-    assert good.status == 200
+    assert good.status == 200 and (await good.json())["hotline"] is not None
     bad = await client.get("/dashboard/data.json", headers={"Authorization": "Bearer nope"})
     assert bad.status == 401
+    assert await _login(client, "leader", TOKEN) == 401
 
 
-async def test_without_a_configured_token_the_dashboard_is_closed(
+async def test_without_a_configured_token_people_still_log_in(
     store: Store, clock: ManualClock
 ) -> None:
-    """With web.api_token unset the login page says the dashboard is closed and no login works."""
+    """With web.api_token unset machine clients are shut out, people log in with accounts."""
     async with TestClient(TestServer(_app(store, clock, token=""))) as http:
-        page = await http.get("/login")
-        assert "未设置访问令牌" in await page.text()
-        assert await _login(http, "") == 401
-        assert await _login(http, "anything") == 401
-        response = await http.get("/dashboard", allow_redirects=False)
-        assert response.status == 302
+        await load_seed(store.units, demo_city(), "demo-city.toml")
+        await add_people(store, config_module.load(), "leader")
+        tool = await http.get("/dashboard/data.json", headers={"Authorization": "Bearer x" * 3})
+        assert tool.status == 401
+        assert await _login(http) == 302
+        assert (await http.get("/dashboard", allow_redirects=False)).status == 200
 
 
 async def test_static_files_are_served_and_unknown_ones_are_not(

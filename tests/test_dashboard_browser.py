@@ -1,5 +1,5 @@
 """The dashboard in a real headless Chromium, against the whole gateway on loopback:
-redirected to the login, a wrong token refused, the right one let in, the figures
+redirected to the login, a wrong password refused, the leader's let in, the figures
 of a small scripted load on the page with their colours, and a screenshot."""
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
         tmp_path / "data",
         clock,
         recordings_dir=ROOT / "recordings" / "zh",
+        people=True,
         overrides=["callbacks.poll_seconds=30", "callbacks.retry_spacing_minutes=5"],
     ) as running:
         yield running
@@ -168,8 +169,8 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 async def test_dashboard_in_headless_chromium(stack: Stack, tmp_path: Path) -> None:
-    """Login page first, wrong token refused, right token shows calls, per-unit colours and the
-    level-1 order; the screenshot is a real PNG."""
+    """Login page first, a wrong password refused, the leader's shows calls, per-unit colours
+    and the level-1 order; the screenshot is a real PNG."""
     executable = _chromium_or_skip()
     from playwright.async_api import async_playwright
 
@@ -189,13 +190,14 @@ async def test_dashboard_in_headless_chromium(stack: Stack, tmp_path: Path) -> N
             await page.goto(f"{stack.url}/dashboard")
             assert page.url == f"{stack.url}/login"
 
-            await page.fill("#token", "not-the-token")
+            await page.fill("#username", "leader")
+            await page.fill("#password", "not-the-password")
             async with page.expect_response(f"{stack.url}/login") as refused:
                 await page.click("button[type=submit]")
             assert (await refused.value).status == 401
-            assert "访问令牌不正确" in await page.locator("p.error").inner_text()
+            assert "用户名或密码不正确" in await page.locator("p.error").inner_text()
 
-            await page.fill("#token", stack.api_token)
+            await page.fill("#password", stack.people["leader"])
             await page.click("button[type=submit]")
             await page.wait_for_url(f"{stack.url}/dashboard")
             assert "领导驾驶舱" in await page.title()

@@ -22,7 +22,8 @@ from gateway.clock import ManualClock
 from gateway.store import Store
 from gateway.store.fake import FakePlan, build_fake_store
 from gateway.web.app import create_web_app
-from gateway.web.dashboard import add_dashboard
+from gateway.web.dashboard import add_dashboard, dashboard_figures
+from gateway.web.scope import Scope
 from gateway.web.sms import sms_feature
 
 TOKEN = "plans-token-81c2"
@@ -143,8 +144,8 @@ async def test_no_page_summary_listing_or_tick_scans_a_big_table(
     served_store: Path,
     clock: ManualClock,
 ) -> None:
-    """The dashboard, the summary API and CLI figures, order pages and the scheduler's
-    recurring queries search indexes only."""
+    """The dashboard, the summary API and CLI figures, order pages (for all units and for a
+    person's units) and the scheduler's recurring queries search indexes only."""
     store, http, statements = traced
     for path in (
         "/dashboard/data.json",
@@ -167,6 +168,15 @@ async def test_no_page_summary_listing_or_tick_scans_a_big_table(
     listed = await store.figures.active_orders()
     assert listed, "the served store has open orders"
     await store.figures.order_events_of([o.order.id for o in listed])
+    # The same figures as a sub-bureau and a station chief see them (their units only).
+    for code in ("LZ-DC", "LZ-DC-01"):
+        unit = await store.units.unit_by_code(code)
+        assert unit is not None
+        units = await store.units.subtree(unit.id)
+        await dashboard_figures(store, clock, 30, Scope("bureau", "plans", units, False))
+        for by in ("unit", "kind", "day", "all"):
+            await store.figures.satisfaction(period.since, period.until, by, units=units)
+        await store.figures.orders_page(("open", "reported", "closed"), limit=5, units=units)
     # The callback scheduler's tick.
     service = http.server.app[CALLBACKS]
     await service.escalate_overdue()

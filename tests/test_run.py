@@ -34,7 +34,8 @@ async def test_run_check_reports_whether_peers_answer(
 ) -> None:
     """With the right secret every peer answers (exit 0); a wrong one is named (exit 1).
     With no FastAGI listener configured, the check warns that the shipped dialplan's
-    callers would all skip the menu."""
+    callers would all skip the menu, and with no account that nobody can log in to the
+    dashboard."""
     async with (
         SimulatedPbx(SimConfig(port=0, secret="s3cret", time_scale=0.01)) as pbx,
         SimulatedTwilio(ACCOUNT, "tok") as twilio,
@@ -58,6 +59,7 @@ async def test_run_check_reports_whether_peers_answer(
     captured = capsys.readouterr()
     assert code == expected
     assert "agi.listen_port is 0" in caplog.text
+    assert "no active accounts, nobody can log in" in caplog.text
     if expected == 0:
         assert "all peers answer" in captured.out
     else:

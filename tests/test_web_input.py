@@ -59,7 +59,7 @@ async def test_non_ascii_session_cookie_is_no_session(stack: Stack, path: str) -
     """A session cookie with bytes that are not ASCII is no session (401 or the login page)."""
     head = (
         f"GET {path} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n".encode()
-        + b"Cookie: gw_dashboard=1764468000.n\xf6nce.abc\r\n\r\n"
+        + b"Cookie: gw_session=s\xe9ssion-n\xf6nce\r\n\r\n"
     )
     status, _ = await raw_request(stack, head)
     assert status == (302 if path == "/logout" else 401)

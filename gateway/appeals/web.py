@@ -6,7 +6,8 @@
   itself. 201 with the case when new (a new case or a repeat joining one), 200 when
   the channel's reference was submitted before with the same content, 409 with other.
 * ``GET /api/cases/{ref}`` — the case, every submission, the channels it came from
-  (and how often), its history.
+  (and how often), its history. A person sees only the cases of their units
+  (:mod:`gateway.web.scope`): another is 404, as if it did not exist.
 * ``POST /api/cases/{ref}/merge`` ``{"into", "actor", "note"}`` and
   ``POST /api/cases/{ref}/split`` ``{"submissions": [ids], "actor", "note"}``.
 * The lifecycle (:mod:`.lifecycle`), each by an officer on file named as ``actor``:
@@ -44,6 +45,7 @@ from gateway.store.cases import Case
 from gateway.web.app import CLOCK, CONFIG, STORE
 from gateway.web.errors import ApiError
 from gateway.web.input import path_reference, read_json, string_fields
+from gateway.web.scope import audit, scope_of
 from gateway.web.sms import SMS
 
 APPEALS = web.AppKey("appeals", AppealService)
@@ -88,9 +90,13 @@ async def post_case(request: web.Request) -> web.Response:
 
 
 async def get_case(request: web.Request) -> web.Response:
+    scope = scope_of(request)
     number = path_reference(request, "ref")
     with _mapped():
         found = await request.app[APPEALS].case_file(number)
+        if not scope.sees_unit(found.case.owner_unit_id):
+            raise NoSuchCase(number)  # outside the person's units: as if it did not exist
+    await audit(request, "view_case", found.case.number)
     return web.json_response(case_file_json(found))
 
 

@@ -1,4 +1,6 @@
-"""The callbacks' HTTP API (bearer token, under /api/):
+"""The callbacks' HTTP API, under /api/: machine clients (bearer token) send and
+report; people (session) read what their role's units hold (:mod:`gateway.web.scope`):
+an item of another unit is 404, lists and figures cover their units only.
 
 - ``POST /api/served-items``: one served item (JSON object) or many (a list);
   each is validated, and the answer says per item what was added or refused.
@@ -37,7 +39,8 @@ from gateway.limits import MAX_REFERENCE, BadText, check_name, check_note
 from gateway.store.callbacks import Order, ServedItem
 from gateway.store.figures import MAX_PAGE, ListedOrder
 from gateway.web.errors import ApiError
-from gateway.web.input import path_reference, read_json
+from gateway.web.input import path_reference, query_whole, read_json
+from gateway.web.scope import audit, scope_of
 
 CALLBACKS = web.AppKey("callbacks", CallbackService)
 SCHEDULER = web.AppKey("scheduler", CallbackScheduler)
@@ -173,10 +176,12 @@ async def post_items(request: web.Request) -> web.Response:
 
 
 async def get_item(request: web.Request) -> web.Response:
+    scope = scope_of(request)
     service = _service(request)
     item = await service.store.callbacks.item_by_reference(path_reference(request, "reference"))
-    if item is None:
+    if item is None or not scope.sees_unit(item.unit_id):
         raise ApiError(404, "no_such_item", "no served item with that reference")
+    await audit(request, "view_item", item.reference)
     attempts = await service.store.callbacks.attempts(item.id)
     ratings = [await service.store.callbacks.rating(item.id, r) for r in range(1, item.round + 1)]
     return web.json_response(
@@ -202,11 +207,14 @@ async def get_item(request: web.Request) -> web.Response:
 
 
 async def list_orders(request: web.Request) -> web.Response:
+    scope = scope_of(request)
     service = _service(request)
     statuses = ("open", "reported", "closed") if request.query.get("all") else ("open", "reported")
-    limit = _whole(request, "limit", MAX_PAGE) or ORDERS_PER_PAGE
-    before = _whole(request, "before", 2**62)
-    page = await service.store.figures.orders_page(statuses, limit=limit, before=before)
+    limit = query_whole(request, "limit", MAX_PAGE) or ORDERS_PER_PAGE
+    before = query_whole(request, "before", 2**62)
+    page = await service.store.figures.orders_page(
+        statuses, limit=limit, before=before, units=scope.unit_ids
+    )
     # A page of a thousand orders takes milliseconds to encode: not on the event loop.
     body = await asyncio.to_thread(json.dumps, [listed_order_json(o) for o in page])
     response = web.json_response(text=body)
@@ -214,16 +222,6 @@ async def list_orders(request: web.Request) -> web.Response:
         query = {**request.query, "before": str(page[-1].order.id)}
         response.headers["Link"] = f'<{request.rel_url.with_query(query)}>; rel="next"'
     return response
-
-
-def _whole(request: web.Request, name: str, most: int) -> int | None:
-    """The query's whole number ``name`` (1 to ``most``), None if not given."""
-    given = request.query.get(name)
-    if given is None:
-        return None
-    if not given.isdigit() or not 1 <= int(given) <= most:
-        raise ApiError(400, f"bad_{name}", f"{name} must be a whole number from 1 to {most}")
-    return int(given)
 
 
 def listed_order_json(listed: ListedOrder) -> dict[str, Any]:
@@ -265,6 +263,7 @@ async def report_order(request: web.Request) -> web.Response:
 
 
 async def summary(request: web.Request) -> web.Response:
+    units = scope_of(request).unit_ids
     service = _service(request)
     q = request.query
     try:
@@ -276,14 +275,16 @@ async def summary(request: web.Request) -> web.Response:
     async def compute() -> dict[str, Any]:
         names = {k.code: k.name for k in service.catalogue}
         since, until = period.since, period.until
-        by_unit = satisfaction_rows(await figures.satisfaction(since, until, "unit"))
-        by_kind = satisfaction_rows(await figures.satisfaction(since, until, "kind", names))
+        by_unit = satisfaction_rows(await figures.satisfaction(since, until, "unit", units=units))
+        by_kind = satisfaction_rows(
+            await figures.satisfaction(since, until, "kind", names, units=units)
+        )
         return {
             "period": period.as_json(),
-            "items": await figures.item_counts(since, until),
+            "items": await figures.item_counts(since, until, units=units),
             "by_unit": [r.as_json() for r in by_unit],
             "by_kind": [r.as_json() for r in by_kind],
             "overall": [r.as_json() for r in overall_row(by_unit)],
         }
 
-    return web.json_response(await figures.cached(("summary", period), compute))
+    return web.json_response(await figures.cached(("summary", period, units), compute))

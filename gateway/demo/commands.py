@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import logs
+from gateway.accounts.demo import DEMO_PEOPLE
 from gateway.appeals.commands import channel_names
 from gateway.appeals.service import CHANNEL_NAMES
 from gateway.appeals.web import APPEALS
@@ -155,6 +156,7 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         intake_channels=INTAKE_ORDER,
         bookings=True,
         recordings_dir=recordings if recordings.is_dir() else None,
+        people=True,
         overrides=[
             f"ivr.flows_dir={SHIPPED_FLOWS.absolute()}",
             f"ivr.prompts={SHIPPED_PROMPTS.absolute()}",
@@ -178,6 +180,7 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
             f"  gateway web on {stack.url}: dashboard {stack.url}/dashboard, API token "
             f"{stack.api_token}"
         )
+        _say(f"  dashboard logins (shown once): {_logins(stack)}")
         _say(f"  data folder: {data_dir}  (log: {log_file})")
         _say("")
         # Appeals have their own random stream: they run beside the calls.
@@ -213,7 +216,7 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
             await _until_evening_reminders(stack)
         await _bookings_and_chasing_summary(stack, booked.result())
         if args.stay:
-            _say(f"\n领导驾驶舱：{stack.url}/dashboard （访问令牌 {stack.api_token}），Ctrl-C 结束")
+            _say(f"\n领导驾驶舱：{stack.url}/dashboard （{_logins(stack)}），Ctrl-C 结束")
             await _until_interrupted()
     elapsed = asyncio.get_running_loop().time() - started
     _say(
@@ -224,6 +227,14 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         _say(f"  {command} {what}")
     _say("  （加 --json 供程序读取）")
     return 0
+
+
+def _logins(stack: Stack) -> str:
+    """The demo's people as ``name / password (role unit)``, for the summary."""
+    return "; ".join(
+        f"{name} / {password} ({DEMO_PEOPLE[name][0]} {DEMO_PEOPLE[name][1]})"
+        for name, password in stack.people.items()
+    )
 
 
 async def _until_interrupted() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway import config as config_module
+from gateway.accounts.demo import add_demo_people
 from gateway.clock import ScaledClock
 from gateway.config import Config
 from gateway.sim.ami import SimConfig, SimulatedPbx
@@ -51,6 +52,8 @@ class Stack:
     channel_tokens: dict[str, str] = field(default_factory=dict)
     # The bookings clients' credential (X-Channel-Token on /api/bookings), when open.
     bookings_token: str = ""
+    # The demo's people (gateway.accounts.demo): password by username.
+    people: dict[str, str] = field(default_factory=dict)
 
     @property
     def inbound_url(self) -> str:
@@ -117,6 +120,7 @@ async def running_stack(
     agi: str = "async",
     intake_channels: Sequence[str] = (),
     bookings: bool = False,
+    people: bool = False,
 ) -> AsyncIterator[Stack]:
     """Start the simulated peers, then the gateway against them; stop in reverse.
 
@@ -125,7 +129,8 @@ async def running_stack(
     (AGI(agi://…), as the shipped dialplan) or "async" (AGI(agi:async)).
     ``intake_channels`` (web, wechat, letter, visit, 12345) are opened, each with a
     fresh credential of its own (``Stack.channel_tokens``); ``bookings`` opens
-    ``/api/bookings`` with one (``Stack.bookings_token``)."""
+    ``/api/bookings`` with one (``Stack.bookings_token``). ``people``: add the demo's
+    accounts (a leader, a station chief) with fresh passwords."""
     if agi not in AGI_TRANSPORTS:
         raise ValueError(f"agi must be one of {AGI_TRANSPORTS}, got {agi!r}")
     pbx_secret = secrets.token_urlsafe(12)
@@ -179,6 +184,7 @@ async def running_stack(
         )
         async with Store.open(config.store_path, clock) as store:
             await load_seed(store.units, demo_city(), "demo-city.toml")
+            passwords = await add_demo_people(store, config.web) if people else {}
             app, runner = await _start_gateway(
                 config, clock, store, sock, run_scheduler, run_outbox=run_outbox
             )
@@ -196,6 +202,7 @@ async def running_stack(
                 run_outbox,
                 channel_tokens,
                 bookings_token,
+                passwords,
             )
             try:
                 yield stack

@@ -38,6 +38,8 @@ async def _init(config: Config, args: argparse.Namespace) -> int:
     print(
         f"next: edit {toml} (PBX, Twilio, web address; secrets go in the environment), "
         f"copy {folder / 'recordings' / 'zh'} to Asterisk's sounds folder as zh/, then\n"
-        f"  gateway -c {toml} flows check\n  gateway -c {toml} run --check"
+        f"  gateway -c {toml} flows check\n  gateway -c {toml} run --check\n"
+        f"and give each person who reads the dashboard an account, e.g. a leader:\n"
+        f"  gateway -c {toml} users add NAME --role leader --unit CITY-UNIT-CODE"
     )
     return 0

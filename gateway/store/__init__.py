@@ -18,6 +18,7 @@ from typing import cast
 import aiosqlite
 
 from gateway.clock import Clock
+from gateway.store.accounts import AccountRepository
 from gateway.store.bookings import BookingRepository
 from gateway.store.callbacks import CallbackRepository
 from gateway.store.calls import CallRecordRepository
@@ -53,6 +54,7 @@ class Store:
         self.chases = ChaseRepository(db, clock)
         self.bookings = BookingRepository(db, clock)
         self.sessions = SessionRepository(db, clock)
+        self.accounts = AccountRepository(db, clock)
         self.figures = FigureRepository(reads or db, clock)
         # The same read queries as calls and cases, on the read connection (reads only).
         read_db = cast(Database, reads or db)

@@ -30,14 +30,14 @@ reopened when the citizen is not satisfied). Every change writes a history row.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.clock import Clock, parse_utc, utc_iso
 from gateway.phone import to_e164
-from gateway.store.db import Database, StoreError
+from gateway.store.db import Database, StoreError, in_units
 
 CHANNELS = ("hotline", "web", "wechat", "sms", "letter", "visit", "email")
 CHANNEL_NAMES: Mapping[str, str] = {
@@ -567,26 +567,31 @@ class CaseRepository:
         row = await self._db.fetchone("SELECT COUNT(*) FROM cases")
         return int(row[0]) if row else 0
 
-    async def opened_by_category(self, since: datetime, until: datetime) -> dict[str, int]:
+    async def opened_by_category(
+        self, since: datetime, until: datetime, *, units: Collection[int] | None = None
+    ) -> dict[str, int]:
         """Cases opened in ``[since, until)``, counted per category (categories with none
-        are left out)."""
+        are left out); only cases owned by ``units`` if given."""
         if until <= since:
             raise StoreError(f"the period ends ({_iso(until)}) before it starts ({_iso(since)})")
+        only, ids = in_units("owner_unit_id", units)
         rows = await self._db.fetchall(
-            "SELECT category, COUNT(*) FROM cases WHERE created_at >= ? AND created_at < ?"
+            f"SELECT category, COUNT(*) FROM cases WHERE created_at >= ? AND created_at < ?{only}"
             " GROUP BY category ORDER BY category",
-            (_iso(since), _iso(until)),
+            (_iso(since), _iso(until), *ids),
         )
         return {str(r[0]): int(r[1]) for r in rows}
 
-    async def open_count(self) -> int:
-        """Cases still to be handled: open, assigned or in progress, and not merged away."""
+    async def open_count(self, *, units: Collection[int] | None = None) -> int:
+        """Cases still to be handled: open, assigned or in progress, and not merged away
+        (owned by ``units`` if given)."""
         marks = ",".join("?" for _ in OPEN_STATUSES)
+        only, ids = in_units("owner_unit_id", units)
         row = await self._db.fetchone(
             # likelihood(): few cases are open; see gateway.store.figures.FEW.
             f"SELECT COUNT(*) FROM cases WHERE likelihood(status IN ({marks}), 0.001)"
-            " AND merged_into IS NULL",
-            OPEN_STATUSES,
+            f" AND merged_into IS NULL{only}",
+            (*OPEN_STATUSES, *ids),
         )
         return int(row[0]) if row else 0
 

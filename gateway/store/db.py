@@ -22,7 +22,7 @@ import os
 import re
 import sqlite3
 import warnings
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,8 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # Migration numbers that were never released. 0003 was dropped before any store
 # was made with it: stores at version 2 went straight to 4, so the gap is history,
 # not a lost file. Any other gap is refused.
-HISTORICAL_GAPS = frozenset({3})
+# 0012 and 0013 are written in parallel with 0014 and join it at the merge.
+HISTORICAL_GAPS = frozenset({3, 12, 13})
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -86,6 +87,17 @@ def is_store_failure(exc: BaseException) -> bool:
     """True for SQLite errors of the file or the disk (full, locked, damaged, I/O), not for
     errors of the statement (a constraint, a misuse), which are bugs or conflicts."""
     return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+
+
+def in_units(column: str, units: Collection[int] | None) -> tuple[str, tuple[int, ...]]:
+    """`` AND <column> IN (...)`` and its parameters, limiting a query to the units a
+    person may see (:class:`gateway.web.scope.Scope`); None: every unit, no condition."""
+    if units is None:
+        return "", ()
+    if not units:
+        return " AND 0", ()
+    ids = tuple(sorted(units))
+    return f" AND {column} IN ({','.join('?' for _ in ids)})", ids
 
 
 def check_sequence(migrations: Sequence[Migration]) -> None:

@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 from gateway.clock import Clock, parse_utc, utc_iso
 from gateway.store.callbacks import _ORDER_COLUMNS, Order, OrderEvent, _order
-from gateway.store.db import StoreError
+from gateway.store.db import StoreError, in_units
 
 T = TypeVar("T")
 
@@ -171,24 +171,39 @@ class FigureRepository:
         until: datetime,
         by: str,
         kind_names: dict[str, str] | None = None,
+        *,
+        units: Collection[int] | None = None,
     ) -> list[ScoreGroup]:
         """First-callback ratings given in ``[since, until)``, grouped ``by`` unit,
         kind, local day or all; groups sorted by key. Read from the counts per UTC
         day, and per UTC hour at the period's edges (migration 0010): the ends are
         taken to the whole hour, exact for the local days of any zone whose offset
-        is whole hours."""
+        is whole hours. ``units``: only the ratings of these units (None: all); by
+        kind, those are read from the ratings themselves (the kind counts hold no unit)."""
         _period(since, until)
         spans = _spans(since, until)
+        only, unit_ids = in_units("c.unit_id", units)
         groups: dict[tuple[str, str], list[int]] = {}
         if by == "unit":
             rows = await self._reads.fetchall(
                 "SELECT u.code, u.name, c.score, SUM(c.n)"
                 f" FROM ({_counted('unit_id', 'rating_unit')}) c JOIN units u ON u.id = c.unit_id"
-                " GROUP BY c.unit_id, c.score HAVING SUM(c.n) > 0",
-                spans,
+                f" WHERE 1{only} GROUP BY c.unit_id, c.score HAVING SUM(c.n) > 0",
+                (*spans, *unit_ids),
             )
             for code, name, score, n in rows:
                 _scores(groups, (code, name), score, n)
+        elif by == "kind" and units is not None:
+            only, unit_ids = in_units("i.unit_id", units)
+            rows = await self._reads.fetchall(
+                "SELECT i.kind_code, r.score, COUNT(*) FROM ratings r"
+                " JOIN served_items i ON i.id = r.item_id"
+                f" WHERE r.round = 1 AND r.rated_at >= ? AND r.rated_at < ?{only}"
+                " GROUP BY i.kind_code, r.score",
+                (*_period(since, until), *unit_ids),
+            )
+            for code, score, n in rows:
+                _scores(groups, (code, (kind_names or {}).get(code, code)), score, n)
         elif by == "kind":
             rows = await self._reads.fetchall(
                 "SELECT c.kind_code, c.score, SUM(c.n)"
@@ -199,10 +214,12 @@ class FigureRepository:
             for code, score, n in rows:
                 _scores(groups, (code, (kind_names or {}).get(code, code)), score, n)
         elif by == "day":
+            only, unit_ids = in_units("h.unit_id", units)
             rows = await self._reads.fetchall(
                 "SELECT h.hour, h.score, SUM(h.n) FROM rating_unit_hours h"
-                " WHERE h.hour >= ? AND h.hour < ? GROUP BY h.hour, h.score HAVING SUM(h.n) > 0",
-                (_hour(since), _hour(until)),
+                f" WHERE h.hour >= ? AND h.hour < ?{only}"
+                " GROUP BY h.hour, h.score HAVING SUM(h.n) > 0",
+                (_hour(since), _hour(until), *unit_ids),
             )
             for hour, score, n in rows:
                 day = self._clock.local(parse_utc(f"{hour}:00:00+00:00")).date().isoformat()
@@ -210,8 +227,8 @@ class FigureRepository:
         elif by == "all":
             rows = await self._reads.fetchall(
                 f"SELECT c.score, SUM(c.n) FROM ({_counted('unit_id', 'rating_unit')}) c"
-                " GROUP BY c.score HAVING SUM(c.n) > 0",
-                spans,
+                f" WHERE 1{only} GROUP BY c.score HAVING SUM(c.n) > 0",
+                (*spans, *unit_ids),
             )
             for score, n in rows:
                 _scores(groups, ("all", "全部"), score, n)
@@ -221,11 +238,23 @@ class FigureRepository:
 
     # -- counts -----------------------------------------------------------------
 
-    async def item_counts(self, since: datetime, until: datetime) -> dict[str, int]:
+    async def item_counts(
+        self, since: datetime, until: datetime, *, units: Collection[int] | None = None
+    ) -> dict[str, int]:
         """Served items by status: the whole queue (pending, calling, waiting for a
-        text) and, of the items served in ``[since, until)``, how they ended."""
+        text) and, of the items served in ``[since, until)``, how they ended; only
+        ``units``' items if given."""
+        # A unit's items through the unit's index: the planner would take the
+        # (status, served_at) one and read every row of the period for its unit.
+        table = "served_items" if units is None else "served_items INDEXED BY served_items_unit"
         return await self._queue_and_period(
-            "served_items", "served_at", ACTIVE_ITEM_STATUSES, DONE_ITEM_STATUSES, since, until
+            table,
+            "served_at",
+            ACTIVE_ITEM_STATUSES,
+            DONE_ITEM_STATUSES,
+            since,
+            until,
+            in_units("unit_id", units),
         )
 
     async def attempt_outcomes(self, since: datetime, until: datetime) -> dict[str, int]:
@@ -253,16 +282,19 @@ class FigureRepository:
         done: Sequence[str],
         since: datetime,
         until: datetime,
+        only: tuple[str, tuple[int, ...]] = ("", ()),
     ) -> dict[str, int]:
         """Rows of ``table`` by status: all in a ``waiting`` status, and those in a
-        ``done`` status whose ``stamp`` falls in the period (index ``(status, stamp)``)."""
+        ``done`` status whose ``stamp`` falls in the period (index ``(status, stamp)``);
+        ``only``: a further condition (:func:`in_units`)."""
         start, end = _period(since, until)
+        where, ids = only
         rows = await self._reads.fetchall(
             f"SELECT status, COUNT(*) FROM {table}"
-            f" WHERE likelihood(status IN ({_marks(waiting)}), {FEW}) GROUP BY status UNION ALL"
-            f" SELECT status, COUNT(*) FROM {table} WHERE {stamp} >= ? AND {stamp} < ?"
-            f" AND status IN ({_marks(done)}) GROUP BY status",
-            (*waiting, start, end, *done),
+            f" WHERE likelihood(status IN ({_marks(waiting)}), {FEW}){where} GROUP BY status"
+            f" UNION ALL SELECT status, COUNT(*) FROM {table} WHERE {stamp} >= ? AND {stamp} < ?"
+            f" AND status IN ({_marks(done)}){where} GROUP BY status",
+            (*waiting, *ids, start, end, *done, *ids),
         )
         return {str(r[0]): int(r[1]) for r in rows}
 
@@ -279,35 +311,57 @@ class FigureRepository:
     # -- orders -----------------------------------------------------------------
 
     async def orders_page(
-        self, statuses: Sequence[str], *, limit: int = 100, before: int | None = None
+        self,
+        statuses: Sequence[str],
+        *,
+        limit: int = 100,
+        before: int | None = None,
+        units: Collection[int] | None = None,
     ) -> list[ListedOrder]:
         """Orders in ``statuses``, newest first, at most ``limit``, with ids below
-        ``before`` (the last id of the previous page), each with its item and unit."""
+        ``before`` (the last id of the previous page), each with its item and unit;
+        only ``units``' orders if given."""
         if not 1 <= limit <= MAX_PAGE:
             raise StoreError(f"a page holds 1 to {MAX_PAGE} orders, not {limit}")
+        only, ids = in_units("i.unit_id", units)
         rows = await self._reads.fetchall(
             f"SELECT {_ORDER_ALIASED}, i.reference, i.citizen_number, u.code, u.name"
             " FROM rectification_orders o JOIN served_items i ON i.id = o.item_id"
             " JOIN units u ON u.id = i.unit_id"
-            f" WHERE o.id < ? AND o.status IN ({_marks(statuses)}) ORDER BY o.id DESC LIMIT ?",
-            (before if before is not None else 2**62, *statuses, limit),
+            f" WHERE o.id < ? AND o.status IN ({_marks(statuses)}){only}"
+            " ORDER BY o.id DESC LIMIT ?",
+            (before if before is not None else 2**62, *statuses, *ids, limit),
         )
         return [_listed(r) for r in rows]
 
-    async def active_orders(self, limit: int | None = None) -> list[ListedOrder]:
-        """The orders not closed yet, highest level first, then oldest (at most ``limit``)."""
+    async def active_orders(
+        self, limit: int | None = None, *, units: Collection[int] | None = None
+    ) -> list[ListedOrder]:
+        """The orders not closed yet, highest level first, then oldest (at most ``limit``);
+        only ``units``' orders if given."""
+        only, ids = in_units("i.unit_id", units)
         rows = await self._reads.fetchall(
             f"SELECT {_ORDER_ALIASED}, i.reference, i.citizen_number, u.code, u.name"
             " FROM rectification_orders o JOIN served_items i ON i.id = o.item_id"
             " JOIN units u ON u.id = i.unit_id"
-            f" WHERE likelihood(o.status IN ('open', 'reported'), {FEW})"
+            f" WHERE likelihood(o.status IN ('open', 'reported'), {FEW}){only}"
             " ORDER BY o.level DESC, o.created_at LIMIT ?",
-            (-1 if limit is None else limit,),
+            (*ids, -1 if limit is None else limit),
         )
         return [_listed(r) for r in rows]
 
-    async def active_order_levels(self) -> dict[int, int]:
-        """How many orders not closed yet are at each level."""
+    async def active_order_levels(self, *, units: Collection[int] | None = None) -> dict[int, int]:
+        """How many orders not closed yet are at each level (of ``units`` if given)."""
+        if units is not None:
+            only, ids = in_units("i.unit_id", units)
+            rows = await self._reads.fetchall(
+                "SELECT o.level, COUNT(*) FROM rectification_orders o"
+                " JOIN served_items i ON i.id = o.item_id"
+                f" WHERE likelihood(o.status IN ('open', 'reported'), {FEW}){only}"
+                " GROUP BY o.level",
+                ids,
+            )
+            return {int(r[0]): int(r[1]) for r in rows}
         rows = await self._reads.fetchall(
             "SELECT level, COUNT(*) FROM rectification_orders"
             f" WHERE likelihood(status IN ('open', 'reported'), {FEW}) GROUP BY level"

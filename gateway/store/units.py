@@ -132,6 +132,16 @@ class UnitRepository:
                 chain.append(current)
         return chain
 
+    async def subtree(self, unit_id: int) -> frozenset[int]:
+        """The unit and every unit under it, at any depth."""
+        rows = await self._db.fetchall(
+            "WITH RECURSIVE tree(id) AS (SELECT id FROM units WHERE id = ?"
+            " UNION SELECT u.id FROM units u JOIN tree t ON u.parent_id = t.id)"
+            " SELECT id FROM tree",
+            (unit_id,),
+        )
+        return frozenset(int(r[0]) for r in rows)
+
     async def officers(self, unit_id: int | None = None, role: str | None = None) -> list[Officer]:
         sql = "SELECT id, code, name, mobile, unit_id, role FROM officers WHERE 1=1"
         params: list[object] = []

@@ -10,8 +10,10 @@ its cleanup contexts and its health checks; the factory only wires.
 One middleware turns every error into JSON ``{"error", "message", "details"}``;
 a store that fails (full disk, locked, damaged) is a 503 naming the store, and
 each kind of failure is logged once a minute at most, in one line, not once per
-request. Another asks for ``Authorization: Bearer <web.api_token>`` on ``/api/``,
-and answers 429 to an address that failed too often (:mod:`gateway.web.auth`).
+request. Another resolves who asks (:func:`auth_middleware`): a machine client
+by ``Authorization: Bearer <web.api_token>`` (429 to an address that failed too
+often, :mod:`gateway.web.auth`), a person by a session cookie
+(:mod:`gateway.accounts`); handlers read it with :func:`gateway.web.scope.scope_of`.
 Twilio's webhooks (``/twilio/``) are authenticated by their signature instead,
 and ``/health`` is open: it says which peers answer (the store by a write),
 nothing more.
@@ -27,6 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.accounts.service import AccountService
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.errors import GatewayError
@@ -34,8 +37,16 @@ from gateway.phone import InvalidPhoneNumber
 from gateway.sms.exceptions import NoSuchMessage, SmsError, TemplateError
 from gateway.store import Store, StoreUnavailable
 from gateway.store.db import is_store_failure, store_problem
-from gateway.web.auth import LIMITER, FailureLimiter, bearer_token, client_address, token_matches
+from gateway.web.auth import (
+    LIMITER,
+    SESSION_COOKIE,
+    FailureLimiter,
+    bearer_token,
+    client_address,
+    token_matches,
+)
 from gateway.web.errors import ApiError
+from gateway.web.scope import MACHINE_SCOPE, SCOPE, NotLoggedIn, scope_of
 
 log = logging.getLogger(__name__)
 
@@ -155,22 +166,54 @@ async def error_middleware(
         return error_response(500, "internal_error", "internal error; see the gateway log")
 
 
+# Paths that need no credential and hold no data (no store look-up for them).
+OPEN_PREFIXES = ("/static/", "/twilio/", "/health")
+
+
 @web.middleware
 async def auth_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    if request.path.startswith("/api/"):
-        token = request.app[CONFIG].web.api_token
-        if not token:
-            raise ApiError(401, "unauthorized", "the API is closed: web.api_token is not set")
+    """Resolve the request's credential to a :class:`Scope` before its handler runs:
+    ``Authorization: Bearer <web.api_token>`` is a machine client (it sees what it
+    always did); a session cookie is a person, by their role. ``/api/`` needs one of
+    them, and people only read it (writes are for machine clients). A page whose
+    handler finds no scope sends the browser to ``/login``."""
+    if request.path.startswith(OPEN_PREFIXES):
+        return await handler(request)
+    given = bearer_token(request)
+    if given is not None:
         limiter = request.app[LIMITER]
         limiter.check(request)
-        given = bearer_token(request)
-        if given is None or not token_matches(token, given):
-            if given:
+        token = request.app[CONFIG].web.api_token
+        if token_matches(token, given):
+            request[SCOPE] = MACHINE_SCOPE
+        else:
+            if given and token:
                 limiter.failed(client_address(request))
-            raise ApiError(401, "unauthorized", "missing or wrong bearer token")
-    return await handler(request)
+            if request.path.startswith("/api/"):
+                closed = "the API is closed to machine clients: web.api_token is not set"
+                raise ApiError(401, "unauthorized", closed if not token else "wrong bearer token")
+    else:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie and STORE in request.app:
+            accounts = AccountService(request.app[STORE], request.app[CONFIG].web)
+            scope = await accounts.session(cookie)
+            if scope is not None:
+                request[SCOPE] = scope
+    api = request.path.startswith("/api/")
+    if api:
+        scope = scope_of(request)
+        if scope.person and request.method not in ("GET", "HEAD"):
+            raise ApiError(
+                401, "machine_clients_only", "people read the API; changes need the bearer token"
+            )
+    try:
+        return await handler(request)
+    except NotLoggedIn:
+        if api or request.path.endswith(".json"):
+            raise
+        raise web.HTTPFound("/login") from None
 
 
 def _store_context(path_store: Store | None) -> Callable[[web.Application], Any]:

@@ -1,14 +1,16 @@
 """Who may use the API and the dashboard, and how fast a client may guess.
 
-* :func:`token_matches` compares a given token with ``web.api_token`` in
-  constant time; a header that is not ASCII (``t\\xf6k\\xe9n``) simply does not
-  match — it is a 401, never a 500.
-* :class:`FailureLimiter` counts wrong bearer tokens and wrong logins per client
-  address: after ``web.auth_max_failures`` within ``web.auth_failure_window``
-  seconds that address gets 429 with ``Retry-After`` until the oldest failure
-  leaves the window, even with the right token (so guessing learns nothing).
-  The count lives in memory on purpose: it protects the running process and a
-  restart forgetting it costs an attacker a restart.
+* Machine clients (police systems, channels) send ``Authorization: Bearer
+  <web.api_token>``: :func:`token_matches` compares it in constant time; a header
+  that is not ASCII (``t\\xf6k\\xe9n``) simply does not match — a 401, never a 500.
+* :class:`FailureLimiter` counts wrong bearer tokens per client address: after
+  ``web.auth_max_failures`` within ``web.auth_failure_window`` seconds that
+  address gets 429 with ``Retry-After`` until the oldest failure leaves the
+  window, even with the right token (so guessing learns nothing). The count lives
+  in memory on purpose: it protects the running process and a restart forgetting
+  it costs an attacker a restart. People's failed logins are counted in the store
+  instead, per account and per address (:mod:`gateway.accounts.service`).
+* People carry :data:`SESSION_COOKIE` (:mod:`gateway.web.login`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from aiohttp import web
 
 from gateway.config import Secret
 from gateway.web.errors import ApiError
+
+SESSION_COOKIE = "gw_session"
 
 # Addresses with failures kept at most; the oldest are dropped beyond it.
 MAX_TRACKED_ADDRESSES = 10_000
@@ -44,7 +48,7 @@ def bearer_token(request: web.Request) -> str | None:
 
 
 class FailureLimiter:
-    """Failed authentications per client address in a sliding window."""
+    """Wrong bearer tokens per client address in a sliding window."""
 
     def __init__(
         self,
@@ -89,7 +93,7 @@ class FailureLimiter:
             raise ApiError(
                 429,
                 "too_many_failures",
-                f"too many failed logins or tokens from this address; retry in {wait} s",
+                f"too many wrong tokens from this address; retry in {wait} s",
                 {"retry_after": wait},
                 headers={"Retry-After": str(wait)},
             )

@@ -7,19 +7,21 @@ Pages (Chinese, for the bureau's leaders and the supervision office):
 * ``/`` redirects to ``/dashboard``;
 * ``/dashboard`` one server-rendered page; a little script refreshes its figures
   from ``/dashboard/data.json`` every 10 seconds;
-* ``/login`` asks for the access token (``web.api_token``); ``/logout`` ends the
-  session. ``/static/dashboard.{css,js}`` are open (they hold no data).
+* ``/login`` asks for a person's name and password (:mod:`gateway.accounts`);
+  ``/logout`` ends the session. ``/static/dashboard.{css,js}`` are open (they hold
+  no data).
 
-Every ``/dashboard`` request needs a session cookie or ``Authorization: Bearer
-<web.api_token>`` (for tools). The cookie is ``<issued>.<nonce>.<hmac>``: an
-HMAC-SHA256 over the issue time and a random nonce, keyed with a key derived from
-the token, so changing the token ends every session. It is HttpOnly and
-SameSite=Strict (and Secure on HTTPS or with ``web.secure_cookies``) and lasts
-:data:`SESSION_TTL`; ``/logout`` records its nonce in the store, which ends it on
-the server too. Without a session a page redirects to ``/login`` and the JSON
-answers 401. Wrong tokens count against the client's address
-(:class:`gateway.web.auth.FailureLimiter`): too many give 429 with
-``Retry-After``. Neither the token nor the cookie is logged.
+Every ``/dashboard`` request needs a person's session cookie or ``Authorization:
+Bearer <web.api_token>`` (for tools), resolved by the application's middleware
+into a :class:`~gateway.web.scope.Scope`; the figures are those of the scope's
+units (and the hotline's only if the role sees the hotline). The cookie holds a
+random value whose hash the store keeps; it is HttpOnly and SameSite=Strict (and
+Secure on HTTPS or with ``web.secure_cookies``); the session ends at logout, after
+``web.session_idle`` seconds unused or ``web.session_lifetime`` after the login.
+Without a session a page redirects to ``/login`` and the JSON answers 401. Wrong
+passwords count per account name and per address in the store: beyond the limit
+the login answers 429 with ``Retry-After``. Neither a password nor a cookie is
+logged.
 
 The three-colour warning (:func:`warning_colour`) marks each unit's first-callback
 satisfaction green at :data:`GREEN_AT` or more, yellow at :data:`YELLOW_AT` or
@@ -29,19 +31,18 @@ more, red below.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
-import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from gateway.accounts.roles import AUDIT_READERS, ROLES
+from gateway.accounts.service import AccountService, LoginRefused
 from gateway.callbacks.policy import LEVEL_NAMES, TOP_LEVEL
 from gateway.callbacks.report import (
     MAX_DAYS,
@@ -52,12 +53,12 @@ from gateway.callbacks.report import (
     satisfaction_rows,
 )
 from gateway.clock import Clock, utc_iso
-from gateway.config import Secret
 from gateway.store import Store
 from gateway.store.cases import CATEGORIES, CATEGORY_NAMES
 from gateway.web.app import CLOCK, CONFIG, STORE
-from gateway.web.auth import LIMITER, bearer_token, client_address, token_matches
+from gateway.web.auth import SESSION_COOKIE, client_address
 from gateway.web.errors import ApiError
+from gateway.web.scope import MACHINE_SCOPE, SCOPE, Scope, audit, scope_of
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,6 @@ log = logging.getLogger(__name__)
 GREEN_AT = 0.95
 YELLOW_AT = 0.90
 
-SESSION_COOKIE = "gw_dashboard"
-SESSION_TTL = timedelta(hours=12)
 REFRESH_SECONDS = 10
 # The callbacks, orders and texts the dashboard shows cover the last WINDOW_DAYS local
 # days unless the page asks for another window (``?days=N``).
@@ -106,68 +105,6 @@ def warning_colour(rate: float | None) -> str:
     return "red"
 
 
-# -- sessions ---------------------------------------------------------------------
-
-
-def _session_key(token: Secret) -> bytes:
-    return hmac.new(
-        token.reveal().encode(), b"gateway dashboard session v1", hashlib.sha256
-    ).digest()
-
-
-def new_session(token: Secret, now: datetime) -> str:
-    """A signed session value issued at ``now``."""
-    body = f"{int(now.timestamp())}.{secrets.token_urlsafe(12)}"
-    mac = hmac.new(_session_key(token), body.encode(), hashlib.sha256).hexdigest()
-    return f"{body}.{mac}"
-
-
-def _session_parts(token: Secret, value: str) -> tuple[int, str] | None:
-    """(issue time, nonce) of a session value signed with ``token``'s key, else None."""
-    if not token or not value.isascii():
-        return None
-    issued_text, _, rest = value.partition(".")
-    nonce, _, mac = rest.partition(".")
-    if not issued_text.isdigit() or len(issued_text) > 12 or not nonce or not mac:
-        return None
-    expected = hmac.new(
-        _session_key(token), f"{issued_text}.{nonce}".encode(), hashlib.sha256
-    ).hexdigest()
-    if not hmac.compare_digest(mac.encode(), expected.encode()):
-        return None
-    return int(issued_text), nonce
-
-
-def session_valid(token: Secret, value: str, now: datetime) -> bool:
-    """True if ``value`` was signed with ``token``'s key and is younger than SESSION_TTL
-    (the store may still know it as ended: see :func:`authenticated`)."""
-    parts = _session_parts(token, value)
-    if parts is None:
-        return False
-    age = now.timestamp() - parts[0]
-    return -60 <= age <= SESSION_TTL.total_seconds()
-
-
-async def authenticated(request: web.Request) -> bool:
-    """A valid bearer token, or a valid session cookie not ended by a logout.
-
-    A wrong bearer token counts against the client's address; an address over the
-    limit gets 429 whatever it sends."""
-    token = request.app[CONFIG].web.api_token
-    limiter = request.app[LIMITER]
-    limiter.check(request)
-    given = bearer_token(request)
-    if given:
-        if token_matches(token, given):
-            return True
-        limiter.failed(client_address(request))
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie is None or not session_valid(token, cookie, request.app[CLOCK].now()):
-        return False
-    parts = _session_parts(token, cookie)
-    return parts is not None and not await request.app[STORE].sessions.ended(parts[1])
-
-
 # -- figures ----------------------------------------------------------------------
 
 
@@ -197,22 +134,27 @@ def _age(delta: timedelta) -> str:
     return f"{minutes}分钟"
 
 
-async def dashboard_figures(store: Store, clock: Clock, days: int = WINDOW_DAYS) -> dict[str, Any]:
+async def dashboard_figures(
+    store: Store, clock: Clock, days: int = WINDOW_DAYS, scope: Scope = MACHINE_SCOPE
+) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready data (``/dashboard/data.json``): today's
     hotline and cases, and the callbacks, orders and texts of the last ``days`` local
-    days. Viewers share one computation every few seconds (``store.figures.cached``)."""
+    days, as far as ``scope`` sees (the hotline only with ``scope.hotline``; texts,
+    which belong to no unit, only to those who see every unit). Viewers of the same
+    scope share one computation every few seconds (``store.figures.cached``)."""
     period = last_days(clock, days)
-    key = ("dashboard", days, period.last)
-    return await store.figures.cached(key, lambda: _figures(store, clock, period))
+    key = ("dashboard", days, period.last, scope.unit_ids, scope.hotline)
+    return await store.figures.cached(key, lambda: _figures(store, clock, period, scope))
 
 
-async def _figures(store: Store, clock: Clock, period: Period) -> dict[str, Any]:
+async def _figures(store: Store, clock: Clock, period: Period, scope: Scope) -> dict[str, Any]:
     now = clock.now()
     day = today(clock)
-    hotline = await store.read_calls.hotline_figures(day.start, day.end)
-    opened = await store.read_cases.opened_by_category(day.start, day.end)
+    units_seen = scope.unit_ids
+    hotline = await store.read_calls.hotline_figures(day.start, day.end) if scope.hotline else None
+    opened = await store.read_cases.opened_by_category(day.start, day.end, units=units_seen)
     by_unit = satisfaction_rows(
-        await store.figures.satisfaction(period.since, period.until, "unit")
+        await store.figures.satisfaction(period.since, period.until, "unit", units=units_seen)
     )
     overall = overall_row(by_unit)
     units = sorted(
@@ -220,7 +162,7 @@ async def _figures(store: Store, clock: Clock, period: Period) -> dict[str, Any]
         key=lambda row: (row.figures.rate if row.figures.rate is not None else 2.0, row.key),
     )
     orders = []
-    for listed in await store.figures.active_orders(limit=ORDERS_SHOWN):
+    for listed in await store.figures.active_orders(limit=ORDERS_SHOWN, units=units_seen):
         order = listed.order
         orders.append(
             {
@@ -238,9 +180,11 @@ async def _figures(store: Store, clock: Clock, period: Period) -> dict[str, Any]
                 "overdue": order.status == "open" and order.deadline_at <= now,
             }
         )
-    levels = await store.figures.active_order_levels()
+    levels = await store.figures.active_order_levels(units=units_seen)
     by_level = {str(level): levels.get(level, 0) for level in range(1, TOP_LEVEL + 1)}
-    sms = await store.figures.text_counts(period.since, period.until)
+    sms = None
+    if units_seen is None:
+        sms = await store.figures.text_counts(period.since, period.until)
 
     def unit_json(row: Any) -> dict[str, Any]:
         data: dict[str, Any] = row.as_json()
@@ -249,14 +193,17 @@ async def _figures(store: Store, clock: Clock, period: Period) -> dict[str, Any]
         return data
 
     total = overall[0] if overall else None
-    items = await store.figures.item_counts(period.since, period.until)
+    items = await store.figures.item_counts(period.since, period.until, units=units_seen)
     return {
         "generated_at": utc_iso(now),
         "local_time": clock.local(now).strftime("%Y-%m-%d %H:%M"),
         "day": day.label,
         "period": {**period.as_json(), "days": (period.last - period.first).days + 1},
         "thresholds": {"green": GREEN_AT, "yellow": YELLOW_AT},
-        "hotline": {
+        "viewer": {"username": scope.username, "role": scope.role},
+        "hotline": None
+        if hotline is None
+        else {
             "total": hotline.total,
             "answered_by_agent": hotline.answered_by_agent,
             "abandoned": hotline.abandoned,
@@ -271,7 +218,7 @@ async def _figures(store: Store, clock: Clock, period: Period) -> dict[str, Any]
                 for c in CATEGORIES
                 if opened.get(c, 0)
             ],
-            "open": await store.read_cases.open_count(),
+            "open": await store.read_cases.open_count(units=units_seen),
         },
         "callbacks": {
             "items": {status: items.get(status, 0) for status in ITEM_STATUS_NAMES},
@@ -284,7 +231,9 @@ async def _figures(store: Store, clock: Clock, period: Period) -> dict[str, Any]
             "units": [unit_json(row) for row in units],
         },
         "orders": {"open": orders, "by_level": by_level, "total": sum(levels.values())},
-        "sms": {
+        "sms": None
+        if sms is None
+        else {
             "waiting": sms.get("queued", 0) + sms.get("sending", 0),
             "sent": sms.get("sent", 0),
             "delivered": sms.get("delivered", 0),
@@ -316,22 +265,27 @@ def _html(text: str, status: int = 200) -> web.Response:
     return response
 
 
-def login_page(message: str = "", *, closed: bool = False) -> str:
+# Other parts' pages (the audit log) use the same frame and the same headers.
+page = _page
+html_response = _html
+
+
+def login_page(message: str = "", username: str = "") -> str:
     note = f'<p class="error" role="alert">{escape(message)}</p>' if message else ""
-    if closed:
-        form = '<p class="error">系统未设置访问令牌，驾驶舱暂不开放。请联系系统管理员。</p>'
-    else:
-        form = (
-            '<form method="post" action="/login" class="login-form">'
-            '<label for="token">访问令牌</label>'
-            '<input id="token" name="token" type="password" autocomplete="current-password"'
-            " required autofocus>"
-            '<button type="submit">登录</button></form>'
-        )
+    form = (
+        '<form method="post" action="/login" class="login-form">'
+        '<label for="username">用户名</label>'
+        f'<input id="username" name="username" autocomplete="username" value="{escape(username)}"'
+        " required autofocus>"
+        '<label for="password">密码</label>'
+        '<input id="password" name="password" type="password" autocomplete="current-password"'
+        " required>"
+        '<button type="submit">登录</button></form>'
+    )
     body = (
         '<main class="login"><h1>民生警务服务中心</h1><h2>领导驾驶舱 · 登录</h2>'
         f"{note}{form}"
-        '<p class="hint">请输入系统管理员提供的访问令牌。</p></main>'
+        '<p class="hint">请使用本人账号登录；没有账号请联系系统管理员开设。</p></main>'
     )
     return _page("登录 · 领导驾驶舱", body)
 
@@ -378,6 +332,40 @@ def _order_rows(orders: list[dict[str, Any]]) -> str:
     return "".join(rows)
 
 
+def _viewer(viewer: Mapping[str, str]) -> str:
+    """Who is logged in; the supervision office's link to the audit log."""
+    role = ROLES.get(viewer["role"])
+    who = escape(f"{viewer['username']}（{role.name}）" if role else viewer["username"])
+    if viewer["role"] in AUDIT_READERS:
+        who += ' · <a href="/audit">审计日志</a>'
+    return who
+
+
+def _hotline_section(hot: Mapping[str, Any] | None) -> str:
+    """Today's hotline, for those whose role sees the hotline."""
+    if hot is None:
+        return ""
+    return f"""<section class="card wide"><h2>今日热线</h2><div class="figures">
+{_figure("呼入总量", "hotline.total", hot["total"], " 通")}
+{_figure("人工接听", "hotline.answered_by_agent", hot["answered_by_agent"], " 通")}
+{_figure("排队放弃", "hotline.abandoned", hot["abandoned"], " 通")}
+{_figure("平均排队等待", "hotline.mean_queue_wait_s", hot["mean_queue_wait_s"], " 秒")}
+</div></section>"""
+
+
+def _sms_section(sms: Mapping[str, Any] | None, period_days: int) -> str:
+    """The texts, for those who see every unit (texts belong to no unit)."""
+    if sms is None:
+        return ""
+    return f"""<section class="card wide"><h2>短信（待发全部 · 其余近{period_days}天）</h2>
+<div class="figures">
+{_figure("待发送", "sms.waiting", sms["waiting"], " 条")}
+{_figure("已发出", "sms.sent", sms["sent"], " 条")}
+{_figure("已送达", "sms.delivered", sms["delivered"], " 条")}
+{_figure("发送失败", "sms.failed", sms["failed"], " 条", "bad" if sms["failed"] else "")}
+</div></section>"""
+
+
 def dashboard_page(data: Mapping[str, Any]) -> str:
     """The page for ``data`` (as :func:`dashboard_figures` returns it), every value escaped."""
     hot, cases, cb, sms = data["hotline"], data["cases"], data["callbacks"], data["sms"]
@@ -403,15 +391,11 @@ def dashboard_page(data: Mapping[str, Any]) -> str:
 <p class="sub">统计日 <span data-k="day">{escape(data["day"])}</span> ·
 更新于 <span data-k="local_time">{escape(data["local_time"])}</span> ·
 每 {REFRESH_SECONDS} 秒自动刷新</p></div>
-<form method="post" action="/logout"><button class="quiet" type="submit">退出登录</button></form>
+<form method="post" action="/logout"><span class="sub" id="viewer">{_viewer(data["viewer"])}</span>
+<button class="quiet" type="submit">退出登录</button></form>
 </header>
 <main data-refresh="{REFRESH_SECONDS}">
-<section class="card wide"><h2>今日热线</h2><div class="figures">
-{_figure("呼入总量", "hotline.total", hot["total"], " 通")}
-{_figure("人工接听", "hotline.answered_by_agent", hot["answered_by_agent"], " 通")}
-{_figure("排队放弃", "hotline.abandoned", hot["abandoned"], " 通")}
-{_figure("平均排队等待", "hotline.mean_queue_wait_s", hot["mean_queue_wait_s"], " 秒")}
-</div></section>
+{_hotline_section(hot)}
 <section class="card"><h2>今日受理诉求</h2><div class="figures">
 {_figure("今日新增", "cases.opened_today", cases["opened_today"], " 件")}
 {_figure("在办诉求", "cases.open", cases["open"], " 件")}
@@ -434,12 +418,7 @@ def dashboard_page(data: Mapping[str, Any]) -> str:
 <table><thead><tr><th>工单号</th><th>单位</th><th>级别</th><th>状态</th><th>已过时间</th>
 <th>期限</th></tr></thead><tbody id="orders">{_order_rows(data["orders"]["open"])}</tbody></table>
 </section>
-<section class="card wide"><h2>短信（待发全部 · 其余近{period_days}天）</h2><div class="figures">
-{_figure("待发送", "sms.waiting", sms["waiting"], " 条")}
-{_figure("已发出", "sms.sent", sms["sent"], " 条")}
-{_figure("已送达", "sms.delivered", sms["delivered"], " 条")}
-{_figure("发送失败", "sms.failed", sms["failed"], " 条", "bad" if sms["failed"] else "")}
-</div></section>
+{_sms_section(sms, period_days)}
 </main>"""
     return _page("领导驾驶舱 · 民生警务", body, script=True)
 
@@ -452,38 +431,48 @@ async def root(request: web.Request) -> web.StreamResponse:
 
 
 async def get_login(request: web.Request) -> web.Response:
-    if await authenticated(request):
+    scope = request.get(SCOPE)
+    if scope is not None and scope.person:
         raise web.HTTPFound("/dashboard")
-    return _html(login_page(closed=not request.app[CONFIG].web.api_token))
+    return _html(login_page())
+
+
+# Longer form values are refused as wrong without hashing them.
+MAX_FORM_VALUE = 1024
 
 
 async def post_login(request: web.Request) -> web.Response:
-    token = request.app[CONFIG].web.api_token
-    if not token:
-        return _html(login_page(closed=True), status=401)
-    limiter = request.app[LIMITER]
-    address = client_address(request)
-    wait = limiter.retry_after(address)
-    if wait:
-        log.warning("dashboard login from %s refused: too many failures", request.remote)
-        response = _html(login_page(f"登录失败次数过多，请 {wait} 秒后再试。"), status=429)
-        response.headers["Retry-After"] = str(wait)
-        return response
+    """A person's login: a session cookie and /dashboard, or the form again saying why
+    (401 wrong name or password, 429 with Retry-After beyond the failed-login limit)."""
     form = await request.post()
-    given = form.get("token")
-    if not isinstance(given, str) or not given.strip():
-        log.warning("dashboard login from %s refused: no token given", request.remote)
-        return _html(login_page("请输入访问令牌。"), status=401)
-    if not token_matches(token, given.strip()):
-        limiter.failed(address)
-        log.warning("dashboard login from %s refused: wrong token", request.remote)
-        return _html(login_page("访问令牌不正确，登录失败。请核对后重新输入。"), status=401)
-    log.info("dashboard login from %s", request.remote)
+    username, password = form.get("username"), form.get("password")
+    if not isinstance(username, str) or not isinstance(password, str):
+        return _html(login_page("请输入用户名和密码。"), status=401)
+    username = username.strip()[:MAX_FORM_VALUE]
+    if not username or not password:
+        return _html(login_page("请输入用户名和密码。", username), status=401)
+    address = client_address(request)
+    accounts = AccountService(request.app[STORE], request.app[CONFIG].web)
+    try:
+        if len(password) > MAX_FORM_VALUE:
+            raise LoginRefused()
+        login = await accounts.login(username, password, address)
+    except LoginRefused as refused:
+        if refused.wait:
+            log.warning("login of %r from %s refused: too many failures", username, address)
+            message = f"登录失败次数过多，请 {refused.wait} 秒后再试。"
+            response = _html(login_page(message, username), status=429)
+            response.headers["Retry-After"] = str(refused.wait)
+            return response
+        log.warning("login of %r from %s refused: wrong name or password", username, address)
+        message = "用户名或密码不正确，登录失败。请核对后重新输入。"
+        return _html(login_page(message, username), status=401)
+    log.info("login of %s (%s) from %s", login.user.username, login.user.role, address)
     response = _redirect("/dashboard")
     response.set_cookie(
         SESSION_COOKIE,
-        new_session(token, request.app[CLOCK].now()),
-        max_age=int(SESSION_TTL.total_seconds()),
+        login.token,
+        max_age=int(accounts.lifetime.total_seconds()),
         path="/",
         httponly=True,
         samesite="Strict",
@@ -493,13 +482,11 @@ async def post_login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    """End the session on the server (its nonce is stored as ended) and drop the cookie."""
+    """End the session on the server and drop the cookie."""
     cookie = request.cookies.get(SESSION_COOKIE)
-    parts = _session_parts(request.app[CONFIG].web.api_token, cookie) if cookie else None
-    if parts is not None:
-        issued = datetime.fromtimestamp(parts[0], tz=UTC)
-        await request.app[STORE].sessions.end(parts[1], issued + SESSION_TTL)
-        log.info("dashboard logout from %s", request.remote)
+    if cookie:
+        accounts = AccountService(request.app[STORE], request.app[CONFIG].web)
+        await accounts.logout(cookie, client_address(request))
     response = _redirect("/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
@@ -522,16 +509,16 @@ def _window(request: web.Request) -> int:
 
 
 async def get_dashboard(request: web.Request) -> web.Response:
-    if not await authenticated(request):
-        raise web.HTTPFound("/login")
-    data = await dashboard_figures(request.app[STORE], request.app[CLOCK], _window(request))
+    scope = scope_of(request)
+    days = _window(request)
+    data = await dashboard_figures(request.app[STORE], request.app[CLOCK], days, scope)
+    await audit(request, "view_dashboard", "/dashboard", f"days={days}")
     return _html(dashboard_page(data))
 
 
 async def get_data(request: web.Request) -> web.Response:
-    if not await authenticated(request):
-        raise ApiError(401, "unauthorized", "log in at /login or give the bearer token")
-    data = await dashboard_figures(request.app[STORE], request.app[CLOCK], _window(request))
+    scope = scope_of(request)
+    data = await dashboard_figures(request.app[STORE], request.app[CLOCK], _window(request), scope)
     response = web.json_response(data)
     response.headers["Cache-Control"] = "no-store"
     return response

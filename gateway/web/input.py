@@ -4,7 +4,8 @@
   :data:`MAX_JSON_DEPTH` is a 400 naming the problem (never a ``RecursionError``);
 * :func:`path_id` — a numeric id from the URL: out of SQLite's integer range is
   simply not found (404), never an ``OverflowError``;
-* :func:`path_reference` — a reference from the URL, within :mod:`gateway.limits`.
+* :func:`path_reference` — a reference from the URL, within :mod:`gateway.limits`;
+* :func:`query_whole` — a whole number from the query, within its range.
 """
 
 from __future__ import annotations
@@ -88,3 +89,13 @@ def string_fields(body: Any, fields: tuple[str, ...]) -> dict[str, str]:
             raise ApiError(400, "bad_field", f"{name}: must be a string", {"field": name})
         values[name] = value
     return values
+
+
+def query_whole(request: web.Request, name: str, most: int) -> int | None:
+    """The query's whole number ``name`` (1 to ``most``), None if not given; else a 400."""
+    given = request.query.get(name)
+    if given is None:
+        return None
+    if not given.isdigit() or not 1 <= int(given) <= most:
+        raise ApiError(400, f"bad_{name}", f"{name} must be a whole number from 1 to {most}")
+    return int(given)

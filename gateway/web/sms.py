@@ -3,7 +3,8 @@ webhooks (signed), and the texts API.
 
 Routes: ``POST /twilio/status`` (delivery status callbacks), ``POST /twilio/inbound``
 (citizens' replies), ``GET /api/sms/messages``, ``GET /api/sms/messages/{id}``,
-``POST /api/sms/messages`` (queue a text from a template).
+``POST /api/sms/messages`` (queue a text from a template). Texts belong to no unit:
+people read them only if their role sees every unit (others get 404).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from gateway.supervise import Supervisor
 from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE
 from gateway.web.errors import ApiError
 from gateway.web.input import path_id, read_json
+from gateway.web.scope import scope_of
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +203,8 @@ def message_json(message: OutboxMessage) -> dict[str, Any]:
 
 
 async def list_messages(request: web.Request) -> web.Response:
+    if scope_of(request).unit_ids is not None:
+        raise ApiError(404, "not_found", "no such resource")  # texts: for those who see all
     status = request.query.get("status")
     try:
         limit = max(1, min(500, int(request.query.get("limit", "50"))))
@@ -213,7 +217,7 @@ async def list_messages(request: web.Request) -> web.Response:
 async def show_message(request: web.Request) -> web.Response:
     message_id = path_id(request, error_id="no_such_message")
     message = await request.app[STORE].sms.get(message_id)
-    if message is None:
+    if message is None or scope_of(request).unit_ids is not None:
         raise NoSuchMessage(message_id)
     events = await request.app[STORE].sms.events(message_id)
     return web.json_response(
