@@ -126,6 +126,17 @@ async def test_wrong_passwords_beyond_the_account_limit_wait_even_after_a_restar
     assert actions == ["login_failed"] * LIMIT + ["login_refused"] * 2 + ["login"]
 
 
+async def test_a_burst_of_parallel_guesses_gets_no_more_than_the_limit(client: Client) -> None:
+    """20 wrong passwords for one account sent at once: at most 5 are checked (401), the rest
+    wait (429), and then the right password waits too."""
+    statuses = await asyncio.gather(
+        *(_try(client, "dongguan", f"wrong-password-{n}") for n in range(20))
+    )
+    assert statuses.count(401) <= LIMIT and statuses.count(429) >= 20 - LIMIT
+    assert set(statuses) <= {401, 429}
+    assert await _try(client, "dongguan", PASSWORD) == 429
+
+
 async def test_wrong_passwords_from_one_address_beyond_its_limit_wait(
     client: Client, store: Store, clock: ManualClock
 ) -> None:

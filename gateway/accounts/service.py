@@ -14,7 +14,6 @@ Every login, failed login, logout and change of an account goes to the audit log
 
 from __future__ import annotations
 
-import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -151,9 +150,12 @@ class AccountService:
         the limit reached by this name or this address)."""
         accounts = self.store.accounts
         username = username[:MAX_TRIED_NAME]  # what is counted and audited of a tried name
-        wait = max(
-            await self._wait("username", username, self.web.login_max_failures),
-            await self._wait("address", address, self.web.login_max_failures_per_address),
+        wait = await accounts.begin_login(
+            username,
+            address,
+            window=self.window,
+            most_by_name=self.web.login_max_failures,
+            most_by_address=self.web.login_max_failures_per_address,
         )
         if wait:
             await accounts.audit(
@@ -167,8 +169,8 @@ class AccountService:
         user = await accounts.user_by_name(username) if USERNAME.fullmatch(username) else None
         right, rehash = await verify(user.password_hash if user else None, password)
         if user is None or not right or not user.active:
-            forget = self.store.clock.now() - self.window
-            await accounts.login_failed(username, address, forget, user.role if user else "")
+            role = user.role if user else ""
+            await accounts.audit(username, "login_failed", username, role=role, address=address)
             raise LoginRefused()
         if rehash:
             await accounts.rehash(user.id, user.password_hash, await hash_password(password))
@@ -177,15 +179,6 @@ class AccountService:
         await self.store.sessions.start(token, user.id, address, self.lifetime)
         await accounts.audit(user.username, "login", "", role=user.role, address=address)
         return Login(token, user, await self.scope(user))
-
-    async def _wait(self, column: str, value: str, most: int) -> int:
-        """Seconds until ``value`` may try again (0: now)."""
-        now = self.store.clock.now()
-        failures = await self.store.accounts.failure_times(column, value, now - self.window)
-        if len(failures) < most:
-            return 0
-        lifted = failures[-most] + self.window
-        return max(1, math.ceil((lifted - now).total_seconds()))
 
     async def session(self, token: str) -> Scope | None:
         """The scope of an open session, None if it ended, idled or aged out."""

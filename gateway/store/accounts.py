@@ -6,8 +6,9 @@ never sees one in clear.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.clock import Clock, parse_utc, utc_iso
@@ -154,32 +155,46 @@ class AccountRepository:
 
     # -- failed logins ----------------------------------------------------------
 
-    async def failure_times(self, column: str, value: str, since: datetime) -> list[datetime]:
-        """When logins failed since ``since`` for a name (``column`` = "username") or
-        from an address ("address"), oldest first."""
-        if column not in ("username", "address"):
-            raise StoreError(f"failed logins are counted by username or address, not {column}")
-        rows = await self._db.fetchall(
-            f"SELECT at FROM login_failures WHERE {column} = ? AND at >= ? ORDER BY at",
-            (value, utc_iso(since)),
-        )
-        return [parse_utc(r[0]) for r in rows]
-
-    async def login_failed(
-        self, username: str, address: str, forget_before: datetime, role: str = ""
-    ) -> None:
-        """Count a failed login and audit it; forget failures older than ``forget_before``."""
-        now = utc_iso(self._clock.now())
+    async def begin_login(
+        self,
+        username: str,
+        address: str,
+        *,
+        window: timedelta,
+        most_by_name: int,
+        most_by_address: int,
+    ) -> int:
+        """Seconds the login of ``username`` from ``address`` must wait, if either has
+        failed that often within ``window``; else 0, and the attempt counts as a failure
+        until :meth:`clear_failures` (so a burst of parallel guesses cannot all pass the
+        check before the first is counted). Failures older than the window are forgotten."""
+        now = self._clock.now()
+        since = utc_iso(now - window)
+        waits = []
         async with self._db.transaction() as conn:
+            for column, value, most in (
+                ("username", username, most_by_name),
+                ("address", address, most_by_address),
+            ):
+                cursor = await conn.execute(
+                    f"SELECT at FROM login_failures WHERE {column} = ? AND at >= ? ORDER BY at",
+                    (value, since),
+                )
+                times = [parse_utc(r[0]) for r in await cursor.fetchall()]
+                if len(times) >= most:
+                    lifted = times[-most] + window - now
+                    waits.append(max(1, math.ceil(lifted.total_seconds())))
+            if waits:
+                return max(waits)
             await conn.execute(
                 "INSERT INTO login_failures (username, address, at) VALUES (?, ?, ?)",
-                (username, address, now),
+                (username, address, utc_iso(now)),
             )
-            await conn.execute("DELETE FROM login_failures WHERE at < ?", (utc_iso(forget_before),))
-            await _append(conn, now, (username, address), "login_failed", username, "", role)
+            await conn.execute("DELETE FROM login_failures WHERE at < ?", (since,))
+        return 0
 
     async def clear_failures(self, username: str) -> None:
-        """A right password: the name's failed logins no longer count."""
+        """A right password: the name's failed logins (and this attempt) no longer count."""
         async with self._db.transaction() as conn:
             await conn.execute("DELETE FROM login_failures WHERE username = ?", (username,))
 
