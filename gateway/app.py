@@ -45,6 +45,8 @@ from gateway.pbx.channel import AgiChannel
 from gateway.pbx.fastagi import FastAgiServer
 from gateway.pbx.session import PbxPool
 from gateway.phone import dial_string
+from gateway.reports.web import add_report_routes
+from gateway.reports.wiring import add_report_schedule
 from gateway.sms.provider import SmsProvider
 from gateway.store import Store
 from gateway.supervise import Supervisor
@@ -73,6 +75,7 @@ def create_app(
     sms_provider: SmsProvider | None = None,
     run_outbox: bool = True,
     run_scheduler: bool = True,
+    run_reports: bool = False,
     extra_features: tuple[Callable[[web.Application], None], ...] = (),
 ) -> web.Application:
     """The whole gateway as one aiohttp application (see the module's docstring)."""
@@ -85,10 +88,15 @@ def create_app(
         bookings_feature(run_reminders=run_scheduler),
         add_openapi,
         add_accounts,
+        add_report_routes,
     ]
     if run_scheduler:
         features.append(add_scheduler)
         features.append(add_chasing)
+    if run_reports:
+        # The leaders' reports on time (``gateway run``); off where a test or the demo
+        # builds the app, as making PDFs is heavy work nobody waits for there.
+        features.append(add_report_schedule)
     features.extend(extra_features)
     return create_web_app(config, clock=clock, store=store, features=features)
 

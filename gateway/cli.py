@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "gateway.cases.commands",
     "gateway.bookings.commands",
     "gateway.callbacks.commands",
+    "gateway.reports.commands",
     "gateway.sms.commands",
     "gateway.ivr.commands",
     "gateway.store.commands",

@@ -264,6 +264,40 @@ class BookingsSection:
 
 
 @dataclass(frozen=True)
+class ReportsSection:
+    # The three colours: each unit over the last window_days local days. A unit is red
+    # when any red rule holds, yellow when any yellow rule holds, else green. Satisfaction
+    # below red_satisfaction is red, below green_satisfaction yellow; a count at or above
+    # its threshold (dissatisfied ratings, overdue orders, overdue cases) is yellow or
+    # red; 0 turns a count's rule off.
+    window_days: int = 30
+    green_satisfaction: float = 0.95
+    red_satisfaction: float = 0.90
+    yellow_dissatisfied: int = 5
+    red_dissatisfied: int = 20
+    yellow_overdue_orders: int = 1
+    red_overdue_orders: int = 3
+    yellow_overdue_cases: int = 1
+    red_overdue_cases: int = 3
+    # The daily log of the day before is made at daily_at (local time) every morning,
+    # the weekly report of the week before on weekly_weekday at the same time, and the
+    # agenda of each sub-bureau's and county bureau's meeting (meeting_weekdays) at
+    # agenda_at the evening before.
+    daily_at: str = "07:30"
+    weekly_weekday: int = 1
+    agenda_at: str = "18:00"
+    meeting_weekdays: tuple[int, ...] = (2, 4, 6)
+    # Officer codes of the leaders texted the daily log and the weekly report; empty:
+    # every officer whose role is "leader".
+    leaders: tuple[str, ...] = ()
+    # The PDFs' CJK font (TrueType/OpenType, or a collection); empty: the first found of
+    # Debian's fonts-noto-cjk, fonts-wqy-zenhei, fonts-wqy-microhei.
+    pdf_font: str = ""
+    # Folder of the made reports, under data_dir when relative.
+    folder: str = "reports"
+
+
+@dataclass(frozen=True)
 class Config:
     gateway: GatewaySection = field(default_factory=GatewaySection)
     store: StoreSection = field(default_factory=StoreSection)
@@ -276,6 +310,7 @@ class Config:
     callbacks: CallbacksSection = field(default_factory=CallbacksSection)
     appeals: AppealsSection = field(default_factory=AppealsSection)
     bookings: BookingsSection = field(default_factory=BookingsSection)
+    reports: ReportsSection = field(default_factory=ReportsSection)
     # Where the settings came from, for messages: "defaults" or a file name.
     source: str = "defaults"
 
@@ -365,6 +400,7 @@ PATH_KEYS = (
     ("store", "path"),
     ("ivr", "flows_dir"),
     ("ivr", "prompts"),
+    ("reports", "pdf_font"),
 )
 
 
@@ -695,6 +731,25 @@ RULES: dict[str, Rule] = {
     "bookings.max_days_ahead": _between(1, 366),
     "bookings.hotline": _matches(r"[0-9-]{3,12}", "a number of 3–12 digits or '-'"),
     "bookings.poll_seconds": _positive(3600),
+    "reports.window_days": _between(1, 366),
+    "reports.green_satisfaction": _between(0, 1),
+    "reports.red_satisfaction": _between(0, 1),
+    **{
+        f"reports.{key}": _between(0, 100000)
+        for key in (
+            "yellow_dissatisfied",
+            "red_dissatisfied",
+            "yellow_overdue_orders",
+            "red_overdue_orders",
+            "yellow_overdue_cases",
+            "red_overdue_cases",
+        )
+    },
+    "reports.daily_at": _matches(_HHMM, "a local time HH:MM"),
+    "reports.weekly_weekday": _between(1, 7),
+    "reports.agenda_at": _matches(_HHMM, "a local time HH:MM"),
+    "reports.meeting_weekdays": _weekdays,
+    "reports.folder": _not_empty,
     **{
         f"appeals.channels_{name}_token": _token
         for name in ("web", "wechat", "letter", "visit", "12345")
@@ -706,6 +761,7 @@ _PAIRS = (
     ("pbx", "reconnect_min", "reconnect_max"),
     ("sms", "backoff_min", "backoff_max"),
     ("web", "session_idle", "session_lifetime"),
+    ("reports", "red_satisfaction", "green_satisfaction"),
 )
 
 

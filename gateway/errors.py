@@ -16,7 +16,8 @@ family at one place::
     ├── FlowError              (gateway.ivr)
     ├── SmsError               (gateway.sms)
     ├── CalendarError          (gateway.calendar: a year without holiday data)
-    └── AppealError            (gateway.appeals.exceptions: intake, merge, split, terms)
+    ├── AppealError            (gateway.appeals.exceptions: intake, merge, split, terms)
+    └── ReportRefused, OutOfScope, FontMissing  (gateway.reports.errors)
 """
 
 

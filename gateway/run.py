@@ -68,7 +68,7 @@ async def run_gateway(config: Config, args: argparse.Namespace) -> int:
 async def _serve(config: Config, args: argparse.Namespace) -> int:
     for warning in _warnings(config):
         log.warning("%s", warning)
-    app = create_app(config)
+    app = create_app(config, run_reports=True)
     runner = web.AppRunner(app, access_log=None)
     try:
         await runner.setup()  # opens every resource; a failure closes those already open

@@ -38,8 +38,7 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # Migration numbers that were never released. 0003 was dropped before any store
 # was made with it: stores at version 2 went straight to 4, so the gap is history,
 # not a lost file. Any other gap is refused.
-# 0012 and 0013 are written in parallel with 0014 and join it at the merge.
-HISTORICAL_GAPS = frozenset({3, 12, 13})
+HISTORICAL_GAPS = frozenset({3})
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
