@@ -50,9 +50,11 @@ from gateway.reports.wiring import add_report_schedule
 from gateway.sms.provider import SmsProvider
 from gateway.store import Store
 from gateway.supervise import Supervisor
+from gateway.wall.service import WALL, HotlineWall
 from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE, create_web_app
 from gateway.web.dashboard import add_dashboard
 from gateway.web.openapi import add_openapi
+from gateway.web.pages.routes import add_pages
 from gateway.web.sms import SMS, sms_feature
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ def create_app(
         add_callbacks,
         add_telephony,
         add_dashboard,
+        add_pages,
         add_appeals,
         bookings_feature(run_reminders=run_scheduler),
         add_openapi,
@@ -129,6 +132,12 @@ def add_telephony(app: web.Application) -> None:
     app.cleanup_ctx.append(_telephony_context)
     app[HEALTH_CHECKS]["pbx"] = _ping_pbx
     app[HEALTH_CHECKS]["calllog"] = _check_calllog
+    app[HEALTH_CHECKS]["wall"] = _check_wall
+
+
+async def _check_wall(app: web.Application) -> None:
+    """The hotline wall's reload from QueueStatus is not failing."""
+    app[WALL].check()
 
 
 async def _telephony_context(app: web.Application) -> AsyncIterator[None]:
@@ -144,8 +153,11 @@ async def _telephony_context(app: web.Application) -> AsyncIterator[None]:
         pool = PbxPool(config.pbx, clock=clock, agi_handler=router.handle)
         for session in pool:
             calllog.connect(session, session.name)
-        async with pool, _fastagi(config, pool):
+        wall = HotlineWall(clock)
+        wall.connect(pool)
+        async with wall, pool, _fastagi(config, pool):
             app[PBX] = pool
+            app[WALL] = wall
             yield
 
 

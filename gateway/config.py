@@ -106,6 +106,10 @@ class PbxSection:
     # The PBX host's timezone (e.g. "UTC"), for its Cdr times until the call log has
     # learned its clock from its events; empty: UTC.
     timezone: str = ""
+    # Where the gateway reads this PBX's MixMonitor recordings (the names the call log
+    # keeps, e.g. hotline/2026/11/30/<uniqueid>.wav, are under it): the PBX's monitor
+    # folder or a share of it. Empty: call recordings are listed but not played.
+    monitor_dir: str = ""
 
 
 @dataclass(frozen=True)

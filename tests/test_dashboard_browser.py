@@ -224,3 +224,126 @@ async def test_dashboard_in_headless_chromium(stack: Stack, tmp_path: Path) -> N
     data = shot.read_bytes()
     width, height = png_size(data)
     assert width >= 1000 and height >= 600 and len(data) > 30_000
+
+
+async def complaint_case_of_red_unit(stack: Stack) -> tuple[str, int]:
+    """A caller leaves a spoken complaint (a real WAV the simulated PBX writes into the
+    recordings folder); the case is handed to LZ-DC-02, the unit the scripted load makes red.
+    Returns the case's number and id."""
+    call = stack.pbx.place_call(
+        caller(
+            "+8613800000009",
+            [
+                WaitForPrompt("main_menu", timeout=60),
+                Press("2"),
+                WaitForPrompt(input=True, timeout=120),
+                Speak(4.0),
+                Press("#"),
+                WaitForPrompt("case_number", timeout=120),
+                HangUp(),
+            ],
+        )
+    )
+    await asyncio.wait_for(call.finished, 30)
+
+    async def opened() -> Any:
+        found = await stack.store.cases.find(category="complaint")
+        return found[0] if found and found[0].recording else None
+
+    case = await until(opened, 20)
+    assigned = await stack.store.cases.assign(case.number, "LZ-DC-02", actor="test")
+    return assigned.number, assigned.id
+
+
+async def _log_in(page: Any, url: str, username: str, password: str) -> None:
+    await page.goto(f"{url}/login")
+    await page.fill("#username", username)
+    await page.fill("#password", password)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{url}/dashboard")
+
+
+async def test_leader_and_station_chief_in_headless_chromium(stack: Stack, tmp_path: Path) -> None:
+    """The leader sees the charts and the board with its reasons, opens the red unit, its case's
+    timeline, and plays the caller's recording (the audio loads: duration > 0); the chief of
+    another station sees his own unit only and gets 404 for that case, its recording, the red
+    unit and its figures, by page and by API."""
+    executable = _chromium_or_skip()
+    from playwright.async_api import async_playwright
+
+    await scripted_load(stack)
+    number, case_id = await complaint_case_of_red_unit(stack)
+    recording = f"/dashboard/recordings/case/{case_id}"
+    url = stack.url
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            leader = await browser.new_context(viewport={"width": 1280, "height": 900})
+            page = await leader.new_page()
+            page.set_default_timeout(10_000)
+            await _log_in(page, url, "leader", stack.people["leader"])
+            for chart in ("chart-satisfaction", "chart-calls", "chart-categories"):
+                assert await page.locator(f"#{chart} svg.chart").count() == 1
+            bars = page.locator("#chart-calls svg rect[data-value]")
+            values = [int(v) for v in await bars.evaluate_all("bs => bs.map(b => b.dataset.value)")]
+            assert sum(values) >= 4  # the scripted calls and the complaint, by hour
+
+            await page.click("nav.pages a[href='/dashboard/board']")
+            await page.wait_for_url(f"{url}/dashboard/board")
+            red = page.locator('#board tr[data-unit="LZ-DC-02"][data-colour="red"]')
+            assert "满意率 0.0%" in await red.locator(".reasons").inner_text()
+            green = page.locator('#board tr[data-unit="LZ-DC-01"][data-colour="green"]')
+            assert await green.count() == 1
+
+            await red.locator("a").click()
+            await page.wait_for_url(f"{url}/dashboard/units/LZ-DC-02*")
+            assert await page.locator("#unit-colour").inner_text() == "红"
+            assert "满意率 0.0%" in await page.locator("#unit-reasons").inner_text()
+            link = page.locator(f'#unit-cases a[href="/dashboard/cases/{number}"]')
+            async with page.expect_response(lambda r: r.url.endswith(recording)) as loaded:
+                await link.click()
+            assert (await loaded.value).status in (200, 206)
+            assert (await loaded.value).headers["content-type"] == "audio/wav"
+            await page.wait_for_url(f"{url}/dashboard/cases/{number}")
+            assert await page.locator("#case-number").inner_text() == number
+            assert await page.locator("#timeline li").count() >= 3
+
+            player = page.locator(f'audio[src="{recording}"]').first
+            await player.evaluate("a => { a.muted = true; return a.play(); }")
+            await page.wait_for_function(
+                "a => a.readyState >= 1 && a.duration > 1 && !a.error && a.currentTime > 0",
+                arg=await player.element_handle(),
+            )
+            duration = await player.evaluate("a => a.duration")
+            assert 3.0 <= duration <= 6.0  # the 4 s the caller spoke, and the lead-in
+            await page.screenshot(path=str(tmp_path / "case.png"), full_page=True)
+
+            chief = await browser.new_context(viewport={"width": 1280, "height": 900})
+            page = await chief.new_page()
+            page.set_default_timeout(10_000)
+            await _log_in(page, url, "dongguan", stack.people["dongguan"])
+            assert await page.locator("#chart-calls").count() == 0  # no hotline figures
+            await page.goto(f"{url}/dashboard/board")
+            rows = page.locator("#board tbody tr[data-unit]")
+            assert await rows.evaluate_all("rs => rs.map(r => r.dataset.unit)") == ["LZ-DC-01"]
+            for path in (f"/dashboard/cases/{number}", "/dashboard/units/LZ-DC-02"):
+                response = await page.goto(f"{url}{path}")
+                assert response is not None and response.status == 404
+                assert "无权查看" in await page.locator("p.error").inner_text()
+            for path in (
+                recording,
+                f"/dashboard/cases/{number}/timeline.json",
+                "/dashboard/units/LZ-DC-02/data.json",
+                f"/api/cases/{number}",
+            ):
+                response = await page.request.get(f"{url}{path}")
+                assert response.status == 404, path
+            charts = await (await page.request.get(f"{url}/dashboard/charts.json")).json()
+            assert charts["calls_by_hour"] is None
+            assert {u["unit"] for u in charts["categories_by_unit"]} <= {"LZ-DC-01"}
+            board = await (await page.request.get(f"{url}/dashboard/board.json")).json()
+            assert [u["unit"] for u in board["units"]] == ["LZ-DC-01"]
+        finally:
+            await browser.close()

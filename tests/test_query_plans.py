@@ -223,3 +223,29 @@ async def test_the_order_pages_of_the_api_hold_every_order_once(
     assert refs == [r[0] for r in rows] and len(refs) > 4
     bad = await http.get("/api/orders?limit=5000", headers=AUTH)
     assert bad.status == 400 and (await bad.json())["error"] == "bad_limit"
+
+
+async def test_the_dashboard_pages_search_indexes_only(
+    traced: tuple[Store, TestClient[web.Request, web.Application], list[str]],
+    served_store: Path,
+    clock: ManualClock,
+) -> None:
+    """The charts, the board's unit page and a case's timeline, for all units and for one
+    station, search indexes only."""
+    store, _, statements = traced
+    [case] = await store.cases.find(limit=1)
+    first, last = date(2026, 11, 1), date(2026, 11, 30)
+    since, until = clock.now().replace(day=1), clock.now()
+    statements.clear()
+    for units in (None, frozenset({1, 2})):
+        await store.dashboard.satisfaction_by_day(first, last, units)
+        await store.dashboard.categories_by_unit(since, until, units)
+        await store.dashboard.latest_day(units, until)
+        await store.dashboard.unit_cases(units or frozenset({1}))
+    await store.dashboard.calls_by_hour(last)
+    await store.dashboard.case_timeline(case.id, case.number, case.citizen_number, case.created_at)
+    for kind in ("case", "call", "rating"):
+        await store.dashboard.recording(kind, 1)
+    assert len(statements) > 10
+    found = scans_of_big_tables(served_store, statements)
+    assert found == [], "\n".join(found)

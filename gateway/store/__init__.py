@@ -24,6 +24,7 @@ from gateway.store.callbacks import CallbackRepository
 from gateway.store.calls import CallRecordRepository
 from gateway.store.cases import CaseRepository
 from gateway.store.chases import ChaseRepository
+from gateway.store.dashboard import DashboardReads
 from gateway.store.db import Database, StoreError, StoreUnavailable
 from gateway.store.figures import FigureRepository
 from gateway.store.reader import ReadConnection
@@ -56,6 +57,7 @@ class Store:
         self.sessions = SessionRepository(db, clock)
         self.accounts = AccountRepository(db, clock)
         self.figures = FigureRepository(reads or db, clock)
+        self.dashboard = DashboardReads(reads or db, clock)
         # The same read queries as calls and cases, on the read connection (reads only).
         read_db = cast(Database, reads or db)
         self.read_calls = CallRecordRepository(read_db, clock)

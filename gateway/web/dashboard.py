@@ -1,12 +1,15 @@
-"""The leaders' dashboard: today's hotline, cases, callbacks, orders and texts.
+"""The leaders' dashboard: a day's hotline, cases, callbacks, orders and texts, and charts.
 
-    app = create_web_app(config, features=[..., add_dashboard])
+    app = create_web_app(config, features=[..., add_dashboard, add_pages])
 
 Pages (Chinese, for the bureau's leaders and the supervision office):
 
 * ``/`` redirects to ``/dashboard``;
-* ``/dashboard`` one server-rendered page; a little script refreshes its figures
-  from ``/dashboard/data.json`` every 10 seconds;
+* ``/dashboard?day=YYYY-MM-DD`` one server-rendered page for the day picked (see
+  :func:`gateway.web.pages.view.shown_day` for the default), with the charts of
+  :mod:`gateway.web.pages.charts` (``/dashboard/charts.json``); a little script
+  refreshes its figures from ``/dashboard/data.json`` every 10 seconds; the other
+  pages (board, wall, cases, reports) are in :mod:`gateway.web.pages`;
 * ``/login`` asks for a person's name and password (:mod:`gateway.accounts`);
   ``/logout`` ends the session. ``/static/dashboard.{css,js}`` are open (they hold
   no data).
@@ -34,7 +37,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -47,9 +50,9 @@ from gateway.callbacks.policy import LEVEL_NAMES, TOP_LEVEL
 from gateway.callbacks.report import (
     MAX_DAYS,
     Period,
-    last_days,
     overall_row,
     percent,
+    period_of,
     satisfaction_rows,
 )
 from gateway.clock import Clock, utc_iso
@@ -58,7 +61,12 @@ from gateway.store.cases import CATEGORIES, CATEGORY_NAMES
 from gateway.web.app import CLOCK, CONFIG, STORE
 from gateway.web.auth import SESSION_COOKIE, client_address
 from gateway.web.errors import ApiError
-from gateway.web.scope import MACHINE_SCOPE, SCOPE, Scope, audit, scope_of
+from gateway.web.pages.charts import chart_data, charts_html, day_picker
+from gateway.web.pages.html import error_page, nav
+from gateway.web.pages.html import html_response as _html
+from gateway.web.pages.html import page as _page
+from gateway.web.pages.view import shown_day, viewer
+from gateway.web.scope import MACHINE_SCOPE, SCOPE, Scope, audit
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +85,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {
     "dashboard.css": "text/css",
     "dashboard.js": "application/javascript",
+    "wall.js": "application/javascript",
 }
 STATIC: web.AppKey[dict[str, bytes]] = web.AppKey("dashboard_static", dict)
 
@@ -91,7 +100,6 @@ ITEM_STATUS_NAMES = {
 }
 ORDER_STATUS_NAMES = {"open": "整改中", "reported": "已反馈待复访"}
 LEVEL_SHORT = {1: "派出所所长", 2: "分局", 3: "督办室", 4: "局党委"}
-_CSP = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 
 def warning_colour(rate: float | None) -> str:
@@ -118,9 +126,17 @@ class Day:
 
 
 def today(clock: Clock) -> Day:
-    local = clock.local()
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    return Day(midnight, midnight + timedelta(days=1), midnight.date().isoformat())
+    return day_of(clock, clock.local().date())
+
+
+def day_of(clock: Clock, day: date) -> Day:
+    """The local ``day`` as a UTC period."""
+    midnight = datetime(day.year, day.month, day.day, tzinfo=clock.tz)
+    return Day(
+        midnight.astimezone(UTC),
+        (midnight + timedelta(days=1)).astimezone(UTC),
+        day.isoformat(),
+    )
 
 
 def _age(delta: timedelta) -> str:
@@ -135,21 +151,27 @@ def _age(delta: timedelta) -> str:
 
 
 async def dashboard_figures(
-    store: Store, clock: Clock, days: int = WINDOW_DAYS, scope: Scope = MACHINE_SCOPE
+    store: Store,
+    clock: Clock,
+    days: int = WINDOW_DAYS,
+    scope: Scope = MACHINE_SCOPE,
+    shown: date | None = None,
 ) -> dict[str, Any]:
-    """Everything the page shows, as JSON-ready data (``/dashboard/data.json``): today's
-    hotline and cases, and the callbacks, orders and texts of the last ``days`` local
-    days, as far as ``scope`` sees (the hotline only with ``scope.hotline``; texts,
-    which belong to no unit, only to those who see every unit). Viewers of the same
-    scope share one computation every few seconds (``store.figures.cached``)."""
-    period = last_days(clock, days)
+    """Everything the page shows, as JSON-ready data (``/dashboard/data.json``): the
+    hotline and cases of the day ``shown`` (default today), and the callbacks, orders
+    and texts of the ``days`` local days up to it, as far as ``scope`` sees (the
+    hotline only with ``scope.hotline``; texts, which belong to no unit, only to those
+    who see every unit). Viewers of the same scope share one computation every few
+    seconds (``store.figures.cached``)."""
+    last = shown or clock.local().date()
+    period = period_of(clock, last - timedelta(days=days - 1), last)
     key = ("dashboard", days, period.last, scope.unit_ids, scope.hotline)
     return await store.figures.cached(key, lambda: _figures(store, clock, period, scope))
 
 
 async def _figures(store: Store, clock: Clock, period: Period, scope: Scope) -> dict[str, Any]:
     now = clock.now()
-    day = today(clock)
+    day = day_of(clock, period.last)
     units_seen = scope.unit_ids
     hotline = await store.read_calls.hotline_figures(day.start, day.end) if scope.hotline else None
     opened = await store.read_cases.opened_by_category(day.start, day.end, units=units_seen)
@@ -246,25 +268,6 @@ async def _figures(store: Store, clock: Clock, period: Period, scope: Scope) -> 
 # -- HTML -------------------------------------------------------------------------
 
 
-def _page(title: str, body: str, *, script: bool = False) -> str:
-    js = '<script src="/static/dashboard.js" defer></script>' if script else ""
-    return (
-        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title>"
-        f'<link rel="stylesheet" href="/static/dashboard.css">{js}</head>'
-        f"<body>{body}</body></html>"
-    )
-
-
-def _html(text: str, status: int = 200) -> web.Response:
-    response = web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
-    response.headers["Content-Security-Policy"] = _CSP
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
 # Other parts' pages (the audit log) use the same frame and the same headers.
 page = _page
 html_response = _html
@@ -345,7 +348,7 @@ def _hotline_section(hot: Mapping[str, Any] | None) -> str:
     """Today's hotline, for those whose role sees the hotline."""
     if hot is None:
         return ""
-    return f"""<section class="card wide"><h2>今日热线</h2><div class="figures">
+    return f"""<section class="card wide"><h2>当日热线</h2><div class="figures">
 {_figure("呼入总量", "hotline.total", hot["total"], " 通")}
 {_figure("人工接听", "hotline.answered_by_agent", hot["answered_by_agent"], " 通")}
 {_figure("排队放弃", "hotline.abandoned", hot["abandoned"], " 通")}
@@ -366,13 +369,14 @@ def _sms_section(sms: Mapping[str, Any] | None, period_days: int) -> str:
 </div></section>"""
 
 
-def dashboard_page(data: Mapping[str, Any]) -> str:
-    """The page for ``data`` (as :func:`dashboard_figures` returns it), every value escaped."""
+def dashboard_page(data: Mapping[str, Any], *, charts: str = "", picker: str = "") -> str:
+    """The page for ``data`` (as :func:`dashboard_figures` returns it), every value escaped;
+    ``charts`` and the day ``picker`` are markup made from escaped values."""
     hot, cases, cb, sms = data["hotline"], data["cases"], data["callbacks"], data["sms"]
     overall = cb["satisfaction"]
     categories = (
         "".join(f"<li>{escape(c['name'])}<b>{c['count']}</b></li>" for c in cases["by_category"])
-        or '<li class="empty">今日暂无</li>'
+        or '<li class="empty">当日暂无</li>'
     )
     items = "".join(
         _figure(ITEM_STATUS_NAMES[s], f"callbacks.items.{s}", n) for s, n in cb["items"].items()
@@ -394,10 +398,11 @@ def dashboard_page(data: Mapping[str, Any]) -> str:
 <form method="post" action="/logout"><span class="sub" id="viewer">{_viewer(data["viewer"])}</span>
 <button class="quiet" type="submit">退出登录</button></form>
 </header>
+{nav("/dashboard")}{picker}
 <main data-refresh="{REFRESH_SECONDS}">
 {_hotline_section(hot)}
-<section class="card"><h2>今日受理诉求</h2><div class="figures">
-{_figure("今日新增", "cases.opened_today", cases["opened_today"], " 件")}
+<section class="card"><h2>当日受理诉求</h2><div class="figures">
+{_figure("当日新增", "cases.opened_today", cases["opened_today"], " 件")}
 {_figure("在办诉求", "cases.open", cases["open"], " 件")}
 </div><ul class="cats" id="categories">{categories}</ul></section>
 <section class="card"><h2>首次回访满意率（近{period_days}天）</h2>
@@ -419,6 +424,7 @@ def dashboard_page(data: Mapping[str, Any]) -> str:
 <th>期限</th></tr></thead><tbody id="orders">{_order_rows(data["orders"]["open"])}</tbody></table>
 </section>
 {_sms_section(sms, period_days)}
+{charts}
 </main>"""
     return _page("领导驾驶舱 · 民生警务", body, script=True)
 
@@ -509,16 +515,34 @@ def _window(request: web.Request) -> int:
 
 
 async def get_dashboard(request: web.Request) -> web.Response:
-    scope = scope_of(request)
-    days = _window(request)
-    data = await dashboard_figures(request.app[STORE], request.app[CLOCK], days, scope)
-    await audit(request, "view_dashboard", "/dashboard", f"days={days}")
-    return _html(dashboard_page(data))
+    scope = await viewer(request, page=True)
+    try:
+        shown = await shown_day(request, scope)
+        days = _window(request)
+    except ApiError as exc:
+        return error_page(exc.status, f"查询条件有误：{exc.message}")
+    store, clock = request.app[STORE], request.app[CLOCK]
+    data = await dashboard_figures(store, clock, days, scope, shown.day)
+    charts = await chart_data(store, clock, shown, scope)
+    await audit(request, "view_dashboard", "/dashboard", f"day={shown.label} days={days}")
+    return _html(dashboard_page(data, charts=charts_html(charts), picker=day_picker(shown)))
 
 
 async def get_data(request: web.Request) -> web.Response:
-    scope = scope_of(request)
-    data = await dashboard_figures(request.app[STORE], request.app[CLOCK], _window(request), scope)
+    scope = await viewer(request, page=False)
+    shown = await shown_day(request, scope)
+    store, clock = request.app[STORE], request.app[CLOCK]
+    data = await dashboard_figures(store, clock, _window(request), scope, shown.day)
+    response = web.json_response(data)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def get_charts(request: web.Request) -> web.Response:
+    """The charts' figures for the day asked, filtered by the viewer's units."""
+    scope = await viewer(request, page=False)
+    shown = await shown_day(request, scope)
+    data = await chart_data(request.app[STORE], request.app[CLOCK], shown, scope)
     response = web.json_response(data)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -554,4 +578,5 @@ def add_dashboard(app: web.Application) -> None:
     app.router.add_post("/logout", logout)
     app.router.add_get("/dashboard", get_dashboard)
     app.router.add_get("/dashboard/data.json", get_data)
+    app.router.add_get("/dashboard/charts.json", get_charts)
     app.router.add_get("/static/{name}", get_static)

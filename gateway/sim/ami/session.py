@@ -650,17 +650,7 @@ class AmiSession:
                         ("Queue", queue.name),
                         ("Name", seat.member_name),
                         ("Location", seat.interface),
-                        ("StateInterface", seat.interface),
-                        ("Membership", seat.membership),
-                        ("Penalty", str(seat.penalty)),
-                        ("CallsTaken", str(seat.calls_taken)),
-                        ("LastCall", str(seat.last_call)),
-                        ("LastPause", "0"),
-                        ("LoginTime", str(seat.login_time)),
-                        ("InCall", "1" if seat.busy else "0"),
-                        ("Status", str(seat.status)),
-                        ("Paused", "1" if seat.paused else "0"),
-                        ("PausedReason", ""),
+                        *seat.state_headers(),
                         ("Wrapuptime", "0"),
                     ],
                     id_first=False,
@@ -758,6 +748,7 @@ class AmiSession:
         )
         queue.seats.append(seat)
         self.respond(frame, n.RESPONSE_SUCCESS, "Added interface to queue")
+        self.world.member_event(n.EV_QUEUE_MEMBER_ADDED, queue, seat)
         self.world.dispatch(queue)
 
     async def queue_remove(self, frame: Frame) -> None:
@@ -778,6 +769,7 @@ class AmiSession:
             return
         queue.seats.remove(seat)
         self.respond(frame, n.RESPONSE_SUCCESS, "Removed interface from queue")
+        self.world.member_event(n.EV_QUEUE_MEMBER_REMOVED, queue, seat)
 
     async def mixmonitor(self, frame: Frame) -> None:
         chan = self._named_channel(frame)

@@ -82,6 +82,23 @@ class Seat:
             return 6
         return 2 if self.busy else 1
 
+    def state_headers(self) -> list[tuple[str, str]]:
+        """What Asterisk reports of a member after its name and interface, in its order
+        (QueueMember items, QueueMemberStatus/Added/Removed events)."""
+        return [
+            ("StateInterface", self.interface),
+            ("Membership", self.membership),
+            ("Penalty", str(self.penalty)),
+            ("CallsTaken", str(self.calls_taken)),
+            ("LastCall", str(self.last_call)),
+            ("LastPause", "0"),
+            ("LoginTime", str(self.login_time)),
+            ("InCall", "1" if self.busy and not self.ringing else "0"),
+            ("Status", str(self.status)),
+            ("Paused", "1" if self.paused else "0"),
+            ("PausedReason", ""),
+        ]
+
 
 @dataclass(eq=False)
 class CdrSegment:
@@ -674,6 +691,22 @@ class World:
             ("Count", str(len(queue.waiting))),
         )
 
+    def member_event(self, event: str, queue: SimQueue, seat: Seat) -> None:
+        """QueueMemberStatus / QueueMemberAdded / QueueMemberRemoved, as Asterisk 22 sends
+        them when a member's state changes, it joins or it leaves."""
+        self.emit(
+            event,
+            PRIV_AGENT,
+            [
+                ("Queue", queue.name),
+                ("MemberName", seat.member_name),
+                ("Interface", seat.interface),
+                *seat.state_headers(),
+                ("Ringinuse", "0"),
+                ("Wrapuptime", "0"),
+            ],
+        )
+
     def dispatch(self, queue: SimQueue) -> None:
         """Ring a free seat for each waiting caller, longest waiting first."""
         for entry in queue.waiting:
@@ -700,6 +733,7 @@ class World:
             linkedid=caller.linkedid,
         )
         agent.connected_num, agent.connected_name = caller.caller_num, caller.caller_name
+        talked = False
         try:
             self.chan_event(
                 n.EV_AGENT_CALLED,
@@ -755,6 +789,8 @@ class World:
                 ("HoldTime", str(hold)),
                 ("RingTime", str(ring_time)),
             )
+            self.member_event(n.EV_QUEUE_MEMBER_STATUS, queue, seat)  # in use
+            talked = True
             caller.dest_channel = agent.name
             if caller.caller is not None:
                 caller.caller.outcome.agent = seat.member_name
@@ -809,6 +845,8 @@ class World:
         finally:
             seat.busy = False
             seat.ringing = False
+            if talked:
+                self.member_event(n.EV_QUEUE_MEMBER_STATUS, queue, seat)  # not in use again
             if not agent.gone:
                 agent.hangup_cause = 16
                 self.destroy(agent, cdr=False)

@@ -77,7 +77,7 @@
     if (!list.length) {
       const li = document.createElement("li");
       li.className = "empty";
-      li.textContent = "今日暂无";
+      li.textContent = "当日暂无";
       return ul.replaceChildren(li);
     }
     ul.replaceChildren(...list.map((c) => {
