@@ -18,6 +18,8 @@ import pytest
 import yaml
 from aiohttp import web
 from polling import until
+from sms_support import outbox_service
+from test_query_plans import scans_of_big_tables
 
 from gateway import config as config_module
 from gateway.bookings.exceptions import (
@@ -39,8 +41,6 @@ from gateway.bookings.web import add_bookings
 from gateway.clock import LOCAL_TZ, ManualClock, ScaledClock
 from gateway.demo.stack import Stack, running_stack
 from gateway.sms.policy import QuietHours
-from gateway.sms.service import SmsService
-from gateway.sms.templates import load_templates
 from gateway.store import Store
 from gateway.supervise import Supervisor
 
@@ -130,14 +130,7 @@ class Run:
 
     def __init__(self, store: Store, clock: ManualClock) -> None:
         config = config_module.load(overrides=[f"bookings.token={TOKEN}"])
-        sms = SmsService(
-            store.sms,
-            load_templates(),
-            clock,
-            config.sms,
-            sender="+8610690000",
-            status_callback_url=None,
-        )
+        sms = outbox_service(store, clock, config.sms)
         self.store = store
         self.service = BookingService(store, clock, config.bookings, sms, sms.quiet)
 
@@ -432,3 +425,25 @@ def test_the_openapi_fragment_documents_exactly_the_booking_routes() -> None:
             stack.extend(node)
     assert refs and all(r.removeprefix("#/components/schemas/") in schemas for r in refs)
     assert schemas["BookingRequest"]["properties"]["kind"]["enum"] == list(load_kinds())
+
+
+async def test_the_booking_queries_search_indexes_only(
+    run: Run, clock: ManualClock, tmp_path: Path
+) -> None:
+    """Booking, numbering, cancelling, the reminder loop and a day's list search indexes:
+    none scans the bookings or the texts."""
+    statements: list[str] = []
+    await run.store.db.conn.set_trace_callback(statements.append)
+    for n in range(5):
+        await run.service.book(booking(f"WX-{n}"))
+    await run.service.cancel("WX-0")
+    clock.advance(local(2026, 12, 1, 19, 5) - clock.now())
+    assert await run.service.remind_due() == 4
+    await run.store.bookings.listed(
+        slot_from=local(2026, 12, 2, 0, 0), slot_until=local(2026, 12, 3, 0, 0)
+    )
+    await run.store.db.conn.set_trace_callback(None)
+    mine = [s for s in statements if "bookings" in s]
+    assert len(mine) > 10
+    found = scans_of_big_tables(tmp_path / "gateway.sqlite3", mine)
+    assert found == [], "\n".join(found)

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sms_support import outbox_service
+from test_query_plans import scans_of_big_tables
 
 from gateway import config as config_module
 from gateway.appeals.chasing import CaseChaser, ChasingError, deadline_text, parse_level_days
@@ -20,9 +22,8 @@ from gateway.calendar import load_calendar
 from gateway.callbacks.ladder import Ladder
 from gateway.clock import LOCAL_TZ, ManualClock
 from gateway.config import AppealsSection, Config, Secret
-from gateway.sms.service import SmsService
-from gateway.sms.templates import load_templates
 from gateway.store import Store
+from gateway.store.callbacks import LostRace
 from gateway.store.seed import demo_city, load_seed
 from gateway.supervise import Supervisor
 
@@ -46,14 +47,7 @@ class Gateway:
 
     def __init__(self, store: Store, clock: ManualClock, config: Config) -> None:
         self.store = store
-        sms = SmsService(
-            store.sms,
-            load_templates(),
-            clock,
-            config.sms,
-            sender="+8610690000",
-            status_callback_url=None,
-        )
+        sms = outbox_service(store, clock, config.sms)
         self.chaser = CaseChaser(
             store,
             clock,
@@ -89,12 +83,13 @@ async def open_case(
     category: str = "complaint",
     unit: str = "LZ-DC-01",
     accepted: bool = False,
+    citizen: str = "13912345678",
 ) -> str:
     intake = await gw.appeals.submit(
         SubmissionInput(
             channel="web",
             reference=ref,
-            citizen_number="13912345678",
+            citizen_number=citizen,
             category=category,
             text=TEXT,
             unit_hint=unit,
@@ -347,3 +342,72 @@ async def test_a_deadline_after_a_holiday_is_counted_in_working_days(
     assert await texted(gw.store, "case_overdue") == [STATION, SUB_BUREAU]
     [reminder] = [m.body for m in await gw.store.sms.recent() if m.template == "case_deadline_near"]
     assert "10月08日24时前答复" in reminder
+
+
+async def test_a_climb_racing_an_answer_is_not_applied(gw: Gateway, clock: ManualClock) -> None:
+    """A chase read as due, then the case answered before the climb is written: the
+    conditional write refuses it (LostRace), and nothing is texted."""
+    number = await open_case(gw, accepted=True)
+    clock.advance(local(2026, 12, 8, 9, 0) - clock.now())
+    await gw.chaser.run_once()  # level 1 now; its time ended with Wednesday
+    clock.advance(local(2026, 12, 10, 9, 0) - clock.now())
+    [due] = await gw.store.chases.climbing_due(clock.now())
+    await gw.store.cases.set_status(number, "resolved", actor=STATION)
+    with pytest.raises(LostRace):
+        async with gw.store.db.transaction() as conn:
+            await gw.store.chases.set_level(conn, due, 2, clock.now() + timedelta(days=1))
+    assert await texted(gw.store, "case_overdue") == [STATION]
+
+
+async def test_a_level_change_and_its_texts_roll_back_together(
+    gw: Gateway, clock: ManualClock
+) -> None:
+    """A climb that fails after its text was written leaves neither the level nor the text."""
+    number = await open_case(gw, accepted=True)
+    clock.advance(local(2026, 12, 8, 9, 0) - clock.now())
+    [due] = await gw.store.chases.due_by(clock.now())
+    with pytest.raises(RuntimeError):
+        async with gw.store.db.transaction() as conn:
+            await gw.store.chases.set_level(conn, due, 1, clock.now() + timedelta(days=1))
+            await gw.chaser.texter.enqueue(
+                to="+8615171049746",
+                template="case_overdue",
+                variables={
+                    "level": 1,
+                    "holder": "派出所所长",
+                    "unit": "东城派出所",
+                    "subject": "飙车扰民",
+                    "case_ref": number,
+                    "stage": "答复",
+                    "deadline": "12月07日24时",
+                    "next": "已督办至最高一级",
+                },
+                idempotency_key="rollback-check",
+                conn=conn,
+            )
+            raise RuntimeError("the process dies here")
+    assert await gw.store.sms.by_key("rollback-check") is None
+    case = await gw.store.cases.get(number)
+    assert case is not None and await gw.store.chases.of_case(case.id) == []
+
+
+async def test_the_chasers_queries_search_indexes_only(
+    gw: Gateway, clock: ManualClock, tmp_path: Path
+) -> None:
+    """A round's queries (reminders, climbs, ends, the sweeper) search indexes: none scans
+    cases, chases, terms or texts, which grow with the bureau's traffic."""
+    numbers = [
+        await open_case(gw, f"W{n}", accepted=n % 2 == 0, citizen=f"1391234{n:04d}")
+        for n in range(6)
+    ]
+    await gw.store.cases.set_status(numbers[1], "resolved", actor=STATION)
+    statements: list[str] = []
+    await gw.store.db.conn.set_trace_callback(statements.append)
+    for when in (local(2026, 12, 1, 9, 0), local(2026, 12, 8, 9, 0), local(2026, 12, 10, 9, 0)):
+        clock.advance(when - clock.now())
+        await gw.chaser.run_once()
+    await gw.store.db.conn.set_trace_callback(None)
+    chased = [s for s in statements if "case_chases" in s]
+    assert len(chased) > 10
+    found = scans_of_big_tables(tmp_path / "gateway.sqlite3", chased)
+    assert found == [], "\n".join(found)

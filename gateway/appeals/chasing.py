@@ -181,9 +181,8 @@ class CaseChaser:
             return False
         return True
 
-    def _level_due(self, level: int) -> datetime | None:
-        if level >= TOP_LEVEL:
-            return self._after_working_days(self.level_days[TOP_LEVEL - 1])
+    def _level_due(self, level: int) -> datetime:
+        """When a chase reaching ``level`` now climbs on (at the top: is held there)."""
         return self._after_working_days(self.level_days[level - 1])
 
     async def _hold_at_top(self, chase: Chase) -> None:
