@@ -8,7 +8,7 @@ import os
 import re
 import struct
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from gateway import config as config_module
 from gateway.clock import ManualClock
 from gateway.store import Store
 from gateway.store.seed import demo_city, load_seed
+from gateway.store.sms import NewText
 from gateway.web.app import create_web_app
 from gateway.web.dashboard import add_dashboard
 from gateway.web.pages.cases import recording_file
@@ -313,14 +314,37 @@ async def _case_with_everything(site: Site) -> tuple[str, int]:
     await store.callbacks.set_rating_reason(
         item.id, 1, "slow", recording=str(day_folder / "9.7-reason-1")
     )
-    await store.callbacks.create_order(
+    order, _ = await store.callbacks.create_order(
         item_id=item.id,
         rating_id=rating.id,
         level=1,
         deadline_at=site.clock.now() + timedelta(hours=72),
     )
+    for key, to, purpose in (
+        (f"rating:{item.id}:round:1", "+8613912345678", "rating_request"),
+        (f"order:{order.id}:level:1:J00010", "+8613900000010", "rectification_order"),
+        ("rating:999:round:1", "+8613700000000", "rating_request"),  # another citizen's
+    ):
+        await store.sms.insert_or_get(_text(key, to, purpose, site.clock.now()))
     calls = await store.calls.find()
     return case.number, calls[0].id
+
+
+def _text(key: str, to: str, purpose: str, when: datetime) -> NewText:
+    audience = "officer" if purpose == "rectification_order" else "citizen"
+    return NewText(
+        purpose=purpose,
+        audience=audience,
+        to=to,
+        sender="+8610690000001",
+        template=purpose,
+        variables={},
+        body=f"【鲁州公安】{purpose}",
+        encoding="UCS-2",
+        segments=1,
+        idempotency_key=key,
+        next_attempt_at=when,
+    )
 
 
 async def test_case_page_shows_the_whole_timeline_with_players(
@@ -332,6 +356,8 @@ async def test_case_page_shows_the_whole_timeline_with_players(
     data = await (await http.get(f"/dashboard/cases/{number}/timeline.json", headers=AUTH)).json()
     kinds = [e["kind"] for e in data["timeline"]]
     assert {"history", "call", "item", "rating", "order"} <= set(kinds)
+    texts = sorted(e["title"] for e in data["timeline"] if e["kind"] == "text")
+    assert texts == ["短信（整改通知）发给民警：待发送", "短信（评价请求）发给群众：待发送"]
     assert re.fullmatch(r"/dashboard/recordings/case/\d+", data["case"]["recording"])
     rating = next(e for e in data["timeline"] if e["kind"] == "rating")
     assert rating["title"] == "群众评价：不满意" and "办事拖拉" in rating["detail"]
@@ -467,6 +493,8 @@ async def test_board_shows_colours_with_reasons_and_a_red_unit_opens(
         data = await chief.get("/dashboard/units/LZ-DC-01/data.json", headers=AUTH)
         assert data.status == 404
         assert (await chief.get("/dashboard/units/LZ-DC-02", headers=AUTH)).status == 200
+        assert (await chief.get("/dashboard/wall", headers=AUTH)).status == 404  # no hotline
+        assert (await chief.get("/dashboard/wall.json", headers=AUTH)).status == 404
     assert (await http.get("/dashboard/units/NO-SUCH", headers=AUTH)).status == 404
 
 
