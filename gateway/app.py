@@ -6,7 +6,8 @@ Resources open in this order and close in reverse, each in its own cleanup
 context: the store; SMS (provider, service, outbox worker); the callback
 service; telephony (flows, call log, one AMI session per PBX routing AsyncAGI
 calls to the hotline or survey flow, and the FastAGI listener routing its calls
-to the same flows); the callback scheduler. The web side
+to the same flows); appeals; bookings (and their reminder loop); the callback
+scheduler; the chasing of appeals near or past their deadlines. The web side
 serves the Twilio webhooks, the intake API, the dashboard and ``/health``.
 """
 
@@ -22,15 +23,19 @@ from typing import Any
 from aiohttp import web
 
 from gateway.accounts.web import add_accounts
+from gateway.appeals.chasing import CaseChaser
 from gateway.appeals.web import add_appeals
+from gateway.bookings.web import bookings_feature
+from gateway.calendar import load_calendar
 from gateway.callbacks.catalogue import load_catalogue
+from gateway.callbacks.ladder import Ladder
 from gateway.callbacks.policy import CallOutcome
 from gateway.callbacks.scheduler import CallbackScheduler
 from gateway.callbacks.service import CallbackService, DialResult
 from gateway.callbacks.survey import register_survey_actions
 from gateway.callbacks.web import CALLBACKS, SCHEDULER, add_callback_routes
 from gateway.calllog.service import CallLogService
-from gateway.clock import Clock
+from gateway.clock import Clock, real_seconds
 from gateway.config import Config, ConfigError
 from gateway.hotline.actions import register_hotline_actions
 from gateway.ivr.actions import ActionRegistry
@@ -44,15 +49,18 @@ from gateway.reports.web import add_report_routes
 from gateway.reports.wiring import add_report_schedule
 from gateway.sms.provider import SmsProvider
 from gateway.store import Store
+from gateway.supervise import Supervisor
 from gateway.wall.service import WALL, HotlineWall
 from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE, create_web_app
 from gateway.web.dashboard import add_dashboard
+from gateway.web.openapi import add_openapi
 from gateway.web.pages.routes import add_pages
 from gateway.web.sms import SMS, sms_feature
 
 log = logging.getLogger(__name__)
 
 PBX = web.AppKey("pbx", PbxPool)
+CHASING = web.AppKey("chasing", Supervisor)
 CALLLOG = web.AppKey("calllog", CallLogService)
 IVR = web.AppKey("ivr", Ivr)
 
@@ -80,11 +88,14 @@ def create_app(
         add_dashboard,
         add_pages,
         add_appeals,
+        bookings_feature(run_reminders=run_scheduler),
+        add_openapi,
         add_accounts,
         add_report_routes,
     ]
     if run_scheduler:
         features.append(add_scheduler)
+        features.append(add_chasing)
     if run_reports:
         # The leaders' reports on time (``gateway run``); off where a test or the demo
         # builds the app, as making PDFs is heavy work nobody waits for there.
@@ -120,6 +131,7 @@ async def _callbacks_context(app: web.Application) -> AsyncIterator[None]:
 def add_telephony(app: web.Application) -> None:
     app.cleanup_ctx.append(_telephony_context)
     app[HEALTH_CHECKS]["pbx"] = _ping_pbx
+    app[HEALTH_CHECKS]["calllog"] = _check_calllog
     app[HEALTH_CHECKS]["wall"] = _check_wall
 
 
@@ -179,6 +191,11 @@ async def _fastagi(config: Config, pool: PbxPool) -> AsyncIterator[None]:
 async def _ping_pbx(app: web.Application) -> None:
     for session in app[PBX]:
         await session.ping()
+
+
+async def _check_calllog(app: web.Application) -> None:
+    """Degraded while call records cannot be stored (they are kept and retried)."""
+    app[CALLLOG].check()
 
 
 class CallRouter:
@@ -309,3 +326,31 @@ async def _scheduler_context(app: web.Application) -> AsyncIterator[None]:
 async def _check_scheduler(app: web.Application) -> None:
     """Degraded while a callback loop is failing (e.g. the store is locked)."""
     app[SCHEDULER].check()
+
+
+# -- chasing appeals near or past their deadlines --------------------------------------
+
+
+def add_chasing(app: web.Application) -> None:
+    app.cleanup_ctx.append(_chasing_context)
+    app[HEALTH_CHECKS]["chasing"] = _check_chasing
+
+
+async def _chasing_context(app: web.Application) -> AsyncIterator[None]:
+    config, clock, store = app[CONFIG], app[CLOCK], app[STORE]
+    calendar = await asyncio.to_thread(load_calendar)
+    ladder = Ladder(store.units, config.callbacks)
+    chaser = CaseChaser(store, clock, app[SMS], ladder, calendar, config.appeals)
+    supervisor = Supervisor("chasing")
+    poll = config.appeals.chase_poll_seconds
+    supervisor.loop("cases", chaser.run_once, every=lambda: real_seconds(clock, poll))
+    app[CHASING] = supervisor
+    try:
+        yield
+    finally:
+        await supervisor.aclose()
+
+
+async def _check_chasing(app: web.Application) -> None:
+    """Degraded while the chasing loop is failing (e.g. the store is locked)."""
+    app[CHASING].check()

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "gateway.demo.commands",
     "gateway.calllog.commands",
     "gateway.cases.commands",
+    "gateway.bookings.commands",
     "gateway.callbacks.commands",
     "gateway.reports.commands",
     "gateway.sms.commands",

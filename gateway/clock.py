@@ -93,3 +93,9 @@ class ScaledClock(Clock):
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+
+def real_seconds(clock: Clock, seconds: float) -> float:
+    """How long ``seconds`` of ``clock``'s time last in real time (a loop's pause on a
+    clock that runs faster, as the demo's does)."""
+    return seconds / float(getattr(clock, "speed", 1.0))

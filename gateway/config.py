@@ -243,6 +243,28 @@ class AppealsSection:
     channels_letter_token: Secret = Secret("")
     channels_visit_token: Secret = Secret("")
     channels_12345_token: Secret = Secret("")
+    # Chasing (gateway/appeals/chasing.py): the owner unit's chief is reminded once when
+    # a deadline (to accept, to answer) falls before the end of this many working days
+    # after today (0: on the deadline's own day); an overdue case climbs the four levels
+    # of a rectification order, given this many working days at each.
+    chase_remind_working_days: int = 1
+    chase_level_working_days: str = "1,1,1,1"
+    chase_poll_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class BookingsSection:
+    # The booking clients' machine credential (the service web sites, WeChat), sent as
+    # X-Channel-Token beside the API's bearer token. Empty: bookings are shut.
+    token: Secret = Secret("")
+    # The evening-before reminder goes at this local time the day before the slot
+    # (earlier if that is inside sms quiet hours; see gateway/bookings/service.py).
+    reminder_time: str = "19:00"
+    # How far ahead a slot may be booked.
+    max_days_ahead: int = 90
+    # The number a citizen calls to change or cancel, quoted in the texts.
+    hotline: str = "9600110"
+    poll_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -291,6 +313,7 @@ class Config:
     hotline: HotlineSection = field(default_factory=HotlineSection)
     callbacks: CallbacksSection = field(default_factory=CallbacksSection)
     appeals: AppealsSection = field(default_factory=AppealsSection)
+    bookings: BookingsSection = field(default_factory=BookingsSection)
     reports: ReportsSection = field(default_factory=ReportsSection)
     # Where the settings came from, for messages: "defaults" or a file name.
     source: str = "defaults"
@@ -701,6 +724,17 @@ RULES: dict[str, Rule] = {
     "hotline.holidays": _dates,
     "appeals.repeat_window_days": _between(1, 3650),
     "appeals.similarity_threshold": _between(0.01, 1),
+    "appeals.chase_remind_working_days": _between(0, 30),
+    "appeals.chase_level_working_days": _matches(
+        r"\s*[1-9]\d?\s*(?:,\s*[1-9]\d?\s*){3}",
+        "four whole numbers (1–99) of working days, as 1,1,1,1",
+    ),
+    "appeals.chase_poll_seconds": _positive(3600),
+    "bookings.token": _token,
+    "bookings.reminder_time": _matches(_HHMM, "a local time HH:MM"),
+    "bookings.max_days_ahead": _between(1, 366),
+    "bookings.hotline": _matches(r"[0-9-]{3,12}", "a number of 3–12 digits or '-'"),
+    "bookings.poll_seconds": _positive(3600),
     "reports.window_days": _between(1, 366),
     "reports.green_satisfaction": _between(0, 1),
     "reports.red_satisfaction": _between(0, 1),

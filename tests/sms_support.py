@@ -21,6 +21,7 @@ from gateway.config import Config, Secret, SmsSection, WebSection
 from gateway.sim.twilio import SimulatedTwilio
 from gateway.sms.outbox import OutboxWorker
 from gateway.sms.service import SmsService
+from gateway.sms.templates import load_templates
 from gateway.store import Store
 from gateway.store.lock import StoreLock
 from gateway.web.app import create_web_app
@@ -155,4 +156,11 @@ async def gateway_process(
         stdout=sink,
         stderr=sink,
         env={**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)},
+    )
+
+
+def outbox_service(store: Store, clock: Clock, sms: SmsSection) -> SmsService:
+    """The text service over a store's outbox, with the shipped templates (no worker)."""
+    return SmsService(
+        store.sms, load_templates(), clock, sms, sender=FROM, status_callback_url=None
     )

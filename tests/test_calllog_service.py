@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from gateway.config import load
 from gateway.errors import GatewayError
 from gateway.store import Store, StoreError
 from gateway.store.calls import CallRecordRepository
+from gateway.supervise import ComponentDegraded
 
 
 class ReplaySession:
@@ -152,17 +154,25 @@ async def test_open_call_is_stored_while_it_lives(
 
 
 async def test_failed_writes_are_retried(
-    store: Store, clock: ManualClock, transcripts: Path
+    store: Store, clock: ManualClock, transcripts: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A store error on flush loses nothing: the records are written by a later flush."""
+    """A store error on flush loses nothing: the records are written by a later flush; the
+    error is logged once, not at every retry, and /health's check fails until it passes."""
+    caplog.set_level(logging.INFO, logger="gateway.calllog")
     repo = FlakyRepository(store.calls, failures=2)
     calllog = CallLogService(repo, clock, flush_interval=0.01)
     session = ReplaySession()
     calllog.connect(session)
     await session.play(frames_of(transcripts / "queue-errors-command.rx.txt"))
+    calllog.check()
     assert await calllog.flush() == 0
     assert await calllog.flush() == 0
+    with pytest.raises(ComponentDegraded, match="2 failed flushes"):
+        calllog.check()
+    assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
     assert await calllog.flush() == 1
+    calllog.check()
+    assert "stored again after 2 failed flushes" in caplog.text
     assert calllog.failed_flushes == 2
     rows = await store.calls.find()
     assert len(rows) == 1 and rows[0].record.agent == "Agent Smith"

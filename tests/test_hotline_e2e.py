@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from gateway.app import PBX
+from gateway.appeals.web import LIFECYCLE
 from gateway.calllog.builder import ABANDONED, ANSWERED, INBOUND, NOTE_LINK_LOST, CallRecord
 from gateway.clock import ScaledClock
 from gateway.demo.stack import Stack, running_stack
@@ -242,39 +243,90 @@ async def test_suggestion_is_recorded_and_opened_as_a_suggestion(stack: Stack) -
     assert "open_suggestion" in nodes(record)
 
 
-async def test_status_of_an_existing_case_is_told(stack: Stack) -> None:
-    """4: a case's twelve digits and # tell its status (an open case: accepted)."""
+async def test_status_of_a_case_is_told_to_the_caller_who_opened_it(stack: Stack) -> None:
+    """4: the twelve digits of the caller's own case tell its real state, owner and deadline."""
     case = await stack.store.cases.open_case(
         channel="web",
-        category="booking",
+        category="complaint",
         actor="test",
-        citizen_number="+8613800000000",
-        subject="网上预约",
-        content="预约办理居民身份证",
+        citizen_number=CALLER,
+        subject="噪音扰民",
+        content="楼下烧烤摊营业到凌晨",
+        owner_unit="LZ-DC-01",
     )
     digits = case.number[2:].replace("-", "")
-    assert len(digits) == 12
-    outcome, record = await run_call(
-        stack,
-        [
-            *menu("4"),
-            WaitForPrompt(input=True, timeout=120),
-            Press(digits + "#", gap=0.2),
-            WaitForPrompt("status_next", timeout=120),
-            HangUp(),
-        ],
-    )
+    assert len(digits) == 12 and case.deadline is not None
+    outcome, record = await run_call(stack, status_query(digits))
     prompts = heard(outcome)
-    assert prompts[prompts.index("status_enter") + 1 :] == [
-        "status_intro",
-        "accepted",
-        "status_next",
+    assert prompts[prompts.index("status_enter") + 1 :][:4] == [
+        "case_intro",
+        "case_assigned",
+        "case_unit",
+        "LZ-DC-01",
     ]
+    deadline = stack.clock.local(case.deadline).date()
+    spoken = [p.rsplit("/", 1)[-1] for p in say.day(deadline)]
+    after = outcome.prompts[outcome.prompts.index("case_deadline") + 1 :]
+    assert after[: len(spoken)] == spoken and after[len(spoken)] == "status_next"
     check_record(record, outcome)
     assert f"status_number:digits={digits}" in record.ivr_path
-    assert "lookup:action=found" in record.ivr_path
+    assert "lookup:action=told" in record.ivr_path
+    assert "case_pin" not in nodes(record)  # the caller's own number: no PIN asked
     assert record.case_id is None
     assert [c.id for c in await cases(stack)] == [case.id]  # nothing opened by a lookup
+
+
+async def test_status_of_anothers_case_needs_the_pin_of_the_acceptance_text(
+    stack: Stack,
+) -> None:
+    """From another phone the state is told only after the PIN the acceptance text gave."""
+    case = await stack.store.cases.open_case(
+        channel="web",
+        category="complaint",
+        actor="test",
+        citizen_number="+8613800000000",
+        owner_unit="LZ-DC-01",
+    )
+    await stack.app[LIFECYCLE].accept(case.number, actor="J00011")
+    [text] = [m for m in await stack.store.sms.recent() if m.template == "case_accepted"]
+    pin = text.variables["pin"]
+    digits = case.number[2:].replace("-", "")
+
+    wrong = "000000" if pin != "000000" else "111111"
+    outcome, record = await run_call(stack, status_query(digits, pin=wrong))
+    prompts = heard(outcome)
+    assert prompts[prompts.index("status_enter") + 1 :] == [
+        "case_pin_enter",
+        "case_pin_wrong",
+        "status_next",
+    ]
+    assert "check_pin:action=wrong_pin" in record.ivr_path
+
+    other = "+8613700000000"
+    outcome, record = await run_call(stack, status_query(digits, pin=pin), number=other)
+    prompts = heard(outcome)
+    assert prompts[prompts.index("case_pin_enter") + 1 :][:4] == [
+        "case_intro",
+        "case_in_progress",
+        "case_unit",
+        "LZ-DC-01",
+    ]
+    assert "check_pin:action=told" in record.ivr_path
+    stored = await stack.store.cases.pin_of(case.id)
+    assert stored is not None and stored.failures == 0  # a right PIN clears the count
+    assert all(pin not in step for step in record.ivr_path if not step.startswith("case_pin"))
+
+
+def status_query(digits: str, pin: str | None = None) -> list[Step]:
+    """4, a number and #; with ``pin``, the PIN and # when asked; hang up at the next menu."""
+    steps: list[Step] = [
+        *menu("4"),
+        WaitForPrompt(input=True, timeout=120),
+        Press(digits + "#", gap=0.2),
+    ]
+    if pin is not None:
+        steps += [WaitForPrompt("case_pin_enter", timeout=120), Press(pin + "#", gap=0.2)]
+    return [*steps, WaitForPrompt("status_next", timeout=120), HangUp()]
 
 
 async def test_status_of_an_unknown_number_is_not_found(stack: Stack) -> None:
@@ -292,7 +344,8 @@ async def test_status_of_an_unknown_number_is_not_found(stack: Stack) -> None:
     prompts = heard(outcome)
     assert prompts[prompts.index("status_enter") + 1 :] == ["status_not_found", "status_next"]
     check_record(record, outcome)
-    assert "lookup:action=not_found" in record.ivr_path
+    assert "lookup:action=not_case" in record.ivr_path
+    assert "lookup_item:action=not_found" in record.ivr_path
     assert "status_not_found" in nodes(record)
 
 

@@ -277,6 +277,8 @@ def actions() -> FakeActions:
         outcomes={
             "hotline.open_case": ActionResult("opened", {"case_number": "TS20261130-0017"}),
             "hotline.lookup_status": ActionResult("found", {"status": "ready"}),
+            "hotline.case_status": ActionResult("not_case"),
+            "hotline.case_status_pin": ActionResult("wrong_pin"),
             "survey.record_rating": ActionResult("recorded", {"rating_id": "41"}),
             "survey.record_reason": ActionResult("recorded", {"reason_id": "7"}),
         }
@@ -418,6 +420,71 @@ async def test_a_status_without_a_recording_falls_back_to_a_generic_one(run, act
     actions.outcomes["hotline.lookup_status"] = ActionResult("found", {"status": "frozen"})
     _, channel = await run("hotline", [Keys("4"), Keys("123456"), HangUp()])
     assert "status/unknown" in channel.prompts
+
+
+CASE_TOLD = ActionResult(
+    "told",
+    {"case_state": "case_in_progress", "case_unit": "LZ-DC-01", "case_deadline": "2026-12-07"},
+)
+
+
+async def test_a_case_is_told_with_its_unit_and_deadline(run, actions):
+    """A case of this caller: its state, owner unit and answer deadline, then the next menu."""
+    actions.outcomes["hotline.case_status"] = CASE_TOLD
+    _, channel = await run("hotline", [Keys("4"), Keys("202611300012"), HangUp()])
+    said = channel.prompts[channel.prompts.index("hotline/case_intro") :]
+    assert said == [
+        "hotline/case_intro", "status/case_in_progress", "hotline/case_unit", "unit/LZ-DC-01",
+        "hotline/case_deadline", "pieces/shi", "digits/2", "pieces/yue", "digits/7", "pieces/hao",
+        "hotline/status_next",
+    ]  # fmt: skip
+    assert actions.args("hotline.case_status") == [{"number": "202611300012"}]
+    assert actions.args("hotline.lookup_status") == []  # a case is not looked up as a business
+
+
+async def test_an_answered_case_without_owner_or_deadline_says_only_its_state(run, actions):
+    """No owner and no deadline (answered): only the state is said."""
+    actions.outcomes["hotline.case_status"] = ActionResult(
+        "told", {"case_state": "case_resolved", "case_unit": "", "case_deadline": ""}
+    )
+    _, channel = await run("hotline", [Keys("4"), Keys("202611300012"), HangUp()])
+    said = channel.prompts[channel.prompts.index("hotline/case_intro") :]
+    assert said == ["hotline/case_intro", "status/case_resolved", "hotline/status_next"]
+
+
+async def test_another_callers_case_asks_the_pin_first(run, actions):
+    """A case of another number: the PIN is asked, and the state is told only after it."""
+    actions.outcomes["hotline.case_status"] = ActionResult("needs_pin")
+    actions.outcomes["hotline.case_status_pin"] = CASE_TOLD
+    _, channel = await run("hotline", [Keys("4"), Keys("202611300012"), Keys("042917"), HangUp()])
+    prompts = channel.prompts
+    assert prompts.index("hotline/case_pin_enter") < prompts.index("status/case_in_progress")
+    assert actions.args("hotline.case_status_pin") == [{"number": "202611300012", "pin": "042917"}]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "prompt"),
+    [("wrong_pin", "hotline/case_pin_wrong"), ("locked", "hotline/case_pin_locked")],
+)
+async def test_a_wrong_or_locked_pin_tells_nothing_of_the_case(run, actions, outcome, prompt):
+    """A wrong PIN (or a locked one) is said so; no state, unit or deadline is heard."""
+    actions.outcomes["hotline.case_status"] = ActionResult("needs_pin")
+    actions.outcomes["hotline.case_status_pin"] = ActionResult(outcome)
+    _, channel = await run("hotline", [Keys("4"), Keys("202611300012"), Keys("111111"), HangUp()])
+    assert prompt in channel.prompts
+    assert not [p for p in channel.prompts if p.startswith(("status/", "unit/", "hotline/case_i"))]
+    assert channel.prompts[-1] == "hotline/status_next"
+
+
+async def test_a_short_pin_is_asked_again(run, actions):
+    """A PIN of fewer than six digits is a wrong entry: asked again, then checked."""
+    actions.outcomes["hotline.case_status"] = ActionResult("needs_pin")
+    actions.outcomes["hotline.case_status_pin"] = CASE_TOLD
+    _, channel = await run(
+        "hotline", [Keys("4"), Keys("202611300012"), Keys("123"), Keys("123456"), HangUp()]
+    )
+    assert channel.prompts.count("hotline/case_pin_invalid") == 1
+    assert actions.args("hotline.case_status_pin") == [{"number": "202611300012", "pin": "123456"}]
 
 
 async def test_number_entry_retries_short_numbers_and_restarts_on_star(run, actions):

@@ -339,7 +339,7 @@ def test_flows_check_lists_the_flows_and_their_nodes(capsys, monkeypatch, tmp_pa
     code = cli.main(["--data-dir", str(tmp_path), "flows", "check"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "flows/hotline.yaml: flow 'hotline', 29 nodes" in out
+    assert "flows/hotline.yaml: flow 'hotline', 39 nodes" in out
     assert "flows/survey.yaml: flow 'survey', 13 nodes" in out
     assert "2 flows ok" in out
 

@@ -21,6 +21,7 @@ from gateway.pbx.exceptions import (
     AmiLoginError,
     AmiNotConnected,
     ChannelHungUp,
+    OriginateOutcomeUnknown,
 )
 from gateway.pbx.session import (
     AmiSession,
@@ -30,7 +31,7 @@ from gateway.pbx.session import (
     backoff_delay,
     originate_outcome,
 )
-from gateway.sim.ami import CallerScript, Silence, SimConfig, SimulatedPbx
+from gateway.sim.ami import Answer, CallerScript, Silence, SimConfig, SimulatedPbx, WaitForPrompt
 from tests.pbx_support import SECRET, section, simulated_pbx
 
 
@@ -400,6 +401,41 @@ async def test_reconnect_resync_reports_lost_and_surviving_calls(pbx: SimulatedP
         assert stays.channel in report.released
         assert goes.channel not in report.released
         assert goes.uniqueid not in session.live_channels
+
+
+async def test_a_call_that_reached_asyncagi_while_the_link_was_down_is_handed_back(
+    pbx: SimulatedPbx,
+) -> None:
+    """A callback that was ringing when the link dropped and was answered while it was down
+    sits in AGI(agi:async) with its AsyncAGIStart lost: the resync finds it among the
+    survivors and hands it back to the dialplan, so the citizen is not left in silence."""
+    clock = GateClock()
+    reports: list[ResyncReport] = []
+    pbx.set_citizen("13900000004", Answer(steps=[WaitForPrompt(input=True)], ring_seconds=10))
+
+    async def survey(channel: AgiChannel) -> None:
+        raise AssertionError(f"no flow may start for {channel.name}")
+
+    async with AmiSession(section(pbx), clock=clock, agi_handler=survey) as session:
+        session.add_resync_listener(reports.append)
+        await session.wait_connected(2)
+        placing = asyncio.ensure_future(
+            session.originate("PJSIP/trunk/13900000004", "survey", "s", 1, "", 30000)
+        )
+        await eventually(lambda: len(pbx.world.channels) == 1)
+        await asyncio.sleep(0.05)  # its Newchannel reaches the session
+        clock.gate.clear()
+        pbx.faults.drop_connections()
+        with pytest.raises(OriginateOutcomeUnknown):
+            await asyncio.wait_for(placing, 5)
+        (chan,) = pbx.world.channels.values()
+        await eventually(lambda: chan.in_agi)
+        clock.gate.set()
+        await eventually(lambda: len(reports) == 2)
+        report = reports[1]
+        assert chan.uniqueid in {c.uniqueid for c in report.survived}
+        assert report.released == (chan.name,)
+        await eventually(lambda: not pbx.world.channels, within=5)
 
 
 async def test_close_hands_callers_in_the_ivr_back_to_the_dialplan(

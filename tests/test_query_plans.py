@@ -43,6 +43,9 @@ BIG_TABLES = frozenset(
         "sms_events",
         "rating_unit_hours",
         "rating_kind_hours",
+        "appeal_terms",
+        "case_chases",
+        "bookings",
     }
 )
 _SKIP = re.compile(r"^\s*(--|BEGIN|COMMIT|ROLLBACK|PRAGMA|SAVEPOINT|RELEASE)", re.I)

@@ -48,6 +48,7 @@ def test_bundled_templates_load_and_cover_every_purpose() -> None:
         "booking",
         "overdue_reminder",
         "report",
+        "case",
     }
 
 
@@ -149,3 +150,24 @@ def test_bad_toml_file_names_the_file(tmp_path: Path) -> None:
 def test_mask_for_text(number: str, shown: str) -> None:
     """A citizen's number appears in a text with its middle four digits hidden."""
     assert mask_for_text(number) == shown
+
+
+def test_case_texts_fit_their_parts_with_the_longest_answer() -> None:
+    """The acceptance text (with its PIN) fits 3 parts and an answer of 200 characters 5."""
+    templates = load_templates()
+    accepted = templates.render(
+        "case_accepted",
+        {
+            "case_number": "TS20261130-0007",
+            "unit": "东关派出所",
+            "deadline": "12月07日",
+            "pin": "042917",
+        },
+    )
+    assert "TS20261130-0007" in accepted.body and "042917" in accepted.body
+    assert accepted.segments.parts <= 3
+    answered = templates.render(
+        "case_answered",
+        {"case_number": "TS20261130-0007", "answer": "答" * 200, "unit": "东关派出所"},
+    )
+    assert answered.segments.parts <= 5

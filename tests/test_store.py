@@ -91,10 +91,10 @@ async def test_failed_transaction_rolls_back(store: Store) -> None:
 async def test_gap_in_migration_numbers_is_refused(tmp_path: Path, clock: ManualClock) -> None:
     """Migrations that skip a number are refused before any runs; 0003 is a known, recorded gap."""
     sql = "CREATE TABLE t{n} (id INTEGER PRIMARY KEY);"
-    numbers = (1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16)
+    numbers = (1, 2, 4, 5, 6, 8)
     listed = [Migration(n, f"{n:04d}_t.sql", sql.format(n=n)) for n in numbers]
     async with Store.open(tmp_path / "gap.sqlite3", clock, migrate=False) as store:
-        with pytest.raises(StoreError, match="the migrations skip 0015: a migration file"):
+        with pytest.raises(StoreError, match="the migrations skip 0007: a migration file"):
             await store.db.migrate(listed)
         assert await store.db.schema_version() == 0
         assert await store.db.migrate(listed[:-1]) == [m.name for m in listed[:-1]]

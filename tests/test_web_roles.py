@@ -240,3 +240,40 @@ async def test_the_supervision_office_reads_the_audit_log(stack: Stack) -> None:
         assert (await ducha.get("/api/audit?limit=x"))[0] == 400
     finally:
         await ducha_context.aclose()
+
+
+# Routes anyone may reach: the login itself, the static files, Twilio's signed webhooks
+# and the health check.
+OPEN_ROUTES = {"/", "/login", "/logout", "/static/{name}", "/health"}
+
+
+async def test_every_route_refuses_a_request_without_credentials(stack: Stack) -> None:
+    """Every route of the real app, but the login, static files, /health and Twilio's
+    signed webhooks, answers a request with no credential with 401 (API, JSON) or a
+    redirect to the login page, before its handler can tell anything."""
+    routes = {
+        (route.method, route.resource.canonical)
+        for route in stack.app.router.routes()
+        if route.resource is not None and route.method in ("GET", "POST")
+    }
+    checked = 0
+    async with aiohttp.ClientSession() as http:
+        for method, canonical in sorted(routes):
+            if canonical in OPEN_ROUTES or canonical.startswith("/twilio/"):
+                continue
+            path = canonical
+            for name in ("{ref}", "{reference}", "{id}", "{number}", "{code}", "{key}"):
+                path = path.replace(name, "1")
+            path = path.replace("{kind}", "calls").replace("{day}", "2026-12-01")
+            path = path.replace("{unit}", "LZ-DC")
+            assert "{" not in path, f"fill the parameters of {canonical}"
+            async with http.request(
+                method, stack.url + path, json={}, allow_redirects=False
+            ) as response:
+                if path.startswith("/api/") or path.endswith(".json"):
+                    assert response.status == 401, (method, path, response.status)
+                else:
+                    assert response.status in (302, 303), (method, path, response.status)
+                    assert response.headers["Location"].startswith("/login"), (method, path)
+            checked += 1
+    assert checked >= 40

@@ -7,7 +7,8 @@
     ├── ChannelRefused         unknown channel, or a credential of another channel
     ├── ReferenceConflict      the channel's reference came before with other content
     ├── NoSuchCase             ``number``
-    ├── CaseChangeRefused      a merge or split that cannot be done, and why
+    ├── CaseChangeRefused      a merge, split or lifecycle step that cannot be done, and why
+    ├── NotPermitted           the acting officer is not of a unit that may take this step
     └── TermsError             the terms file or appeals.category_units does not hold together
 """
 
@@ -55,6 +56,18 @@ class CaseChangeRefused(AppealError):
         super().__init__(f"case {number}: {reason}")
         self.number = number
         self.reason = reason
+
+
+class NotPermitted(AppealError):
+    """The officer named as ``actor`` is on file, but not of a unit that may take the step."""
+
+    def __init__(self, number: str, actor: str, step: str, reason: str) -> None:
+        super().__init__(f"case {number}: actor {actor!r} may not {step} it: {reason}")
+        self.number = number
+        self.actor = actor
+        self.step = step
+        self.reason = reason
+        self.field = "actor"
 
 
 class TermsError(AppealError):

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import gateway.store.cases as case_store
 from gateway.appeals.exceptions import (
     BadSubmission,
     CaseChangeRefused,
@@ -52,12 +53,14 @@ from gateway.config import AppealsSection, Secret
 from gateway.limits import BadText, check_name, check_note, check_reference
 from gateway.phone import InvalidPhoneNumber, to_e164
 from gateway.store import Store
-from gateway.store.cases import CATEGORIES, CATEGORY_NAMES, Case, CaseEvent
+from gateway.store.callbacks import Rating, ServedItem
+from gateway.store.cases import CATEGORIES, CATEGORY_NAMES, Case, CaseAnswer, CaseEvent
 from gateway.store.cases import write_history as _history
 from gateway.web.auth import token_matches
 
 # Intake channels, and the coarse channel of a case each opens (a 12345 transfer is a
-# hotline appeal: the cases table keeps the kind, the submission the exact channel).
+# hotline appeal: the cases table keeps the kind, the submission the exact channel, and
+# what a case shows as its channels comes from its submissions: see `channels`).
 CHANNELS = ("web", "wechat", "letter", "visit", "12345")
 CASE_CHANNEL: Mapping[str, str] = {
     "web": "web",
@@ -66,13 +69,9 @@ CASE_CHANNEL: Mapping[str, str] = {
     "visit": "visit",
     "12345": "hotline",
 }
-CHANNEL_NAMES: Mapping[str, str] = {
-    "web": "网站",
-    "wechat": "微信",
-    "letter": "信件",
-    "visit": "来访",
-    "12345": "12345转办",
-}
+# How a case's channels are listed: the hotline's own calls first, then intake channels.
+CHANNEL_ORDER = ("hotline", *CHANNELS, "sms", "email")
+CHANNEL_NAMES: Mapping[str, str] = {**case_store.CHANNEL_NAMES, "12345": "12345转办"}
 FIELDS = (
     "channel",
     "reference",
@@ -137,6 +136,9 @@ class CaseFile:
     channels: Mapping[str, int]  # channel → submissions from it
     history: tuple[CaseEvent, ...]
     terms: CaseTerms | None  # None: a case the appeals desk did not open (the IVR's)
+    answer: CaseAnswer | None = None  # its one answer, once given (see .lifecycle)
+    callback: ServedItem | None = None  # the served item calling the citizen back on it
+    rating: Rating | None = None  # the citizen's first rating of the answer
 
 
 def channel_tokens(settings: AppealsSection) -> dict[str, Secret]:
@@ -350,21 +352,83 @@ class AppealService:
         case = await self._case(number)
         submissions = await self._submissions(case.id)
         history = await self._store.cases.history(case.id)
-        counts = Counter(s.channel for s in submissions)
-        channels = {name: counts[name] for name in CHANNELS if counts[name]}
+        channels = (await self.channels([case.id]))[case.id]
         row = await self._store.db.fetchone(
             "SELECT owner_source, accept_by, answer_by, estimated FROM appeal_terms"
             " WHERE case_id = ?",
             (case.id,),
         )
         terms = terms_from_row(row, case.owner_unit_code) if row is not None else None
-        return CaseFile(case, tuple(submissions), channels, tuple(history), terms)
+        answer = await self._store.cases.answer_of(case.id)
+        item = rating = None
+        if answer is not None and answer.item_id is not None:
+            item = await self._store.callbacks.item(answer.item_id)
+            rating = await self._store.callbacks.rating(answer.item_id, 1)
+        return CaseFile(
+            case, tuple(submissions), channels, tuple(history), terms, answer, item, rating
+        )
+
+    async def channels(self, case_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+        """Every channel each case came from, and how often: its submissions by their
+        exact channel (a 12345 transfer is ``12345``, though it opens a ``hotline`` case),
+        and, for the case itself and each case merged into it that the appeals desk did
+        not open (no terms: a call to the hotline's IVR), that case's own channel once."""
+        if not case_ids:
+            return {}
+        counts: dict[int, Counter[str]] = {case_id: Counter() for case_id in case_ids}
+        marks = ", ".join("?" for _ in case_ids)
+        submitted = await self._store.db.fetchall(
+            "SELECT case_id, channel, COUNT(*) FROM appeal_submissions"
+            f" WHERE case_id IN ({marks}) GROUP BY case_id, channel",
+            tuple(case_ids),
+        )
+        for case_id, channel, count in submitted:
+            counts[case_id][channel] += count
+        # Each case's family, level by level: itself, the cases merged into it, the cases
+        # merged into those (a merge leaves the cases merged into the one that goes
+        # pointing at it). ``family`` maps the level's case ids to the cases shown. No
+        # index covers cases.merged_into: only cases whose history has a merge into them
+        # (written with every merge, read by its index) are looked for below.
+        family: dict[int, list[int]] = {case_id: [case_id] for case_id in case_ids}
+        column = "c.id"
+        while family:
+            marks = ", ".join("?" for _ in family)
+            rows = await self._store.db.fetchall(
+                "SELECT c.id, c.merged_into, c.channel, t.case_id IS NULL FROM cases c"
+                f" LEFT JOIN appeal_terms t ON t.case_id = c.id WHERE {column} IN ({marks})",
+                tuple(family),
+            )
+            below: dict[int, list[int]] = {}
+            for case_id, merged_into, channel, not_by_desk in rows:
+                shown = family[case_id if column == "c.id" else merged_into]
+                if not_by_desk:
+                    for root in shown:
+                        counts[root][channel] += 1
+                below.setdefault(case_id, []).extend(shown)
+            family, column = await self._merged_into_some(below), "c.merged_into"
+        order = {name: index for index, name in enumerate(CHANNEL_ORDER)}
+        return {
+            case_id: dict(sorted(counted.items(), key=lambda kv: order.get(kv[0], len(order))))
+            for case_id, counted in counts.items()
+        }
+
+    async def _merged_into_some(self, cases: dict[int, list[int]]) -> dict[int, list[int]]:
+        """The entries of ``cases`` (by case id) that some case was merged into."""
+        if not cases:
+            return {}
+        marks = ", ".join("?" for _ in cases)
+        rows = await self._store.db.fetchall(
+            f"SELECT DISTINCT case_id FROM case_history WHERE case_id IN ({marks})"
+            " AND action = 'merged_from'",
+            tuple(cases),
+        )
+        return {row[0]: cases[row[0]] for row in rows}
 
     # -- merge and split ------------------------------------------------------------
 
     async def merge(self, number: str, into: str, *, actor: str, note: str = "") -> CaseFile:
         """Merge case ``number`` into case ``into``: its submissions move there."""
-        actor, note = _actor_note(actor, note)
+        actor, note = actor_and_note(actor, note)
         source = await self._case(number)
         target = await self._case(into)
         if source.id == target.id:
@@ -420,7 +484,7 @@ class AppealService:
         self, number: str, submission_ids: Sequence[int], *, actor: str, note: str = ""
     ) -> CaseFile:
         """Move ``submission_ids`` of case ``number`` to a new case (a matter of its own)."""
-        actor, note = _actor_note(actor, note)
+        actor, note = actor_and_note(actor, note)
         case = await self._case(number)
         if case.merged_into is not None:
             raise CaseChangeRefused(case.number, f"was merged into {case.merged_into_number}")
@@ -495,14 +559,15 @@ class AppealService:
         return _submission(row)
 
 
-def _actor_note(actor: str, note: str) -> tuple[str, str]:
+def actor_and_note(actor: str, note: str, doing: str = "merges or splits") -> tuple[str, str]:
+    """The acting person and the note, checked (:class:`BadSubmission` naming the field)."""
     try:
         actor = check_name(actor, "actor")
         note = check_note(note, "note")
     except BadText as exc:
         raise BadSubmission(exc.field, exc.reason) from None
     if not actor:
-        raise BadSubmission("actor", "missing: who merges or splits")
+        raise BadSubmission("actor", f"missing: who {doing}")
     return actor, note
 
 

@@ -10,12 +10,18 @@
   (:mod:`gateway.web.scope`): another is 404, as if it did not exist.
 * ``POST /api/cases/{ref}/merge`` ``{"into", "actor", "note"}`` and
   ``POST /api/cases/{ref}/split`` ``{"submissions": [ids], "actor", "note"}``.
+* The lifecycle (:mod:`.lifecycle`), each by an officer on file named as ``actor``:
+  ``POST /api/cases/{ref}/assign`` ``{"actor", "unit", "note"}``,
+  ``…/accept`` ``{"actor", "note"}``, ``…/answer`` ``{"actor", "answer"}``,
+  ``…/close`` ``{"actor", "note"}``. 200 with the case file; 400 naming a bad field
+  (an unknown officer is ``actor``), 403 when the officer's unit may not take the
+  step, 404 for an unknown case, 409 for a step out of order.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,20 +32,26 @@ from gateway.appeals.exceptions import (
     CaseChangeRefused,
     ChannelRefused,
     NoSuchCase,
+    NotPermitted,
     ReferenceConflict,
 )
+from gateway.appeals.lifecycle import CaseLifecycle, answer_json
 from gateway.appeals.service import FIELDS, AppealService, CaseFile, Intake, SubmissionInput
 from gateway.appeals.terms import load_terms
 from gateway.calendar import load_calendar
+from gateway.callbacks.web import CALLBACKS
 from gateway.clock import utc_iso
 from gateway.store.cases import Case
 from gateway.web.app import CLOCK, CONFIG, STORE
 from gateway.web.errors import ApiError
-from gateway.web.input import path_reference, read_json
+from gateway.web.input import path_reference, read_json, string_fields
 from gateway.web.scope import audit, scope_of
+from gateway.web.sms import SMS
 
 APPEALS = web.AppKey("appeals", AppealService)
+LIFECYCLE = web.AppKey("case_lifecycle", CaseLifecycle)
 CHANNEL_TOKEN_HEADER = "X-Channel-Token"
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def add_appeals(app: web.Application) -> None:
@@ -49,6 +61,10 @@ def add_appeals(app: web.Application) -> None:
     app.router.add_get("/api/cases/{ref}", get_case)
     app.router.add_post("/api/cases/{ref}/merge", merge_case)
     app.router.add_post("/api/cases/{ref}/split", split_case)
+    app.router.add_post("/api/cases/{ref}/assign", assign_case)
+    app.router.add_post("/api/cases/{ref}/accept", accept_case)
+    app.router.add_post("/api/cases/{ref}/answer", answer_case)
+    app.router.add_post("/api/cases/{ref}/close", close_case)
 
 
 async def _appeals_context(app: web.Application) -> AsyncIterator[None]:
@@ -58,22 +74,14 @@ async def _appeals_context(app: web.Application) -> AsyncIterator[None]:
     )
     await service.check_units()
     app[APPEALS] = service
+    app[LIFECYCLE] = CaseLifecycle(
+        app[STORE], app[CLOCK], callbacks=app[CALLBACKS], texter=app[SMS]
+    )
     yield
 
 
 async def post_case(request: web.Request) -> web.Response:
-    body = _object(await read_json(request))
-    unknown = sorted(set(body) - set(FIELDS))
-    if unknown:
-        raise ApiError(
-            400, "bad_field", f"{unknown[0]}: unknown field", {"field": unknown[0], "known": FIELDS}
-        )
-    values: dict[str, str] = {}
-    for name in FIELDS:
-        value = body.get(name, "")
-        if not isinstance(value, str):
-            raise ApiError(400, "bad_field", f"{name}: must be a string", {"field": name})
-        values[name] = value
+    values = string_fields(await read_json(request), FIELDS)
     service = request.app[APPEALS]
     with _mapped():
         service.authenticate(values["channel"], request.headers.get(CHANNEL_TOKEN_HEADER))
@@ -121,6 +129,56 @@ async def split_case(request: web.Request) -> web.Response:
     return web.json_response(case_file_json(split), status=201)
 
 
+Take = Callable[[CaseLifecycle, str, dict[str, Any]], Awaitable[object]]
+
+
+def _lifecycle_step(fields: tuple[str, ...], take: Take) -> Handler:
+    """A route that takes one lifecycle step with the body's ``fields`` (all strings; any
+    other field is a 400 naming it) and answers with the case file after it."""
+
+    async def handler(request: web.Request) -> web.Response:
+        number = path_reference(request, "ref")
+        found = _fields(await read_json(request), fields)
+        values = {name: _text(found, name) for name in fields}
+        with _mapped():
+            await take(request.app[LIFECYCLE], number, values)
+        return await _case_file(request, number)
+
+    return handler
+
+
+assign_case = _lifecycle_step(
+    ("actor", "unit", "note"),
+    lambda lc, n, v: lc.assign(n, v["unit"], actor=v["actor"], note=v["note"]),
+)
+accept_case = _lifecycle_step(
+    ("actor", "note"), lambda lc, n, v: lc.accept(n, actor=v["actor"], note=v["note"])
+)
+answer_case = _lifecycle_step(
+    ("actor", "answer"), lambda lc, n, v: lc.answer(n, v["answer"], actor=v["actor"])
+)
+close_case = _lifecycle_step(
+    ("actor", "note"), lambda lc, n, v: lc.close(n, actor=v["actor"], note=v["note"])
+)
+
+
+async def _case_file(request: web.Request, number: str) -> web.Response:
+    with _mapped():
+        found = await request.app[APPEALS].case_file(number)
+    return web.json_response(case_file_json(found))
+
+
+def _fields(body: Any, known: tuple[str, ...]) -> dict[str, Any]:
+    """The body as an object with only the ``known`` fields (400 naming another)."""
+    found = _object(body)
+    unknown = sorted(set(found) - set(known))
+    if unknown:
+        raise ApiError(
+            400, "bad_field", f"{unknown[0]}: unknown field", {"field": unknown[0], "known": known}
+        )
+    return found
+
+
 @contextmanager
 def _mapped() -> Iterator[None]:
     """The service's refusals as HTTP errors naming the field, the case or the channel."""
@@ -137,6 +195,9 @@ def _mapped() -> Iterator[None]:
         raise ApiError(404, "no_such_case", str(exc), {"case": exc.number}) from None
     except CaseChangeRefused as exc:
         raise ApiError(409, "case_change_refused", str(exc), {"case": exc.number}) from None
+    except NotPermitted as exc:
+        details = {"field": exc.field, "case": exc.number, "actor": exc.actor}
+        raise ApiError(403, "not_permitted", str(exc), details) from None
 
 
 def _object(body: Any) -> dict[str, Any]:
@@ -200,6 +261,7 @@ def case_file_json(found: CaseFile) -> dict[str, Any]:
             {"at": utc_iso(e.at), "actor": e.actor, "action": e.action, "note": e.note}
             for e in found.history
         ],
+        "answer": answer_json(found),
     }
 
 

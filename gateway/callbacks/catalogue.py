@@ -1,7 +1,8 @@
 """The catalogue of business followed up: categories and kinds of served items.
 
-The data lives in ``catalogue.toml`` beside this module (6 categories, 22 kinds);
-an operator may point the gateway at another file. Loading validates the whole
+The data lives in ``catalogue.toml`` beside this module (6 categories, the 22 kinds
+of the mission and the appeals desk's answers); an operator may point the gateway at
+another file. Loading validates the whole
 file and names the file and the entry of the first mistake::
 
     catalogue = load_catalogue()

@@ -24,6 +24,7 @@ from typing import Protocol
 import aiosqlite
 
 from gateway.callbacks.catalogue import Catalogue, UnknownCode
+from gateway.callbacks.ladder import Ladder
 from gateway.callbacks.policy import (
     LEVEL_NAMES,
     CallingWindows,
@@ -199,6 +200,7 @@ class CallbackService:
             excluded_dates=frozenset(date.fromisoformat(d) for d in settings.excluded_dates),
         )
         self.deadline_hours = parse_hours_per_level(settings.order_deadline_hours)
+        self.ladder = Ladder(store.units, settings)
         # Survey calls in progress, by attempt id: set when the survey flow ends.
         self._surveys: dict[int, asyncio.Event] = {}
         # (order, level) the sweeper could not text yet: its retries log quietly.
@@ -888,31 +890,8 @@ class CallbackService:
 
     async def _holding_units(self, item: ServedItem, level: int) -> list[int]:
         """The units that hold an order on ``item`` at ``level``."""
-        if level == 1:
-            return [item.unit_id]
-        if level == 2:
-            parents = await self.store.units.ancestors(item.unit_id)
-            return [parents[0].id] if parents else []
-        codes = (self.settings.supervision_unit,) if level == 3 else self.settings.leadership_units
-        units = []
-        for code in codes:
-            unit = await self.store.units.unit_by_code(code)
-            if unit is None:
-                log.error("callbacks: level %d unit %r is not in the unit tree", level, code)
-                continue
-            units.append(unit.id)
-        return units
+        return await self.ladder.holding_units(item.unit_id, level)
 
     async def _recipients(self, item: ServedItem, level: int) -> tuple[list[Officer], list[str]]:
         """Who heads the order at ``level``, split into reachable and without a mobile."""
-        reachable: list[Officer] = []
-        missing: list[str] = []
-        for unit_id in await self._holding_units(item, level):
-            heads = await self.store.units.officers(unit_id, "chief")
-            heads = heads or await self.store.units.officers(unit_id, "leader")
-            for officer in heads:
-                if officer.mobile:
-                    reachable.append(officer)
-                else:
-                    missing.append(officer.name)
-        return reachable, missing
+        return await self.ladder.recipients(item.unit_id, level)

@@ -43,6 +43,7 @@ from gateway.clock import Clock
 from gateway.config import Config, ConfigError
 from gateway.errors import GatewayError
 from gateway.store.calls import CallRecordRepository
+from gateway.supervise import ComponentDegraded
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,9 @@ class CallLogService:
         self._stopping = False
         self.stored = 0  # rows written so far
         self.failed_flushes = 0
+        self._failing = 0  # consecutive flushes that failed; 0 when the store takes them
+        self._last_error = ""
+        self._errors_seen: set[str] = set()
 
     @classmethod
     def from_config(
@@ -379,14 +383,16 @@ class CallLogService:
             chunk = records[start : start + self._batch]
             try:
                 written += await self._repository.upsert(chunk)
-            except Exception:  # a store error, a full disk: keep the records for the next flush
-                self.failed_flushes += 1
-                log.exception("call log: storing %d record(s) failed, will retry", len(chunk))
+            except Exception as exc:  # a store error, a full disk: keep them for the next flush
+                self._failed(exc, f"storing {len(chunk)} record(s)")
                 for record in records[start:]:
                     self._retry.setdefault((record.pbx, record.linkedid), record)
                 break
         self.stored += written
         self._say_clocks()
+        if not self._retry and self._failing:
+            log.info("call log: records stored again after %d failed flushes", self._failing)
+            self._failing = 0
         if self._retry:
             self._stale[:0] = stale  # after the records it depends on are stored
             return written
@@ -395,9 +401,8 @@ class CallLogService:
             keep = keep | self._builders[pbx].open_linkedids()
             try:
                 closed = await self._repository.close_not_live(pbx, keep, NOTE_CLOSED_AT_RESYNC)
-            except Exception:
-                self.failed_flushes += 1
-                log.exception("call log %s: closing records of ended calls failed, will retry", pbx)
+            except Exception as exc:
+                self._failed(exc, f"closing records of ended calls of {pbx}")
                 self._stale[:0] = stale[index:]
                 break
             if closed:
@@ -406,6 +411,27 @@ class CallLogService:
                 )
             written += len(closed)
         return written
+
+    def _failed(self, exc: Exception, doing: str) -> None:
+        """A flush failed: the records stay for the next one. Each kind of error is logged
+        once with its traceback; while it repeats (a store locked for seconds, a full
+        disk) it is only counted, and :meth:`check` tells ``/health``."""
+        self.failed_flushes += 1
+        self._failing += 1
+        kind = f"{type(exc).__name__}: {exc}"
+        self._last_error = f"{doing}: {kind}"
+        if kind in self._errors_seen:
+            log.debug("call log: %s failed again (%s), will retry", doing, kind)
+            return
+        self._errors_seen.add(kind)
+        log.error("call log: %s failed, will retry", doing, exc_info=exc)
+
+    def check(self) -> None:
+        """Raise :class:`ComponentDegraded` while the call log cannot store its records."""
+        if self._failing:
+            raise ComponentDegraded(
+                f"call log: {self._failing} failed flushes, last {self._last_error}"
+            )
 
 
 def _as_frame(channel: LiveChannel) -> Frame:

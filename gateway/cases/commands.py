@@ -13,8 +13,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.appeals import commands as appeals_commands
-from gateway.appeals.service import CHANNEL_NAMES as APPEAL_CHANNEL_NAMES
-from gateway.appeals.service import AppealService
+from gateway.appeals.lifecycle import answer_json
+from gateway.appeals.service import CHANNEL_NAMES, AppealService, CaseFile
 from gateway.calllog.commands import store_missing
 from gateway.clock import Clock, utc_iso
 from gateway.config import Config
@@ -23,7 +23,6 @@ from gateway.store import Store
 from gateway.store.cases import (
     CATEGORIES,
     CATEGORY_NAMES,
-    CHANNEL_NAMES,
     STATUS_NAMES,
     STATUSES,
     Case,
@@ -64,8 +63,16 @@ async def _list(config: Config, args: argparse.Namespace) -> int:
         found = await store.cases.find(
             status=args.status, category=args.category, unit_code=args.unit, limit=args.limit
         )
+        service = AppealService(store, store.clock, config.appeals)
+        channels = await service.channels([c.id for c in found])
     if args.json:
-        print(json.dumps([case_json(c) for c in found], ensure_ascii=False, indent=1))
+        print(
+            json.dumps(
+                [{**case_json(c), "channels": channels[c.id]} for c in found],
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
         return 0
     if not found:
         print("没有符合条件的案件。")
@@ -85,7 +92,7 @@ async def _list(config: Config, args: argparse.Namespace) -> int:
     rows = [
         [
             c.number,
-            CHANNEL_NAMES.get(c.channel, c.channel),
+            appeals_commands.channel_names(channels[c.id]) or "—",  # merged: see its case
             CATEGORY_NAMES.get(c.category, c.category),
             _status(c),
             c.citizen_name or "",
@@ -111,12 +118,13 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
             print(f"gateway: no case {args.number!r}", file=sys.stderr)
             return 1
         history = await store.cases.history(case.id)
-        submissions = (
-            await AppealService(store, store.clock, config.appeals).case_file(case.number)
-        ).submissions
+        found = await AppealService(store, store.clock, config.appeals).case_file(case.number)
+        submissions = found.submissions
     if args.json:
         data = case_json(case)
+        data["channels"] = dict(found.channels)
         data["history"] = [event_json(e) for e in history]
+        data["answer"] = answer_json(found)
         data["submissions"] = [
             {
                 "id": s.id,
@@ -135,7 +143,7 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
 
     fields = [
         ("编号", case.number),
-        ("渠道", CHANNEL_NAMES.get(case.channel, case.channel)),
+        ("渠道", appeals_commands.channel_names(found.channels, counts=True)),
         ("类别", CATEGORY_NAMES.get(case.category, case.category)),
         ("状态", _status(case)),
         ("群众", case.citizen_name or ""),
@@ -151,6 +159,8 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
         ("受理时间", local(case.created_at)),
         ("更新时间", local(case.updated_at)),
         ("来电", case.call_linkedid or ""),
+        ("答复", found.answer.answer if found.answer else ""),
+        ("答复回访", _callback_text(found)),
     ]
     label_width = max(width(label) for label, _ in fields)
     for label, value in fields:
@@ -165,7 +175,7 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
                 [
                     [
                         str(s.id),
-                        APPEAL_CHANNEL_NAMES[s.channel],
+                        CHANNEL_NAMES[s.channel],
                         s.reference,
                         local(s.received_at),
                         _clip(s.text, SUBJECT_WIDTH),
@@ -182,6 +192,27 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+RATING_NAMES = {1: "满意", 2: "基本满意", 3: "不满意"}
+CALLBACK_NAMES = {
+    "pending": "待回访",
+    "calling": "回访中",
+    "sms": "已发短信待评价",
+    "rated": "已评价",
+    "unreachable": "联系不上",
+    "skipped": "不回访",
+}
+
+
+def _callback_text(found: CaseFile) -> str:
+    """Where the callback on the case's answer stands, for people."""
+    if found.callback is None:
+        return ""
+    text = CALLBACK_NAMES.get(found.callback.status, found.callback.status)
+    if found.rating is not None:
+        text += f"：{RATING_NAMES[found.rating.score]}"
+    return f"{text}（{found.callback.reference}）"
 
 
 def _status(case: Case) -> str:

@@ -18,12 +18,15 @@ import signal
 import statistics
 import sys
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 from gateway import logs
 from gateway.accounts.demo import DEMO_PEOPLE
+from gateway.appeals.commands import channel_names
+from gateway.appeals.service import CHANNEL_NAMES
+from gateway.appeals.web import APPEALS
 from gateway.callbacks.catalogue import load_catalogue
 from gateway.callbacks.policy import LEVEL_NAMES
 from gateway.callbacks.report import (
@@ -35,6 +38,17 @@ from gateway.callbacks.report import (
 )
 from gateway.clock import LOCAL_TZ, ScaledClock
 from gateway.config import Config
+from gateway.demo.appeals import (
+    BACKLOG,
+    INTAKE_ORDER,
+    AppealsDay,
+    appeals_backlog,
+    appeals_during_hour,
+    appeals_morning,
+    demo_citizens,
+    hotline_followups,
+)
+from gateway.demo.bookings import BookingsDay, bookings_day
 from gateway.demo.stack import AGI_TRANSPORTS, Stack, running_stack
 from gateway.demo.traffic import callback_day, hotline_hour
 from gateway.phone import mask
@@ -52,6 +66,15 @@ def register(sub: Any) -> None:
     )
     demo.add_argument("--calls", type=int, default=200, help="hotline calls in the hour (200)")
     demo.add_argument("--items", type=int, default=2000, help="served items to call back (2000)")
+    demo.add_argument(
+        "--bookings", type=int, default=12, help="citizens booking a counter slot (12)"
+    )
+    demo.add_argument(
+        "--appeals",
+        type=int,
+        default=36,
+        help="citizens writing appeals on the web, WeChat, letters, visits and 12345 (36)",
+    )
     demo.add_argument(
         "--speed", type=float, default=180.0, help="simulated seconds per real second (180)"
     )
@@ -130,6 +153,8 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         clock,
         agents=args.agents,
         agi=args.agi,
+        intake_channels=INTAKE_ORDER,
+        bookings=True,
         recordings_dir=recordings if recordings.is_dir() else None,
         people=True,
         overrides=[
@@ -158,13 +183,38 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         _say(f"  dashboard logins (shown once): {_logins(stack)}")
         _say(f"  data folder: {data_dir}  (log: {log_file})")
         _say("")
-        placed = await hotline_hour(stack, args.calls, rng, _say)
+        # Appeals have their own random stream: they run beside the calls.
+        appeals_rng = random.Random(rng.random())
+        used: set[str] = set()
+        citizens = demo_citizens(appeals_rng, used, args.appeals)
+        waiting = await appeals_backlog(
+            stack, appeals_rng, demo_citizens(appeals_rng, used, len(BACKLOG))
+        )
+        _say(f"  上周受理、承办单位至今未办理的诉求 {len(waiting)} 件：{'、'.join(waiting)}")
+        booking = demo_citizens(appeals_rng, used, args.bookings)
+        appeals, later = await appeals_morning(stack, appeals_rng, citizens, _say)
+
+        async def appeals_hour() -> None:
+            await appeals_during_hour(stack, appeals, later, appeals_rng, _say)
+            await hotline_followups(stack, appeals, appeals_rng, _say)
+
+        async with asyncio.TaskGroup() as group:
+            calls = group.create_task(
+                hotline_hour(stack, args.calls, rng, _say, known=appeals.cases, used=used)
+            )
+            group.create_task(appeals_hour())
+            booked = group.create_task(bookings_day(stack, appeals_rng, booking, _say))
+        placed = calls.result()
         await _settle(stack)
         await _hotline_summary(stack, placed)
+        await _appeals_summary(stack, appeals)
         _say("")
         day = await callback_day(stack, args.items, rng, _say)
         await _settle(stack)
         await _callback_summary(stack, day)
+        if sum(booked.result().booked.values()):
+            await _until_evening_reminders(stack)
+        await _bookings_and_chasing_summary(stack, booked.result())
         if args.stay:
             _say(f"\n领导驾驶舱：{stack.url}/dashboard （{_logins(stack)}），Ctrl-C 结束")
             await _until_interrupted()
@@ -173,7 +223,7 @@ async def run_demo(config: Config, args: argparse.Namespace) -> int:
         f"\n用时 {elapsed:.0f} 秒（模拟 {args.speed:g} 倍速）。数据在 {data_dir}/ ，在本目录查看："
     )
     command = _command_name()
-    for what in ("calls", "cases", "callbacks", "orders --all", "sms list"):
+    for what in ("calls", "cases", "callbacks", "orders --all", "sms list", "bookings list"):
         _say(f"  {command} {what}")
     _say("  （加 --json 供程序读取）")
     return 0
@@ -205,7 +255,7 @@ async def _hotline_summary(stack: Stack, placed: list[tuple[str, Any]]) -> None:
     calls = await stack.store.calls.find(direction="inbound", limit=100000)
     records = [c.record for c in calls]
     cases = await stack.store.cases.find(limit=100000)
-    hotline_cases = [c for c in cases if c.channel == "hotline"]
+    hotline_cases = [c for c in cases if c.call_linkedid]  # the IVR's, not 12345 transfers
     waits = [r.queue_wait_s for r in records if r.queue_wait_s is not None]
     outcomes = Counter(label for label, _ in placed)
     answered_by_agent = sum(1 for r in records if r.agent)
@@ -232,6 +282,84 @@ async def _hotline_summary(stack: Stack, placed: list[tuple[str, Any]]) -> None:
     _say(render(["行为", "通数"], [[k, v] for k, v in outcomes.most_common()], right=[1]))
 
 
+async def _appeals_summary(stack: Stack, day: AppealsDay) -> None:
+    """Submissions per channel, the cases they made, repeats joined and merged: read
+    back from the store, beside what the channels were told."""
+    today = stack.clock.local().date()
+    cases = [
+        c
+        for c in await stack.store.cases.find(limit=100000)
+        if c.merged_into is None and stack.clock.local(c.created_at).date() == today
+    ]  # today's: not last week's backlog
+    channels = await stack.app[APPEALS].channels([c.id for c in cases])
+    came = Counter[str]()
+    for counted in channels.values():
+        came.update(counted)
+    rows = [
+        [CHANNEL_NAMES[name], came[name], day.opened[name], day.joined[name], day.by_hand[name]]
+        for name in INTAKE_ORDER
+    ]
+    rows.append(["热线电话（IVR 立案）", came["hotline"], came["hotline"], 0, 0])
+    total = sum(came.values())
+    joined, by_hand = sum(day.joined.values()), day.merged_by_hand
+    rows.append(["合计", total, len(cases), joined, by_hand])
+    _say("\n诉求受理（五个渠道，一事一案）")
+    _say(render(["渠道", "诉求", "立案", "自动并案", "人工合并"], rows, right=[1, 2, 3, 4]))
+    several = [c for c in cases if len(channels[c.id]) > 1]
+    _say(
+        f"诉求 {total} 件成案 {len(cases)} 件：同一群众同一事项换渠道再诉"
+        f" {day.intended_repeats} 件，系统自动并入原案 {joined} 件，"
+        f"督办室听热线录音后人工合并 {by_hand} 件；"
+        f"12345 重发工单 {day.replays} 件，未重复受理"
+    )
+    if day.refused:
+        _say(f"注意：接口拒收 {len(day.refused)} 件，例如 {day.refused[0]}")
+    _say(f"来自两个以上渠道的案件 {len(several)} 件，例如：")
+    several.sort(key=lambda c: (-sum(channels[c.id].values()), c.number))
+    for case in several[:3]:
+        _say(
+            f"  {case.number} {case.citizen_name or ''}（{mask(case.citizen_number)}）"
+            f"{channel_names(channels[case.id], counts=True)}：{case.subject}"
+        )
+
+
+async def _until_evening_reminders(stack: Stack, at: time = time(19, 5)) -> None:
+    """A short day ends before the bookings' evening reminders (19:00): wait for them."""
+    evening = datetime.combine(stack.clock.local().date(), at, stack.clock.tz)
+    wait = (evening - stack.clock.now()).total_seconds()
+    if wait > 0:
+        _say(f"\n（等到 {at:%H:%M}，预约的前一晚提醒短信发出）")
+        await stack.clock.sleep(wait)
+        await _settle(stack)
+
+
+async def _bookings_and_chasing_summary(stack: Stack, bookings: BookingsDay) -> None:
+    """Bookings and the texts they made; the cases chased and the chiefs' texts."""
+    texts = await stack.store.sms.recent(limit=1_000_000)
+    by_template = Counter(t.template for t in texts)
+    confirmed, cancelled, reminded = (
+        by_template[name]
+        for name in ("booking_confirmation", "booking_cancelled", "booking_reminder")
+    )
+    _say(
+        f"\n预约 {sum(bookings.booked.values())} 件，取消 {bookings.cancelled} 件；短信：预约确认"
+        f" {confirmed} 条，取消通知 {cancelled} 条，前一晚提醒 {reminded} 条"
+    )
+    if bookings.refused:
+        _say(f"注意：预约接口拒收 {len(bookings.refused)} 件，例如 {bookings.refused[0]}")
+    overdue = [t for t in texts if t.template == "case_overdue"]
+    near = [t for t in texts if t.template == "case_deadline_near"]
+    chased = {t.variables.get("case_ref") for t in overdue}
+    levels = Counter(t.variables.get("level") for t in overdue)
+    _say(
+        f"诉求督办：超期案件 {len(chased)} 件逐级督办，督办短信 {len(overdue)} 条（"
+        + "，".join(f"第{level}级 {n} 条" for level, n in sorted(levels.items()))
+        + f"）；临期提醒承办单位 {len(near)} 条"
+    )
+    for text in sorted(overdue, key=lambda t: t.id)[:2]:
+        _say(f"  → {mask(text.to)}：{text.body}")
+
+
 async def _callback_summary(stack: Stack, day: Any) -> None:
     clock = stack.clock
     ratings = await stack.store.callbacks.first_round_ratings()
@@ -253,7 +381,7 @@ async def _callback_summary(stack: Stack, day: Any) -> None:
     )
     _say(f"所长短信报整改 {day.reports} 次；群众短信评价 {day.sms_replies} 条")
     officers = {o.mobile: o for o in await stack.store.units.officers() if o.mobile}
-    order_texts = [m for m in stack.twilio.messages if m.to in officers]
+    order_texts = [m for m in stack.twilio.messages if m.to in officers and "责令整改" in m.body]
     _say(f"\n领导和所长收到的整改短信：{len(order_texts)} 条，例如：")
     for message in order_texts[:3]:
         officer = officers[message.to]

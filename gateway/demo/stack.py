@@ -48,6 +48,10 @@ class Stack:
     runner: web.AppRunner
     run_scheduler: bool = True
     run_outbox: bool = True
+    # Each open intake channel's own credential (X-Channel-Token), by channel.
+    channel_tokens: dict[str, str] = field(default_factory=dict)
+    # The bookings clients' credential (X-Channel-Token on /api/bookings), when open.
+    bookings_token: str = ""
     # The demo's people (gateway.accounts.demo): password by username.
     people: dict[str, str] = field(default_factory=dict)
 
@@ -114,14 +118,19 @@ async def running_stack(
     run_scheduler: bool = True,
     run_outbox: bool = True,
     agi: str = "async",
+    intake_channels: Sequence[str] = (),
+    bookings: bool = False,
     people: bool = False,
 ) -> AsyncIterator[Stack]:
     """Start the simulated peers, then the gateway against them; stop in reverse.
 
     The simulated PBX admits only the least-privilege AMI user of the shipped
     manager.conf. ``agi`` is how it hands hotline calls over: "fastagi"
-    (AGI(agi://…), as the shipped dialplan) or "async" (AGI(agi:async)). ``people``:
-    add the demo's accounts (a leader, a station chief) with fresh passwords."""
+    (AGI(agi://…), as the shipped dialplan) or "async" (AGI(agi:async)).
+    ``intake_channels`` (web, wechat, letter, visit, 12345) are opened, each with a
+    fresh credential of its own (``Stack.channel_tokens``); ``bookings`` opens
+    ``/api/bookings`` with one (``Stack.bookings_token``). ``people``: add the demo's
+    accounts (a leader, a station chief) with fresh passwords."""
     if agi not in AGI_TRANSPORTS:
         raise ValueError(f"agi must be one of {AGI_TRANSPORTS}, got {agi!r}")
     pbx_secret = secrets.token_urlsafe(12)
@@ -134,6 +143,8 @@ async def running_stack(
         agi_url = f"agi://127.0.0.1:{agi_port}/main"
     twilio_token = secrets.token_urlsafe(16)
     api_token = secrets.token_urlsafe(16)
+    channel_tokens = {name: secrets.token_urlsafe(18) for name in intake_channels}
+    bookings_token = secrets.token_urlsafe(18) if bookings else ""
     sim_config = SimConfig(
         host="127.0.0.1",
         port=0,
@@ -166,6 +177,8 @@ async def running_stack(
                 f"sms.from_number={SENDER}",
                 f"web.public_url={url}",
                 *agi_overrides,
+                *(f"appeals.channels_{name}_token={t}" for name, t in channel_tokens.items()),
+                *([f"bookings.token={bookings_token}"] if bookings else []),
                 *overrides,
             ],
         )
@@ -187,6 +200,8 @@ async def running_stack(
                 runner,
                 run_scheduler,
                 run_outbox,
+                channel_tokens,
+                bookings_token,
                 passwords,
             )
             try:

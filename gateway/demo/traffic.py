@@ -42,7 +42,7 @@ ORDER_REF = re.compile(r"ZG\d{8}-\d{4}")
 Progress = Callable[[str], None]
 
 
-def _name(rng: random.Random) -> str:
+def random_name(rng: random.Random) -> str:
     return rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
 
 
@@ -167,7 +167,7 @@ def hotline_script(
     label, _share, steps = rng.choices(branches, weights=[b[1] for b in branches])[0]
     script = CallerScript(
         caller=random_mobile(rng, used),
-        caller_name=_name(rng),
+        caller_name=random_name(rng),
         dialled=HOTLINE,
         steps=steps,
         language="zh",
@@ -176,11 +176,17 @@ def hotline_script(
 
 
 async def hotline_hour(
-    stack: Stack, calls: int, rng: random.Random, progress: Progress
+    stack: Stack,
+    calls: int,
+    rng: random.Random,
+    progress: Progress,
+    known: list[str],
+    used: set[str] | None = None,
 ) -> list[tuple[str, SimCall]]:
-    """About ``calls`` callers over one simulated hour; returns each with its branch."""
-    known = await _seed_web_cases(stack, rng)
-    used: set[str] = set()
+    """About ``calls`` callers over one simulated hour; returns each with its branch.
+    Callers asking a case's status key one of ``known`` (a list that may grow meanwhile);
+    their numbers are not among ``used``."""
+    used = set() if used is None else used
     placed: list[tuple[str, SimCall]] = []
     gap = 3600.0 / max(1, calls)
     last_report = stack.clock.now()
@@ -199,23 +205,6 @@ async def hotline_hour(
     if done < calls:
         progress(f"  注意：{calls - done} 通电话半小时后仍未结束，详见网关日志")
     return placed
-
-
-async def _seed_web_cases(stack: Stack, rng: random.Random) -> list[str]:
-    """A few appeals from the web and WeChat, so callers have numbers to ask about."""
-    numbers = []
-    for index in range(12):
-        case = await stack.store.cases.open_case(
-            channel=rng.choice(("web", "wechat")),
-            category=rng.choice(("consultation", "complaint", "booking")),
-            actor="demo",
-            citizen_number=f"+86139{rng.randrange(10**8):08d}",
-            subject="网上诉求",
-            content=f"演示诉求 {index + 1}",
-            owner_unit=rng.choice(("LZ-DC-01", "LZ-XC-02", "LZ-QS-01")),
-        )
-        numbers.append(case.number)
-    return numbers
 
 
 # -- a day of callbacks -----------------------------------------------------------
@@ -286,7 +275,7 @@ async def serve_items(stack: Stack, count: int, rng: random.Random) -> CallbackD
                 unit=rng.choice(stations).code,
                 citizen_number=number,
                 served_at=served.isoformat(),
-                citizen_name=_name(rng),
+                citizen_name=random_name(rng),
                 officer="",
             ),
             source="demo",

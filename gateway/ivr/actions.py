@@ -21,6 +21,17 @@ Declared actions
     Outcomes: ``found`` (values: ``status``, a status code such as ``accepted``,
     ``in_progress``, ``done``, ``ready``, ``rejected``, ``booked``; said as the
     prompt ``status/<code>``), ``not_found``.
+``hotline.case_status(number)``
+    The state of the case (诉求) with this number, told only to the caller whose
+    number opened it. Outcomes: ``told`` (values: ``case_state``, ``case_<status>``,
+    said as ``status/case_<status>``; ``case_unit``, the owner unit's code or empty;
+    ``case_deadline``, the answer deadline's local date ``YYYY-MM-DD`` while the case
+    is not answered, else empty), ``needs_pin`` (a case, another caller),
+    ``not_case``.
+``hotline.case_status_pin(number, pin)``
+    The same for a caller who keyed the PIN of the case's acceptance text.
+    Outcomes: ``told`` (values as above), ``wrong_pin``, ``locked`` (too many
+    wrong PINs for this case lately).
 ``survey.record_rating(rating)``
     Store the citizen's rating for the item being called back: ``1`` satisfied,
     ``2`` basically satisfied, ``3`` dissatisfied. Outcomes: ``recorded``
@@ -51,6 +62,9 @@ class ActionSpec:
     returns: tuple[str, ...] = ()  # variables set on success
 
 
+# What the case-status actions tell the flow (see above).
+CASE_VALUES = ("case_state", "case_unit", "case_deadline")
+
 ACTION_SPECS: dict[str, ActionSpec] = {
     spec.name: spec
     for spec in (
@@ -58,6 +72,18 @@ ACTION_SPECS: dict[str, ActionSpec] = {
             "hotline.open_case", ("kind", "message"), ("opened", "failed"), ("case_number",)
         ),
         ActionSpec("hotline.lookup_status", ("number",), ("found", "not_found"), ("status",)),
+        ActionSpec(
+            "hotline.case_status",
+            ("number",),
+            ("told", "needs_pin", "not_case"),
+            CASE_VALUES,
+        ),
+        ActionSpec(
+            "hotline.case_status_pin",
+            ("number", "pin"),
+            ("told", "wrong_pin", "locked"),
+            CASE_VALUES,
+        ),
         ActionSpec("survey.record_rating", ("rating",), ("recorded", "failed"), ("rating_id",)),
         ActionSpec(
             "survey.record_reason", ("reason", "message"), ("recorded", "failed"), ("reason_id",)

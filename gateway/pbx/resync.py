@@ -93,7 +93,7 @@ class ChannelTracker:
             if info is not None:
                 alive.setdefault(uid, info)
         known = self._at_loss if self._at_loss is not None else {}
-        survived = tuple(info for uid, info in known.items() if uid in alive)
+        survived = tuple(alive[uid] for uid in known if uid in alive)  # as the PBX sees it now
         lost = tuple(info for uid, info in known.items() if uid not in alive and uid in self.live)
         appeared = tuple(info for uid, info in alive.items() if uid not in known)
         for info in lost:
@@ -102,13 +102,10 @@ class ChannelTracker:
         self._at_loss = None
         released: list[str] = []
         for info in survived:
-            if info.channel in orphaned:
+            if info.channel in orphaned or _waits_in_asyncagi(info, serving):
                 released.append(info.channel)
         for info in appeared:
-            # A call that reached AGI(agi:async) while nobody listened waits in
-            # silence: its AsyncAGIStart is gone, so no flow can take it. Hand it
-            # back to the dialplan (the hotline context queues it for an agent).
-            if info.application.startswith("AGI(agi:async") and not serving(info.channel):
+            if _waits_in_asyncagi(info, serving):
                 released.append(info.channel)
         log.info(
             "PBX %s: resync: %d live, %d survived, %d lost, %d appeared",
@@ -127,3 +124,11 @@ class ChannelTracker:
             appeared=appeared,
             released=tuple(released),
         )
+
+
+def _waits_in_asyncagi(info: ChannelInfo, serving: Callable[[str], bool]) -> bool:
+    """A call that reached AGI(agi:async) while nobody listened (one that appeared, or a
+    callback answered during the outage) waits in silence: its AsyncAGIStart is gone, so
+    no flow can take it. It is handed back to the dialplan (the hotline context queues it
+    for an agent; the callback context hangs up and the attempt settles as unknown)."""
+    return info.application.startswith("AGI(agi:async") and not serving(info.channel)

@@ -307,8 +307,9 @@ class AmiSession:
         )
         self.dispatcher.inbox.put_nowait(report)
         for channel in report.released:
-            # Their IVR session ended with the link: hand the caller back to the
-            # dialplan rather than leave them in silence.
+            # Their IVR session ended with the link (or never began): hand the caller
+            # back to the dialplan rather than leave them in silence.
+            log.info("PBX %s: %s handed back to the dialplan after the resync", self.name, channel)
             try:
                 await self.dispatcher.request(
                     protocol,

@@ -135,6 +135,7 @@ PURPOSE_NAMES = {
     "booking": "预约确认",
     "overdue_reminder": "超期提醒",
     "report": "日志报告",
+    "case": "诉求办理",
 }
 STATUS_NAMES = {
     "queued": "待发送",

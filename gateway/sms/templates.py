@@ -29,7 +29,14 @@ from gateway.sms.exceptions import (
 )
 from gateway.sms.segments import SegmentCount, count_segments
 
-PURPOSES = ("rectification_order", "rating_request", "booking", "overdue_reminder", "report")
+PURPOSES = (
+    "rectification_order",
+    "rating_request",
+    "booking",
+    "overdue_reminder",
+    "report",
+    "case",
+)
 AUDIENCES = ("officer", "citizen")
 # Twilio refuses bodies over 1,600 characters (error 21617); a template never gets near.
 MAX_BODY_CHARS = 1600

@@ -19,9 +19,11 @@ import aiosqlite
 
 from gateway.clock import Clock
 from gateway.store.accounts import AccountRepository
+from gateway.store.bookings import BookingRepository
 from gateway.store.callbacks import CallbackRepository
 from gateway.store.calls import CallRecordRepository
 from gateway.store.cases import CaseRepository
+from gateway.store.chases import ChaseRepository
 from gateway.store.dashboard import DashboardReads
 from gateway.store.db import Database, StoreError, StoreUnavailable
 from gateway.store.figures import FigureRepository
@@ -50,6 +52,8 @@ class Store:
         self.callbacks = CallbackRepository(db, clock)
         self.calls = CallRecordRepository(db, clock)
         self.cases = CaseRepository(db, clock)
+        self.chases = ChaseRepository(db, clock)
+        self.bookings = BookingRepository(db, clock)
         self.sessions = SessionRepository(db, clock)
         self.accounts = AccountRepository(db, clock)
         self.figures = FigureRepository(reads or db, clock)

@@ -283,32 +283,38 @@ class CallbackRepository:
         """Insert a batch of served items in ONE transaction: all of them or none, so a
         store failure part-way never leaves a batch half-written. Each answer is the
         stored item, or None for a reference already reported (the others still go in)."""
+        async with self._db.transaction() as conn:
+            return await self.insert_items(conn, items, source=source)
+
+    async def insert_items(
+        self, conn: aiosqlite.Connection, items: Sequence[NewItem], *, source: str
+    ) -> list[ServedItem | None]:
+        """:meth:`add_items` inside the caller's write transaction ``conn``."""
         now = utc_iso(self._clock.now())
         stored: list[ServedItem | None] = []
-        async with self._db.transaction() as conn:
-            for item in items:
-                cursor = await conn.execute(
-                    "INSERT INTO served_items (reference, kind_code, unit_id, officer_code,"
-                    " citizen_number, citizen_name, served_at, source, status, next_attempt_at,"
-                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    f" ON CONFLICT (reference) DO NOTHING RETURNING {_ITEM_COLUMNS}",
-                    (
-                        item.reference,
-                        item.kind_code,
-                        item.unit_id,
-                        item.officer_code,
-                        item.citizen_number,
-                        item.citizen_name,
-                        utc_iso(item.served_at),
-                        source,
-                        "pending" if item.due_at is not None else "skipped",
-                        utc_iso(item.due_at) if item.due_at else None,
-                        now,
-                        now,
-                    ),
-                )
-                row = await cursor.fetchone()
-                stored.append(_item(row) if row is not None else None)
+        for item in items:
+            cursor = await conn.execute(
+                "INSERT INTO served_items (reference, kind_code, unit_id, officer_code,"
+                " citizen_number, citizen_name, served_at, source, status, next_attempt_at,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                f" ON CONFLICT (reference) DO NOTHING RETURNING {_ITEM_COLUMNS}",
+                (
+                    item.reference,
+                    item.kind_code,
+                    item.unit_id,
+                    item.officer_code,
+                    item.citizen_number,
+                    item.citizen_name,
+                    utc_iso(item.served_at),
+                    source,
+                    "pending" if item.due_at is not None else "skipped",
+                    utc_iso(item.due_at) if item.due_at else None,
+                    now,
+                    now,
+                ),
+            )
+            row = await cursor.fetchone()
+            stored.append(_item(row) if row is not None else None)
         return stored
 
     async def item(self, item_id: int) -> ServedItem | None:

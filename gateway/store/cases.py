@@ -150,6 +150,36 @@ class CaseEvent:
     note: str
 
 
+@dataclass(frozen=True)
+class CaseAnswer:
+    """The one answer of a case, and the served item that calls the citizen back on it."""
+
+    case_id: int
+    answer: str
+    officer_code: str
+    unit_id: int
+    item_id: int | None
+    answered_at: datetime
+
+
+@dataclass(frozen=True)
+class CasePin:
+    """A case's status-query PIN (its hash only) and the wrong tries against it."""
+
+    case_id: int
+    pin_hash: str
+    failures: int
+    locked_until: datetime | None
+
+
+class CaseChanged(StoreError):
+    """A lifecycle step lost a race: the case is no longer as it was read."""
+
+    def __init__(self, number: str) -> None:
+        super().__init__(f"case {number}: changed meanwhile, try again")
+        self.number = number
+
+
 def normalise_number(text: str) -> str | None:
     """A case number as typed (any case, spaces) or keyed (digits only), in the digit form
     the store indexes; None if it cannot be a case number."""
@@ -413,6 +443,109 @@ class CaseRepository:
         changed = await self.by_id(case.id)
         assert changed is not None
         return changed
+
+    # -- the lifecycle (assign, accept, answer, close): see gateway.appeals.lifecycle --
+
+    async def move(
+        self,
+        conn: Any,
+        case: Case,
+        status: str,
+        *,
+        actor: str,
+        action: str,
+        note: str,
+        owner_unit_id: int | None = None,
+    ) -> None:
+        """Move ``case`` (as it was read) to ``status`` inside the caller's write
+        transaction, with a history line; ``owner_unit_id`` sets a new owner. Refused
+        (:class:`CaseChanged`) when the case changed since it was read."""
+        if status != case.status and status not in TRANSITIONS[case.status]:
+            raise StoreError(f"case {case.number}: cannot go from {case.status} to {status}")
+        owner = owner_unit_id if owner_unit_id is not None else case.owner_unit_id
+        now = self._clock.now()
+        cursor = await conn.execute(
+            "UPDATE cases SET status = ?, owner_unit_id = ?, updated_at = ?"
+            " WHERE id = ? AND status = ? AND owner_unit_id IS ? AND merged_into IS NULL",
+            (status, owner, utc_iso(now), case.id, case.status, case.owner_unit_id),
+        )
+        if cursor.rowcount != 1:
+            raise CaseChanged(case.number)
+        await _history(conn, case.id, now, actor, action, note)
+
+    async def insert_answer(
+        self,
+        conn: Any,
+        case_id: int,
+        *,
+        answer: str,
+        officer_code: str,
+        unit_id: int,
+        item_id: int | None,
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO case_answers (case_id, answer, officer_code, unit_id, item_id,"
+            " answered_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (case_id, answer, officer_code, unit_id, item_id, utc_iso(self._clock.now())),
+        )
+
+    async def answer_of(self, case_id: int) -> CaseAnswer | None:
+        row = await self._db.fetchone(
+            "SELECT case_id, answer, officer_code, unit_id, item_id, answered_at"
+            " FROM case_answers WHERE case_id = ?",
+            (case_id,),
+        )
+        if row is None:
+            return None
+        return CaseAnswer(
+            row["case_id"],
+            row["answer"],
+            row["officer_code"],
+            row["unit_id"],
+            row["item_id"],
+            parse_utc(row["answered_at"]),
+        )
+
+    async def set_pin(self, conn: Any, case_id: int, pin_hash: str) -> None:
+        """Give a case its status-query PIN (a hash), replacing any earlier one."""
+        await conn.execute(
+            "INSERT INTO case_pins (case_id, pin_hash, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (case_id) DO UPDATE SET pin_hash = excluded.pin_hash, failures = 0,"
+            " locked_until = NULL",
+            (case_id, pin_hash, utc_iso(self._clock.now())),
+        )
+
+    async def pin_of(self, case_id: int) -> CasePin | None:
+        row = await self._db.fetchone(
+            "SELECT case_id, pin_hash, failures, locked_until FROM case_pins WHERE case_id = ?",
+            (case_id,),
+        )
+        if row is None:
+            return None
+        locked = parse_utc(row["locked_until"]) if row["locked_until"] else None
+        return CasePin(row["case_id"], row["pin_hash"], row["failures"], locked)
+
+    async def pin_tried(
+        self, case_id: int, *, right: bool, limit: int, lock_for: timedelta
+    ) -> CasePin | None:
+        """Count a PIN try: a right one clears the count, the ``limit``-th wrong one in a
+        row locks the PIN for ``lock_for`` (and starts the count again)."""
+        now = self._clock.now()
+        async with self._db.transaction() as conn:
+            if right:
+                await conn.execute(
+                    "UPDATE case_pins SET failures = 0 WHERE case_id = ?", (case_id,)
+                )
+            else:
+                await conn.execute(
+                    "UPDATE case_pins SET failures = failures + 1 WHERE case_id = ?", (case_id,)
+                )
+                await conn.execute(
+                    "UPDATE case_pins SET failures = 0, locked_until = ?"
+                    " WHERE case_id = ? AND failures >= ?",
+                    (utc_iso(now + lock_for), case_id, limit),
+                )
+        return await self.pin_of(case_id)
 
     async def find_open_for_citizen(
         self, citizen_number: str, category: str, *, exclude: int | None = None

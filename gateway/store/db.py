@@ -39,9 +39,6 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # was made with it: stores at version 2 went straight to 4, so the gap is history,
 # not a lost file. Any other gap is refused.
 HISTORICAL_GAPS = frozenset({3})
-# 0012 and 0013 are being written on branches beside 0014 and 0015: until they land,
-# the migrations go from 0011 to 0014. To be removed when they are merged.
-PENDING_GAPS = frozenset({12, 13})
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
@@ -109,9 +106,7 @@ def check_sequence(migrations: Sequence[Migration]) -> None:
         raise StoreError(f"two migrations share a number: {[m.name for m in migrations]}")
     if not versions:
         return
-    missing = sorted(
-        set(range(1, max(versions) + 1)) - set(versions) - HISTORICAL_GAPS - PENDING_GAPS
-    )
+    missing = sorted(set(range(1, max(versions) + 1)) - set(versions) - HISTORICAL_GAPS)
     if missing:
         names = ", ".join(f"{v:04d}" for v in missing)
         raise StoreError(f"the migrations skip {names}: a migration file is missing")
@@ -256,6 +251,8 @@ class Database:
                     # executescript would COMMIT our transaction; run statement by statement.
                     for statement in _statements(migration.sql):
                         await conn.execute(statement)
+                    if "writable_schema" in migration.sql:
+                        await _bump_schema_cookie(conn)
                     await conn.execute(f"PRAGMA user_version={migration.version}")
                 except aiosqlite.Error as exc:
                     problem = f"migration {migration.name} failed: {store_problem(self.path, exc)}"
@@ -299,6 +296,16 @@ class Database:
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
         async with self.conn.execute(sql, params) as cursor:
             return await cursor.fetchone()
+
+
+async def _bump_schema_cookie(conn: aiosqlite.Connection) -> None:
+    """After a migration edited a table's definition in place (``writable_schema``): a
+    new schema cookie makes every connection, this one included, read the schema again,
+    as SQLite's procedure for such edits requires."""
+    async with conn.execute("PRAGMA schema_version") as cursor:
+        row = await cursor.fetchone()
+    assert row is not None
+    await conn.execute(f"PRAGMA schema_version={int(row[0]) + 1}")
 
 
 def _statements(script: str) -> list[str]:

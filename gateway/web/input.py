@@ -72,6 +72,25 @@ def path_reference(request: web.Request, name: str) -> str:
         raise ApiError(404, "not_found", f"no such {name}: {exc.reason}") from None
 
 
+def string_fields(body: Any, fields: tuple[str, ...]) -> dict[str, str]:
+    """A JSON object of string ``fields`` (missing ones empty): anything else is a 400
+    naming the field (an unknown one, or one that is not a string)."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_json", "the body must be a JSON object")
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise ApiError(
+            400, "bad_field", f"{unknown[0]}: unknown field", {"field": unknown[0], "known": fields}
+        )
+    values: dict[str, str] = {}
+    for name in fields:
+        value = body.get(name, "")
+        if not isinstance(value, str):
+            raise ApiError(400, "bad_field", f"{name}: must be a string", {"field": name})
+        values[name] = value
+    return values
+
+
 def query_whole(request: web.Request, name: str, most: int) -> int | None:
     """The query's whole number ``name`` (1 to ``most``), None if not given; else a 400."""
     given = request.query.get(name)

@@ -477,14 +477,17 @@ def _count(report: ChaosReport, store: Path, seen: dict[str, Any]) -> None:
                 start is not None
                 and end is not None
                 and down - KILL_MARGIN <= start <= down
-                and any(a <= end <= b for a, b in report.outages if a == down)
+                and any(end <= b for a, b in report.outages if a == down)
                 for down in report.kills
             ):
                 report.lost_at_kill += 1
                 continue
             if len(records) != 1 or not records[0][0]:
                 state = "none" if not records else f"{len(records)}, complete={records[0][0]}"
-                problems.append(f"{call['direction']} call {call['linkedid']} has records: {state}")
+                problems.append(
+                    f"{call['direction']} call {call['linkedid']} has records: {state}"
+                    f"{_near_a_kill(start, end, report)}"
+                )
         report.hotline_calls = sum(1 for c in seen["pbx_calls"] if c["direction"] == "inbound")
     calls = seen["calls"]
     report.calls = len(calls)
@@ -503,6 +506,16 @@ def _count(report: ChaosReport, store: Path, seen: dict[str, Any]) -> None:
             if start < latest_end:
                 problems.append(f"citizen ...{number[-4:]} had two calls up at once")
             latest_end = max(latest_end, end)
+
+
+def _near_a_kill(start: float | None, end: float | None, report: ChaosReport) -> str:
+    """Where a call without its record stood against the nearest kill, for the reader."""
+    if start is None or not report.kills:
+        return ""
+    down = min(report.kills, key=lambda k: abs(k - start))
+    up = next((b for a, b in report.outages if a == down), down)
+    ended = "still up" if end is None else f"ended {end - up:+.2f} s from the restart"
+    return f" (began {start - down:+.2f} s from the kill, {ended})"
 
 
 def main() -> int:
