@@ -166,6 +166,11 @@ async def test_the_answer_is_a_served_item_called_back_for_the_owner_unit(stack:
         "round": 1,
     }
     assert shown["answer"]["rating"] is None
+    # the dashboard's case timeline shows the callback the answer opened
+    timeline = await stack.store.dashboard.case_timeline(
+        case.id, number, case.citizen_number, case.created_at
+    )
+    assert [r.ref_id for r in timeline if r.kind == "item"] == [answer.item_id]
 
 
 async def test_a_sub_bureau_assigns_to_its_station_but_a_station_may_not(stack: Stack) -> None:

@@ -51,7 +51,7 @@ from gateway.clock import Clock, utc_iso
 from gateway.limits import BadText, check_name, check_note
 from gateway.phone import InvalidPhoneNumber, Use, to_e164
 from gateway.store import Store
-from gateway.store.cases import STATUS_NAMES, Case, CaseChanged
+from gateway.store.cases import STATUS_NAMES, Case, CaseChanged, answer_item_reference
 from gateway.store.cases import write_history as _history
 from gateway.store.units import Officer, Unit
 
@@ -294,7 +294,7 @@ class CaseLifecycle:
         try:
             return await self._callbacks.check(
                 ServedItemInput(
-                    reference=f"AP-{case.number}",
+                    reference=answer_item_reference(case.number),
                     kind=ANSWER_KIND,
                     unit=owner.code,
                     citizen_number=case.citizen_number,

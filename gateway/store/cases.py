@@ -180,6 +180,11 @@ class CaseChanged(StoreError):
         self.number = number
 
 
+def answer_item_reference(number: str) -> str:
+    """The reference of the served item that calls a case's citizen back on its answer."""
+    return f"AP-{number}"
+
+
 def normalise_number(text: str) -> str | None:
     """A case number as typed (any case, spaces) or keyed (digits only), in the digit form
     the store indexes; None if it cannot be a case number."""

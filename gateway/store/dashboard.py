@@ -4,8 +4,9 @@ Every query here takes ``unit_ids`` (None: every unit) and filters in SQL, so a
 station chief's page never holds another station's rows. Read on the store's
 read-only connection (:mod:`gateway.store.reader`).
 
-A case's callbacks are the served items whose reference is the case's number (an
-answered case is called back as an item of the appeals kind); its texts are those
+A case's callbacks are the served items whose reference is the case's number, or the
+item its answer opened (:func:`gateway.store.cases.answer_item_reference`: an answered
+case is called back as an item of the appeals kind); its texts are those
 of its items (``rating:<item>:``) and orders (``order:<order>:``), and the texts to
 the citizen's number since the case opened.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 from gateway.calllog.builder import ABANDONED, INBOUND
 from gateway.clock import Clock, parse_utc, utc_iso
+from gateway.store.cases import answer_item_reference
 from gateway.store.db import StoreError
 from gateway.store.figures import Reads
 
@@ -309,8 +311,9 @@ class DashboardReads:
                 recording=r[7],
             )
         items = await self._reads.fetchall(
-            "SELECT id, kind_code, status, round, created_at FROM served_items WHERE reference = ?",
-            (number,),
+            "SELECT id, kind_code, status, round, created_at FROM served_items"
+            " WHERE reference IN (?, ?) ORDER BY id",
+            (number, answer_item_reference(number)),
         )
         item_ids = [int(r[0]) for r in items]
         for r in items:
