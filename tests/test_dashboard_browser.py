@@ -317,7 +317,9 @@ async def test_leader_and_station_chief_in_headless_chromium(stack: Stack, tmp_p
                 arg=await player.element_handle(),
             )
             duration = await player.evaluate("a => a.duration")
-            assert 3.0 <= duration <= 6.0  # the 4 s the caller spoke, and the lead-in
+            # the 4 s the caller spoke, the lead-in, and the end of the silence that
+            # stopped the recording, which a loaded machine stretches a little
+            assert 3.0 <= duration <= 8.0
             await page.screenshot(path=str(tmp_path / "case.png"), full_page=True)
 
             await page.goto(f"{url}/dashboard/wall")  # refreshed in place, not reloaded
