@@ -45,6 +45,11 @@ class StandardErrorHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+# Libraries that narrate their work at INFO (fontTools lists every glyph it keeps when
+# a PDF's font is subset): only their warnings are the operator's business.
+QUIET_LIBRARIES = ("fontTools",)
+
+
 def setup(level: str = "INFO") -> None:
     """Log to standard error, numbers masked."""
     handler = StandardErrorHandler()
@@ -52,6 +57,12 @@ def setup(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    _quiet_libraries()
+
+
+def _quiet_libraries() -> None:
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def to_file(path: Path, level: str = "INFO") -> None:
@@ -66,3 +77,4 @@ def to_file(path: Path, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [to_file_handler, console]
     root.setLevel(level.upper())
+    _quiet_libraries()
