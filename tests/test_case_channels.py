@@ -64,6 +64,20 @@ async def test_a_hotline_call_counts_as_the_hotline(appeals: AppealService, stor
     assert (await appeals.case_file(called.number)).channels == {"hotline": 1}
 
 
+async def test_a_hotline_call_counts_even_once_its_case_has_terms(
+    appeals: AppealService, store: Store
+) -> None:
+    """A hotline case given deadlines later (terms) still came from the hotline."""
+    called = await hotline_call(store, "1764561600.1")
+    async with store.db.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO appeal_terms (case_id, owner_source, accept_by, answer_by)"
+            " VALUES (?, 'none', ?, ?)",
+            (called.id, "2026-12-01T16:00:00.000000+00:00", "2026-12-04T16:00:00.000000+00:00"),
+        )
+    assert (await appeals.case_file(called.number)).channels == {"hotline": 1}
+
+
 async def test_merges_keep_every_channel_of_every_case(
     appeals: AppealService, store: Store
 ) -> None:

@@ -371,8 +371,9 @@ class AppealService:
     async def channels(self, case_ids: Sequence[int]) -> dict[int, dict[str, int]]:
         """Every channel each case came from, and how often: its submissions by their
         exact channel (a 12345 transfer is ``12345``, though it opens a ``hotline`` case),
-        and, for the case itself and each case merged into it that the appeals desk did
-        not open (no terms: a call to the hotline's IVR), that case's own channel once."""
+        and, for the case itself and each case merged into it that a call to the hotline
+        opened (it names the call) or that the appeals desk did not open (no terms, so
+        no submission stands for it), that case's own channel once."""
         if not case_ids:
             return {}
         counts: dict[int, Counter[str]] = {case_id: Counter() for case_id in case_ids}
@@ -394,14 +395,15 @@ class AppealService:
         while family:
             marks = ", ".join("?" for _ in family)
             rows = await self._store.db.fetchall(
-                "SELECT c.id, c.merged_into, c.channel, t.case_id IS NULL FROM cases c"
+                "SELECT c.id, c.merged_into, c.channel,"
+                " t.case_id IS NULL OR c.call_linkedid IS NOT NULL FROM cases c"
                 f" LEFT JOIN appeal_terms t ON t.case_id = c.id WHERE {column} IN ({marks})",
                 tuple(family),
             )
             below: dict[int, list[int]] = {}
-            for case_id, merged_into, channel, not_by_desk in rows:
+            for case_id, merged_into, channel, own_channel in rows:
                 shown = family[case_id if column == "c.id" else merged_into]
-                if not_by_desk:
+                if own_channel:
                     for root in shown:
                         counts[root][channel] += 1
                 below.setdefault(case_id, []).extend(shown)

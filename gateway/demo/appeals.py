@@ -9,6 +9,9 @@ a voice message on the hotline also write on WeChat; the appeals desk hears the
 message and merges the two cases by hand (``POST /api/cases/{ref}/merge``). Each
 channel posts over loopback with its own ``X-Channel-Token``, as the real portal,
 WeChat account, clerks' desk and 12345 platform would.
+
+Before the day, :func:`appeals_backlog` leaves last week's appeals unhandled at their
+owner units, so the gateway's chasing has overdue cases to text their chiefs about.
 """
 
 from __future__ import annotations
@@ -198,7 +201,6 @@ class AppealsDay:
     intended_repeats: int = 0
     merged_by_hand: int = 0
     cases: list[str] = field(default_factory=list)  # case numbers opened, in order
-    repeat_cases: list[str] = field(default_factory=list)  # cases a repeat or merge joined
 
 
 class Channels:
@@ -234,7 +236,6 @@ class Channels:
         day.posted[appeal.channel] += 1
         if answer["repeat"]:
             day.joined[appeal.channel] += 1
-            day.repeat_cases.append(number)
         else:
             day.opened[appeal.channel] += 1
             day.cases.append(number)
@@ -251,7 +252,6 @@ class Channels:
             day.refused.append(f"merge {number} into {into}: {status} {answer}")
             return False
         day.merged_by_hand += 1
-        day.repeat_cases.append(into)
         return True
 
 

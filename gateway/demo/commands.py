@@ -317,9 +317,10 @@ async def _appeals_summary(stack: Stack, day: AppealsDay) -> None:
     _say(f"来自两个以上渠道的案件 {len(several)} 件，例如：")
     several.sort(key=lambda c: (-sum(channels[c.id].values()), c.number))
     for case in several[:3]:
+        who = f"{case.citizen_name} " if case.citizen_name else ""
         _say(
-            f"  {case.number} {case.citizen_name or ''}（{mask(case.citizen_number)}）"
-            f"{channel_names(channels[case.id], counts=True)}：{case.subject}"
+            f"  {case.number} {who}{mask(case.citizen_number)}："
+            f"{channel_names(channels[case.id], counts=True)}；{case.subject}"
         )
 
 

@@ -35,6 +35,7 @@ from aiohttp import web
 import gateway
 from gateway.errors import GatewayError
 from gateway.web.app import CONFIG
+from gateway.web.scope import scope_of
 
 OPENAPI_PATH = "/api/openapi.json"
 OPENAPI_VERSION = "3.1.0"
@@ -261,4 +262,5 @@ async def _document_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def get_document(request: web.Request) -> web.Response:
+    scope_of(request)  # anyone who may read the API, and no one else
     return web.Response(body=request.app[DOCUMENT], content_type="application/json")
