@@ -15,6 +15,9 @@ from gateway.clock import Clock, ManualClock
 from gateway.sim.twilio import SimulatedTwilio
 from gateway.store import Store
 
+# The throwaway PostgreSQL (fixtures postgres_cluster, postgres_url; marker postgres).
+pytest_plugins = ["postgres_cluster"]
+
 ROOT = Path(__file__).resolve().parent.parent
 TRANSCRIPTS = Path(__file__).resolve().parent / "transcripts" / "asterisk-22"
 
