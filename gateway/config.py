@@ -81,6 +81,9 @@ class GatewaySection:
 class StoreSection:
     # Empty: <data_dir>/gateway.sqlite3
     path: str = ""
+    # postgresql://user:password@host:port/database: the store on PostgreSQL instead of
+    # the SQLite file (a secret: it may hold the password). Empty: SQLite.
+    url: Secret = Secret("")
 
 
 @dataclass(frozen=True)
@@ -324,6 +327,11 @@ class Config:
             return Path(self.store.path)
         return self.gateway.data_dir / "gateway.sqlite3"
 
+    @property
+    def store_location(self) -> Path | str:
+        """Where the store is: ``store.url`` (PostgreSQL) if set, else the SQLite file."""
+        return self.store.url.reveal() or self.store_path
+
 
 SECTIONS: dict[str, type[Any]] = {
     f.name: typing.get_type_hints(Config)[f.name]
@@ -393,7 +401,19 @@ def load(
             kwargs[name] = objs
         else:
             kwargs[name] = hint(**sections[name])
+    _check_store(kwargs["store"], source)
     return Config(**kwargs, source=source)
+
+
+def _check_store(store: StoreSection, source: str) -> None:
+    url = store.url.reveal()
+    if not url:
+        return
+    if not url.startswith(("postgresql://", "postgres://")):
+        # The value may hold a password: the message does not repeat it.
+        raise ConfigError("store.url", source, "must be a postgresql://… URL (empty: SQLite)")
+    if store.path:
+        raise ConfigError("store.url", source, "set store.url or store.path, not both")
 
 
 #: Keys that name a file or folder. Written relative in a configuration file, they are

@@ -627,10 +627,12 @@ async def _history(
     conn: Any, case_id: int, at: datetime, actor: str, action: str, note: str
 ) -> int:
     cursor = await conn.execute(
-        "INSERT INTO case_history (case_id, at, actor, action, note) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO case_history (case_id, at, actor, action, note) VALUES (?, ?, ?, ?, ?)"
+        " RETURNING id",
         (case_id, utc_iso(at), actor, action, note),
     )
-    return int(cursor.lastrowid)
+    row = await cursor.fetchone()
+    return int(row[0])
 
 
 def _iso(when: datetime | None) -> str | None:

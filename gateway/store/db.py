@@ -150,10 +150,11 @@ class Migration:
         self.sql = sql
 
 
-def bundled_migrations() -> list[Migration]:
-    """The numbered ``.sql`` files in ``gateway/store/migrations``, in order."""
+def bundled_migrations(package: str = "gateway.store.migrations") -> list[Migration]:
+    """The numbered ``.sql`` files in ``gateway/store/migrations`` (SQLite's dialect; the
+    same series in PostgreSQL's is in ``migrations/postgresql``), in order."""
     found = []
-    for entry in resources.files("gateway.store.migrations").iterdir():
+    for entry in resources.files(package).iterdir():
         match = _MIGRATION_NAME.match(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
@@ -216,14 +217,20 @@ class Database:
         row = await self.fetchone("PRAGMA user_version")
         return int(row[0]) if row else 0
 
+    def migrations(self) -> list[Migration]:
+        """The bundled migrations in this engine's dialect."""
+        return bundled_migrations()
+
+    def unavailable(self, problem: str) -> StoreUnavailable:
+        return StoreUnavailable(self.path, problem)
+
     async def check_version(self, migrations: Sequence[Migration] | None = None) -> None:
         """Refuse a store whose schema is newer than the newest migration we know."""
-        known = migrations if migrations is not None else bundled_migrations()
+        known = migrations if migrations is not None else self.migrations()
         newest = max((m.version for m in known), default=0)
         current = await self.schema_version()
         if current > newest:
-            raise StoreUnavailable(
-                self.path,
+            raise self.unavailable(
                 f"its schema version {current} is newer than this gateway's ({newest});"
                 " run the newer gateway that made it",
             )
@@ -238,7 +245,7 @@ class Database:
 
     async def migrate(self, migrations: Sequence[Migration] | None = None) -> list[str]:
         """Apply the migrations newer than the file's ``user_version``; return their names."""
-        known = migrations if migrations is not None else bundled_migrations()
+        known = migrations if migrations is not None else self.migrations()
         check_sequence(known)
         await self.check_version(known)
         applied = []
