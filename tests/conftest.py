@@ -43,6 +43,21 @@ async def store(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Store]:
         yield opened
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a test's store is, once per engine: a SQLite file, a PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "gateway.sqlite3"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+async def engine_store(store_location: Path | str, clock: ManualClock) -> AsyncIterator[Store]:
+    """A migrated store on each engine. A module runs on both by naming it its ``store``."""
+    async with Store.open(store_location, clock) as opened:
+        yield opened
+
+
 @pytest.fixture
 async def live_store(tmp_path: Path) -> AsyncIterator[Store]:
     """A store on real time (the SMS worker and the simulated Twilio run on real time)."""

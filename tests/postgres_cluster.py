@@ -14,6 +14,7 @@ a CI without PostgreSQL cannot pass by leaving the PostgreSQL half out.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import glob
 import grp
@@ -25,9 +26,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -164,7 +166,9 @@ def start_cluster() -> Cluster:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 pass
-            if asyncio.run(_ready(cluster)):
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                ready = pool.submit(asyncio.run, _ready(cluster)).result()
+            if ready:
                 return cluster
         except OSError:
             pass
@@ -211,21 +215,27 @@ def postgres_cluster() -> Iterator[Cluster]:
 _numbers = itertools.count(1)
 
 
+def _run(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run admin work on its own loop in a thread: a sync fixture, next to the test's loop."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
+
+
+async def _admin(cluster: Cluster, sql: str) -> None:
+    conn = await asyncpg.connect(cluster.url())
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
 @pytest.fixture
-async def postgres_url(postgres_cluster: Cluster) -> AsyncIterator[str]:
+def postgres_url(postgres_cluster: Cluster) -> Iterator[str]:
     """A new empty database on the throwaway cluster, dropped after the test."""
     name = f"test_{os.getpid()}_{next(_numbers)}"
-    admin = await asyncpg.connect(postgres_cluster.url())
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    finally:
-        await admin.close()
+    _run(_admin(postgres_cluster, f'CREATE DATABASE "{name}" TEMPLATE template0'))
     try:
         yield postgres_cluster.url(name)
     finally:
-        admin = await asyncpg.connect(postgres_cluster.url())
-        try:
-            with contextlib.suppress(asyncpg.PostgresError):
-                await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        with contextlib.suppress(asyncpg.PostgresError):
+            _run(_admin(postgres_cluster, f'DROP DATABASE "{name}" WITH (FORCE)'))
