@@ -277,7 +277,7 @@ class CaseRepository:
         prefix = CATEGORY_PREFIX[category]
         cursor = await conn.execute(
             "INSERT INTO case_counters (day, last) VALUES (?, 1)"
-            " ON CONFLICT (day) DO UPDATE SET last = last + 1 RETURNING last",
+            " ON CONFLICT (day) DO UPDATE SET last = case_counters.last + 1 RETURNING last",
             (day,),
         )
         row = await cursor.fetchone()

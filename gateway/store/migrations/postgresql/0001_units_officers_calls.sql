@@ -1,4 +1,9 @@
 -- PostgreSQL form of ../0001_units_officers_calls.sql: the same tables and columns (tests/test_store_engines.py).
+-- SQLite's likelihood(test, p) tells its planner how often a test is true; the queries
+-- use it. PostgreSQL keeps statistics of its own: here it is the test itself (inlined).
+CREATE FUNCTION likelihood(test BOOLEAN, probability NUMERIC) RETURNS BOOLEAN
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT test';
+
 -- Units (the police organisation as a tree), officers, and call records.
 
 CREATE TABLE units (
