@@ -27,7 +27,7 @@ from gateway.store.chases import ChaseRepository
 from gateway.store.dashboard import DashboardReads
 from gateway.store.db import Database, StoreError, StoreUnavailable
 from gateway.store.figures import FigureRepository
-from gateway.store.postgres import PostgresDatabase, is_postgres_url
+from gateway.store.postgres import PostgresDatabase, PostgresReads, is_postgres_url
 from gateway.store.reader import ReadConnection
 from gateway.store.sessions import SessionRepository
 from gateway.store.sms import SmsRepository
@@ -44,7 +44,9 @@ __all__ = ["Database", "Officer", "Store", "StoreError", "StoreUnavailable", "Un
 
 
 class Store:
-    def __init__(self, db: Database, clock: Clock, reads: ReadConnection | None = None) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, reads: ReadConnection | PostgresReads | None = None
+    ) -> None:
         self.db = db
         self.reads = reads
         self.clock = clock
@@ -76,7 +78,9 @@ class Store:
                 db: Database = await opened.enter_async_context(
                     PostgresDatabase.open(url, migrate=migrate)
                 )
-                reads = None  # readers never wait for the writer on PostgreSQL
+                reads: ReadConnection | PostgresReads = await opened.enter_async_context(
+                    PostgresReads.open(url)
+                )
             else:
                 path = Path(location)
                 db = await opened.enter_async_context(Database.open(path, migrate=migrate))

@@ -95,7 +95,7 @@ def _units_clause(column: str, unit_ids: frozenset[int] | None) -> tuple[str, li
     if unit_ids is None:
         return "", []
     if not unit_ids:
-        return " AND 0", []
+        return " AND 1 = 0", []
     ordered = sorted(unit_ids)
     return f" AND {column} IN ({_marks(ordered)})", list(ordered)
 

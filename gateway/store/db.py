@@ -94,7 +94,7 @@ def in_units(column: str, units: Collection[int] | None) -> tuple[str, tuple[int
     if units is None:
         return "", ()
     if not units:
-        return " AND 0", ()
+        return " AND 1 = 0", ()
     ids = tuple(sorted(units))
     return f" AND {column} IN ({','.join('?' for _ in ids)})", ids
 

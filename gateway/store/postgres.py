@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 POOL_SIZE = 10
+READ_POOL_SIZE = 4
 CONNECT_TIMEOUT = 10.0
 # The advisory lock every write transaction (and every migration) takes first: one writer
 # at a time, as on SQLite. The number is the store's own ("gateway" in ASCII).
@@ -245,6 +246,42 @@ class PostgresDatabase(Database):
         async with self._write_lock, self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
             yield PgConnection(conn)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(await self.pool.fetch(translate(sql), *params))
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return await self.pool.fetchrow(translate(sql), *params)
+
+
+class PostgresReads:
+    """Reports' reads beside the writers, on their own small pool whose transactions are
+    read-only: as SQLite's read connection (``gateway.store.reader``), a report neither
+    waits for the writers nor can write by mistake."""
+
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+        self.pool = pool
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls, url: str, *, pool_size: int = READ_POOL_SIZE
+    ) -> AsyncIterator[PostgresReads]:
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=1,
+                max_size=pool_size,
+                timeout=CONNECT_TIMEOUT,
+                server_settings={"default_transaction_read_only": "on"},
+            )
+        except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            label = url_label(url)
+            raise PostgresUnavailable(label, connect_problem(label, exc)) from exc
+        try:
+            yield cls(pool)
+        finally:
+            await pool.close()
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return list(await self.pool.fetch(translate(sql), *params))
