@@ -48,6 +48,11 @@ def test_both_dialects_have_the_same_numbered_series() -> None:
             "SELECT 'it''s ?', \"q?\" FROM t WHERE x = $1",
         ),
         ("SELECT 1 -- is it ?\n, ?", "SELECT 1 -- is it ?\n, $1"),
+        ("SELECT MIN(?1, ?2), ?, ?1", "SELECT MIN($1, $2), $3, $1"),
+        (
+            "UPDATE t INDEXED BY t_lease SET a = ? WHERE b = 'INDEXED BY x'",
+            "UPDATE t SET a = $1 WHERE b = 'INDEXED BY x'",
+        ),
     ],
 )
 def test_placeholders_are_numbered_outside_literals(sql: str, expected: str) -> None:

@@ -466,7 +466,8 @@ class CaseRepository:
         now = self._clock.now()
         cursor = await conn.execute(
             "UPDATE cases SET status = ?, owner_unit_id = ?, updated_at = ?"
-            " WHERE id = ? AND status = ? AND owner_unit_id IS ? AND merged_into IS NULL",
+            " WHERE id = ? AND status = ? AND owner_unit_id IS NOT DISTINCT FROM ?"
+            " AND merged_into IS NULL",
             (status, owner, utc_iso(now), case.id, case.status, case.owner_unit_id),
         )
         if cursor.rowcount != 1:

@@ -47,9 +47,13 @@ CONNECT_TIMEOUT = 10.0
 # at a time, as on SQLite. The number is the store's own ("gateway" in ASCII).
 WRITE_LOCK = 0x67617465776179
 
-# Tokens the placeholder translation must not look inside: string literals, quoted
-# names, comments; anything else is copied, and each ``?`` outside them is numbered.
-_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\?", re.DOTALL)
+# Tokens the translation must not look inside: string literals, quoted names, comments;
+# anything else is copied, each ``?`` outside them is numbered, and SQLite's planner hint
+# ``INDEXED BY <index>`` is dropped (PostgreSQL's planner takes no hints).
+_TOKENS = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\?\d*|\s+INDEXED\s+BY\s+\w+",
+    re.DOTALL | re.IGNORECASE,
+)
 _COUNT = re.compile(r"(\d+)$")
 
 
@@ -71,11 +75,19 @@ def url_label(url: str) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def translate(sql: str) -> str:
-    """SQLite's ``?`` placeholders as PostgreSQL's ``$1, $2…`` (not inside literals)."""
-    numbers = iter(range(1, 10_000))
+    """SQLite's ``?`` and ``?NNN`` placeholders as PostgreSQL's ``$1, $2…`` (not inside
+    literals), without SQLite's ``INDEXED BY`` hints."""
+    largest = 0
 
     def replace(match: re.Match[str]) -> str:
-        return f"${next(numbers)}" if match.group(0) == "?" else match.group(0)
+        nonlocal largest
+        token = match.group(0)
+        if token.startswith("?"):
+            # "?NNN" is parameter NNN; a bare "?" the one after the largest so far (SQLite).
+            number = int(token[1:]) if len(token) > 1 else largest + 1
+            largest = max(largest, number)
+            return f"${number}"
+        return "" if token[0].isspace() else token
 
     return _TOKENS.sub(replace, sql)
 

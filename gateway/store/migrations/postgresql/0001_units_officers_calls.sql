@@ -3,6 +3,55 @@
 -- use it. PostgreSQL keeps statistics of its own: here it is the test itself (inlined).
 CREATE FUNCTION likelihood(test BOOLEAN, probability NUMERIC) RETURNS BOOLEAN
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT test';
+-- SQLite's unary "+" on a text column (+e.next_attempt_at) keeps that column off an
+-- index; PostgreSQL has "+" for numbers only: for text it is the value itself.
+CREATE FUNCTION text_unary_plus(value TEXT) RETURNS TEXT
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT value';
+CREATE OPERATOR + (RIGHTARG = TEXT, FUNCTION = text_unary_plus);
+-- SQLite's min(a, b) and max(a, b) of two values (not the aggregates): NULL if
+-- either is NULL, as in SQLite (STRICT), else PostgreSQL's LEAST / GREATEST.
+CREATE FUNCTION min(a ANYCOMPATIBLE, b ANYCOMPATIBLE) RETURNS ANYCOMPATIBLE
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS 'SELECT LEAST(a, b)';
+CREATE FUNCTION max(a ANYCOMPATIBLE, b ANYCOMPATIBLE) RETURNS ANYCOMPATIBLE
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS 'SELECT GREATEST(a, b)';
+-- SQLite's julianday() of the store's ISO 8601 UTC text: days since noon, 24 November
+-- 4714 BC (the Unix epoch is day 2440587.5).
+CREATE FUNCTION julianday(t TEXT) RETURNS DOUBLE PRECISION
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS 'SELECT extract(epoch FROM t::timestamptz)::double precision / 86400.0 + 2440587.5';
+-- SQLite's strftime(format, time, modifiers…) for what the queries use: the codes
+-- %Y %m %d %H %M %S and %% of a UTC time, and modifiers PostgreSQL reads as an interval
+-- ('-2 seconds', '+1 day'). Any other code is refused, never silently misread.
+CREATE FUNCTION strftime(format TEXT, t TEXT, VARIADIC modifiers TEXT[] DEFAULT '{}')
+    RETURNS TEXT LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+    moment TIMESTAMP := t::timestamptz AT TIME ZONE 'UTC';
+    modifier TEXT;
+    pattern TEXT := '';
+    i INTEGER := 1;
+    c TEXT;
+BEGIN
+    FOREACH modifier IN ARRAY modifiers LOOP
+        moment := moment + modifier::interval;
+    END LOOP;
+    WHILE i <= length(format) LOOP
+        c := substr(format, i, 1);
+        IF c <> '%' THEN
+            pattern := pattern || CASE WHEN c ~ '[A-Za-z]' THEN '"' || c || '"' ELSE c END;
+        ELSE
+            i := i + 1;
+            c := substr(format, i, 1);
+            pattern := pattern || CASE c WHEN 'Y' THEN 'YYYY' WHEN 'm' THEN 'MM'
+                WHEN 'd' THEN 'DD' WHEN 'H' THEN 'HH24' WHEN 'M' THEN 'MI' WHEN 'S' THEN 'SS'
+                WHEN '%' THEN '%' END;
+            IF c NOT IN ('Y', 'm', 'd', 'H', 'M', 'S', '%') THEN
+                RAISE EXCEPTION 'strftime: %% code "%%%" is not supported here', c;
+            END IF;
+        END IF;
+        i := i + 1;
+    END LOOP;
+    RETURN to_char(moment, pattern);
+END $$;
 
 -- Units (the police organisation as a tree), officers, and call records.
 
