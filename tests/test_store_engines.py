@@ -272,3 +272,54 @@ def test_a_wrong_database_url_is_one_line_and_a_non_zero_exit(
     assert len(lines) == 1, err
     assert problem in err
     assert "not-the-password" not in err and "gateway-test" not in err
+
+
+SQLITE_FUNCTIONS = [
+    (
+        "SELECT strftime('%Y-%m-%dT%H:%M:%S', ?, '-2 seconds')",
+        ("2026-11-30T02:00:01.250000+00:00",),
+    ),
+    ("SELECT strftime('%Y%m%d %H%%', ?)", ("2026-12-31T23:59:59.000000+00:00",)),
+    (
+        "SELECT (julianday(?) - julianday(?)) * 86400.0",
+        (
+            "2026-11-30T02:00:07.500000+00:00",
+            "2026-11-30T02:00:00.000000+00:00",
+        ),
+    ),
+    ("SELECT julianday(?)", ("1970-01-01T00:00:00+00:00",)),
+    ("SELECT max(1, ?), min(5, ?), max(?, 2)", (3, 4, None)),
+    ("SELECT min(?, ?)", ("b", "a")),
+    ("SELECT COUNT(*) FROM units WHERE likelihood(code = ?, 0.001)", ("none",)),
+    ("SELECT +?", ("text",)),
+]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("sql", "params"), SQLITE_FUNCTIONS)
+async def test_sqlite_functions_the_queries_use_give_the_same_on_postgresql(
+    tmp_path: Path, postgres_url: str, clock: ManualClock, sql: str, params: tuple[object, ...]
+) -> None:
+    """strftime, julianday, two-value min/max (NULL if either is), likelihood and unary +
+    on text give on PostgreSQL what SQLite gives."""
+    async with (
+        Store.open(tmp_path / "s.sqlite3", clock) as sqlite,
+        Store.open(postgres_url, clock) as postgres,
+    ):
+        expected = await sqlite.db.fetchone(sql, params)
+        got = await postgres.db.fetchone(sql, params)
+    assert expected is not None and got is not None
+    # julianday is a float of days: SQLite keeps milliseconds, so seconds agree to 1 ms.
+    assert [pytest.approx(v, abs=1e-3) if isinstance(v, float) else v for v in got] == list(
+        expected
+    )
+
+
+@pytest.mark.postgres
+async def test_strftime_refuses_a_code_it_does_not_know(
+    postgres_url: str, clock: ManualClock
+) -> None:
+    """A strftime code outside the supported few is an error on PostgreSQL, never a wrong text."""
+    async with Store.open(postgres_url, clock) as store:
+        with pytest.raises(asyncpg.RaiseError, match="not supported"):
+            await store.db.fetchone("SELECT strftime('%j', '2026-11-30T02:00:00+00:00')")
