@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import aiosqlite
 
 from gateway.clock import Clock, parse_utc, utc_iso
-from gateway.store.db import Database, StoreError
+from gateway.store.db import CONSTRAINT_ERRORS, Database, StoreError, unique_violation
 
 # A callback attempt's call is the Originate named after it: the call log keeps that
 # ActionID as the record's originate_id whenever it sees the OriginateResponse.
@@ -272,8 +272,8 @@ class CallbackRepository:
                     ),
                 )
                 row = await cursor.fetchone()
-        except aiosqlite.IntegrityError as exc:
-            if "served_items.reference" in str(exc):
+        except CONSTRAINT_ERRORS as exc:
+            if unique_violation(exc, "served_items", "reference"):
                 raise DuplicateReference(reference) from None
             raise StoreError(f"served item {reference!r}: {exc}") from exc
         assert row is not None

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import asyncpg
 
 from gateway.errors import GatewayError
 
@@ -86,6 +87,21 @@ def is_store_failure(exc: BaseException) -> bool:
     """True for SQLite errors of the file or the disk (full, locked, damaged, I/O), not for
     errors of the statement (a constraint, a misuse), which are bugs or conflicts."""
     return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+
+
+#: A broken constraint (UNIQUE, CHECK, FOREIGN KEY, NOT NULL), on either engine.
+CONSTRAINT_ERRORS: tuple[type[Exception], ...] = (
+    sqlite3.IntegrityError,
+    asyncpg.IntegrityConstraintViolationError,
+)
+
+
+def unique_violation(exc: BaseException, table: str, column: str) -> bool:
+    """Whether ``exc`` is the UNIQUE constraint of ``table.column`` failing, on either engine
+    (PostgreSQL names a column's UNIQUE constraint ``<table>_<column>_key``)."""
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return bool(exc.constraint_name == f"{table}_{column}_key")
+    return isinstance(exc, sqlite3.IntegrityError) and f"{table}.{column}" in str(exc)
 
 
 def in_units(column: str, units: Collection[int] | None) -> tuple[str, tuple[int, ...]]:
