@@ -59,6 +59,13 @@ async def engine_store(store_location: Path | str, clock: ManualClock) -> AsyncI
 
 
 @pytest.fixture
+async def engine_live_store(store_location: Path | str) -> AsyncIterator[Store]:
+    """A store on real time, once per engine (a module names it its ``live_store``)."""
+    async with Store.open(store_location, Clock()) as opened:
+        yield opened
+
+
+@pytest.fixture
 async def live_store(tmp_path: Path) -> AsyncIterator[Store]:
     """A store on real time (the SMS worker and the simulated Twilio run on real time)."""
     async with Store.open(tmp_path / "gateway.sqlite3", Clock()) as opened:

@@ -435,3 +435,9 @@ async def test_api_needs_the_bearer_token(live_store: Store, tw: SimulatedTwilio
                     assert r.status == 404 and (await r.json())["error"] == "no_such_message"
     assert shown["message"]["idempotency_key"] == "k"
     assert [e["kind"] for e in shown["events"]] == ["enqueued"]
+
+
+@pytest.fixture
+def live_store(engine_live_store: Store) -> Store:
+    """This module's tests on real time run on SQLite and on PostgreSQL."""
+    return engine_live_store

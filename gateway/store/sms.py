@@ -371,7 +371,7 @@ class SmsRepository:
         row = await self._db.fetchone(
             f"SELECT MIN(at) FROM (SELECT MIN(next_attempt_at) AS at FROM sms_messages"
             f" WHERE status = ? UNION ALL SELECT MIN(lease_until) FROM {_LEASES}"
-            f" WHERE {_LEASED})",
+            f" WHERE {_LEASED}) AS due",
             (QUEUED,),
         )
         return parse_utc(row[0]) if row and row[0] else None
