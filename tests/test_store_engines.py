@@ -292,6 +292,12 @@ SQLITE_FUNCTIONS = [
     ("SELECT min(?, ?)", ("b", "a")),
     ("SELECT COUNT(*) FROM units WHERE likelihood(code = ?, 0.001)", ("none",)),
     ("SELECT +?", ("text",)),
+    (
+        "SELECT SUM(x = 1), SUM(x > 5), SUM(x IS NULL)"
+        " FROM (SELECT 1 AS x UNION ALL SELECT 2 UNION ALL SELECT NULL) AS t",
+        (),
+    ),
+    ("SELECT SUM(x = 1) FROM (SELECT 1 AS x) AS t WHERE x > 1", ()),
 ]
 
 
@@ -300,8 +306,8 @@ SQLITE_FUNCTIONS = [
 async def test_sqlite_functions_the_queries_use_give_the_same_on_postgresql(
     tmp_path: Path, postgres_url: str, clock: ManualClock, sql: str, params: tuple[object, ...]
 ) -> None:
-    """strftime, julianday, two-value min/max (NULL if either is), likelihood and unary +
-    on text give on PostgreSQL what SQLite gives."""
+    """strftime, julianday, two-value min/max (NULL if either is), likelihood, unary + on
+    text and sums of conditions give on PostgreSQL what SQLite gives."""
     async with (
         Store.open(tmp_path / "s.sqlite3", clock) as sqlite,
         Store.open(postgres_url, clock) as postgres,

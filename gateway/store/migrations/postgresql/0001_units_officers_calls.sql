@@ -14,6 +14,12 @@ CREATE FUNCTION min(a ANYCOMPATIBLE, b ANYCOMPATIBLE) RETURNS ANYCOMPATIBLE
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS 'SELECT LEAST(a, b)';
 CREATE FUNCTION max(a ANYCOMPATIBLE, b ANYCOMPATIBLE) RETURNS ANYCOMPATIBLE
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS 'SELECT GREATEST(a, b)';
+-- SQLite sums conditions (SUM(status = 'open')): a condition counts 1 when true. As
+-- SQLite's SUM, NULL when there is no non-NULL value.
+CREATE FUNCTION sum_true_step(total BIGINT, value BOOLEAN) RETURNS BIGINT
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS 'SELECT CASE WHEN value IS NULL THEN total ELSE COALESCE(total, 0) + value::integer END';
+CREATE AGGREGATE sum(BOOLEAN) (SFUNC = sum_true_step, STYPE = BIGINT, PARALLEL = SAFE);
 -- SQLite's julianday() of the store's ISO 8601 UTC text: days since noon, 24 November
 -- 4714 BC (the Unix epoch is day 2440587.5).
 CREATE FUNCTION julianday(t TEXT) RETURNS DOUBLE PRECISION
