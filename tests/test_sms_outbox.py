@@ -361,6 +361,9 @@ async def test_reply_goes_to_handlers_and_unknown_numbers_are_kept(
     assert replies["你们是谁"].from_number == "+8615005311234"
 
 
+# Reclaiming at start needs the single-process lock, a file beside a SQLite store; on
+# PostgreSQL the rows come back when their leases expire (several gateways: issue 14).
+@pytest.mark.parametrize("store_location", ["sqlite"], indirect=True)
 async def test_restart_after_crash_between_send_and_commit(
     live_store: Store, tw: SimulatedTwilio
 ) -> None:
