@@ -4,6 +4,7 @@ engine's connection, errors and command line."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 from pathlib import Path
@@ -329,3 +330,19 @@ async def test_strftime_refuses_a_code_it_does_not_know(
     async with Store.open(postgres_url, clock) as store:
         with pytest.raises(asyncpg.RaiseError, match="not supported"):
             await store.db.fetchone("SELECT strftime('%j', '2026-11-30T02:00:00+00:00')")
+
+
+@pytest.mark.postgres
+async def test_two_gateways_migrating_at_once_take_turns(postgres_url: str) -> None:
+    """Two gateways migrating one new database at once take turns on the write lock: every
+    migration is applied once, none twice, and no one fails."""
+    async with (
+        PostgresDatabase.open(postgres_url, migrate=False) as first,
+        PostgresDatabase.open(postgres_url, migrate=False) as second,
+    ):
+        results = await asyncio.gather(first.migrate(), second.migrate())
+        names = [m.name for m in postgres_migrations()]
+        # Each migration applied exactly once, by one or the other (they take turns per
+        # migration on the write lock).
+        assert sorted(results[0] + results[1]) == sorted(names)
+        assert await first.schema_version() == postgres_migrations()[-1].version
