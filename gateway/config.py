@@ -323,6 +323,15 @@ class Config:
 
     @property
     def store_path(self) -> Path:
+        """The SQLite file. With ``store.url`` set, the commands that open the store by its
+        file refuse in one line instead of quietly using a SQLite file beside PostgreSQL."""
+        if self.store.url:
+            raise ConfigError(
+                "store.url",
+                self.source,
+                "this command does not run on PostgreSQL yet (`gateway db migrate` and"
+                " `gateway db seed` do); unset store.url to use the SQLite file",
+            )
         if self.store.path:
             return Path(self.store.path)
         return self.gateway.data_dir / "gateway.sqlite3"
