@@ -81,6 +81,9 @@ class GatewaySection:
 class StoreSection:
     # Empty: <data_dir>/gateway.sqlite3
     path: str = ""
+    # postgresql://user:password@host:port/database: the store on PostgreSQL instead of
+    # the SQLite file (a secret: it may hold the password). Empty: SQLite.
+    url: Secret = Secret("")
 
 
 @dataclass(frozen=True)
@@ -320,9 +323,23 @@ class Config:
 
     @property
     def store_path(self) -> Path:
+        """The SQLite file. With ``store.url`` set, the commands that open the store by its
+        file refuse in one line instead of quietly using a SQLite file beside PostgreSQL."""
+        if self.store.url:
+            raise ConfigError(
+                "store.url",
+                self.source,
+                "this command does not run on PostgreSQL yet (`gateway db migrate` and"
+                " `gateway db seed` do); unset store.url to use the SQLite file",
+            )
         if self.store.path:
             return Path(self.store.path)
         return self.gateway.data_dir / "gateway.sqlite3"
+
+    @property
+    def store_location(self) -> Path | str:
+        """Where the store is: ``store.url`` (PostgreSQL) if set, else the SQLite file."""
+        return self.store.url.reveal() or self.store_path
 
 
 SECTIONS: dict[str, type[Any]] = {
@@ -393,7 +410,19 @@ def load(
             kwargs[name] = objs
         else:
             kwargs[name] = hint(**sections[name])
+    _check_store(kwargs["store"], source)
     return Config(**kwargs, source=source)
+
+
+def _check_store(store: StoreSection, source: str) -> None:
+    url = store.url.reveal()
+    if not url:
+        return
+    if not url.startswith(("postgresql://", "postgres://")):
+        # The value may hold a password: the message does not repeat it.
+        raise ConfigError("store.url", source, "must be a postgresql://… URL (empty: SQLite)")
+    if store.path:
+        raise ConfigError("store.url", source, "set store.url or store.path, not both")
 
 
 #: Keys that name a file or folder. Written relative in a configuration file, they are

@@ -15,6 +15,9 @@ from gateway.clock import Clock, ManualClock
 from gateway.sim.twilio import SimulatedTwilio
 from gateway.store import Store
 
+# The throwaway PostgreSQL (fixtures postgres_cluster, postgres_url; marker postgres).
+pytest_plugins = ["postgres_cluster"]
+
 ROOT = Path(__file__).resolve().parent.parent
 TRANSCRIPTS = Path(__file__).resolve().parent / "transcripts" / "asterisk-22"
 
@@ -37,6 +40,28 @@ def clock() -> ManualClock:
 async def store(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Store]:
     """A migrated store in a temporary folder."""
     async with Store.open(tmp_path / "gateway.sqlite3", clock) as opened:
+        yield opened
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a test's store is, once per engine: a SQLite file, a PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "gateway.sqlite3"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+async def engine_store(store_location: Path | str, clock: ManualClock) -> AsyncIterator[Store]:
+    """A migrated store on each engine. A module runs on both by naming it its ``store``."""
+    async with Store.open(store_location, clock) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def engine_live_store(store_location: Path | str) -> AsyncIterator[Store]:
+    """A store on real time, once per engine (a module names it its ``live_store``)."""
+    async with Store.open(store_location, Clock()) as opened:
         yield opened
 
 

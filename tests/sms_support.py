@@ -24,6 +24,7 @@ from gateway.sms.service import SmsService
 from gateway.sms.templates import load_templates
 from gateway.store import Store
 from gateway.store.lock import StoreLock
+from gateway.store.postgres import PostgresDatabase
 from gateway.web.app import create_web_app
 from gateway.web.sms import OUTBOX, SMS, sms_feature
 from tests import polling
@@ -109,7 +110,9 @@ async def running_gateway(
     """The web app (SMS feature, outbox worker) on a loopback port, against ``tw``; with
     the outbox it holds the store's lock, as ``gateway run`` does."""
     lock = StoreLock(store.db.path)
-    if run_outbox:
+    # The single-process lock is a file beside a SQLite store; a PostgreSQL store has none.
+    locking = run_outbox and not isinstance(store.db, PostgresDatabase)
+    if locking:
         lock.acquire()
     sock = free_socket(port)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"

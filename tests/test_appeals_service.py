@@ -262,3 +262,9 @@ async def test_split_refusals_name_the_reason(appeals: AppealService) -> None:
         )
     with pytest.raises(BadSubmission, match="submissions"):
         await appeals.split(alone.case.number, [], actor="S01")
+
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """This module's store tests run on SQLite and on PostgreSQL."""
+    return engine_store

@@ -136,14 +136,14 @@ class Run:
 
 
 @asynccontextmanager
-async def run_on(path: Path, clock: ManualClock) -> AsyncIterator[Run]:
+async def run_on(path: Path | str, clock: ManualClock) -> AsyncIterator[Run]:
     async with Store.open(path, clock) as store:
         yield Run(store, clock)
 
 
 @pytest.fixture
-async def run(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Run]:
-    async with run_on(tmp_path / "gateway.sqlite3", clock) as opened:
+async def run(store_location: Path | str, clock: ManualClock) -> AsyncIterator[Run]:
+    async with run_on(store_location, clock) as opened:
         yield opened
 
 
@@ -244,7 +244,7 @@ async def run_loop_cut(service: BookingService, rng: random.Random) -> None:
 
 
 async def test_each_reminder_goes_exactly_once_across_restarts(
-    run: Run, clock: ManualClock, tmp_path: Path
+    run: Run, clock: ManualClock, store_location: Path | str
 ) -> None:
     """Ten bookings for Wednesday: none is reminded before Tuesday 19:00; then the loop
     is cut at random moments and the gateway restarted, and each citizen gets exactly one
@@ -257,9 +257,9 @@ async def test_each_reminder_goes_exactly_once_across_restarts(
     assert await outbox(run.store, "booking_reminder") == []
     clock.advance(timedelta(minutes=6))
     for _ in range(6):
-        async with run_on(tmp_path / "gateway.sqlite3", clock) as again:
+        async with run_on(store_location, clock) as again:
             await run_loop_cut(again.service, rng)
-    async with run_on(tmp_path / "gateway.sqlite3", clock) as again:
+    async with run_on(store_location, clock) as again:
         await again.service.remind_due()
     reminders = [
         m for m in await run.store.sms.recent(limit=500) if m.template == "booking_reminder"
@@ -427,6 +427,7 @@ def test_the_openapi_fragment_documents_exactly_the_booking_routes() -> None:
     assert schemas["BookingRequest"]["properties"]["kind"]["enum"] == list(load_kinds())
 
 
+@pytest.mark.parametrize("store_location", ["sqlite"], indirect=True)  # SQLite's plans
 async def test_the_booking_queries_search_indexes_only(
     run: Run, clock: ManualClock, tmp_path: Path
 ) -> None:

@@ -486,3 +486,9 @@ async def test_the_seed_refuses_a_landline_for_an_officer_and_writes_nothing(
     with pytest.raises(StoreError, match=r"officer\[0\] \(KFQ-0001\): mobile: .*fixed line"):
         await load_seed(store.units, text, "kfq.toml")
     assert await store.units.units() == []
+
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """This module's store tests run on SQLite and on PostgreSQL."""
+    return engine_store

@@ -361,3 +361,9 @@ async def test_landline_citizen_gets_no_text_and_is_unreachable(
         clock.advance(timedelta(hours=1))
     assert (await store.callbacks.item(served.id)).status == "unreachable"  # type: ignore[union-attr]
     assert await texts(store, "rating_request") == []
+
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """This module's store tests run on SQLite and on PostgreSQL."""
+    return engine_store

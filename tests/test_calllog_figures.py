@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from gateway.clock import ManualClock
 from gateway.store import Store
 from gateway.store.db import bundled_migrations
@@ -56,3 +58,9 @@ async def test_migration_turns_earlier_inbound_callbacks_outbound(
     assert callback.record.direction == "outbound"
     assert callback.record.originate_id == "action/x/1/289"
     assert hotline.record.direction == "inbound" and hotline.record.originate_id is None
+
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """This module's store tests run on SQLite and on PostgreSQL."""
+    return engine_store

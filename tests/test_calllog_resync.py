@@ -6,6 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from gateway.calllog.builder import INBOUND, NOTE_CLOSED_AT_RESYNC, CallRecord
 from gateway.calllog.pbx_clock import parse_utc_offset, probe_pbx_offset
 from gateway.calllog.service import CallLogService
@@ -232,3 +234,9 @@ async def test_a_queued_call_on_a_pbx_sending_cel_is_logged_whole(tmp_path: Path
     assert record.talk_s is not None and 19 <= record.talk_s <= 21
     assert record.ended_by == "seat"
     assert "CHAN_START" in cel and "BRIDGE_ENTER" in cel and "LINKEDID_END" in cel
+
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """This module's store tests run on SQLite and on PostgreSQL."""
+    return engine_store

@@ -232,3 +232,9 @@ async def test_from_config_and_bad_input(store: Store, clock: ManualClock) -> No
         CallLogService(store.calls, clock, flush_interval=0)
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         CallLogService(store.calls, clock, batch_size=0)
+
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """This module's store tests run on SQLite and on PostgreSQL."""
+    return engine_store

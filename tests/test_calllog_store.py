@@ -124,3 +124,9 @@ async def test_bad_input_is_refused(store: Store, clock: ManualClock, transcript
         await store.calls.find(direction="up")
     with pytest.raises(StoreError, match="limit must be at least 1"):
         await store.calls.find(limit=0)
+
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """This module's store tests run on SQLite and on PostgreSQL."""
+    return engine_store

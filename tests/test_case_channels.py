@@ -132,3 +132,9 @@ def test_the_case_list_and_view_name_the_exact_channels(
     assert main(["--data-dir", str(tmp_path), "cases", "--json"]) == 0
     by_number = {c["number"]: c for c in json.loads(capsys.readouterr().out)}
     assert by_number[transfer]["channels"] == {"hotline": 1, "wechat": 1, "12345": 1}
+
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """This module's store tests run on SQLite and on PostgreSQL."""
+    return engine_store

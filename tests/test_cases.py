@@ -186,3 +186,9 @@ async def test_unknown_case_operations_are_refused(city: Store) -> None:
     with pytest.raises(StoreError, match="unit 'NOPE' does not exist"):
         await city.cases.assign(case.number, "NOPE", actor="x")
     assert (await city.cases.get(case.number)) == case
+
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """This module's store tests run on SQLite and on PostgreSQL."""
+    return engine_store

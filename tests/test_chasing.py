@@ -62,7 +62,7 @@ class Gateway:
 
 @asynccontextmanager
 async def gateway(
-    path: Path, clock: ManualClock, config: Config | None = None
+    path: Path | str, clock: ManualClock, config: Config | None = None
 ) -> AsyncIterator[Gateway]:
     """A gateway run on the store at ``path`` (a new run: nothing kept in memory)."""
     async with Store.open(path, clock) as store:
@@ -70,8 +70,8 @@ async def gateway(
 
 
 @pytest.fixture
-async def gw(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Gateway]:
-    async with gateway(tmp_path / "gateway.sqlite3", clock) as run:
+async def gw(store_location: Path | str, clock: ManualClock) -> AsyncIterator[Gateway]:
+    async with gateway(store_location, clock) as run:
         await load_seed(run.store.units, demo_city(), "demo-city.toml")
         yield run
 
@@ -143,7 +143,7 @@ def test_a_bad_chasing_setting_is_refused_naming_the_key() -> None:
 
 
 async def test_a_near_deadline_is_reminded_once_to_the_owner_units_chief(
-    gw: Gateway, clock: ManualClock, tmp_path: Path
+    gw: Gateway, clock: ManualClock, store_location: Path | str
 ) -> None:
     """Monday 10:00, a complaint to accept by the end of Tuesday: its station chief is
     texted once, however many rounds and restarts follow; the history says so."""
@@ -152,7 +152,7 @@ async def test_a_near_deadline_is_reminded_once_to_the_owner_units_chief(
     assert done.reminded == 1
     for _ in range(3):
         assert (await gw.chaser.run_once()).reminded == 0
-    async with gateway(tmp_path / "gateway.sqlite3", clock) as again:
+    async with gateway(store_location, clock) as again:
         assert (await again.chaser.run_once()).reminded == 0
     assert await texted(gw.store, "case_deadline_near") == [STATION]
     [body] = [m.body for m in await gw.store.sms.recent() if m.template == "case_deadline_near"]
@@ -203,14 +203,14 @@ async def run_loop_rounds(chaser: CaseChaser, rounds: int) -> None:
 
 
 async def test_each_level_is_texted_once_across_restarts_cut_mid_round(
-    gw: Gateway, clock: ManualClock, tmp_path: Path
+    gw: Gateway, clock: ManualClock, store_location: Path | str
 ) -> None:
     """An overdue case climbs station → sub-bureau → supervision office → leadership, a
     level per working day; the loop is cancelled at random moments and the gateway
     restarted between and within levels: every head is texted exactly once, each level
     is in the history once, and the top level is not texted again."""
     number = await open_case(gw, accepted=True)  # answer by the end of Monday 7 December
-    path = tmp_path / "gateway.sqlite3"
+    path = store_location
     rng = random.Random(7)
     steps = [
         local(2026, 12, 8, 9, 0),  # overdue: level 1 (its time: the end of Wednesday 9th)
@@ -391,6 +391,7 @@ async def test_a_level_change_and_its_texts_roll_back_together(
     assert case is not None and await gw.store.chases.of_case(case.id) == []
 
 
+@pytest.mark.parametrize("store_location", ["sqlite"], indirect=True)  # SQLite's plans
 async def test_the_chasers_queries_search_indexes_only(
     gw: Gateway, clock: ManualClock, tmp_path: Path
 ) -> None:

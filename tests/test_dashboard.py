@@ -361,3 +361,9 @@ async def test_page_shows_the_figures_escaped(
     row = re.search(r'<tr data-unit="LZ-X-01" data-colour="red">(.*?)</tr>', text)
     assert row and "0.0%" in row.group(1) and 'class="mark red"' in row.group(1)
     assert re.search(r'<tr data-ref="ZG\d{8}-0001" data-level="1">', text)
+
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """This module's store tests run on SQLite and on PostgreSQL."""
+    return engine_store

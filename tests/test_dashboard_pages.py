@@ -563,3 +563,9 @@ async def test_call_recordings_come_from_their_pbxs_monitor_folder(
     async with TestClient(TestServer(site.app())) as http:
         unset = await http.get(f"/dashboard/recordings/call/{ids['5.1']}", headers=AUTH)
         assert unset.status == 404
+
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """This module's store tests run on SQLite and on PostgreSQL."""
+    return engine_store

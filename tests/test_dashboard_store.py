@@ -114,3 +114,9 @@ async def test_cases_opened_refuse_a_backwards_period(store: Store) -> None:
     """A period that ends before it starts is an error."""
     with pytest.raises(StoreError, match="before it starts"):
         await store.cases.opened_by_category(T0, T0)
+
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """This module's store tests run on SQLite and on PostgreSQL."""
+    return engine_store

@@ -118,3 +118,9 @@ async def test_an_unknown_number_is_not_a_case(store: Store) -> None:
     """A number no case has goes on to the bookings and businesses (not_case)."""
     result = await act(store, "hotline.case_status", OWNER, number="209901019999")
     assert result == ActionResult("not_case")
+
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """This module's store tests run on SQLite and on PostgreSQL."""
+    return engine_store

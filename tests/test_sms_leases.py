@@ -40,6 +40,7 @@ async def health(gw: Gateway) -> tuple[int, dict[str, dict[str, str]]]:
             return response.status, (await response.json())["checks"]
 
 
+@pytest.mark.parametrize("store_location", ["sqlite"], indirect=True)  # SQLite's file lock
 async def test_locked_store_degrades_the_outbox_and_it_goes_on(
     live_store: Store, tw: SimulatedTwilio
 ) -> None:
@@ -248,3 +249,9 @@ async def test_a_kill_before_the_batched_result_write_finds_the_text(
         row = await store.sms.get(message.id)
         assert row is not None and row.provider_sid == sim.messages[0].sid
     assert [m.body for m in sim.messages] == [message.body]
+
+
+@pytest.fixture
+def live_store(engine_live_store: Store) -> Store:
+    """This module's tests on real time run on SQLite and on PostgreSQL."""
+    return engine_live_store

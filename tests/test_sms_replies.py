@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sms_support import ACCOUNT, CITIZEN, FROM, TOKEN, running_gateway, until
 
 from gateway.clock import ManualClock
@@ -89,3 +90,9 @@ async def test_unsettled_replies_are_offered_again_by_the_loop(tmp_path: Path) -
             assert not gw.app[REPLIES].loops["replies"].degraded
     assert replies["2"].handled_by == "rating" and replies["2"].settled
     assert replies["1"].handled_by == "rating" and replies["1"].settled
+
+
+@pytest.fixture
+def live_store(engine_live_store: Store) -> Store:
+    """This module's tests on real time run on SQLite and on PostgreSQL."""
+    return engine_live_store

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from gateway.clock import ManualClock
 from gateway.store import Store
 from gateway.store.sms import NewText
@@ -142,3 +144,9 @@ async def test_history_records_each_step(store: Store, clock: ManualClock) -> No
     await store.sms.apply_status("SM2", "sent", None)
     kinds = [e.kind for e in await store.sms.events(message.id)]
     assert kinds == ["enqueued", "claimed", "accepted", "status"]
+
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """This module's store tests run on SQLite and on PostgreSQL."""
+    return engine_store

@@ -152,3 +152,9 @@ async def test_a_write_cancelled_while_waiting_for_the_lock_leaves_no_transactio
             other.close()
         assert not store.db.conn.in_transaction
         await store.ping_write()
+
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """This module's store tests run on SQLite and on PostgreSQL."""
+    return engine_store

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import aiosqlite
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -273,7 +274,8 @@ async def test_the_dashboard_covers_a_window_of_days(rated: Store, clock: Manual
 async def test_the_read_connection_cannot_write(rated: Store) -> None:
     """Reports cannot change the store, even by mistake."""
     assert rated.reads is not None
-    with pytest.raises(aiosqlite.OperationalError, match=r"readonly|read-only|query_only"):
+    refused = (aiosqlite.OperationalError, asyncpg.ReadOnlySQLTransactionError)
+    with pytest.raises(refused, match=r"readonly|read-only|query_only"):
         await rated.reads.fetchall("DELETE FROM ratings")
 
 
@@ -382,3 +384,9 @@ async def test_fake_traffic_is_reproducible_and_never_in_the_future(tmp_path: Pa
             conn.close()
         assert latest < end
     assert dumps[0] == dumps[1]
+
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """This module's store tests run on SQLite and on PostgreSQL."""
+    return engine_store

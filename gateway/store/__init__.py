@@ -27,6 +27,7 @@ from gateway.store.chases import ChaseRepository
 from gateway.store.dashboard import DashboardReads
 from gateway.store.db import Database, StoreError, StoreUnavailable
 from gateway.store.figures import FigureRepository
+from gateway.store.postgres import PostgresDatabase, PostgresReads, is_postgres_url
 from gateway.store.reader import ReadConnection
 from gateway.store.sessions import SessionRepository
 from gateway.store.sms import SmsRepository
@@ -43,7 +44,9 @@ __all__ = ["Database", "Officer", "Store", "StoreError", "StoreUnavailable", "Un
 
 
 class Store:
-    def __init__(self, db: Database, clock: Clock, reads: ReadConnection | None = None) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, reads: ReadConnection | PostgresReads | None = None
+    ) -> None:
         self.db = db
         self.reads = reads
         self.clock = clock
@@ -65,11 +68,23 @@ class Store:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, path: Path, clock: Clock, *, migrate: bool = True) -> AsyncIterator[Store]:
-        async with (
-            Database.open(path, migrate=migrate) as db,
-            ReadConnection.open(path) as reads,
-        ):
+    async def open(
+        cls, location: Path | str, clock: Clock, *, migrate: bool = True
+    ) -> AsyncIterator[Store]:
+        """The store at ``location``: a SQLite file's path, or a ``postgresql://`` URL."""
+        async with contextlib.AsyncExitStack() as opened:
+            if is_postgres_url(location):
+                url = str(location)
+                db: Database = await opened.enter_async_context(
+                    PostgresDatabase.open(url, migrate=migrate)
+                )
+                reads: ReadConnection | PostgresReads = await opened.enter_async_context(
+                    PostgresReads.open(url)
+                )
+            else:
+                path = Path(location)
+                db = await opened.enter_async_context(Database.open(path, migrate=migrate))
+                reads = await opened.enter_async_context(ReadConnection.open(path))
             store = cls(db, clock, reads)
             supervisor = Supervisor("store")
             supervisor.loop("optimize", store._optimize_daily)
@@ -79,10 +94,18 @@ class Store:
                 await supervisor.aclose()
                 await store.optimize()
 
+    @property
+    def name(self) -> str:
+        """The store for messages: the file's path, or the database's URL without password."""
+        return self.db.label if isinstance(self.db, PostgresDatabase) else str(self.db.path)
+
     async def optimize(self) -> None:
         """``PRAGMA optimize``: refresh the planner's statistics where they are stale
         (the first time, when the store has none, ``ANALYZE`` them all), each index
-        sampled at most :data:`ANALYSIS_LIMIT` rows so that a big store stays quick."""
+        sampled at most :data:`ANALYSIS_LIMIT` rows so that a big store stays quick.
+        PostgreSQL's autovacuum keeps its statistics itself."""
+        if isinstance(self.db, PostgresDatabase):
+            return
         try:
             async with self.db.transaction() as conn:
                 await conn.execute(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import aiosqlite
 
 from gateway.clock import Clock, parse_utc, utc_iso
-from gateway.store.db import Database, StoreError
+from gateway.store.db import CONSTRAINT_ERRORS, Database, StoreError, unique_violation
 
 # A callback attempt's call is the Originate named after it: the call log keeps that
 # ActionID as the record's originate_id whenever it sees the OriginateResponse.
@@ -272,8 +272,8 @@ class CallbackRepository:
                     ),
                 )
                 row = await cursor.fetchone()
-        except aiosqlite.IntegrityError as exc:
-            if "served_items.reference" in str(exc):
+        except CONSTRAINT_ERRORS as exc:
+            if unique_violation(exc, "served_items", "reference"):
                 raise DuplicateReference(reference) from None
             raise StoreError(f"served item {reference!r}: {exc}") from exc
         assert row is not None
@@ -541,8 +541,8 @@ class CallbackRepository:
     async def add_sms_attempt(self, item_id: int, round_: int) -> None:
         async with self._db.transaction() as conn:
             await conn.execute(
-                "INSERT OR IGNORE INTO callback_attempts (item_id, round, attempt, channel,"
-                " outcome, started_at) VALUES (?, ?, 1, 'sms', 'sent', ?)",
+                "INSERT INTO callback_attempts (item_id, round, attempt, channel,"
+                " outcome, started_at) VALUES (?, ?, 1, 'sms', 'sent', ?) ON CONFLICT DO NOTHING",
                 (item_id, round_, utc_iso(self._clock.now())),
             )
 
@@ -599,7 +599,7 @@ class CallbackRepository:
             # wait (answered_at) goes on after the restart.
             await conn.execute(
                 "UPDATE callback_attempts SET outcome = 'unknown',"
-                " up_until = CASE WHEN ?2 IS NOT NULL AND answered_at IS NULL"
+                " up_until = CASE WHEN CAST(?2 AS TEXT) IS NOT NULL AND answered_at IS NULL"
                 " AND survey_started_at IS NULL THEN MIN(COALESCE(up_until, ?1), ?2)"
                 " ELSE COALESCE(up_until, ?1) END"
                 " WHERE ended_at IS NULL AND (outcome IN ('placed', 'unknown')"

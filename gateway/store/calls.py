@@ -140,9 +140,9 @@ class CallRecordRepository:
                 "INSERT INTO call_record_attachments"
                 " (pbx, linkedid, ivr_path, case_id, recording, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (pbx, linkedid) DO UPDATE SET"
-                " ivr_path = COALESCE(excluded.ivr_path, ivr_path),"
-                " case_id = COALESCE(excluded.case_id, case_id),"
-                " recording = COALESCE(excluded.recording, recording)",
+                " ivr_path = COALESCE(excluded.ivr_path, call_record_attachments.ivr_path),"
+                " case_id = COALESCE(excluded.case_id, call_record_attachments.case_id),"
+                " recording = COALESCE(excluded.recording, call_record_attachments.recording)",
                 (pbx, linkedid, path, case_id, recording, utc_iso(self._clock.now())),
             )
             return False

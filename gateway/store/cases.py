@@ -282,7 +282,7 @@ class CaseRepository:
         prefix = CATEGORY_PREFIX[category]
         cursor = await conn.execute(
             "INSERT INTO case_counters (day, last) VALUES (?, 1)"
-            " ON CONFLICT (day) DO UPDATE SET last = last + 1 RETURNING last",
+            " ON CONFLICT (day) DO UPDATE SET last = case_counters.last + 1 RETURNING last",
             (day,),
         )
         row = await cursor.fetchone()
@@ -471,7 +471,8 @@ class CaseRepository:
         now = self._clock.now()
         cursor = await conn.execute(
             "UPDATE cases SET status = ?, owner_unit_id = ?, updated_at = ?"
-            " WHERE id = ? AND status = ? AND owner_unit_id IS ? AND merged_into IS NULL",
+            " WHERE id = ? AND status = ? AND owner_unit_id IS NOT DISTINCT FROM ?"
+            " AND merged_into IS NULL",
             (status, owner, utc_iso(now), case.id, case.status, case.owner_unit_id),
         )
         if cursor.rowcount != 1:
@@ -632,10 +633,12 @@ async def _history(
     conn: Any, case_id: int, at: datetime, actor: str, action: str, note: str
 ) -> int:
     cursor = await conn.execute(
-        "INSERT INTO case_history (case_id, at, actor, action, note) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO case_history (case_id, at, actor, action, note) VALUES (?, ?, ?, ?, ?)"
+        " RETURNING id",
         (case_id, utc_iso(at), actor, action, note),
     )
-    return int(cursor.lastrowid)
+    row = await cursor.fetchone()
+    return int(row[0])
 
 
 def _iso(when: datetime | None) -> str | None:

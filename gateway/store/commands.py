@@ -35,23 +35,25 @@ def register(sub: Any) -> None:
 
 
 async def _migrate(config: Config, args: argparse.Namespace) -> int:
-    async with Store.open(config.store_path, Clock(), migrate=False) as store:
+    async with Store.open(config.store_location, Clock(), migrate=False) as store:
         applied = await store.db.migrate()
         version = await store.db.schema_version()
+        name = store.name
     if applied:
-        print(f"{config.store_path}: applied {', '.join(applied)}; schema version {version}")
+        print(f"{name}: applied {', '.join(applied)}; schema version {version}")
     else:
-        print(f"{config.store_path}: up to date at schema version {version}")
+        print(f"{name}: up to date at schema version {version}")
     return 0
 
 
 async def _seed(config: Config, args: argparse.Namespace) -> int:
-    async with Store.open(config.store_path, Clock()) as store:
+    async with Store.open(config.store_location, Clock()) as store:
         if args.file is None:
             units, officers = await load_seed(store.units, demo_city(), "demo-city.toml")
         else:
             units, officers = await load_seed_file(store.units, args.file)
-    print(f"{config.store_path}: loaded {units} units and {officers} officers")
+        name = store.name
+    print(f"{name}: loaded {units} units and {officers} officers")
     return 0
 
 

@@ -97,7 +97,7 @@ def _units_clause(column: str, unit_ids: frozenset[int] | None) -> tuple[str, li
     if unit_ids is None:
         return "", []
     if not unit_ids:
-        return " AND 0", []
+        return " AND 1 = 0", []
     ordered = sorted(unit_ids)
     return f" AND {column} IN ({_marks(ordered)})", list(ordered)
 
@@ -173,7 +173,8 @@ class DashboardReads:
             "SELECT c.owner_unit_id, u.code, u.name, c.category, COUNT(*) FROM cases c"
             " LEFT JOIN units u ON u.id = c.owner_unit_id"
             " WHERE c.created_at >= ? AND c.created_at < ? AND c.merged_into IS NULL"
-            f"{where} GROUP BY c.owner_unit_id, c.category ORDER BY u.code, c.category",
+            f"{where} GROUP BY c.owner_unit_id, u.code, u.name, c.category"
+            " ORDER BY u.code, c.category",
             (utc_iso(since), utc_iso(until), *params),
         )
         return [

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import asyncpg
 
 from gateway.errors import GatewayError
 
@@ -88,13 +89,28 @@ def is_store_failure(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
 
 
+#: A broken constraint (UNIQUE, CHECK, FOREIGN KEY, NOT NULL), on either engine.
+CONSTRAINT_ERRORS: tuple[type[Exception], ...] = (
+    sqlite3.IntegrityError,
+    asyncpg.IntegrityConstraintViolationError,
+)
+
+
+def unique_violation(exc: BaseException, table: str, column: str) -> bool:
+    """Whether ``exc`` is the UNIQUE constraint of ``table.column`` failing, on either engine
+    (PostgreSQL names a column's UNIQUE constraint ``<table>_<column>_key``)."""
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return bool(exc.constraint_name == f"{table}_{column}_key")
+    return isinstance(exc, sqlite3.IntegrityError) and f"{table}.{column}" in str(exc)
+
+
 def in_units(column: str, units: Collection[int] | None) -> tuple[str, tuple[int, ...]]:
     """`` AND <column> IN (...)`` and its parameters, limiting a query to the units a
     person may see (:class:`gateway.web.scope.Scope`); None: every unit, no condition."""
     if units is None:
         return "", ()
     if not units:
-        return " AND 0", ()
+        return " AND 1 = 0", ()
     ids = tuple(sorted(units))
     return f" AND {column} IN ({','.join('?' for _ in ids)})", ids
 
@@ -150,10 +166,11 @@ class Migration:
         self.sql = sql
 
 
-def bundled_migrations() -> list[Migration]:
-    """The numbered ``.sql`` files in ``gateway/store/migrations``, in order."""
+def bundled_migrations(package: str = "gateway.store.migrations") -> list[Migration]:
+    """The numbered ``.sql`` files in ``gateway/store/migrations`` (SQLite's dialect; the
+    same series in PostgreSQL's is in ``migrations/postgresql``), in order."""
     found = []
-    for entry in resources.files("gateway.store.migrations").iterdir():
+    for entry in resources.files(package).iterdir():
         match = _MIGRATION_NAME.match(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
@@ -216,14 +233,20 @@ class Database:
         row = await self.fetchone("PRAGMA user_version")
         return int(row[0]) if row else 0
 
+    def migrations(self) -> list[Migration]:
+        """The bundled migrations in this engine's dialect."""
+        return bundled_migrations()
+
+    def unavailable(self, problem: str) -> StoreUnavailable:
+        return StoreUnavailable(self.path, problem)
+
     async def check_version(self, migrations: Sequence[Migration] | None = None) -> None:
         """Refuse a store whose schema is newer than the newest migration we know."""
-        known = migrations if migrations is not None else bundled_migrations()
+        known = migrations if migrations is not None else self.migrations()
         newest = max((m.version for m in known), default=0)
         current = await self.schema_version()
         if current > newest:
-            raise StoreUnavailable(
-                self.path,
+            raise self.unavailable(
                 f"its schema version {current} is newer than this gateway's ({newest});"
                 " run the newer gateway that made it",
             )
@@ -238,7 +261,7 @@ class Database:
 
     async def migrate(self, migrations: Sequence[Migration] | None = None) -> list[str]:
         """Apply the migrations newer than the file's ``user_version``; return their names."""
-        known = migrations if migrations is not None else bundled_migrations()
+        known = migrations if migrations is not None else self.migrations()
         check_sequence(known)
         await self.check_version(known)
         applied = []

@@ -188,7 +188,8 @@ class FigureRepository:
             rows = await self._reads.fetchall(
                 "SELECT u.code, u.name, c.score, SUM(c.n)"
                 f" FROM ({_counted('unit_id', 'rating_unit')}) c JOIN units u ON u.id = c.unit_id"
-                f" WHERE 1{only} GROUP BY c.unit_id, c.score HAVING SUM(c.n) > 0",
+                f" WHERE 1 = 1{only} GROUP BY c.unit_id, u.code, u.name, c.score"
+                " HAVING SUM(c.n) > 0",
                 (*spans, *unit_ids),
             )
             for code, name, score, n in rows:
@@ -227,7 +228,7 @@ class FigureRepository:
         elif by == "all":
             rows = await self._reads.fetchall(
                 f"SELECT c.score, SUM(c.n) FROM ({_counted('unit_id', 'rating_unit')}) c"
-                f" WHERE 1{only} GROUP BY c.score HAVING SUM(c.n) > 0",
+                f" WHERE 1 = 1{only} GROUP BY c.score HAVING SUM(c.n) > 0",
                 (*spans, *unit_ids),
             )
             for score, n in rows:

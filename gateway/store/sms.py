@@ -371,7 +371,7 @@ class SmsRepository:
         row = await self._db.fetchone(
             f"SELECT MIN(at) FROM (SELECT MIN(next_attempt_at) AS at FROM sms_messages"
             f" WHERE status = ? UNION ALL SELECT MIN(lease_until) FROM {_LEASES}"
-            f" WHERE {_LEASED})",
+            f" WHERE {_LEASED}) AS due",
             (QUEUED,),
         )
         return parse_utc(row[0]) if row and row[0] else None
@@ -436,7 +436,7 @@ class SmsRepository:
         async with self._db.transaction() as conn:
             ids = await self._requeue_sending(
                 conn,
-                "lease_owner IS NOT ?",
+                "lease_owner IS DISTINCT FROM ?",
                 (owner,),
                 utc_iso(now),
                 utc_iso(now + look_up_after),
@@ -505,7 +505,7 @@ class SmsRepository:
         that came before the sid was stored. The ids of the rows that took their sid."""
         if not accepted:
             return set()
-        values = ", ".join("(?, ?)" for _ in accepted)
+        values = ", ".join("(CAST(? AS INTEGER), ?)" for _ in accepted)
         cursor = await conn.execute(
             f"UPDATE sms_messages SET provider_sid = v.column2, needs_lookup = 0,"
             f" error_code = NULL, error_message = NULL, lease_owner = NULL, lease_until = NULL,"

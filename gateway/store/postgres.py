@@ -1,0 +1,313 @@
+"""The store on PostgreSQL (``store.url = "postgresql://…"``), behind Database's interface.
+
+The repositories write SQL once, in SQLite's dialect with ``?`` placeholders, and call
+``execute`` / ``fetchone`` / ``fetchall`` / ``rowcount`` on the connection that
+:meth:`PostgresDatabase.transaction` yields. Here that connection is a
+:class:`PgConnection` over an ``asyncpg`` pool: ``?`` becomes ``$1, $2…`` and rows are
+``asyncpg.Record`` (by name and by position, like ``sqlite3.Row``). New ids are read with
+``RETURNING id`` in the SQL, which both engines understand; there is no ``lastrowid``.
+
+Writers take turns as they do on SQLite (``BEGIN IMMEDIATE``): each transaction first
+takes one advisory lock, so the repositories' read-then-write steps keep the meaning they
+have on SQLite, across every gateway on the database. The schema comes from the same
+numbered series as SQLite's, in PostgreSQL's dialect (``migrations/postgresql``); its
+version is kept in ``store_schema``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import re
+import socket
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from gateway.store.db import (
+    Database,
+    Migration,
+    StoreUnavailable,
+    bundled_migrations,
+    check_sequence,
+)
+
+log = logging.getLogger(__name__)
+
+URL_SCHEMES = ("postgresql://", "postgres://")
+POOL_SIZE = 10
+READ_POOL_SIZE = 4
+CONNECT_TIMEOUT = 10.0
+# The advisory lock every write transaction (and every migration) takes first: one writer
+# at a time, as on SQLite. The number is the store's own ("gateway" in ASCII).
+WRITE_LOCK = 0x67617465776179
+
+# Tokens the translation must not look inside: string literals, quoted names, comments;
+# anything else is copied, each ``?`` outside them is numbered, and SQLite's planner hint
+# ``INDEXED BY <index>`` is dropped (PostgreSQL's planner takes no hints).
+_TOKENS = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\?\d*|\s+INDEXED\s+BY\s+\w+",
+    re.DOTALL | re.IGNORECASE,
+)
+_COUNT = re.compile(r"(\d+)$")
+
+
+def is_postgres_url(location: str | Path) -> bool:
+    return isinstance(location, str) and location.startswith(URL_SCHEMES)
+
+
+def url_label(url: str) -> str:
+    """The URL for messages and logs: scheme, user, host, port, database; no password."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "localhost"
+        port = f":{parts.port}" if parts.port else ""
+        user = f"{parts.username}@" if parts.username else ""
+    except ValueError:
+        return "postgresql://(malformed URL)"
+    return f"postgresql://{user}{host}{port}{parts.path}"
+
+
+@functools.lru_cache(maxsize=1024)
+def translate(sql: str) -> str:
+    """SQLite's ``?`` and ``?NNN`` placeholders as PostgreSQL's ``$1, $2…`` (not inside
+    literals), without SQLite's ``INDEXED BY`` hints."""
+    largest = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal largest
+        token = match.group(0)
+        if token.startswith("?"):
+            # "?NNN" is parameter NNN; a bare "?" the one after the largest so far (SQLite).
+            number = int(token[1:]) if len(token) > 1 else largest + 1
+            largest = max(largest, number)
+            return f"${number}"
+        return "" if token[0].isspace() else token
+
+    return _TOKENS.sub(replace, sql)
+
+
+def connect_problem(label: str, exc: BaseException) -> str:
+    """One line, for people, on why the database at ``label`` cannot be reached."""
+    if isinstance(exc, asyncpg.InvalidPasswordError):
+        return "the password was refused (check the user and password in store.url)"
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
+        return f"the user was refused: {exc}"
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return f"the database does not exist: {exc}"
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host ({exc.strerror})"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is PostgreSQL running, on this host and port?)"
+    if isinstance(exc, TimeoutError):
+        return f"no answer in {CONNECT_TIMEOUT:.0f}s"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    if isinstance(exc, (ValueError, asyncpg.ClientConfigurationError)):
+        return f"the URL is malformed: {exc}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+class PostgresUnavailable(StoreUnavailable):
+    """The database cannot be used; the message names it (without the password)."""
+
+    def __init__(self, label: str, problem: str) -> None:
+        super().__init__(Path(label), problem)
+        self.args = (f"store {label}: {problem}",)
+        self.label = label
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class PgCursor:
+    """What a statement gave: its rows, and how many rows it changed."""
+
+    def __init__(self, rows: list[asyncpg.Record], rowcount: int) -> None:
+        self._rows = rows
+        self._next = 0
+        self.rowcount = rowcount
+
+    async def fetchone(self) -> asyncpg.Record | None:
+        if self._next >= len(self._rows):
+            return None
+        self._next += 1
+        return self._rows[self._next - 1]
+
+    async def fetchall(self) -> list[asyncpg.Record]:
+        rest = self._rows[self._next :]
+        self._next = len(self._rows)
+        return rest
+
+
+class PgConnection:
+    """One pooled connection inside a transaction, with the surface the repositories use."""
+
+    def __init__(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
+        self.raw = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
+        statement = await self.raw.prepare(translate(sql))
+        rows = await statement.fetch(*params)
+        match = _COUNT.search(statement.get_statusmsg() or "")
+        return PgCursor(rows, int(match.group(1)) if match else -1)
+
+    async def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
+        await self.raw.executemany(translate(sql), [tuple(p) for p in params])
+
+    async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(await self.raw.fetch(translate(sql), *params))
+
+
+class PostgresDatabase(Database):
+    """A PostgreSQL store. Use ``async with PostgresDatabase.open(url) as db``."""
+
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], url: str) -> None:
+        self.pool = pool
+        self.url = url
+        self.label = url_label(url)
+        self.path = Path(self.label)  # for messages only: there is no file
+        self._write_lock = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(  # type: ignore[override]
+        cls, url: str, *, migrate: bool = True, pool_size: int = POOL_SIZE
+    ) -> AsyncIterator[PostgresDatabase]:
+        """Connect (and by default migrate); a database that cannot serve is a
+        :class:`PostgresUnavailable` naming it and the problem, in one line."""
+        label = url_label(url)
+        try:
+            pool = await asyncpg.create_pool(
+                url, min_size=1, max_size=pool_size, timeout=CONNECT_TIMEOUT
+            )
+        except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise PostgresUnavailable(label, connect_problem(label, exc)) from exc
+        db = cls(pool, url)
+        try:
+            await db.check_version()
+            if migrate:
+                await db.migrate()
+            yield db
+        finally:
+            await db.close()
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self.pool.close()
+
+    async def schema_version(self) -> int:
+        async with self.pool.acquire() as conn:
+            return await _version(conn)
+
+    def migrations(self) -> list[Migration]:
+        return postgres_migrations()
+
+    def unavailable(self, problem: str) -> StoreUnavailable:
+        return PostgresUnavailable(self.label, problem)
+
+    async def probe_write(self) -> None:
+        """Write a page-sized row and delete it: a full disk or a read-only server shows here."""
+        async with self.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO store_probe (payload, at) VALUES"
+                " (decode(repeat('00', 8192), 'hex'), to_char(now() AT TIME ZONE 'UTC',"
+                " 'YYYY-MM-DD HH24:MI:SS')) RETURNING id"
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            await conn.execute("DELETE FROM store_probe WHERE id = ?", (row["id"],))
+
+    async def migrate(self, migrations: Sequence[Migration] | None = None) -> list[str]:
+        """Apply the migrations newer than ``store_schema``'s version; return their names.
+        Two gateways migrating at once take turns on the write lock: the second finds the
+        work done."""
+        known = migrations if migrations is not None else self.migrations()
+        check_sequence(known)
+        await self.check_version(known)
+        applied = []
+        for migration in known:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS store_schema (version INTEGER NOT NULL)"
+                )
+                if migration.version <= await _version(conn):
+                    continue
+                try:
+                    await conn.execute(migration.sql)
+                except asyncpg.PostgresError as exc:
+                    problem = f"migration {migration.name} failed: {exc}"
+                    raise self.unavailable(problem) from exc
+                await conn.execute("DELETE FROM store_schema")
+                await conn.execute("INSERT INTO store_schema VALUES ($1)", migration.version)
+            log.info("store %s: applied migration %s", self.label, migration.name)
+            applied.append(migration.name)
+        return applied
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        """One write transaction, after the store's write lock; rolled back on any exception."""
+        async with self._write_lock, self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
+            yield PgConnection(conn)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(await self.pool.fetch(translate(sql), *params))
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return await self.pool.fetchrow(translate(sql), *params)
+
+
+class PostgresReads:
+    """Reports' reads beside the writers, on their own small pool whose transactions are
+    read-only: as SQLite's read connection (``gateway.store.reader``), a report neither
+    waits for the writers nor can write by mistake."""
+
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+        self.pool = pool
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls, url: str, *, pool_size: int = READ_POOL_SIZE
+    ) -> AsyncIterator[PostgresReads]:
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=1,
+                max_size=pool_size,
+                timeout=CONNECT_TIMEOUT,
+                server_settings={"default_transaction_read_only": "on"},
+            )
+        except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            label = url_label(url)
+            raise PostgresUnavailable(label, connect_problem(label, exc)) from exc
+        try:
+            yield cls(pool)
+        finally:
+            await pool.close()
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(await self.pool.fetch(translate(sql), *params))
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return await self.pool.fetchrow(translate(sql), *params)
+
+
+async def _version(conn: asyncpg.Connection[asyncpg.Record]) -> int:
+    if await conn.fetchval("SELECT to_regclass('store_schema')") is None:
+        return 0
+    return int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM store_schema"))
+
+
+def postgres_migrations() -> list[Migration]:
+    """The numbered series in PostgreSQL's dialect (``migrations/postgresql``), in order."""
+    return bundled_migrations("gateway.store.migrations.postgresql")
