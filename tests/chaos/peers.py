@@ -1,19 +1,20 @@
-"""The chaos run's peers in their own process: the simulated PBX and Twilio, a control port.
+"""The chaos run's peers in their own process: the simulated PBX(s) and Twilio, a control port.
 
-    python tests/chaos/peers.py --seed 7 --secret S --token T --time-scale 0.1
+    python tests/chaos/peers.py --seed 7 --secret S --token T --time-scale 0.1 --pbxes 2
 
 Prints one JSON line with the ports once everything listens, then serves until
-killed. The control port (plain HTTP on loopback) lets the test cut the AMI link,
+killed. The control port (plain HTTP on loopback) lets the test cut an AMI link,
 start Twilio 429 storms, 5xx and dropped responses, make citizens reply by text, and
-read back what the peers saw: every Originate (who, for which attempt, from when to
-when) and every message created at Twilio. The peers only observe the gateway; they
-never look into its store.
+read back what the peers saw: every Originate on every PBX (who, for which attempt,
+from when to when) and every message created at Twilio. The peers only observe the
+gateways; they never look into their store.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -31,7 +32,8 @@ from gateway.sim.twilio import SimulatedTwilio
 class Observer:
     """Wraps the simulated PBX's Originate to note each call's span and variables."""
 
-    def __init__(self, pbx: SimulatedPbx) -> None:
+    def __init__(self, pbx: SimulatedPbx, name: str) -> None:
+        self.name = name
         self.world = pbx.world
         self.calls: list[dict[str, Any]] = []
         original = self.world.originate
@@ -40,6 +42,7 @@ class Observer:
             number = kwargs["number"]
             key = normalise(number)
             record: dict[str, Any] = {
+                "pbx": self.name,
                 "number": number,
                 "variables": dict(kwargs["variables"]),
                 "start": time.monotonic(),
@@ -85,23 +88,35 @@ class Observer:
         return self.spans.get(id(call), [None, None])
 
 
+def _seed(seed: int, index: int) -> int:
+    """The seed of the ``index``-th PBX: the run's own for the first (one PBX behaves as
+    before there were several), a seed of its own for each other."""
+    return seed if index == 0 else seed * 100 + index
+
+
 def control_app(
-    pbx: SimulatedPbx, twilio: SimulatedTwilio, observer: Observer, seed: int
+    pbxes: dict[str, SimulatedPbx],
+    twilio: SimulatedTwilio,
+    observers: dict[str, Observer],
+    seed: int,
 ) -> web.Application:
+    """The control port over the PBXs (by name, in the order given) and Twilio."""
     app = web.Application()
+    first = next(iter(pbxes))
 
     async def citizens(request: web.Request) -> web.Response:
         numbers = await request.json()
         for number in numbers:
             _, behaviour = citizen(random.Random(f"{seed}:{number}"))
-            pbx.set_citizen(number, behaviour)  # type: ignore[arg-type]
+            for pbx in pbxes.values():  # a citizen answers the same whichever PBX calls
+                pbx.set_citizen(number, behaviour)  # type: ignore[arg-type]
         return web.json_response({"citizens": len(numbers)})
 
     async def fault(request: web.Request) -> web.Response:
         kind = request.match_info["kind"]
         n = int(request.query.get("n", "1"))
         if kind == "ami-cut":
-            pbx.faults.drop_connections()
+            pbxes[request.query.get("pbx", first)].faults.drop_connections()
         elif kind == "twilio-429":
             twilio.faults.burst_429(n, retry_after=1.0)
         elif kind == "twilio-5xx":
@@ -119,36 +134,47 @@ def control_app(
         status = await twilio.send_reply(body["from"], body["to"], body["body"], body["url"])
         return web.json_response({"status": status})
 
-    hotline: list[Any] = []
+    hotline: dict[str, list[Any]] = {name: [] for name in pbxes}
 
     async def place_hotline(request: web.Request) -> web.Response:
         count = int(request.query.get("n", "20"))
         per_minute = float(request.query.get("per_minute", "60"))
+        # The callers are shared out over the PBXs, each at its share of the rate.
+        share = max(1, count // len(pbxes))
 
-        async def place() -> None:
-            hotline.extend(await generate_calls(pbx, count, per_minute=per_minute, seed=seed))
+        async def place(name: str, pbx: SimulatedPbx, index: int) -> None:
+            calls = await generate_calls(
+                pbx, share, per_minute=per_minute / len(pbxes), seed=_seed(seed, index)
+            )
+            hotline[name].extend(calls)
 
-        pbx.world.tasks.spawn(place(), "chaos hotline callers")
-        return web.json_response({"hotline": count})
+        for index, (name, pbx) in enumerate(pbxes.items()):
+            pbx.world.tasks.spawn(place(name, pbx, index), f"chaos hotline callers of {name}")
+        return web.json_response({"hotline": share * len(pbxes)})
 
     async def report(request: web.Request) -> web.Response:
         now = time.monotonic()
-        outbound = [call for calls in pbx.world.outbound.values() for call in calls]
+        pbx_calls: list[dict[str, Any]] = []
+        for name, pbx in pbxes.items():
+            outbound = [call for calls in pbx.world.outbound.values() for call in calls]
+            pbx_calls.extend(
+                {
+                    "pbx": name,
+                    "linkedid": call.linkedid,
+                    "direction": call.outcome.direction,
+                    "finished": call.finished.done(),
+                    "span": observers[name].span(call),
+                }
+                for call in [*hotline[name], *outbound]
+            )
         return web.json_response(
             {
                 "now": now,
-                "calls": observer.calls,
-                "pbx_calls": [
-                    {
-                        "linkedid": call.linkedid,
-                        "direction": call.outcome.direction,
-                        "finished": call.finished.done(),
-                        "span": observer.span(call),
-                    }
-                    for call in [*hotline, *outbound]
-                ],
-                "live_channels": len(pbx.active_channels),
-                "sessions": pbx.sessions,  # AMI connections open now
+                "calls": [call for o in observers.values() for call in o.calls],
+                "pbx_calls": pbx_calls,
+                "live_channels": sum(len(p.active_channels) for p in pbxes.values()),
+                # AMI connections open now, per PBX
+                "sessions": {name: pbx.sessions for name, pbx in pbxes.items()},
                 "messages": [{"sid": m.sid, "to": m.to, "body": m.body} for m in twilio.messages],
                 "rejected_429": twilio.stats.rejected_429,
             }
@@ -170,28 +196,39 @@ async def main() -> None:
     parser.add_argument("--token", required=True)
     parser.add_argument("--time-scale", type=float, default=0.1)
     parser.add_argument("--agents", type=int, default=4)
+    parser.add_argument("--pbxes", default="main", help="the PBXs' names, comma-separated (main)")
     args = parser.parse_args()
-    sim_config = SimConfig(
-        host="127.0.0.1",
-        port=0,
-        username="gateway",
-        secret=args.secret,
-        agents=args.agents,
-        time_scale=args.time_scale,
-        seed=args.seed,
-    )
-    async with (
-        SimulatedPbx(sim_config) as pbx,
-        SimulatedTwilio(args.account, args.token, time_scale=args.time_scale) as twilio,
-    ):
-        observer = Observer(pbx)
-        runner = web.AppRunner(control_app(pbx, twilio, observer, args.seed), access_log=None)
+    names = args.pbxes.split(",")
+    async with contextlib.AsyncExitStack() as stack:
+        pbxes: dict[str, SimulatedPbx] = {}
+        for index, name in enumerate(names):
+            sim_config = SimConfig(
+                host="127.0.0.1",
+                port=0,
+                username="gateway",
+                secret=args.secret,
+                agents=args.agents,
+                time_scale=args.time_scale,
+                seed=_seed(args.seed, index),
+            )
+            pbxes[name] = await stack.enter_async_context(SimulatedPbx(sim_config))
+        twilio = await stack.enter_async_context(
+            SimulatedTwilio(args.account, args.token, time_scale=args.time_scale)
+        )
+        observers = {name: Observer(pbx, name) for name, pbx in pbxes.items()}
+        runner = web.AppRunner(control_app(pbxes, twilio, observers, args.seed), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         control_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         print(
-            json.dumps({"ami": pbx.port, "twilio": twilio.base_url, "control": control_port}),
+            json.dumps(
+                {
+                    "ami": {name: pbx.port for name, pbx in pbxes.items()},
+                    "twilio": twilio.base_url,
+                    "control": control_port,
+                }
+            ),
             flush=True,
         )
         try:

@@ -43,9 +43,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 
 from gateway.callbacks.catalogue import load_catalogue
 from gateway.demo.traffic import random_mobile
+from gateway.store.postgres import WRITE_LOCK, translate
 
 ROOT = Path(__file__).resolve().parents[2]
 PEERS = Path(__file__).resolve().parent / "peers.py"
@@ -72,10 +74,13 @@ class ChaosReport:
     orders: int = 0
     problems: list[str] = field(default_factory=list)
     kept: Path | None = None  # the run's folder, kept when it found problems
-    # (from, to) in the monotonic clock: the gateway killed or its AMI link cut
-    outages: list[tuple[float, float]] = field(default_factory=list)
+    # (from, to, PBXs) in the monotonic clock: a gateway killed or an AMI link cut, and
+    # the PBXs that no gateway watched meanwhile
+    outages: list[tuple[float, float, tuple[str, ...]]] = field(default_factory=list)
     unobservable: int = 0  # calls that lived only inside an outage
-    kills: list[float] = field(default_factory=list)  # when the gateway was killed
+    # when a gateway was killed, and the PBXs no other gateway watched
+    kills: list[tuple[float, tuple[str, ...]]] = field(default_factory=list)
+    calls_by_pbx: Counter[str] = field(default_factory=Counter)  # callbacks per PBX
     # calls that began just before a kill -9 and ended before the restart: their first
     # events were in flight or in the killed process's call-log buffer (0.2 s)
     lost_at_kill: int = 0
@@ -85,13 +90,18 @@ class ChaosReport:
         states = " ".join(f"{k}={v}" for k, v in sorted(self.item_states.items()))
         return (
             f"chaos seed={self.seed}: items={self.items} ({states}) "
-            f"callbacks={self.calls} hotline={self.hotline_calls} "
+            f"callbacks={self.calls}{self._per_pbx()} hotline={self.hotline_calls} "
             f"(calls only inside an outage: {self.unobservable}, "
             f"begun just before a kill and over before the restart: {self.lost_at_kill}) "
             f"texts={self.texts_rows} rows/{self.texts_at_twilio} at twilio "
             f"orders={self.orders} faults: {faults or 'none'}; "
             f"{'OK' if not self.problems else f'{len(self.problems)} PROBLEMS in {self.kept}'}"
         )
+
+    def _per_pbx(self) -> str:
+        if len(self.calls_by_pbx) < 2:
+            return ""
+        return " (" + " ".join(f"{k}={v}" for k, v in sorted(self.calls_by_pbx.items())) + ")"
 
 
 def _free_port() -> int:
@@ -109,6 +119,7 @@ class Gateway:
         self.log = log
         self.proc: asyncio.subprocess.Process | None = None
         self.url = ""
+        self.pbxes: list[str] = []  # the PBXs it is logged in to
 
     async def command(self, *args: str) -> str:
         proc = await asyncio.create_subprocess_exec(
@@ -167,7 +178,9 @@ class Gateway:
 
 
 @contextlib.asynccontextmanager
-async def _peers(seed: int, secret: str, token: str, scale: float) -> AsyncIterator[dict[str, Any]]:
+async def _peers(
+    seed: int, secret: str, token: str, scale: float, pbxes: list[str]
+) -> AsyncIterator[dict[str, Any]]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         str(PEERS),
@@ -180,6 +193,7 @@ async def _peers(seed: int, secret: str, token: str, scale: float) -> AsyncItera
         f"--token={token}",
         "--time-scale",
         str(scale),
+        f"--pbxes={','.join(pbxes)}",
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -226,15 +240,45 @@ def _served_items(rng: random.Random, count: int, stations: list[str]) -> list[d
     return items
 
 
-class _StoreLock:
-    """Holds the store's write lock from outside, as another process would."""
+class _Records:
+    """The store, read from outside for counting: a SQLite file or a PostgreSQL URL."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, location: Path | str) -> None:
+        self.location = location
 
-    async def hold(self, seconds: float) -> None:
+    async def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        if isinstance(self.location, str):
+            conn = await asyncpg.connect(self.location)
+            try:
+                return [tuple(r) for r in await conn.fetch(translate(sql), *params)]
+            finally:
+                await conn.close()
+
+        def read() -> list[tuple[Any, ...]]:
+            uri = f"file:{self.location}?mode=ro"
+            with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+                return list(conn.execute(sql, params).fetchall())
+
+        return await asyncio.to_thread(read)
+
+    async def value(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return (await self.rows(sql, params))[0][0]
+
+    async def hold_write_lock(self, seconds: float) -> None:
+        """Hold the store's write lock from outside, as another process would: SQLite's
+        file lock, or the write lock every gateway's transaction takes on PostgreSQL."""
+        if isinstance(self.location, str):
+            conn = await asyncpg.connect(self.location)
+            try:
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
+                    await asyncio.sleep(seconds)
+            finally:
+                await conn.close()
+            return
+
         def locked() -> None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn = sqlite3.connect(self.location, timeout=30, isolation_level=None)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 time.sleep(seconds)
@@ -245,25 +289,46 @@ class _StoreLock:
         await asyncio.to_thread(locked)
 
 
+def _pbx_tables(names: list[str], ports: dict[str, int]) -> str:
+    """The ``[[pbx]]`` tables of a gateway's configuration file."""
+    return "".join(
+        f'[[pbx]]\nname = "{name}"\nport = {ports[name]}\nreconnect_min = 0.2\n'
+        f"reconnect_max = 2.0\nping_interval = 2.0\n\n"
+        for name in names
+    )
+
+
 async def run_chaos(
-    seed: int, *, items: int = 40, seconds: float = 25.0, scale: float = 0.05
+    seed: int,
+    *,
+    items: int = 40,
+    seconds: float = 25.0,
+    scale: float = 0.05,
+    gateways: int = 1,
+    pbxes: tuple[str, ...] = ("main",),
+    store_url: str | None = None,
 ) -> ChaosReport:
-    """One seeded chaos run (see the module docstring)."""
+    """One seeded chaos run (see the module docstring): ``gateways`` processes on one
+    store (the SQLite file, or the PostgreSQL database at ``store_url``) against the
+    simulated PBXs named ``pbxes``; gateway ``i`` is logged in to PBX ``i mod len(pbxes)``
+    (one gateway: to every PBX)."""
     rng = random.Random(seed)
     report = ChaosReport(seed)
     secret, token, api = (secrets.token_urlsafe(16) for _ in range(3))
     data = Path(tempfile.mkdtemp(prefix="chaos-"))
+    names = list(pbxes)
+    served_by = {
+        index: names if gateways == 1 else [names[index % len(names)]] for index in range(gateways)
+    }
     try:
-        async with _peers(seed, secret, token, scale) as ports, aiohttp.ClientSession() as http:
+        async with (
+            _peers(seed, secret, token, scale, names) as ports,
+            aiohttp.ClientSession() as http,
+        ):
             control = f"http://127.0.0.1:{ports['control']}"
-            web_port = _free_port()
             values = {
                 "gateway.data_dir": str(data),
                 "gateway.log_level": "INFO",
-                "pbx.main.port": str(ports["ami"]),
-                "pbx.main.reconnect_min": "0.2",
-                "pbx.main.reconnect_max": "2",
-                "pbx.main.ping_interval": "2",
                 "sms.api_base_url": ports["twilio"],
                 "sms.account_sid": ACCOUNT,
                 "sms.from_number": SENDER,
@@ -277,8 +342,6 @@ async def run_chaos(
                 # Twilio; the outbox then asks Twilio itself, here after 5 s instead of 10 min.
                 "sms.status_refresh": "5",
                 "sms.max_attempts": "40",  # storms are compressed in time: allow as many tries
-                "web.port": str(web_port),
-                "web.public_url": f"http://127.0.0.1:{web_port}",
                 "ivr.flows_dir": str(ROOT / "flows"),
                 "ivr.prompts": str(ROOT / "recordings" / "prompts.yaml"),
                 "callbacks.windows": "00:00-23:59",
@@ -288,32 +351,49 @@ async def run_chaos(
                 "callbacks.ring_timeout_seconds": "20",
                 "callbacks.poll_seconds": "0.5",
             }
-            settings = [a for k, v in values.items() for a in ("--set", f"{k}={v}")]
             env = {
                 **os.environ,
                 "PYTHONPATH": str(ROOT),
-                "GATEWAY_PBX_MAIN_SECRET": secret,
                 "GATEWAY_SMS_AUTH_TOKEN": token,
                 "GATEWAY_WEB_API_TOKEN": api,
+                **{f"GATEWAY_PBX_{name.upper()}_SECRET": secret for name in names},
             }
-            gateway = Gateway(settings, env, data / "run-output.log")
-            gateway.url = f"http://127.0.0.1:{web_port}"
+            if store_url:
+                env["GATEWAY_STORE_URL"] = store_url
+            fleet: list[Gateway] = []
+            for index in range(gateways):
+                web_port = _free_port()
+                config = data / f"gateway-{index + 1}.toml"
+                config.write_text(_pbx_tables(served_by[index], ports["ami"]), "utf-8")
+                own = {
+                    **values,
+                    "web.port": str(web_port),
+                    "web.public_url": f"http://127.0.0.1:{web_port}",
+                }
+                if gateways > 1:
+                    own["gateway.name"] = f"gw{index + 1}"
+                settings = ["--config", str(config)]
+                settings += [a for k, v in own.items() for a in ("--set", f"{k}={v}")]
+                gateway = Gateway(settings, env, data / f"run-output-{index + 1}.log")
+                gateway.url = f"http://127.0.0.1:{web_port}"
+                gateway.pbxes = served_by[index]
+                fleet.append(gateway)
+            records = _Records(store_url or data / "gateway.sqlite3")
             try:
-                await gateway.command("db", "seed")
-                store = data / "gateway.sqlite3"
-                with sqlite3.connect(store) as conn:
-                    stations = [
-                        r[0] for r in conn.execute("SELECT code FROM units WHERE kind='station'")
-                    ]
+                await fleet[0].command("db", "seed")
+                stations = [
+                    r[0] for r in await records.rows("SELECT code FROM units WHERE kind='station'")
+                ]
                 served = _served_items(rng, items, stations)
                 async with http.post(
                     control + "/citizens", json=sorted({i["citizen_number"] for i in served})
                 ) as response:
                     response.raise_for_status()
-                await gateway.start(http)
+                for gateway in fleet:
+                    await gateway.start(http)
                 headers = {"Authorization": f"Bearer {api}"}
                 async with http.post(
-                    gateway.url + "/api/served-items", json=served, headers=headers
+                    fleet[0].url + "/api/served-items", json=served, headers=headers
                 ) as response:
                     answer = await response.json()
                     if response.status >= 300 and response.status != 207:
@@ -329,7 +409,6 @@ async def run_chaos(
                 ) as response:
                     response.raise_for_status()
 
-                lock = _StoreLock(store)
                 kinds = ["kill", "ami-cut", "twilio-429", "twilio-5xx", "twilio-drop", "lock"]
                 plan = rng.sample(kinds, len(kinds))  # every kind at least once, then at random
                 deadline = time.monotonic() + seconds
@@ -338,159 +417,187 @@ async def run_chaos(
                     fault = plan.pop() if plan else rng.choice(kinds)
                     report.faults[fault] += 1
                     if fault == "kill":
+                        victim = rng.choice(fleet)
                         down = time.monotonic()
-                        await gateway.kill()
+                        await victim.kill()
                         await asyncio.sleep(rng.uniform(0.1, 2.0))
-                        await gateway.start(http)
-                        await _ami_back(http, control)
-                        report.outages.append((down, time.monotonic() + 0.5))
-                        report.kills.append(down)
+                        await victim.start(http)
+                        await _ami_back(http, control, fleet)
+                        # Its PBXs were unobserved only if no other gateway serves them.
+                        alone = [
+                            p
+                            for p in victim.pbxes
+                            if not any(p in g.pbxes for g in fleet if g is not victim)
+                        ]
+                        report.outages.append((down, time.monotonic() + 0.5, tuple(alone)))
+                        report.kills.append((down, tuple(alone)))
                     elif fault == "lock":
-                        await lock.hold(rng.uniform(0.5, 6.0))
-                    else:
+                        await records.hold_write_lock(rng.uniform(0.5, 6.0))
+                    elif fault == "ami-cut":
+                        pbx = rng.choice(names)
                         cut = time.monotonic()
+                        async with http.post(
+                            f"{control}/fault/{fault}", params={"pbx": pbx}
+                        ) as response:
+                            response.raise_for_status()
+                        # back within reconnect_max (2 s) and a login
+                        await asyncio.sleep(0.5)
+                        await _ami_back(http, control, fleet)
+                        report.outages.append((cut, max(cut + 3.0, time.monotonic() + 0.5), (pbx,)))
+                    else:
                         async with http.post(
                             f"{control}/fault/{fault}", params={"n": str(rng.randint(1, 20))}
                         ) as response:
                             response.raise_for_status()
-                        if fault == "ami-cut":  # back within reconnect_max (2 s) and a login
-                            await asyncio.sleep(0.5)
-                            await _ami_back(http, control)
-                            report.outages.append((cut, max(cut + 3.0, time.monotonic() + 0.5)))
 
-                # Let the gateway finish the day without faults.
+                # Let the gateways finish the day without faults.
                 async with http.post(f"{control}/fault/clear") as response:
                     response.raise_for_status()
                 settle_until = time.monotonic() + max(90.0, seconds * 3)
                 while time.monotonic() < settle_until:
                     async with http.get(control + "/report") as response:
                         calls_over = (await response.json())["live_channels"] == 0
-                    if calls_over and _settled(store):
+                    if calls_over and await _settled(records):
                         break
                     await asyncio.sleep(1.0)
-                await gateway.stop()
+                for gateway in fleet:
+                    await gateway.stop()
                 async with http.get(control + "/report") as response:
                     seen = await response.json()
-                _count(report, store, seen)
+                await _count(report, records, seen)
             finally:
-                await gateway.kill()  # whatever happened, no gateway outlives its run
+                for gateway in fleet:
+                    await gateway.kill()  # whatever happened, no gateway outlives its run
     finally:
         if report.problems:
-            report.kept = data  # the store and the gateway's log, to look into
+            report.kept = data  # the store and the gateways' logs, to look into
         else:
             shutil.rmtree(data, ignore_errors=True)
     return report
 
 
-async def _ami_back(http: aiohttp.ClientSession, control: str) -> None:
-    """Wait until the gateway holds an AMI connection to the simulated PBX again."""
+async def _ami_back(http: aiohttp.ClientSession, control: str, fleet: list[Gateway]) -> None:
+    """Wait until every gateway holds its AMI connections to the simulated PBXs again."""
+    wanted = Counter(p for g in fleet for p in g.pbxes)
     async with asyncio.timeout(60):
         while True:
             async with http.get(control + "/report") as response:
-                if (await response.json())["sessions"] >= 1:
-                    return
+                sessions = (await response.json())["sessions"]
+            if all(sessions.get(p, 0) >= n for p, n in wanted.items()):
+                return
             await asyncio.sleep(0.05)
 
 
-def _settled(store: Path) -> bool:
-    with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as conn:
-        open_items = conn.execute(
-            f"SELECT count(*) FROM served_items WHERE status NOT IN "
-            f"({','.join('?' * len(FINAL_ITEM_STATES))})",
-            FINAL_ITEM_STATES,
-        ).fetchone()[0]
-        open_texts = conn.execute(
-            f"SELECT count(*) FROM sms_messages WHERE status NOT IN "
-            f"({','.join('?' * len(FINAL_TEXT_STATES))})",
-            FINAL_TEXT_STATES,
-        ).fetchone()[0]
-        unnotified = conn.execute(
-            "SELECT count(*) FROM rectification_orders WHERE status = 'open'"
-            " AND notified_level < level"
-        ).fetchone()[0]
-    return open_items == 0 and open_texts == 0 and unnotified == 0
+def _placeholders(values: tuple[str, ...]) -> str:
+    return ",".join("?" * len(values))
 
 
-def _count(report: ChaosReport, store: Path, seen: dict[str, Any]) -> None:
+async def _settled(records: _Records) -> bool:
+    open_items = await records.value(
+        f"SELECT count(*) FROM served_items WHERE status NOT IN"
+        f" ({_placeholders(FINAL_ITEM_STATES)})",
+        FINAL_ITEM_STATES,
+    )
+    open_texts = await records.value(
+        f"SELECT count(*) FROM sms_messages WHERE status NOT IN"
+        f" ({_placeholders(FINAL_TEXT_STATES)})",
+        FINAL_TEXT_STATES,
+    )
+    unnotified = await records.value(
+        "SELECT count(*) FROM rectification_orders WHERE status = 'open' AND notified_level < level"
+    )
+    return bool(open_items == 0 and open_texts == 0 and unnotified == 0)
+
+
+async def _count(report: ChaosReport, records: _Records, seen: dict[str, Any]) -> None:
     problems = report.problems
-    with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as conn:
-        for status, count in conn.execute(
-            "SELECT status, count(*) FROM served_items GROUP BY status"
+    for status, count in await records.rows(
+        "SELECT status, count(*) FROM served_items GROUP BY status"
+    ):
+        report.item_states[status] = count
+        if status not in FINAL_ITEM_STATES:
+            problems.append(f"{count} served items ended {status!r}")
+    rows = await records.rows(
+        "SELECT id, status, provider_sid, error_code, error_message FROM sms_messages"
+    )
+    report.texts_rows = len(rows)
+    for row_id, status, sid, code, message in rows:
+        if status not in FINAL_TEXT_STATES:
+            problems.append(f"text row {row_id} ended {status!r}")
+        elif status == "failed":
+            # No number in the run is invalid or opted out: a failed text is a lost one.
+            problems.append(f"text row {row_id} failed: {code} {message}")
+        elif not sid:
+            problems.append(f"text row {row_id} is {status!r} with no Twilio sid")
+    row_sids = Counter(row[2] for row in rows if row[2])
+    twilio_sids = Counter(m["sid"] for m in seen["messages"])
+    report.texts_at_twilio = len(seen["messages"])
+    for sid in twilio_sids:
+        if sid not in row_sids:
+            problems.append(f"Twilio message {sid} belongs to no row (sent twice?)")
+    for sid in row_sids:
+        if sid not in twilio_sids:
+            problems.append(f"row sid {sid} was never created at Twilio")
+    orders = await records.rows(
+        "SELECT ref, level, status, notified_level FROM rectification_orders"
+    )
+    report.orders = len(orders)
+    texted_levels = {
+        (ref, level)
+        for ref, level in await records.rows(
+            "SELECT o.ref, e.level FROM order_events e JOIN rectification_orders o"
+            " ON o.id = e.order_id WHERE e.action IN ('notified', 'skipped_no_mobile')"
+        )
+    }
+    for ref, level, status, notified in orders:
+        if status == "open" and notified < level:
+            problems.append(f"order {ref} at level {level} was texted only to {notified}")
+        for reached in range(1, level + 1):
+            if (ref, reached) not in texted_levels:
+                problems.append(f"order {ref} reached level {reached} untexted")
+    call_records: dict[tuple[str, str], list[Any]] = {}
+    for pbx, linkedid, complete in await records.rows(
+        "SELECT pbx, linkedid, complete FROM call_records"
+    ):
+        call_records.setdefault((pbx, linkedid), []).append(complete)
+    for call in seen["pbx_calls"]:
+        if not call["finished"]:
+            problems.append(f"{call['direction']} call {call['linkedid']} still up at the end")
+            continue
+        found = call_records.get((call["pbx"], call["linkedid"]), [])
+        start, end = call["span"]
+        if not found and any(
+            start is not None
+            and end is not None
+            and call["pbx"] in where
+            and down <= start
+            and end <= up
+            for down, up, where in report.outages
         ):
-            report.item_states[status] = count
-            if status not in FINAL_ITEM_STATES:
-                problems.append(f"{count} served items ended {status!r}")
-        rows = conn.execute(
-            "SELECT id, status, provider_sid, error_code, error_message FROM sms_messages"
-        ).fetchall()
-        report.texts_rows = len(rows)
-        for row_id, status, sid, code, message in rows:
-            if status not in FINAL_TEXT_STATES:
-                problems.append(f"text row {row_id} ended {status!r}")
-            elif status == "failed":
-                # No number in the run is invalid or opted out: a failed text is a lost one.
-                problems.append(f"text row {row_id} failed: {code} {message}")
-            elif not sid:
-                problems.append(f"text row {row_id} is {status!r} with no Twilio sid")
-        row_sids = Counter(row[2] for row in rows if row[2])
-        twilio_sids = Counter(m["sid"] for m in seen["messages"])
-        report.texts_at_twilio = len(seen["messages"])
-        for sid in twilio_sids:
-            if sid not in row_sids:
-                problems.append(f"Twilio message {sid} belongs to no row (sent twice?)")
-        for sid in row_sids:
-            if sid not in twilio_sids:
-                problems.append(f"row sid {sid} was never created at Twilio")
-        orders = conn.execute(
-            "SELECT ref, level, status, notified_level FROM rectification_orders"
-        ).fetchall()
-        report.orders = len(orders)
-        for ref, level, status, notified in orders:
-            if status == "open" and notified < level:
-                problems.append(f"order {ref} at level {level} was texted only to {notified}")
-            for reached in range(1, level + 1):
-                texted = conn.execute(
-                    "SELECT count(*) FROM order_events e JOIN rectification_orders o"
-                    " ON o.id = e.order_id WHERE o.ref = ? AND e.level = ?"
-                    " AND e.action IN ('notified', 'skipped_no_mobile')",
-                    (ref, reached),
-                ).fetchone()[0]
-                if not texted:
-                    problems.append(f"order {ref} reached level {reached} untexted")
-        for call in seen["pbx_calls"]:
-            if not call["finished"]:
-                problems.append(f"{call['direction']} call {call['linkedid']} still up at the end")
-                continue
-            records = conn.execute(
-                "SELECT complete FROM call_records WHERE linkedid = ?", (call["linkedid"],)
-            ).fetchall()
-            start, end = call["span"]
-            if not records and any(
-                start is not None and end is not None and down <= start and end <= up
-                for down, up in report.outages
-            ):
-                # Begun and ended while the gateway was killed or cut off: no AMI event of
-                # it ever reached a gateway, so no record can exist. Counted, not a fault.
-                report.unobservable += 1
-                continue
-            if not records and any(
-                start is not None
-                and end is not None
-                and down - KILL_MARGIN <= start <= down
-                and any(end <= b for a, b in report.outages if a == down)
-                for down in report.kills
-            ):
-                report.lost_at_kill += 1
-                continue
-            if len(records) != 1 or not records[0][0]:
-                state = "none" if not records else f"{len(records)}, complete={records[0][0]}"
-                problems.append(
-                    f"{call['direction']} call {call['linkedid']} has records: {state}"
-                    f"{_near_a_kill(start, end, report)}"
-                )
-        report.hotline_calls = sum(1 for c in seen["pbx_calls"] if c["direction"] == "inbound")
+            # Begun and ended while no gateway logged in to its PBX was alive or connected:
+            # no AMI event of it ever reached a gateway, so no record can exist. Counted.
+            report.unobservable += 1
+            continue
+        if not found and any(
+            start is not None
+            and end is not None
+            and call["pbx"] in where
+            and down - KILL_MARGIN <= start <= down
+            and any(end <= b for a, b, _ in report.outages if a == down)
+            for down, where in report.kills
+        ):
+            report.lost_at_kill += 1
+            continue
+        if len(found) != 1 or not found[0]:
+            state = "none" if not found else f"{len(found)}, complete={found[0]}"
+            problems.append(
+                f"{call['direction']} call {call['pbx']}/{call['linkedid']} has records: {state}"
+                f"{_near_a_kill(start, end, report)}"
+            )
+    report.hotline_calls = sum(1 for c in seen["pbx_calls"] if c["direction"] == "inbound")
     calls = seen["calls"]
     report.calls = len(calls)
+    report.calls_by_pbx = Counter(c["pbx"] for c in calls)
     attempts = Counter(c["variables"].get("GW_ATTEMPT") for c in calls)
     for attempt, count in attempts.items():
         if attempt is not None and count > 1:
@@ -512,10 +619,19 @@ def _near_a_kill(start: float | None, end: float | None, report: ChaosReport) ->
     """Where a call without its record stood against the nearest kill, for the reader."""
     if start is None or not report.kills:
         return ""
-    down = min(report.kills, key=lambda k: abs(k - start))
-    up = next((b for a, b in report.outages if a == down), down)
+    down = min((k for k, _ in report.kills), key=lambda k: abs(k - start))
+    up = next((b for a, b, _ in report.outages if a == down), down)
     ended = "still up" if end is None else f"ended {end - up:+.2f} s from the restart"
     return f" (began {start - down:+.2f} s from the kill, {ended})"
+
+
+async def _fresh_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+    finally:
+        await conn.close()
 
 
 def main() -> int:
@@ -524,19 +640,51 @@ def main() -> int:
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--items", type=int, default=300, help="served items a seed (300)")
     parser.add_argument("--seconds", type=float, default=300, help="seconds of faults a seed")
+    parser.add_argument("--gateways", type=int, default=1, help="gateway processes (1)")
+    parser.add_argument("--pbxes", default="main", help="simulated PBXs, comma-separated")
+    parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help="the store on a throwaway PostgreSQL (several gateways need it)",
+    )
     args = parser.parse_args()
+    if args.gateways > 1 and not args.postgresql:
+        parser.error("several gateways share a store on PostgreSQL only: add --postgresql")
+    cluster = None
+    if args.postgresql:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from postgres_cluster import start_cluster, stop_cluster
+
+        cluster = start_cluster()
     failed = 0
     totals: Counter[str] = Counter()
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
-        report = asyncio.run(run_chaos(seed, items=args.items, seconds=args.seconds))
-        print(report.line(), flush=True)
-        for problem in report.problems[:20]:
-            print("   ", problem, flush=True)
-        failed += bool(report.problems)
-        totals.update(report.faults)
-        totals["items"] += report.items
-        totals["calls"] += report.calls
-        totals["texts"] += report.texts_at_twilio
+    try:
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            url = None
+            if cluster is not None:
+                asyncio.run(_fresh_database(cluster.url(), f"chaos_{seed}"))
+                url = cluster.url(f"chaos_{seed}")
+            report = asyncio.run(
+                run_chaos(
+                    seed,
+                    items=args.items,
+                    seconds=args.seconds,
+                    gateways=args.gateways,
+                    pbxes=tuple(args.pbxes.split(",")),
+                    store_url=url,
+                )
+            )
+            print(report.line(), flush=True)
+            for problem in report.problems[:20]:
+                print("   ", problem, flush=True)
+            failed += bool(report.problems)
+            totals.update(report.faults)
+            totals["items"] += report.items
+            totals["calls"] += report.calls
+            totals["texts"] += report.texts_at_twilio
+    finally:
+        if cluster is not None:
+            stop_cluster(cluster)
     print(
         f"chaos: {args.seeds} seeds, {failed} failed; "
         + " ".join(f"{k}={v}" for k, v in sorted(totals.items()))
