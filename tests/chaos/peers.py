@@ -135,6 +135,7 @@ def control_app(
         return web.json_response({"status": status})
 
     hotline: dict[str, list[Any]] = {name: [] for name in pbxes}
+    placing: set[str] = set()  # PBXs whose hotline callers are still being placed
 
     async def place_hotline(request: web.Request) -> web.Response:
         count = int(request.query.get("n", "20"))
@@ -143,12 +144,16 @@ def control_app(
         share = max(1, count // len(pbxes))
 
         async def place(name: str, pbx: SimulatedPbx, index: int) -> None:
-            calls = await generate_calls(
-                pbx, share, per_minute=per_minute / len(pbxes), seed=_seed(seed, index)
-            )
-            hotline[name].extend(calls)
+            try:
+                calls = await generate_calls(
+                    pbx, share, per_minute=per_minute / len(pbxes), seed=_seed(seed, index)
+                )
+                hotline[name].extend(calls)
+            finally:
+                placing.discard(name)
 
         for index, (name, pbx) in enumerate(pbxes.items()):
+            placing.add(name)
             pbx.world.tasks.spawn(place(name, pbx, index), f"chaos hotline callers of {name}")
         return web.json_response({"hotline": share * len(pbxes)})
 
@@ -173,6 +178,7 @@ def control_app(
                 "calls": [call for o in observers.values() for call in o.calls],
                 "pbx_calls": pbx_calls,
                 "live_channels": sum(len(p.active_channels) for p in pbxes.values()),
+                "placing_hotline": bool(placing),
                 # AMI connections open now, per PBX
                 "sessions": {name: pbx.sessions for name, pbx in pbxes.items()},
                 "messages": [{"sid": m.sid, "to": m.to, "body": m.body} for m in twilio.messages],

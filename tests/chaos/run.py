@@ -456,7 +456,9 @@ async def run_chaos(
                 settle_until = time.monotonic() + max(90.0, seconds * 3)
                 while time.monotonic() < settle_until:
                     async with http.get(control + "/report") as response:
-                        calls_over = (await response.json())["live_channels"] == 0
+                        now_seen = await response.json()
+                    # Over: no call is up and no more hotline callers are coming.
+                    calls_over = now_seen["live_channels"] == 0 and not now_seen["placing_hotline"]
                     if calls_over and await _settled(records):
                         break
                     await asyncio.sleep(1.0)
@@ -562,7 +564,9 @@ async def _count(report: ChaosReport, records: _Records, seen: dict[str, Any]) -
         call_records.setdefault((pbx, linkedid), []).append(complete)
     for call in seen["pbx_calls"]:
         if not call["finished"]:
-            problems.append(f"{call['direction']} call {call['linkedid']} still up at the end")
+            problems.append(
+                f"{call['direction']} call {call['pbx']}/{call['linkedid']} still up at the end"
+            )
             continue
         found = call_records.get((call["pbx"], call["linkedid"]), [])
         start, end = call["span"]
