@@ -186,6 +186,19 @@ def control_app(
             }
         )
 
+    async def counts(request: web.Request) -> web.Response:
+        """What the peers saw, counted (cheap to poll, for the benchmark)."""
+        return web.json_response(
+            {
+                "originates": sum(len(o.calls) for o in observers.values()),
+                "originates_by_pbx": {name: len(o.calls) for name, o in observers.items()},
+                "messages": len(twilio.messages),
+                "live_channels": sum(len(p.active_channels) for p in pbxes.values()),
+                "sessions": {name: pbx.sessions for name, pbx in pbxes.items()},
+            }
+        )
+
+    app.router.add_get("/counts", counts)
     app.router.add_post("/hotline", place_hotline)
     app.router.add_post("/citizens", citizens)
     app.router.add_post("/fault/{kind}", fault)

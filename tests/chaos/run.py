@@ -104,7 +104,7 @@ class ChaosReport:
         return " (" + " ".join(f"{k}={v}" for k, v in sorted(self.calls_by_pbx.items())) + ")"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -178,7 +178,7 @@ class Gateway:
 
 
 @contextlib.asynccontextmanager
-async def _peers(
+async def peers_process(
     seed: int, secret: str, token: str, scale: float, pbxes: list[str]
 ) -> AsyncIterator[dict[str, Any]]:
     proc = await asyncio.create_subprocess_exec(
@@ -215,7 +215,7 @@ async def _peers(
                 await proc.wait()
 
 
-def _served_items(rng: random.Random, count: int, stations: list[str]) -> list[dict[str, str]]:
+def served_items(rng: random.Random, count: int, stations: list[str]) -> list[dict[str, str]]:
     kinds = load_catalogue().called_back()
     now = datetime.now(UTC)
     used: set[str] = set()
@@ -240,7 +240,7 @@ def _served_items(rng: random.Random, count: int, stations: list[str]) -> list[d
     return items
 
 
-class _Records:
+class StoreReader:
     """The store, read from outside for counting: a SQLite file or a PostgreSQL URL."""
 
     def __init__(self, location: Path | str) -> None:
@@ -289,13 +289,78 @@ class _Records:
         await asyncio.to_thread(locked)
 
 
-def _pbx_tables(names: list[str], ports: dict[str, int]) -> str:
-    """The ``[[pbx]]`` tables of a gateway's configuration file."""
+def pbx_tables(names: list[str], ports: dict[str, int], lines: int | None = None) -> str:
+    """The ``[[pbx]]`` tables of a gateway's configuration file (``lines``: each PBX's
+    trunk lines for callbacks; None: the default)."""
     return "".join(
         f'[[pbx]]\nname = "{name}"\nport = {ports[name]}\nreconnect_min = 0.2\n'
-        f"reconnect_max = 2.0\nping_interval = 2.0\n\n"
+        f"reconnect_max = 2.0\nping_interval = 2.0\n"
+        + (f"lines = {lines}\n" if lines is not None else "")
+        + "\n"
         for name in names
     )
+
+
+def base_values(data: Path, twilio_url: str) -> dict[str, str]:
+    """The settings every gateway of a run shares (``--set`` keys): fast polls and
+    backoffs, every hour a calling hour, the simulated Twilio."""
+    return {
+        "gateway.data_dir": str(data),
+        "gateway.log_level": "INFO",
+        "sms.api_base_url": twilio_url,
+        "sms.account_sid": ACCOUNT,
+        "sms.from_number": SENDER,
+        "sms.quiet_start": "00:00",
+        "sms.quiet_end": "00:00",
+        "sms.poll_interval": "0.2",
+        "sms.lookup_delay": "2",
+        "sms.backoff_min": "0.5",
+        "sms.backoff_max": "4",
+        # A status callback posted while the gateway was down is lost, as with
+        # Twilio; the outbox then asks Twilio itself, here after 5 s instead of 10 min.
+        "sms.status_refresh": "5",
+        "sms.max_attempts": "40",  # storms are compressed in time: allow as many tries
+        "ivr.flows_dir": str(ROOT / "flows"),
+        "ivr.prompts": str(ROOT / "recordings" / "prompts.yaml"),
+        "callbacks.windows": "00:00-23:59",
+        "callbacks.max_concurrent_calls": "8",
+        "callbacks.max_attempts": "2",
+        "callbacks.retry_spacing_minutes": "0.05",
+        "callbacks.ring_timeout_seconds": "20",
+        "callbacks.poll_seconds": "0.5",
+    }
+
+
+def make_fleet(
+    data: Path,
+    ami_ports: dict[str, int],
+    served_by: dict[int, list[str]],
+    values: dict[str, str],
+    env: dict[str, str],
+    lines: int | None = None,
+) -> list[Gateway]:
+    """One :class:`Gateway` per entry of ``served_by`` (gateway index → the PBXs it logs
+    in to), each with its own configuration file, web port and, when there are several,
+    its own name (``gw1``, ``gw2``…), on the settings ``values`` and the environment."""
+    fleet = []
+    for index, names in served_by.items():
+        web_port = free_port()
+        config = data / f"gateway-{index + 1}.toml"
+        config.write_text(pbx_tables(names, ami_ports, lines), "utf-8")
+        own = {
+            **values,
+            "web.port": str(web_port),
+            "web.public_url": f"http://127.0.0.1:{web_port}",
+        }
+        if len(served_by) > 1:
+            own["gateway.name"] = f"gw{index + 1}"
+        settings = ["--config", str(config)]
+        settings += [a for k, v in own.items() for a in ("--set", f"{k}={v}")]
+        gateway = Gateway(settings, env, data / f"run-output-{index + 1}.log")
+        gateway.url = f"http://127.0.0.1:{web_port}"
+        gateway.pbxes = names
+        fleet.append(gateway)
+    return fleet
 
 
 async def run_chaos(
@@ -322,35 +387,11 @@ async def run_chaos(
     }
     try:
         async with (
-            _peers(seed, secret, token, scale, names) as ports,
+            peers_process(seed, secret, token, scale, names) as ports,
             aiohttp.ClientSession() as http,
         ):
             control = f"http://127.0.0.1:{ports['control']}"
-            values = {
-                "gateway.data_dir": str(data),
-                "gateway.log_level": "INFO",
-                "sms.api_base_url": ports["twilio"],
-                "sms.account_sid": ACCOUNT,
-                "sms.from_number": SENDER,
-                "sms.quiet_start": "00:00",
-                "sms.quiet_end": "00:00",
-                "sms.poll_interval": "0.2",
-                "sms.lookup_delay": "2",
-                "sms.backoff_min": "0.5",
-                "sms.backoff_max": "4",
-                # A status callback posted while the gateway was down is lost, as with
-                # Twilio; the outbox then asks Twilio itself, here after 5 s instead of 10 min.
-                "sms.status_refresh": "5",
-                "sms.max_attempts": "40",  # storms are compressed in time: allow as many tries
-                "ivr.flows_dir": str(ROOT / "flows"),
-                "ivr.prompts": str(ROOT / "recordings" / "prompts.yaml"),
-                "callbacks.windows": "00:00-23:59",
-                "callbacks.max_concurrent_calls": "8",
-                "callbacks.max_attempts": "2",
-                "callbacks.retry_spacing_minutes": "0.05",
-                "callbacks.ring_timeout_seconds": "20",
-                "callbacks.poll_seconds": "0.5",
-            }
+            values = base_values(data, ports["twilio"])
             env = {
                 **os.environ,
                 "PYTHONPATH": str(ROOT),
@@ -360,31 +401,14 @@ async def run_chaos(
             }
             if store_url:
                 env["GATEWAY_STORE_URL"] = store_url
-            fleet: list[Gateway] = []
-            for index in range(gateways):
-                web_port = _free_port()
-                config = data / f"gateway-{index + 1}.toml"
-                config.write_text(_pbx_tables(served_by[index], ports["ami"]), "utf-8")
-                own = {
-                    **values,
-                    "web.port": str(web_port),
-                    "web.public_url": f"http://127.0.0.1:{web_port}",
-                }
-                if gateways > 1:
-                    own["gateway.name"] = f"gw{index + 1}"
-                settings = ["--config", str(config)]
-                settings += [a for k, v in own.items() for a in ("--set", f"{k}={v}")]
-                gateway = Gateway(settings, env, data / f"run-output-{index + 1}.log")
-                gateway.url = f"http://127.0.0.1:{web_port}"
-                gateway.pbxes = served_by[index]
-                fleet.append(gateway)
-            records = _Records(store_url or data / "gateway.sqlite3")
+            fleet = make_fleet(data, ports["ami"], served_by, values, env)
+            records = StoreReader(store_url or data / "gateway.sqlite3")
             try:
                 await fleet[0].command("db", "seed")
                 stations = [
                     r[0] for r in await records.rows("SELECT code FROM units WHERE kind='station'")
                 ]
-                served = _served_items(rng, items, stations)
+                served = served_items(rng, items, stations)
                 async with http.post(
                     control + "/citizens", json=sorted({i["citizen_number"] for i in served})
                 ) as response:
@@ -494,7 +518,7 @@ def _placeholders(values: tuple[str, ...]) -> str:
     return ",".join("?" * len(values))
 
 
-async def _settled(records: _Records) -> bool:
+async def _settled(records: StoreReader) -> bool:
     open_items = await records.value(
         f"SELECT count(*) FROM served_items WHERE status NOT IN"
         f" ({_placeholders(FINAL_ITEM_STATES)})",
@@ -511,7 +535,7 @@ async def _settled(records: _Records) -> bool:
     return bool(open_items == 0 and open_texts == 0 and unnotified == 0)
 
 
-async def _count(report: ChaosReport, records: _Records, seen: dict[str, Any]) -> None:
+async def _count(report: ChaosReport, records: StoreReader, seen: dict[str, Any]) -> None:
     problems = report.problems
     for status, count in await records.rows(
         "SELECT status, count(*) FROM served_items GROUP BY status"
