@@ -84,6 +84,9 @@ class StoreSection:
     # postgresql://user:password@host:port/database: the store on PostgreSQL instead of
     # the SQLite file (a secret: it may hold the password). Empty: SQLite.
     url: Secret = Secret("")
+    # PostgreSQL: how long (seconds) a write waits for another writer's lock before it
+    # fails as "locked by another process", like SQLite's busy timeout (5 s there).
+    lock_timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -323,14 +326,14 @@ class Config:
 
     @property
     def store_path(self) -> Path:
-        """The SQLite file. With ``store.url`` set, the commands that open the store by its
-        file refuse in one line instead of quietly using a SQLite file beside PostgreSQL."""
+        """The SQLite file, for what only SQLite has (the single-gateway lock file, the
+        demo). With ``store.url`` set, such a command refuses in one line instead of quietly
+        using a SQLite file beside PostgreSQL; everything else opens :attr:`store_location`."""
         if self.store.url:
             raise ConfigError(
                 "store.url",
                 self.source,
-                "this command does not run on PostgreSQL yet (`gateway db migrate` and"
-                " `gateway db seed` do); unset store.url to use the SQLite file",
+                "this command works on the SQLite file only; unset store.url to use it",
             )
         if self.store.path:
             return Path(self.store.path)
@@ -340,6 +343,11 @@ class Config:
     def store_location(self) -> Path | str:
         """Where the store is: ``store.url`` (PostgreSQL) if set, else the SQLite file."""
         return self.store.url.reveal() or self.store_path
+
+    @property
+    def on_sqlite(self) -> bool:
+        """Whether the store is the SQLite file (store.url unset)."""
+        return not self.store.url
 
 
 SECTIONS: dict[str, type[Any]] = {
@@ -690,6 +698,7 @@ RULES: dict[str, Rule] = {
     "gateway.data_dir": _not_empty,
     "gateway.timezone": _timezone,
     "gateway.log_level": _one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    "store.lock_timeout": _positive(3600),
     "pbx.name": _matches(_NAME, "1–32 letters, digits, '_' or '-'"),
     "pbx.host": _matches(_HOST, "a host name or an IP address"),
     "pbx.port": _PORT,

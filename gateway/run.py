@@ -1,9 +1,10 @@
 """``gateway run``: the gateway against the configured PBX(s) and SMS provider.
 
-One gateway per store: ``run`` holds the store's lock (:mod:`gateway.store.lock`)
-from before it opens anything until it exits, so a second ``run`` (or ``sms run``)
-on the same store refuses at start with one line; commands that only read do not
-take it and run beside it.
+On SQLite, one gateway per store: ``run`` holds the store's lock
+(:mod:`gateway.store.lock`) from before it opens anything until it exits, so a second
+``run`` (or ``sms run``) on the same file refuses at start with one line; commands that
+only read do not take it and run beside it. On PostgreSQL several gateways may serve one
+database, so there is no such lock.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.pbx.exceptions import AmiError, AmiLoginError
 from gateway.site.access import PBX_USER, user_groups, write_problem
-from gateway.store.lock import StoreLock
+from gateway.store.lock import single_gateway
 from gateway.web.app import HEALTH_CHECKS, STORE
 
 log = logging.getLogger("gateway.run")
@@ -61,7 +62,7 @@ def _warnings(config: Config) -> list[str]:
 
 
 async def run_gateway(config: Config, args: argparse.Namespace) -> int:
-    with StoreLock(config.store_path):  # StoreInUse: one line from the CLI, exit 1
+    with single_gateway(config):  # StoreInUse: one line from the CLI, exit 1
         return await _serve(config, args)
 
 

@@ -24,7 +24,6 @@ from gateway.sms.service import SmsService
 from gateway.sms.templates import load_templates
 from gateway.store import Store
 from gateway.store.lock import StoreLock
-from gateway.store.postgres import PostgresDatabase
 from gateway.web.app import create_web_app
 from gateway.web.sms import OUTBOX, SMS, sms_feature
 from tests import polling
@@ -109,10 +108,9 @@ async def running_gateway(
 ) -> AsyncIterator[Gateway]:
     """The web app (SMS feature, outbox worker) on a loopback port, against ``tw``; with
     the outbox it holds the store's lock, as ``gateway run`` does."""
-    lock = StoreLock(store.db.path)
     # The single-process lock is a file beside a SQLite store; a PostgreSQL store has none.
-    locking = run_outbox and not isinstance(store.db, PostgresDatabase)
-    if locking:
+    lock = StoreLock(store.db.file) if run_outbox and store.db.file is not None else None
+    if lock is not None:
         lock.acquire()
     sock = free_socket(port)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -131,7 +129,8 @@ async def running_gateway(
     finally:
         await runner.cleanup()
         sock.close()
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def replace_sms(config: Config, **changes: Any) -> Config:
@@ -160,6 +159,30 @@ async def gateway_process(
         stderr=sink,
         env={**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)},
     )
+
+
+def process_settings(tw: SimulatedTwilio, **values: str) -> tuple[list[str], int]:
+    """``--set`` arguments of a gateway process against ``tw`` (texts at any hour, a quick
+    outbox, the shipped flows), with ``values`` added ("section.key": value); and the free
+    web port it will listen on."""
+    sock = free_socket()
+    port = int(sock.getsockname()[1])
+    sock.close()  # the process under test binds it
+    settings = {
+        "sms.api_base_url": tw.base_url,
+        "sms.account_sid": ACCOUNT,
+        "sms.auth_token": TOKEN,
+        "sms.from_number": FROM,
+        "sms.quiet_start": "00:00",
+        "sms.quiet_end": "00:00",
+        "sms.poll_interval": "0.05",
+        "web.port": str(port),
+        "web.public_url": f"http://127.0.0.1:{port}",
+        "ivr.flows_dir": str(ROOT / "flows"),
+        "ivr.prompts": str(ROOT / "recordings" / "prompts.yaml"),
+        **values,
+    }
+    return [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")], port
 
 
 def outbox_service(store: Store, clock: Clock, sms: SmsSection) -> SmsService:

@@ -7,30 +7,13 @@ import asyncio
 import signal
 from pathlib import Path
 
-from sms_support import ACCOUNT, FROM, ORDER_VARS, ROOT, TOKEN, free_socket, gateway_process
+from sms_support import ACCOUNT, ORDER_VARS, TOKEN, gateway_process, process_settings
 
 from gateway.sim.twilio import SimulatedTwilio
 
 
 def _settings(tw: SimulatedTwilio, data: Path) -> list[str]:
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()  # the process under test binds it
-    values = {
-        "gateway.data_dir": str(data),
-        "sms.api_base_url": tw.base_url,
-        "sms.account_sid": ACCOUNT,
-        "sms.auth_token": TOKEN,
-        "sms.from_number": FROM,
-        "sms.quiet_start": "00:00",
-        "sms.quiet_end": "00:00",
-        "sms.poll_interval": "0.05",
-        "web.port": str(port),
-        "web.public_url": f"http://127.0.0.1:{port}",
-        "ivr.flows_dir": str(ROOT / "flows"),
-        "ivr.prompts": str(ROOT / "recordings" / "prompts.yaml"),
-    }
-    return [arg for key, value in values.items() for arg in ("--set", f"{key}={value}")]
+    return process_settings(tw, **{"gateway.data_dir": str(data)})[0]
 
 
 async def _run(settings: list[str], *command: str) -> tuple[int, str, str]:

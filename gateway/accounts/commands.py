@@ -93,7 +93,7 @@ def _refused(exc: AccountError) -> int:
 
 
 async def _add(config: Config, args: argparse.Namespace) -> int:
-    async with Store.open(config.store_path, Clock()) as store:
+    async with Store.configured(config, Clock()) as store:
         accounts = AccountService(store, config.web)
         try:
             await accounts.check_add(args.username, args.role, args.unit, args.name)
@@ -113,7 +113,7 @@ async def _add(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _passwd(config: Config, args: argparse.Namespace) -> int:
-    async with Store.open(config.store_path, Clock()) as store:
+    async with Store.configured(config, Clock()) as store:
         accounts = AccountService(store, config.web)
         try:
             check_username(args.username)
@@ -127,7 +127,7 @@ async def _passwd(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _disable(config: Config, args: argparse.Namespace) -> int:
-    async with Store.open(config.store_path, Clock()) as store:
+    async with Store.configured(config, Clock()) as store:
         accounts = AccountService(store, config.web)
         try:
             user = await accounts.disable(args.username, actor=_actor(), disabled=args.disabled)
@@ -141,7 +141,7 @@ async def _disable(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _list(config: Config, args: argparse.Namespace) -> int:
-    async with Store.open(config.store_path, Clock()) as store:
+    async with Store.configured(config, Clock()) as store:
         users = await store.accounts.users()
     if args.json:
         rows = [
@@ -184,7 +184,7 @@ async def _audit(config: Config, args: argparse.Namespace) -> int:
         print(f"gateway users audit: --limit must be 1 to {AUDIT_PAGE_MAX}", file=sys.stderr)
         return 1
     clock = Clock()
-    async with Store.open(config.store_path, clock) as store:
+    async with Store.configured(config, clock) as store:
         entries = await store.accounts.audit_entries(limit=args.limit, actor=args.user)
     if args.json:
         rows = [audit_json(e) for e in entries]

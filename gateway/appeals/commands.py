@@ -135,7 +135,7 @@ _close = _step(
 async def _lifecycle(config: Config) -> AsyncIterator[CaseLifecycle]:
     """The lifecycle on the store, for one command: its texts go to the outbox table."""
     clock = Clock(ZoneInfo(config.gateway.timezone))
-    async with Store.open(config.store_path, clock) as store:
+    async with Store.configured(config, clock) as store:
         callbacks = build_service(store, config, clock)
         yield CaseLifecycle(store, clock, callbacks=callbacks, texter=callbacks.texter)
 
@@ -144,7 +144,7 @@ async def _lifecycle(config: Config) -> AsyncIterator[CaseLifecycle]:
 async def _service(config: Config) -> AsyncIterator[AppealService]:
     """The appeals service on the store, for one command."""
     clock = Clock(ZoneInfo(config.gateway.timezone))
-    async with Store.open(config.store_path, clock) as store:
+    async with Store.configured(config, clock) as store:
         yield AppealService(store, clock, config.appeals)
 
 

@@ -62,7 +62,7 @@ async def _list(config: Config, args: argparse.Namespace) -> int:
     if args.day is not None:
         start = datetime.combine(args.day, time(0), tzinfo=tz)
         end = start + timedelta(days=1)
-    async with Store.open(config.store_path, Clock(tz)) as store:
+    async with Store.configured(config, Clock(tz)) as store:
         found = await store.bookings.listed(
             status=args.status, slot_from=start, slot_until=end, limit=args.limit
         )
@@ -96,7 +96,7 @@ async def _cancel(config: Config, args: argparse.Namespace) -> int:
     if store_missing(config):
         return 1
     clock = Clock(ZoneInfo(config.gateway.timezone))
-    async with Store.open(config.store_path, clock) as store:
+    async with Store.configured(config, clock) as store:
         sms = SmsService.from_config(store.sms, config, clock)
         service = BookingService(store, clock, config.bookings, sms, sms.quiet)
         cancelled = await service.cancel(args.ref, args.reason)

@@ -29,6 +29,7 @@ from gateway.callbacks.service import (
     CheckedItem,
     ServedItemInput,
 )
+from gateway.calllog.commands import store_missing
 from gateway.clock import Clock, parse_utc
 from gateway.config import Config
 from gateway.phone import mask
@@ -86,8 +87,8 @@ def build_service(store: Store, config: Config, clock: Clock) -> CallbackService
 
 
 async def _summary(config: Config, args: argparse.Namespace) -> int:
-    if not config.store_path.exists():
-        return _no_store(config)
+    if store_missing(config):
+        return 1
     clock = Clock()
     try:
         period = parse_period(clock, args.days, args.first, args.last)
@@ -97,7 +98,7 @@ async def _summary(config: Config, args: argparse.Namespace) -> int:
     catalogue = load_catalogue()
     names = {k.code: k.name for k in catalogue}
     since, until = period.since, period.until
-    async with Store.open(config.store_path, clock) as store:
+    async with Store.configured(config, clock) as store:
         figures = store.figures
         statuses = await figures.item_counts(since, until)
         outcomes = await figures.attempt_outcomes(since, until)
@@ -154,7 +155,7 @@ async def _import(config: Config, args: argparse.Namespace) -> int:
     clock = Clock()
     added = duplicates = 0
     refused: list[str] = []
-    async with Store.open(config.store_path, clock) as store:
+    async with Store.configured(config, clock) as store:
         service = build_service(store, config, clock)
         # Every row is checked before any is written; --all-or-none then writes none.
         checked: list[CheckedItem] = []
@@ -189,15 +190,15 @@ async def _import(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _orders(config: Config, args: argparse.Namespace) -> int:
-    if not config.store_path.exists():
-        return _no_store(config)
+    if store_missing(config):
+        return 1
     clock = Clock()
     statuses = ("open", "reported", "closed") if args.all else ("open", "reported")
     now = clock.now()
     if args.all and not 1 <= args.limit <= MAX_PAGE:
         print(f"gateway orders: --limit must be 1 to {MAX_PAGE}", file=sys.stderr)
         return 2
-    async with Store.open(config.store_path, clock) as store:
+    async with Store.configured(config, clock) as store:
         if args.all:
             listed = await store.figures.orders_page(statuses, limit=args.limit, before=args.before)
         else:
@@ -276,11 +277,3 @@ async def _orders(config: Config, args: argparse.Namespace) -> int:
     if args.all and len(rows) == args.limit:
         print(f"下一页：gateway orders --all --limit {args.limit} --before {rows[-1]['id']}")
     return 0
-
-
-def _no_store(config: Config) -> int:
-    print(
-        f"gateway: no store at {config.store_path} (run `gateway demo` or `gateway db migrate`)",
-        file=sys.stderr,
-    )
-    return 1

@@ -71,7 +71,11 @@ def parse_since(text: str, tz: ZoneInfo) -> datetime:
 
 
 def store_missing(config: Config) -> bool:
-    """Say so (and return True) when the configured store does not exist yet."""
+    """Say so (and return True) when the configured SQLite store does not exist yet. A
+    PostgreSQL database is never "missing" here: opening it migrates it if new, or says in
+    one line why it cannot be reached."""
+    if not config.on_sqlite:
+        return False
     path: Path = config.store_path
     if path.exists():
         return False
@@ -100,7 +104,7 @@ async def _calls(config: Config, args: argparse.Namespace) -> int:
             caller = args.caller.strip()  # stored as received when it was not a phone number
     if store_missing(config):
         return 1
-    async with Store.open(config.store_path, Clock(tz)) as store:
+    async with Store.configured(config, Clock(tz)) as store:
         rows = await store.calls.find(
             since=since, direction=args.direction, caller=caller, limit=args.limit
         )

@@ -56,7 +56,7 @@ async def _list(config: Config, args: argparse.Namespace) -> int:
     if store_missing(config):
         return 1
     tz = ZoneInfo(config.gateway.timezone)
-    async with Store.open(config.store_path, Clock(tz)) as store:
+    async with Store.configured(config, Clock(tz)) as store:
         if args.unit is not None and await store.units.unit_by_code(args.unit) is None:
             print(f"gateway: no unit {args.unit!r}", file=sys.stderr)
             return 1
@@ -112,7 +112,7 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
     if store_missing(config):
         return 1
     tz = ZoneInfo(config.gateway.timezone)
-    async with Store.open(config.store_path, Clock(tz)) as store:
+    async with Store.configured(config, Clock(tz)) as store:
         case = await store.cases.get(args.number)
         if case is None:
             print(f"gateway: no case {args.number!r}", file=sys.stderr)

@@ -425,7 +425,7 @@ async def appeals_backlog(
             minutes=rng.randrange(0, 8 * 60)
         )
         then = ManualClock(at, stack.clock.tz)
-        async with Store.open(stack.config.store_path, then) as store:
+        async with Store.open(stack.config.store_location, then) as store:
             service = AppealService(store, then, settings)
             reference = f"WZ{day:%Y%m%d}-{9000 + len(numbers) + 1:04d}"
             submission = SubmissionInput("web", reference, number, category, text, name)

@@ -182,7 +182,7 @@ async def running_stack(
                 *overrides,
             ],
         )
-        async with Store.open(config.store_path, clock) as store:
+        async with Store.configured(config, clock) as store:
             await load_seed(store.units, demo_city(), "demo-city.toml")
             passwords = await add_demo_people(store, config.web) if people else {}
             app, runner = await _start_gateway(

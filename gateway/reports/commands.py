@@ -77,7 +77,7 @@ def register(sub: Any) -> None:
 @asynccontextmanager
 async def _opened(config: Config) -> AsyncIterator[tuple[Store, Clock]]:
     clock = Clock(ZoneInfo(config.gateway.timezone))
-    async with Store.open(config.store_path, clock) as store:
+    async with Store.configured(config, clock) as store:
         yield store, clock
 
 

@@ -20,7 +20,7 @@ from gateway.sms.outbox import OutboxWorker
 from gateway.sms.provider import TwilioProvider
 from gateway.sms.service import SmsService
 from gateway.store import Store
-from gateway.store.lock import StoreInUse, StoreLock
+from gateway.store.lock import StoreInUse, single_gateway
 from gateway.store.sms import OutboxMessage
 from gateway.tables import render
 from gateway.web.app import create_web_app
@@ -81,7 +81,7 @@ def _variables(pairs: list[str]) -> dict[str, str]:
 
 async def _send(config: Config, args: argparse.Namespace) -> int:
     clock = Clock()
-    async with Store.open(config.store_path, clock) as store:
+    async with Store.configured(config, clock) as store:
         service = SmsService.from_config(store.sms, config, clock)
         message = await service.enqueue(
             to=args.to,
@@ -93,20 +93,17 @@ async def _send(config: Config, args: argparse.Namespace) -> int:
             f"text #{message.id} {message.status}: {message.segments} part(s) to {mask(message.to)}"
         )
         if args.wait > 0 and message.status == "queued":
-            lock = StoreLock(config.store_path)
             try:
-                lock.acquire()
+                # Send it here when no gateway serves this SQLite file; on PostgreSQL always:
+                # outbox workers there share the queue by their leases.
+                with single_gateway(config):
+                    async with TwilioProvider.open(config.sms) as provider:
+                        async with OutboxWorker(service, provider):
+                            await _handed_over(store, message.id, args.wait)
             except StoreInUse:
                 # A gateway serves this store: its outbox sends the text; only wait for it.
                 print("a running gateway sends it; waiting")
                 await _handed_over(store, message.id, args.wait)
-            else:
-                try:
-                    async with TwilioProvider.open(config.sms) as provider:
-                        async with OutboxWorker(service, provider):
-                            await _handed_over(store, message.id, args.wait)
-                finally:
-                    lock.release()
             row = await store.sms.get(message.id)
             assert row is not None
             print(
@@ -160,7 +157,7 @@ def _row(m: OutboxMessage) -> list[str]:
 
 
 async def _list(config: Config, args: argparse.Namespace) -> int:
-    async with Store.open(config.store_path, Clock()) as store:
+    async with Store.configured(config, Clock()) as store:
         messages = await store.sms.recent(status=args.status, limit=args.limit)
     if args.json:
         print(json.dumps([message_json(m) for m in messages], ensure_ascii=False, indent=2))
@@ -174,7 +171,7 @@ async def _list(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _show(config: Config, args: argparse.Namespace) -> int:
-    async with Store.open(config.store_path, Clock()) as store:
+    async with Store.configured(config, Clock()) as store:
         message = await store.sms.get(args.id)
         if message is None:
             raise NoSuchMessage(args.id)
@@ -217,7 +214,7 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _run(config: Config, args: argparse.Namespace) -> int:
-    with StoreLock(config.store_path):  # the outbox and webhooks: one process per store
+    with single_gateway(config):  # the outbox and webhooks: one process per SQLite store
         return await _serve(config)
 
 

@@ -18,6 +18,7 @@ from typing import cast
 import aiosqlite
 
 from gateway.clock import Clock
+from gateway.config import Config
 from gateway.store.accounts import AccountRepository
 from gateway.store.bookings import BookingRepository
 from gateway.store.callbacks import CallbackRepository
@@ -27,7 +28,7 @@ from gateway.store.chases import ChaseRepository
 from gateway.store.dashboard import DashboardReads
 from gateway.store.db import Database, StoreError, StoreUnavailable
 from gateway.store.figures import FigureRepository
-from gateway.store.postgres import PostgresDatabase, PostgresReads, is_postgres_url
+from gateway.store.postgres import LOCK_TIMEOUT, PostgresDatabase, PostgresReads, is_postgres_url
 from gateway.store.reader import ReadConnection
 from gateway.store.sessions import SessionRepository
 from gateway.store.sms import SmsRepository
@@ -67,16 +68,32 @@ class Store:
         self.read_cases = CaseRepository(read_db, clock)
 
     @classmethod
+    def configured(
+        cls, config: Config, clock: Clock, *, migrate: bool = True
+    ) -> contextlib.AbstractAsyncContextManager[Store]:
+        """The configured store (``store.url``, else the SQLite file), with its settings:
+        what every command opens."""
+        return cls.open(
+            config.store_location, clock, migrate=migrate, lock_timeout=config.store.lock_timeout
+        )
+
+    @classmethod
     @contextlib.asynccontextmanager
     async def open(
-        cls, location: Path | str, clock: Clock, *, migrate: bool = True
+        cls,
+        location: Path | str,
+        clock: Clock,
+        *,
+        migrate: bool = True,
+        lock_timeout: float = LOCK_TIMEOUT,
     ) -> AsyncIterator[Store]:
-        """The store at ``location``: a SQLite file's path, or a ``postgresql://`` URL."""
+        """The store at ``location``: a SQLite file's path, or a ``postgresql://`` URL
+        (whose writers wait ``lock_timeout`` seconds at most for another's lock)."""
         async with contextlib.AsyncExitStack() as opened:
             if is_postgres_url(location):
                 url = str(location)
                 db: Database = await opened.enter_async_context(
-                    PostgresDatabase.open(url, migrate=migrate)
+                    PostgresDatabase.open(url, migrate=migrate, lock_timeout=lock_timeout)
                 )
                 reads: ReadConnection | PostgresReads = await opened.enter_async_context(
                     PostgresReads.open(url)
@@ -97,7 +114,7 @@ class Store:
     @property
     def name(self) -> str:
         """The store for messages: the file's path, or the database's URL without password."""
-        return self.db.label if isinstance(self.db, PostgresDatabase) else str(self.db.path)
+        return self.db.label
 
     async def optimize(self) -> None:
         """``PRAGMA optimize``: refresh the planner's statistics where they are stale
@@ -115,7 +132,7 @@ class Store:
                 analysed = await cursor.fetchone() is not None
                 await conn.execute("PRAGMA optimize" if analysed else "ANALYZE")
         except (aiosqlite.Error, ValueError) as exc:
-            log.warning("store %s: PRAGMA optimize failed: %s", self.db.path, exc)
+            log.warning("store %s: PRAGMA optimize failed: %s", self.db.label, exc)
 
     async def _optimize_daily(self) -> None:
         await asyncio.sleep(OPTIMIZE_EVERY)

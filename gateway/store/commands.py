@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
 
 
 async def _migrate(config: Config, args: argparse.Namespace) -> int:
-    async with Store.open(config.store_location, Clock(), migrate=False) as store:
+    async with Store.configured(config, Clock(), migrate=False) as store:
         applied = await store.db.migrate()
         version = await store.db.schema_version()
         name = store.name
@@ -47,7 +47,7 @@ async def _migrate(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _seed(config: Config, args: argparse.Namespace) -> int:
-    async with Store.open(config.store_location, Clock()) as store:
+    async with Store.configured(config, Clock()) as store:
         if args.file is None:
             units, officers = await load_seed(store.units, demo_city(), "demo-city.toml")
         else:

@@ -49,11 +49,12 @@ class StoreError(GatewayError):
 
 
 class StoreUnavailable(StoreError):
-    """The store file cannot be used (full disk, locked, damaged, read-only…)."""
+    """The store cannot be used (full disk, locked, damaged, read-only, the database server
+    gone…). ``where`` names it: the SQLite file, or the database's URL without password."""
 
-    def __init__(self, path: Path, problem: str) -> None:
-        super().__init__(f"store {path}: {problem}")
-        self.path = path
+    def __init__(self, where: Path | str, problem: str) -> None:
+        super().__init__(f"store {where}: {problem}")
+        self.where = str(where)
         self.problem = problem
 
 
@@ -83,9 +84,28 @@ def store_problem(path: Path, exc: BaseException) -> str:
     return text
 
 
+#: PostgreSQL's errors of the server or the connection, not of the statement: the
+#: connection lost or refused (class 08), the server shutting down or a statement cancelled
+#: or timed out (57), out of disk, memory or connections (53), a lock not had in time
+#: (55P03), a read-only server (25006, a standby).
+PG_FAILURES: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.ReadOnlySQLTransactionError,
+)
+
+
 def is_store_failure(exc: BaseException) -> bool:
-    """True for SQLite errors of the file or the disk (full, locked, damaged, I/O), not for
-    errors of the statement (a constraint, a misuse), which are bugs or conflicts."""
+    """True for errors of the store's file, disk, server or connection (full, locked,
+    damaged, I/O, the server gone or restarting), on either engine; not for errors of the
+    statement (a constraint, a misuse), which are bugs or conflicts."""
+    if isinstance(exc, (StoreUnavailable, *PG_FAILURES)):
+        return True
+    if isinstance(exc, asyncpg.InterfaceError):
+        # The client's side of a lost connection ("connection is closed", a pool closing).
+        return "closed" in str(exc) or "closing" in str(exc)
     return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
 
 
@@ -185,6 +205,7 @@ class Database:
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
+        self.label = str(path)  # the store in messages and logs
         self._write_lock = asyncio.Lock()
         self._closed = False
 
@@ -227,7 +248,16 @@ class Database:
 
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):
-            warnings.warn(f"store {self.path} was never closed", ResourceWarning, stacklevel=1)
+            warnings.warn(f"store {self.label} was never closed", ResourceWarning, stacklevel=1)
+
+    @property
+    def file(self) -> Path | None:
+        """The SQLite file (None on PostgreSQL, which has no file of ours)."""
+        return self.path
+
+    def problem(self, exc: BaseException) -> str:
+        """One line, for people, on why the store failed with ``exc``."""
+        return store_problem(self.path, exc)
 
     async def schema_version(self) -> int:
         row = await self.fetchone("PRAGMA user_version")
@@ -238,7 +268,7 @@ class Database:
         return bundled_migrations()
 
     def unavailable(self, problem: str) -> StoreUnavailable:
-        return StoreUnavailable(self.path, problem)
+        return StoreUnavailable(self.label, problem)
 
     async def check_version(self, migrations: Sequence[Migration] | None = None) -> None:
         """Refuse a store whose schema is newer than the newest migration we know."""

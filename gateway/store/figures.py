@@ -346,8 +346,9 @@ class FigureRepository:
             " FROM rectification_orders o JOIN served_items i ON i.id = o.item_id"
             " JOIN units u ON u.id = i.unit_id"
             f" WHERE likelihood(o.status IN ('open', 'reported'), {FEW}){only}"
-            " ORDER BY o.level DESC, o.created_at LIMIT ?",
-            (*ids, -1 if limit is None else limit),
+            " ORDER BY o.level DESC, o.created_at" + ("" if limit is None else " LIMIT ?"),
+            # No LIMIT rather than SQLite's LIMIT -1, which PostgreSQL refuses.
+            (*ids, *(() if limit is None else (limit,))),
         )
         return [_listed(r) for r in rows]
 

@@ -1,7 +1,9 @@
 """One gateway per store: an exclusive lock on a file beside the store.
 
-    with StoreLock(config.store_path):     # raises StoreInUse if another process holds it
-        ...                                # serve
+    with single_gateway(config):   # raises StoreInUse if another process holds it
+        ...                        # serve
+
+Only a SQLite store has it: on PostgreSQL several gateways may serve one database.
 
 The lock is ``flock(LOCK_EX | LOCK_NB)`` on ``<store>.lock``, held on an open file
 for as long as the process serves. The kernel releases it when the file is closed,
@@ -18,11 +20,13 @@ reclaim their rows at start instead of waiting for their leases to expire.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from pathlib import Path
 from types import TracebackType
 
+from gateway.config import Config
 from gateway.errors import GatewayError
 
 _HELD: set[Path] = set()  # stores whose lock this process holds
@@ -36,9 +40,16 @@ def lock_path(store_path: Path) -> Path:
     return store_path.with_name(store_path.name + ".lock")
 
 
-def held_here(store_path: Path) -> bool:
-    """Whether this process holds the lock of ``store_path``."""
-    return store_path.resolve() in _HELD
+def held_here(store_path: Path | None) -> bool:
+    """Whether this process holds the lock of ``store_path`` (None, a store with no file
+    such as PostgreSQL's: never; other processes may serve it)."""
+    return store_path is not None and store_path.resolve() in _HELD
+
+
+def single_gateway(config: Config) -> StoreLock | contextlib.nullcontext[None]:
+    """The lock of the configured store on SQLite; on PostgreSQL, where several gateways
+    may serve one database, nothing to take."""
+    return StoreLock(config.store_path) if config.on_sqlite else contextlib.nullcontext()
 
 
 class StoreLock:

@@ -22,7 +22,7 @@ import functools
 import logging
 import re
 import socket
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,11 +30,13 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from gateway.store.db import (
+    PG_FAILURES,
     Database,
     Migration,
     StoreUnavailable,
     bundled_migrations,
     check_sequence,
+    is_store_failure,
 )
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ URL_SCHEMES = ("postgresql://", "postgres://")
 POOL_SIZE = 10
 READ_POOL_SIZE = 4
 CONNECT_TIMEOUT = 10.0
+LOCK_TIMEOUT = 10.0  # store.lock_timeout's default
 # The advisory lock every write transaction (and every migration) takes first: one writer
 # at a time, as on SQLite. The number is the store's own ("gateway" in ASCII).
 WRITE_LOCK = 0x67617465776179
@@ -59,6 +62,11 @@ _COUNT = re.compile(r"(\d+)$")
 
 def is_postgres_url(location: str | Path) -> bool:
     return isinstance(location, str) and location.startswith(URL_SCHEMES)
+
+
+def location_label(location: str | Path) -> str:
+    """A store's location for messages: the SQLite file, or the URL without password."""
+    return url_label(str(location)) if is_postgres_url(location) else str(location)
 
 
 def url_label(url: str) -> str:
@@ -92,37 +100,67 @@ def translate(sql: str) -> str:
     return _TOKENS.sub(replace, sql)
 
 
-def connect_problem(label: str, exc: BaseException) -> str:
-    """One line, for people, on why the database at ``label`` cannot be reached."""
+def pg_problem(exc: BaseException) -> str:
+    """One line, for people, on why the database could not be reached or used."""
     if isinstance(exc, asyncpg.InvalidPasswordError):
         return "the password was refused (check the user and password in store.url)"
     if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
         return f"the user was refused: {exc}"
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
         return f"the database does not exist: {exc}"
+    if isinstance(exc, asyncpg.LockNotAvailableError):
+        return "the database is locked by another process"  # store.lock_timeout passed
+    if isinstance(exc, asyncpg.DiskFullError):
+        return "the disk is full (no room to write)"
+    if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
+        return "the database is read-only (a standby, or set read-only)"
+    if isinstance(exc, asyncpg.TooManyConnectionsError):
+        return "the database server has no connection left (max_connections)"
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return f"a statement was cancelled ({_first_line(exc)})"
+    if isinstance(exc, asyncpg.CannotConnectNowError):
+        return "the database server is starting up or shutting down"
+    if isinstance(exc, asyncpg.OperatorInterventionError):
+        return "the database server shut down or restarted"
+    if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
+        return "the connection to the database server was lost"
     if isinstance(exc, socket.gaierror):
         return f"unknown host ({exc.strerror})"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (is PostgreSQL running, on this host and port?)"
     if isinstance(exc, TimeoutError):
         return f"no answer in {CONNECT_TIMEOUT:.0f}s"
+    if isinstance(exc, ConnectionError):
+        return "the connection to the database server was lost"
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
     if isinstance(exc, (ValueError, asyncpg.ClientConfigurationError)):
         return f"the URL is malformed: {exc}"
+    return _first_line(exc)
+
+
+def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 class PostgresUnavailable(StoreUnavailable):
     """The database cannot be used; the message names it (without the password)."""
 
-    def __init__(self, label: str, problem: str) -> None:
-        super().__init__(Path(label), problem)
-        self.args = (f"store {label}: {problem}",)
-        self.label = label
 
-    def __str__(self) -> str:
-        return str(self.args[0])
+# What reaching or using the server may raise besides PostgreSQL's own errors.
+_CLIENT_FAILURES = (OSError, asyncpg.InterfaceError)
+
+
+@contextlib.contextmanager
+def failures_of(label: str) -> Iterator[None]:
+    """Raise the server's or the connection's failures (not the statement's) as
+    :class:`PostgresUnavailable` naming the database: one line, as a SQLite store's."""
+    try:
+        yield
+    except (*_CLIENT_FAILURES, *PG_FAILURES) as exc:
+        if isinstance(exc, asyncpg.InterfaceError) and not is_store_failure(exc):
+            raise  # a misuse of the client, not a lost connection
+        raise PostgresUnavailable(label, pg_problem(exc)) from exc
 
 
 class PgCursor:
@@ -148,48 +186,63 @@ class PgCursor:
 class PgConnection:
     """One pooled connection inside a transaction, with the surface the repositories use."""
 
-    def __init__(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    def __init__(self, conn: asyncpg.Connection[asyncpg.Record], label: str) -> None:
         self.raw = conn
+        self.label = label
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
-        statement = await self.raw.prepare(translate(sql))
-        rows = await statement.fetch(*params)
+        with failures_of(self.label):
+            statement = await self.raw.prepare(translate(sql))
+            rows = await statement.fetch(*params)
         match = _COUNT.search(statement.get_statusmsg() or "")
         return PgCursor(rows, int(match.group(1)) if match else -1)
 
     async def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
-        await self.raw.executemany(translate(sql), [tuple(p) for p in params])
+        with failures_of(self.label):
+            await self.raw.executemany(translate(sql), [tuple(p) for p in params])
 
     async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return list(await self.raw.fetch(translate(sql), *params))
+        with failures_of(self.label):
+            return list(await self.raw.fetch(translate(sql), *params))
 
 
 class PostgresDatabase(Database):
     """A PostgreSQL store. Use ``async with PostgresDatabase.open(url) as db``."""
 
-    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], url: str) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool[asyncpg.Record],
+        url: str,
+        lock_timeout: float = LOCK_TIMEOUT,
+    ) -> None:
         self.pool = pool
         self.url = url
         self.label = url_label(url)
-        self.path = Path(self.label)  # for messages only: there is no file
+        self.lock_timeout = lock_timeout
         self._write_lock = asyncio.Lock()
         self._closed = False
+
+    @property
+    def file(self) -> Path | None:
+        return None
+
+    def problem(self, exc: BaseException) -> str:
+        return pg_problem(exc)
 
     @classmethod
     @contextlib.asynccontextmanager
     async def open(  # type: ignore[override]
-        cls, url: str, *, migrate: bool = True, pool_size: int = POOL_SIZE
+        cls,
+        url: str,
+        *,
+        migrate: bool = True,
+        pool_size: int = POOL_SIZE,
+        lock_timeout: float = LOCK_TIMEOUT,
     ) -> AsyncIterator[PostgresDatabase]:
         """Connect (and by default migrate); a database that cannot serve is a
         :class:`PostgresUnavailable` naming it and the problem, in one line."""
-        label = url_label(url)
-        try:
-            pool = await asyncpg.create_pool(
-                url, min_size=1, max_size=pool_size, timeout=CONNECT_TIMEOUT
-            )
-        except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise PostgresUnavailable(label, connect_problem(label, exc)) from exc
-        db = cls(pool, url)
+        pool = await _pool(url, pool_size)
+        db = cls(pool, url, lock_timeout)
         try:
             await db.check_version()
             if migrate:
@@ -204,8 +257,9 @@ class PostgresDatabase(Database):
             await self.pool.close()
 
     async def schema_version(self) -> int:
-        async with self.pool.acquire() as conn:
-            return await _version(conn)
+        with failures_of(self.label):
+            async with self.pool.acquire() as conn:
+                return await _version(conn)
 
     def migrations(self) -> list[Migration]:
         return postgres_migrations()
@@ -234,36 +288,70 @@ class PostgresDatabase(Database):
         await self.check_version(known)
         applied = []
         for migration in known:
-            async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
-                await conn.execute(
-                    "CREATE TABLE IF NOT EXISTS store_schema (version INTEGER NOT NULL)"
-                )
-                if migration.version <= await _version(conn):
+            with failures_of(self.label):
+                if not await self._apply(migration):
                     continue
-                try:
-                    await conn.execute(migration.sql)
-                except asyncpg.PostgresError as exc:
-                    problem = f"migration {migration.name} failed: {exc}"
-                    raise self.unavailable(problem) from exc
-                await conn.execute("DELETE FROM store_schema")
-                await conn.execute("INSERT INTO store_schema VALUES ($1)", migration.version)
             log.info("store %s: applied migration %s", self.label, migration.name)
             applied.append(migration.name)
         return applied
 
+    async def _apply(self, migration: Migration) -> bool:
+        """Apply ``migration`` unless the database has it already; whether it was applied."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
+            await conn.execute("CREATE TABLE IF NOT EXISTS store_schema (version INTEGER NOT NULL)")
+            if migration.version <= await _version(conn):
+                return False
+            try:
+                await conn.execute(migration.sql)
+            except asyncpg.PostgresError as exc:
+                if is_store_failure(exc):
+                    raise  # the server, not the migration
+                problem = f"migration {migration.name} failed: {exc}"
+                raise self.unavailable(problem) from exc
+            await conn.execute("DELETE FROM store_schema")
+            await conn.execute("INSERT INTO store_schema VALUES ($1)", migration.version)
+        return True
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
-        """One write transaction, after the store's write lock; rolled back on any exception."""
-        async with self._write_lock, self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
-            yield PgConnection(conn)
+        """One write transaction, after the store's write lock; rolled back on any exception.
+
+        The lock is waited for at most ``lock_timeout`` seconds (then the database is
+        "locked by another process", as SQLite's busy timeout says). A server or connection
+        that fails, here or in the caller's statements, is a :class:`PostgresUnavailable`;
+        the pool replaces the broken connection at the next acquire, and the caller retries
+        as it does a locked SQLite store."""
+        begin = (
+            f"BEGIN; SET LOCAL lock_timeout = {max(1, round(self.lock_timeout * 1000))};"
+            f" SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+        )
+        async with self._write_lock:
+            with failures_of(self.label):
+                conn = await self.pool.acquire()
+            try:
+                with failures_of(self.label):
+                    await conn.execute(begin)  # one round trip
+                try:
+                    yield PgConnection(conn, self.label)
+                except BaseException:
+                    if not conn.is_closed():
+                        # A failed rollback leaves a connection the pool resets or replaces.
+                        with contextlib.suppress(Exception):
+                            await conn.execute("ROLLBACK")
+                    raise
+                with failures_of(self.label):
+                    await conn.execute("COMMIT")
+            finally:
+                await self.pool.release(conn)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return list(await self.pool.fetch(translate(sql), *params))
+        with failures_of(self.label):
+            return list(await self.pool.fetch(translate(sql), *params))
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return await self.pool.fetchrow(translate(sql), *params)
+        with failures_of(self.label):
+            return await self.pool.fetchrow(translate(sql), *params)
 
 
 class PostgresReads:
@@ -271,35 +359,40 @@ class PostgresReads:
     read-only: as SQLite's read connection (``gateway.store.reader``), a report neither
     waits for the writers nor can write by mistake."""
 
-    def __init__(self, pool: asyncpg.Pool[asyncpg.Record]) -> None:
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], label: str) -> None:
         self.pool = pool
+        self.label = label
 
     @classmethod
     @contextlib.asynccontextmanager
     async def open(
         cls, url: str, *, pool_size: int = READ_POOL_SIZE
     ) -> AsyncIterator[PostgresReads]:
+        pool = await _pool(url, pool_size, {"default_transaction_read_only": "on"})
         try:
-            pool = await asyncpg.create_pool(
-                url,
-                min_size=1,
-                max_size=pool_size,
-                timeout=CONNECT_TIMEOUT,
-                server_settings={"default_transaction_read_only": "on"},
-            )
-        except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            label = url_label(url)
-            raise PostgresUnavailable(label, connect_problem(label, exc)) from exc
-        try:
-            yield cls(pool)
+            yield cls(pool, url_label(url))
         finally:
             await pool.close()
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return list(await self.pool.fetch(translate(sql), *params))
+        with failures_of(self.label):
+            return list(await self.pool.fetch(translate(sql), *params))
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return await self.pool.fetchrow(translate(sql), *params)
+        with failures_of(self.label):
+            return await self.pool.fetchrow(translate(sql), *params)
+
+
+async def _pool(
+    url: str, size: int, settings: dict[str, str] | None = None
+) -> asyncpg.Pool[asyncpg.Record]:
+    """A pool of ``size`` connections; one that cannot be had is one line naming the database."""
+    try:
+        return await asyncpg.create_pool(
+            url, min_size=1, max_size=size, timeout=CONNECT_TIMEOUT, server_settings=settings
+        )
+    except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise PostgresUnavailable(url_label(url), pg_problem(exc)) from exc
 
 
 async def _version(conn: asyncpg.Connection[asyncpg.Record]) -> int:

@@ -244,9 +244,9 @@ class SmsRepository:
         self._clock = clock
 
     @property
-    def store_path(self) -> Path:
-        """The store's file (its lock sits beside it)."""
-        return self._db.path
+    def store_path(self) -> Path | None:
+        """The store's file (its lock sits beside it); None on PostgreSQL."""
+        return self._db.file
 
     # -- the outbox -------------------------------------------------------------
 

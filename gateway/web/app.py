@@ -22,7 +22,6 @@ nothing more.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -37,6 +36,7 @@ from gateway.phone import InvalidPhoneNumber
 from gateway.sms.exceptions import NoSuchMessage, SmsError, TemplateError
 from gateway.store import Store, StoreUnavailable
 from gateway.store.db import is_store_failure, store_problem
+from gateway.store.postgres import location_label, pg_problem
 from gateway.web.auth import (
     LIMITER,
     SESSION_COOKIE,
@@ -114,16 +114,18 @@ def error_response(
 def _store_unavailable(request: web.Request, exc: Exception) -> web.Response:
     """A 503 naming the store and its problem; logged once per kind of problem."""
     if isinstance(exc, StoreUnavailable):
-        path, problem = exc.path, exc.problem
+        where, problem = exc.where, exc.problem
+    elif STORE in request.app:
+        db = request.app[STORE].db
+        where, problem = db.label, db.problem(exc)
     else:
-        path = request.app[CONFIG].store_path
-        if STORE in request.app:
-            path = request.app[STORE].db.path
-        problem = store_problem(path, exc)
-    message = f"store {path}: {problem}"
+        location = request.app[CONFIG].store_location
+        where = location_label(location)
+        problem = pg_problem(exc) if isinstance(location, str) else store_problem(location, exc)
+    message = f"store {where}: {problem}"
     request.app[FAILURES].error(f"store: {problem}", f"{request.method} {request.path}: {message}")
     return error_response(
-        503, "store_unavailable", message, {"store": str(path)}, {"Retry-After": "30"}
+        503, "store_unavailable", message, {"store": where}, {"Retry-After": "30"}
     )
 
 
@@ -222,7 +224,7 @@ def _store_context(path_store: Store | None) -> Callable[[web.Application], Any]
             app[STORE] = path_store  # owned by the caller (tests, the demo)
             yield
             return
-        async with Store.open(app[CONFIG].store_path, app[CLOCK]) as store:
+        async with Store.configured(app[CONFIG], app[CLOCK]) as store:
             app[STORE] = store
             yield
 
@@ -233,8 +235,10 @@ async def _ping_store(app: web.Application) -> None:
     store = app[STORE]
     try:
         await store.ping_write()
-    except sqlite3.Error as exc:
-        raise StoreUnavailable(store.db.path, store_problem(store.db.path, exc)) from exc
+    except Exception as exc:
+        if isinstance(exc, StoreUnavailable) or not is_store_failure(exc):
+            raise
+        raise store.db.unavailable(store.db.problem(exc)) from exc
 
 
 async def health(request: web.Request) -> web.Response:
