@@ -167,6 +167,8 @@ class PgConnection:
 class PostgresDatabase(Database):
     """A PostgreSQL store. Use ``async with PostgresDatabase.open(url) as db``."""
 
+    dialect = "postgresql"
+
     def __init__(self, pool: asyncpg.Pool[asyncpg.Record], url: str) -> None:
         self.pool = pool
         self.url = url
@@ -253,8 +255,17 @@ class PostgresDatabase(Database):
         return applied
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Any]:
-        """One write transaction, after the store's write lock; rolled back on any exception."""
+    async def transaction(self, *, serialised: bool = True) -> AsyncIterator[Any]:
+        """One write transaction, after the store's write lock; rolled back on any exception.
+
+        ``serialised=False`` skips the write lock (this process's and every gateway's):
+        only for a transaction whose SQL is safe by itself under READ COMMITTED, each
+        statement locking the rows it changes (``FOR UPDATE SKIP LOCKED``) and no
+        decision spanning rows that another writer could change meanwhile."""
+        if not serialised:
+            async with self.pool.acquire() as conn, conn.transaction():
+                yield PgConnection(conn)
+            return
         async with self._write_lock, self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
             yield PgConnection(conn)
