@@ -16,8 +16,9 @@ takes it at its next try. A gateway whose connection fails stops leading at once
 connection's end is noticed when the socket closes, or at the next round, whose query
 is bounded by a timeout) and a gated round still running is cancelled; its writes are
 transactions, rolled back. The same round measures the clock's offset to the server's
-(:mod:`gateway.cluster.skew`). Who leads is read from the server's lock table, by the
-``application_name`` of the holder's connection (``gateway/<name>``).
+(:mod:`gateway.cluster.skew`); a gateway whose clock is off does not lead. Who leads
+is read from the server's lock table, by the ``application_name`` of the holder's
+connection (``gateway/<name>``).
 
 On SQLite there is one gateway (the store's file lock, :mod:`gateway.store.lock`): it
 always leads.
@@ -159,7 +160,11 @@ class Leadership:
                 server = await conn.fetchval("SELECT clock_timestamp()")
                 after = self.clock.now()
                 self.skew.record(before + (after - before) / 2 - server)
-                if self._holds_name and not self._leading:
+                if self._leading and not self.skew.ok:
+                    # Its jobs judge deadlines by this clock: another gateway leads instead.
+                    await conn.fetchval("SELECT pg_advisory_unlock($1, $2)", *LEADER_KEYS)
+                    self._end("its clock is off the database's")
+                elif self._holds_name and not self._leading and self.skew.ok:
                     if await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *LEADER_KEYS):
                         self._take()
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -199,6 +204,9 @@ class Leadership:
         if conn is not None and not conn.is_closed():
             conn.terminate()  # the server frees both locks
         self._holds_name = False
+        self._end(reason)
+
+    def _end(self, reason: str) -> None:
         if self._leading:
             self._leading = False
             self._ended.set()

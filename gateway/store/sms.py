@@ -419,13 +419,15 @@ class SmsRepository:
                 "lease expired mid-send: look it up at the provider before re-sending",
             )
             cursor = await conn.execute(
-                f"UPDATE sms_messages SET status = ?, claimed_at = ?, updated_at = ?,"
+                f"WITH picked AS MATERIALIZED (SELECT id AS picked_id FROM sms_messages"
+                f" WHERE status = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, id"
+                f" LIMIT ?{self._skip_locked})"
+                f" UPDATE sms_messages SET status = ?, claimed_at = ?, updated_at = ?,"
                 f" first_attempt_at = COALESCE(first_attempt_at, ?),"
                 f" lease_owner = ?, lease_until = ?, attempts = attempts + 1"
-                f" WHERE status = ? AND id IN (SELECT id FROM sms_messages WHERE status = ? AND"
-                f" next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?{self._skip_locked})"
+                f" FROM picked WHERE sms_messages.id = picked.picked_id AND status = ?"
                 f" RETURNING {_COLUMNS}",
-                (SENDING, at, at, at, owner, utc_iso(now + lease), QUEUED, QUEUED, at, limit),
+                (QUEUED, at, limit, SENDING, at, at, at, owner, utc_iso(now + lease), QUEUED),
             )
             rows = await cursor.fetchall()
             claimed = sorted((_message(r) for r in rows), key=lambda m: (m.next_attempt_at, m.id))
@@ -484,12 +486,15 @@ class SmsRepository:
         due: str,
         detail: str,
     ) -> list[int]:
+        # The rows are picked once (MATERIALIZED): PostgreSQL may otherwise run a locking
+        # subquery again for each row it updates, and take more rows than it picked.
         cursor = await conn.execute(
-            f"UPDATE sms_messages SET status = ?, needs_lookup = 1, updated_at = ?,"
+            f"WITH picked AS MATERIALIZED (SELECT id AS picked_id FROM {_LEASES}"
+            f" WHERE {_LEASED} AND {condition}{self._skip_locked})"
+            f" UPDATE sms_messages SET status = ?, needs_lookup = 1, updated_at = ?,"
             f" next_attempt_at = ?, lease_owner = NULL, lease_until = NULL"
-            f" WHERE {_LEASED} AND id IN (SELECT id FROM {_LEASES}"
-            f" WHERE {_LEASED} AND {condition}{self._skip_locked}) RETURNING id",
-            (QUEUED, now, due, *params),
+            f" FROM picked WHERE sms_messages.id = picked.picked_id AND {_LEASED} RETURNING id",
+            (*params, QUEUED, now, due),
         )
         ids = [int(r[0]) for r in await cursor.fetchall()]
         await _events(conn, [(i, None, "interrupted", QUEUED, detail, now) for i in ids])
