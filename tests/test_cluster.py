@@ -21,7 +21,13 @@ from sms_support import ACCOUNT, CHIEF, ORDER_VARS, TOKEN, Gateway, running_gate
 
 from gateway import config as config_module
 from gateway.callbacks.catalogue import load_catalogue
-from gateway.callbacks.service import CallbackService, ServedItemInput
+from gateway.callbacks.policy import CallOutcome
+from gateway.callbacks.service import (
+    SURVEY_START_SECONDS,
+    CallbackService,
+    DialResult,
+    ServedItemInput,
+)
 from gateway.clock import Clock, ManualClock
 from gateway.cluster.identity import name_from_host
 from gateway.cluster.leader import Leadership, NameInUse
@@ -502,3 +508,21 @@ async def _outcome(store: Store, attempt_id: int) -> str:
     attempt = await store.callbacks.attempt(attempt_id)
     assert attempt is not None
     return attempt.outcome
+
+
+async def test_another_gateways_answered_call_is_closed_only_past_the_skew_margin(
+    engine_store: Store, clock: ManualClock, callbacks: dict[str, CallbackService]
+) -> None:
+    """An answered call of another gateway whose survey never began is closed as
+    no_rating by this gateway only the clock-skew margin after its own would be."""
+    await callbacks["gw-a"].serve(_item("XZ-ANS", "139 1234 5678"))
+    [(item, attempt)] = await callbacks["gw-a"].claim_calls(1, "main")
+    assert await callbacks["gw-a"].call_finished(
+        item, attempt, DialResult(CallOutcome.ANSWERED, "1.1")
+    )
+    clock.advance(timedelta(seconds=SURVEY_START_SECONDS + 1))
+    assert await callbacks["gw-b"].settle_calls() == 0
+    assert await _outcome(engine_store, attempt) == "answered"
+    clock.advance(2 * SKEW)
+    assert await callbacks["gw-b"].settle_calls() == 1
+    assert await _outcome(engine_store, attempt) == "no_rating"

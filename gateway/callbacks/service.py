@@ -397,7 +397,9 @@ class CallbackService:
         now = self.clock.now()
         callbacks = self.store.callbacks
         unstarted = await callbacks.expire_unstarted_surveys(
-            now - timedelta(seconds=SURVEY_START_SECONDS)
+            now - timedelta(seconds=SURVEY_START_SECONDS),
+            owner=self.owner,
+            others_after=self.others_after,
         )
         lapsed = await callbacks.settle_lapsed(
             now, owner=self.owner, others_after=self.others_after

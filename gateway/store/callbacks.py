@@ -495,18 +495,34 @@ class CallbackRepository:
             ("rated" if rated else "no_rating", now, attempt_id),
         )
 
-    async def expire_unstarted_surveys(self, answered_before: datetime) -> list[Attempt]:
+    async def expire_unstarted_surveys(
+        self,
+        answered_before: datetime,
+        *,
+        owner: str | None = None,
+        others_after: timedelta = timedelta(0),
+    ) -> list[Attempt]:
         """Answered calls whose survey never started, answered before the given time,
         or that outlived their ``up_until`` (a survey that never ended): closed as
-        ``no_rating`` (answered, no rating); returns them."""
-        stamp = utc_iso(self._clock.now())
+        ``no_rating`` (answered, no rating); returns them. Another gateway's than
+        ``owner``'s are judged ``others_after`` later (their times are by its clock)."""
+        now = self._clock.now()
+        stamp = utc_iso(now)
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                "UPDATE callback_attempts SET outcome = 'no_rating', ended_at = ?, up_until = NULL"
-                " WHERE outcome = 'answered' AND ended_at IS NULL"
-                " AND ((survey_started_at IS NULL AND answered_at <= ?) OR up_until <= ?)"
+                "UPDATE callback_attempts SET outcome = 'no_rating', ended_at = ?1,"
+                " up_until = NULL WHERE outcome = 'answered' AND ended_at IS NULL AND CASE"
+                " WHEN owner IS NOT DISTINCT FROM CAST(?5 AS TEXT) THEN"
+                " (survey_started_at IS NULL AND answered_at <= ?2) OR up_until <= ?1"
+                " ELSE (survey_started_at IS NULL AND answered_at <= ?3) OR up_until <= ?4 END"
                 " RETURNING id, item_id, round, attempt, channel, outcome",
-                (stamp, utc_iso(answered_before), stamp),
+                (
+                    stamp,
+                    utc_iso(answered_before),
+                    utc_iso(answered_before - others_after),
+                    utc_iso(now - others_after),
+                    owner,
+                ),
             )
             rows = await cursor.fetchall()
         return [Attempt(*r) for r in rows]

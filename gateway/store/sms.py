@@ -5,9 +5,11 @@ The outbox's guarantees live here, in SQL:
 * a text is a row before any network call, and ``idempotency_key`` is unique, so
   the same order never yields two rows;
 * :meth:`SmsRepository.claim_due` moves due rows ``queued → sending`` in one
-  ``UPDATE … RETURNING`` inside a write transaction, as a *lease* held by one worker
-  until ``lease_until``: another worker reclaims a row (for a look-up before any
-  re-send) only once its lease has expired, never while its holder may be sending;
+  ``UPDATE … RETURNING``, as a *lease* held by one worker (a gateway's name) until
+  ``lease_until``: another worker reclaims a row (for a look-up before any re-send)
+  only once its lease has expired, never while its holder may be sending. On
+  PostgreSQL, gateways claim at once, each skipping the rows another is claiming
+  (``FOR UPDATE SKIP LOCKED``), outside the store's write lock;
 * ``first_attempt_at`` is set by the first claim and never overwritten: the look-up
   before a re-send searches the provider from there, whatever the gap;
 * ``provider_sid`` is unique: one provider message belongs to one row only, and
