@@ -17,11 +17,14 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
+from pbx_support import SECRET
 from sms_support import ACCOUNT, CHIEF, ORDER_VARS, TOKEN, Gateway, running_gateway, until
 
 from gateway import config as config_module
+from gateway.app import AmiDialer
 from gateway.callbacks.catalogue import load_catalogue
 from gateway.callbacks.policy import CallOutcome
+from gateway.callbacks.scheduler import CallbackScheduler
 from gateway.callbacks.service import (
     SURVEY_START_SECONDS,
     CallbackService,
@@ -34,6 +37,9 @@ from gateway.cluster.leader import Leadership, NameInUse
 from gateway.cluster.skew import ClockSkewed
 from gateway.cluster.wiring import add_cluster
 from gateway.config import Config, ConfigError, GatewaySection
+from gateway.pbx.channel import AgiChannel
+from gateway.pbx.pool import PbxPool
+from gateway.sim.ami import SimConfig, SimulatedPbx
 from gateway.sim.twilio import SimulatedTwilio
 from gateway.sms.outbox import OutboxWorker
 from gateway.sms.service import SmsService
@@ -526,3 +532,66 @@ async def test_another_gateways_answered_call_is_closed_only_past_the_skew_margi
     clock.advance(2 * SKEW)
     assert await callbacks["gw-b"].settle_calls() == 1
     assert await _outcome(engine_store, attempt) == "no_rating"
+
+
+async def _hang_up(channel: AgiChannel) -> None:
+    await channel.execute("HANGUP")
+
+
+@pytest.mark.postgres
+async def test_a_gateway_whose_clock_is_ahead_places_no_call(postgres_url: str) -> None:
+    """Two gateways' callback schedulers on one database and one simulated PBX: the one
+    whose clock runs 5 minutes ahead claims no call (nor leads); the one in step with
+    the database places the due call, under its name."""
+    async with SimulatedPbx(SimConfig(port=0, secret=SECRET, time_scale=0.01)) as pbx:
+        config = config_module.load(
+            env={"GATEWAY_PBX_MAIN_SECRET": SECRET},
+            overrides=[
+                f"pbx.main.port={pbx.port}",
+                "pbx.main.auth=plain",
+                "callbacks.windows=00:00-23:59",
+                "callbacks.poll_seconds=0.05",
+            ],
+        )
+        async with (
+            Store.open(postgres_url, Clock()) as store_a,
+            Store.open(postgres_url, AheadClock(timedelta(minutes=5))) as store_b,
+            member(postgres_url, "gw-a", store_a.clock) as lead_a,
+            member(postgres_url, "gw-b", store_b.clock) as lead_b,
+            PbxPool(config.pbx, agi_handler=_hang_up) as pool,
+        ):
+            await load_seed(store_a.units, demo_city(), "demo-city.toml")
+            services = {
+                lead.name: CallbackService(
+                    store,
+                    store.clock,
+                    load_catalogue(),
+                    config.callbacks,
+                    _sms_service(store, store.clock),
+                    owner=lead.name,
+                    others_after=lead.skew.margin,
+                )
+                for store, lead in ((store_a, lead_a), (store_b, lead_b))
+            }
+            served = (store_a.clock.now() - timedelta(days=4)).isoformat()
+            await services["gw-a"].serve(
+                ServedItemInput("XZ-1", "minor_injury_case", "LZ-DC-01", "139 1234 5678", served)
+            )
+            await pool["main"].wait_connected(5)
+            dialer = AmiDialer(pool, config)
+            skewed = CallbackScheduler(services["gw-b"], dialer, pbx="main", cluster=lead_b)
+            await skewed.start()
+            try:
+                calls = skewed.supervisor.loops["calls"]
+                await until(lambda: calls.rounds >= 5)
+            finally:
+                await skewed.aclose()
+            assert skewed.placed == 0 and not lead_b.leading and lead_a.leading
+            in_step = CallbackScheduler(services["gw-a"], dialer, pbx="main", cluster=lead_a)
+            await in_step.start()
+            try:
+                await until(lambda: in_step.placed == 1)
+            finally:
+                await in_step.aclose()
+            owners = await store_a.db.fetchall("SELECT owner FROM callback_attempts")
+    assert [r[0] for r in owners] == ["gw-a"]
