@@ -36,6 +36,7 @@ from gateway.callbacks.survey import register_survey_actions
 from gateway.callbacks.web import CALLBACKS, SCHEDULER, add_callback_routes
 from gateway.calllog.service import CallLogService
 from gateway.clock import Clock, real_seconds
+from gateway.cluster.wiring import CLUSTER, add_cluster
 from gateway.config import Config, ConfigError
 from gateway.hotline.actions import register_hotline_actions
 from gateway.ivr.actions import ActionRegistry
@@ -82,6 +83,7 @@ def create_app(
 ) -> web.Application:
     """The whole gateway as one aiohttp application (see the module's docstring)."""
     features = [
+        add_cluster,
         sms_feature(provider=sms_provider, run_outbox=run_outbox),
         add_callbacks,
         add_telephony,
@@ -115,7 +117,15 @@ def add_callbacks(app: web.Application) -> None:
 async def _callbacks_context(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     catalogue = await asyncio.to_thread(load_catalogue)
-    service = CallbackService(app[STORE], app[CLOCK], catalogue, config.callbacks, app[SMS])
+    service = CallbackService(
+        app[STORE],
+        app[CLOCK],
+        catalogue,
+        config.callbacks,
+        app[SMS],
+        owner=config.gateway.name,
+        others_after=app[CLUSTER].skew.margin,
+    )
 
     async def on_reply(reply: Any) -> bool:
         return await service.on_text(reply.from_number, reply.body, reply_key=f"sms-in:{reply.id}")
@@ -314,7 +324,9 @@ def add_scheduler(app: web.Application) -> None:
 async def _scheduler_context(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     dialer = AmiDialer(app[PBX], config)
-    scheduler = CallbackScheduler(app[CALLBACKS], dialer, pbx=dialer.section.name)
+    scheduler = CallbackScheduler(
+        app[CALLBACKS], dialer, pbx=dialer.section.name, cluster=app[CLUSTER]
+    )
     await scheduler.start()
     app[SCHEDULER] = scheduler
     try:
@@ -343,7 +355,9 @@ async def _chasing_context(app: web.Application) -> AsyncIterator[None]:
     chaser = CaseChaser(store, clock, app[SMS], ladder, calendar, config.appeals)
     supervisor = Supervisor("chasing")
     poll = config.appeals.chase_poll_seconds
-    supervisor.loop("cases", chaser.run_once, every=lambda: real_seconds(clock, poll))
+    # One gateway at a time chases (the leader: gateway.cluster).
+    cases = app[CLUSTER].led(chaser.run_once)
+    supervisor.loop("cases", cases, every=lambda: real_seconds(clock, poll))
     app[CHASING] = supervisor
     try:
         yield

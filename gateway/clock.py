@@ -17,6 +17,10 @@ LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 class Clock:
     """Real time."""
 
+    #: Whether ``now()`` follows real time (a host's clock), so it can be compared with
+    #: another machine's (:mod:`gateway.cluster.skew`); a test's or the demo's cannot.
+    real_time = True
+
     def __init__(self, tz: ZoneInfo = LOCAL_TZ) -> None:
         self.tz = tz
 
@@ -34,6 +38,8 @@ class Clock:
 
 class ManualClock(Clock):
     """A clock that only moves when told; ``sleep`` yields but does not wait."""
+
+    real_time = False
 
     def __init__(self, start: datetime, tz: ZoneInfo = LOCAL_TZ) -> None:
         super().__init__(tz)
@@ -71,6 +77,8 @@ class ScaledClock(Clock):
     ``sleep(s)`` waits ``s / speed`` real seconds, so timeouts written in the
     clock's seconds keep their meaning.
     """
+
+    real_time = False
 
     def __init__(self, start: datetime, speed: float, tz: ZoneInfo = LOCAL_TZ) -> None:
         super().__init__(tz)

@@ -31,6 +31,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from gateway.cluster.identity import NAME_FORM, NAME_PATTERN, default_name
 from gateway.errors import GatewayError
 
 
@@ -75,6 +76,9 @@ class GatewaySection:
     data_dir: Path = Path("gateway-data")
     timezone: str = "Asia/Shanghai"
     log_level: str = "INFO"
+    # This gateway's name on the store (its leases and calls carry it); two gateways on
+    # one database must have different names. Default: from the host name.
+    name: str = field(default_factory=default_name)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,10 @@ class StoreSection:
     # PostgreSQL: how long (seconds) a write waits for another writer's lock before it
     # fails as "locked by another process", like SQLite's busy timeout (5 s there).
     lock_timeout: float = 10.0
+    # Seconds this gateway's clock may be off the database server's (PostgreSQL) before
+    # it stops claiming work (``/health`` shows it); twice this is waited past another
+    # gateway's lease before taking it over.
+    max_clock_skew: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -419,6 +427,8 @@ def load(
         else:
             kwargs[name] = hint(**sections[name])
     _check_store(kwargs["store"], source)
+    if not kwargs["gateway"].name:  # empty: derived from the host name
+        kwargs["gateway"] = dataclasses.replace(kwargs["gateway"], name=default_name())
     return Config(**kwargs, source=source)
 
 
@@ -491,6 +501,9 @@ def _section(cls: type[Any], raw: Any, label: str, source: str) -> dict[str, Any
         values[key] = _checked(cls, key, value, hints[key], f"{label}.{key}", source, False)
     for f in dataclasses.fields(cls):
         if f.name not in values:
+            if f.default_factory is not dataclasses.MISSING:
+                values[f.name] = f.default_factory()
+                continue
             if f.default is dataclasses.MISSING:
                 raise ConfigError(f"{label}.{f.name}", source, "missing")
             values[f.name] = f.default
@@ -699,6 +712,8 @@ RULES: dict[str, Rule] = {
     "gateway.timezone": _timezone,
     "gateway.log_level": _one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     "store.lock_timeout": _positive(3600),
+    "gateway.name": lambda v: None if v == "" else _matches(NAME_PATTERN, NAME_FORM)(v),
+    "store.max_clock_skew": _between(0.1, 3600),
     "pbx.name": _matches(_NAME, "1–32 letters, digits, '_' or '-'"),
     "pbx.host": _matches(_HOST, "a host name or an IP address"),
     "pbx.port": _PORT,

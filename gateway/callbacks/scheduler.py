@@ -11,6 +11,11 @@ cancelled at stop leaves its attempt row ``placed``, which the next start marks
 
 No claims are made while the PBX link is down, and a call that could not be sent
 (not connected) puts its claim back without counting an attempt.
+
+Several gateways on one database (:mod:`gateway.cluster`): every gateway places calls
+(the claims take turns on the store's write lock), but only the leader runs the order
+round, and a gateway whose clock is off the database's runs no call round. At start a
+gateway settles only the calls it placed itself before it stopped.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from gateway.callbacks.service import (
     Dialer,
     DialResult,
 )
+from gateway.cluster.leader import Leadership
 from gateway.errors import GatewayError
 from gateway.pbx.exceptions import (
     AmiActionTimeout,
@@ -49,8 +55,10 @@ class CallbackScheduler:
         *,
         pbx: str,
         supervisor: Supervisor | None = None,
+        cluster: Leadership | None = None,
     ) -> None:
         self.service = service
+        self.cluster = cluster
         self.dialer = dialer
         self.pbx = pbx
         self.supervisor = supervisor or Supervisor("callbacks")
@@ -67,8 +75,12 @@ class CallbackScheduler:
         hold = self.service.clock.now() + timedelta(
             minutes=self.service.settings.retry_spacing_minutes
         )
+        shared = self.cluster is not None and self.cluster.shared
         recovered = await self.service.store.callbacks.recover_interrupted(
-            hold, self.service.unanswered_until()
+            hold,
+            self.service.unanswered_until(),
+            owner=self.service.owner if shared else None,
+            others_after=self.service.others_after,
         )
         if recovered:
             log.warning(
@@ -77,8 +89,16 @@ class CallbackScheduler:
                 len(recovered),
             )
         poll = self._poll_seconds
-        self.supervisor.loop("calls", self.tick, every=poll, wake=self._wake)
-        self.supervisor.loop("orders", self.order_round, every=poll)
+        self.supervisor.loop("calls", self._calls_round, every=poll, wake=self._wake)
+        orders = self.order_round if self.cluster is None else self.cluster.led(self.order_round)
+        self.supervisor.loop("orders", orders, every=poll)
+
+    async def _calls_round(self) -> int:
+        """A round of :meth:`tick`, unless the clock is off the database's: then this
+        gateway neither judges other gateways' calls over nor claims (``/health``)."""
+        if self.cluster is not None and not self.cluster.skew.ok:
+            return 0
+        return await self.tick()
 
     async def aclose(self) -> None:
         """Stop the loops and the calls in progress (their attempts stay ``placed``)."""

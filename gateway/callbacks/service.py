@@ -188,7 +188,15 @@ class CallbackService:
         catalogue: Catalogue,
         settings: CallbacksSection,
         texter: Texter,
+        *,
+        owner: str | None = None,
+        others_after: timedelta = timedelta(0),
     ) -> None:
+        """``owner``: this gateway's name, on the attempts it places (None: the only
+        gateway on the store); ``others_after``: how long past their ``up_until`` other
+        gateways' calls are left to them (:mod:`gateway.cluster.skew`)."""
+        self.owner = owner
+        self.others_after = others_after
         self.store = store
         self.clock = clock
         self.catalogue = catalogue
@@ -321,7 +329,12 @@ class CallbackService:
         if free_lines <= 0 or not self.windows.is_open(self.clock.local(now)):
             return []
         claimed = await self.store.callbacks.claim_due(
-            now, free_lines, pbx, now + self._call_bound()
+            now,
+            free_lines,
+            pbx,
+            now + self._call_bound(),
+            owner=self.owner,
+            others_after=self.others_after,
         )
         return [(item, attempt.id) for item, attempt in claimed]
 
@@ -384,9 +397,13 @@ class CallbackService:
         now = self.clock.now()
         callbacks = self.store.callbacks
         unstarted = await callbacks.expire_unstarted_surveys(
-            now - timedelta(seconds=SURVEY_START_SECONDS)
+            now - timedelta(seconds=SURVEY_START_SECONDS),
+            owner=self.owner,
+            others_after=self.others_after,
         )
-        lapsed = await callbacks.settle_lapsed(now)
+        lapsed = await callbacks.settle_lapsed(
+            now, owner=self.owner, others_after=self.others_after
+        )
         for attempt in unstarted:
             log.warning("callback attempt %d: answered, but no survey began or ended", attempt.id)
         for attempt, outcome in [

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 from pathlib import Path
@@ -44,7 +44,7 @@ from gateway.sms.service import SmsService, TextOrder
 from gateway.store import Store
 from gateway.store.figures import Reads
 from gateway.store.reports import ReportQueries, ReportRuns
-from gateway.supervise import Supervisor
+from gateway.supervise import Body, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +235,10 @@ class ReportSchedule:
         self.section = maker.section
         self.supervisor = Supervisor("reports")
 
-    def start(self) -> None:
-        self.supervisor.loop("schedule", self.tick, every=TICK_SECONDS)
+    def start(self, gate: Callable[[Body], Body] | None = None) -> None:
+        """Run the loop; ``gate`` wraps its round (the leadership: one gateway at a time)."""
+        body: Body = self.tick
+        self.supervisor.loop("schedule", gate(body) if gate else body, every=TICK_SECONDS)
 
     def check(self) -> None:
         self.supervisor.check()

@@ -25,11 +25,15 @@ Exactly once, and how:
   written in one transaction (the sid is unique in SQL). Only if none is free is
   the text sent. Listing by ``DateSent`` was not used: a message still queued at
   the provider has no send date and would be missed.
-* **Leases, not claims for ever.** Another worker (``gateway sms send --wait``, an
-  overlapping restart) never takes a row this one holds; it waits for the lease to
-  expire. The lease is renewed right before each provider call and outlasts the
-  call's timeout. A worker that holds the store's lock (:mod:`gateway.store.lock`)
-  knows every other worker is dead and reclaims their rows at start.
+* **Leases, not claims for ever.** Another worker (another gateway on the same
+  PostgreSQL database, ``gateway sms send --wait``, an overlapping restart) never takes
+  a row this one holds; it waits for the lease to expire, and past it by the clock-skew
+  margin when the lease is another gateway's (:mod:`gateway.cluster.skew`). The lease
+  is renewed right before each provider call and outlasts the call's timeout. A worker
+  that holds the store's lock (:mod:`gateway.store.lock`, SQLite) knows every other
+  worker is dead and reclaims their rows at start; a gateway on PostgreSQL leases under
+  its name (``[gateway] name``) and, holding that name (:mod:`gateway.cluster.leader`),
+  reclaims at start the rows it leased before a restart, and no others.
 * **Never on a permanent error** (invalid or unsubscribed number, bad credentials):
   the row fails with the provider's code.
 
@@ -58,6 +62,7 @@ import socket
 from datetime import timedelta
 
 from gateway.clock import utc_iso
+from gateway.cluster.leader import Leadership
 from gateway.phone import mask
 from gateway.sms.exceptions import (
     LookUpInconclusive,
@@ -100,15 +105,19 @@ class OutboxWorker:
         rng: random.Random | None = None,
         owner: str | None = None,
         exclusive: bool | None = None,
+        cluster: Leadership | None = None,
     ) -> None:
         """``exclusive``: this worker is the only live one on the store (default:
-        whether this process holds the store's lock)."""
+        whether this process holds the store's lock). ``cluster``: this gateway among
+        those on the database: its name owns the leases (else a name of this worker's
+        own), its clock decides whether to claim and how long to leave others' leases."""
         self.service = service
         self.provider = provider
         self.repo = service.repo
         self.clock = service.clock
         config = service.config
-        self.owner = owner or worker_id()
+        self.cluster = cluster
+        self.owner = owner or (cluster.name if cluster is not None else worker_id())
         self.exclusive = exclusive
         self.concurrency = max(1, config.workers)
         self.max_attempts = max(1, config.max_attempts)
@@ -172,10 +181,18 @@ class OutboxWorker:
         if not self._started:
             await self._reclaim_at_start()
             self._started = True
+        margin = self.cluster.skew.margin if self.cluster is not None else timedelta(0)
+        if self.cluster is not None and not self.cluster.skew.ok:
+            # The clock is off the database's (logged, /health shows it): a lease written
+            # by it could be taken early, or another's taken early by it. Claim nothing.
+            self._pause = self.poll_interval
+            return
         # Claimed rows wait for a send slot: claiming a batch at a time (when half of
         # what may be held is free) keeps the slots busy with few claim transactions.
         while (free := self._held_max - self._inflight) >= self._held_max // 2:
-            claimed = await self.repo.claim_due(free, owner=self.owner, lease=self.lease)
+            claimed = await self.repo.claim_due(
+                free, owner=self.owner, lease=self.lease, others_after=margin
+            )
             opted_out = await self.repo.opted_out_among(
                 {m.to for m in claimed if m.audience == "citizen"}
             )
@@ -190,12 +207,21 @@ class OutboxWorker:
         await self._refresh_if_due()
         self._pause = self.poll_interval
         if self._held_max - self._inflight >= self._held_max // 2:
-            due = await self.repo.next_due()
+            due = await self.repo.next_due(self.owner, margin)
             if due is not None:
                 wait = (due - self.clock.now()).total_seconds()
                 self._pause = max(0.001, min(self._pause, wait))
 
     async def _reclaim_at_start(self) -> None:
+        if self.exclusive is None and self.cluster is not None and self.cluster.shared:
+            if not self.cluster.holds_name:
+                return  # another live gateway has this name: its rows are not ours
+            mine = await self.repo.reclaim_interrupted(
+                self.owner, timedelta(seconds=self.lookup_delay), only_own=True
+            )
+            if mine:
+                log.warning("%d text(s) of this gateway were mid-send at its last stop", mine)
+            return
         exclusive = self.exclusive
         if exclusive is None:
             exclusive = held_here(self.repo.store_path)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import aiosqlite
@@ -343,17 +343,32 @@ class CallbackRepository:
         return _dt(row[0]) if row else None
 
     async def claim_due(
-        self, now: datetime, limit: int, pbx: str, up_until: datetime
+        self,
+        now: datetime,
+        limit: int,
+        pbx: str,
+        up_until: datetime,
+        *,
+        owner: str | None = None,
+        others_after: timedelta = timedelta(0),
     ) -> list[tuple[ServedItem, Attempt]]:
-        """Move up to ``limit`` due items to ``calling`` and write their attempt rows.
+        """Move up to ``limit`` due items to ``calling`` and write their attempt rows,
+        placed by the gateway ``owner``.
 
         One call per citizen at a time: of a citizen's due items only the earliest is
         taken, and none while another of their items is ``calling`` or one of their
         attempts may still be up (``up_until``, the latest moment this call may last,
-        is written on the new attempt)."""
+        is written on the new attempt; another gateway's is trusted ``others_after``
+        longer, as its clock may differ from this one's: :mod:`gateway.cluster.skew`).
+
+        Unlike the outbox's claim, this one keeps the store's write lock on PostgreSQL
+        too: its rules span rows (one call per citizen over all their items, the lines
+        of a PBX counted over the attempts), which row locks (``SKIP LOCKED``) cannot
+        keep when two gateways claim at once."""
         if limit <= 0:
             return []
         stamp = utc_iso(now)
+        busy_after = utc_iso(now - others_after)
         claimed: list[tuple[ServedItem, Attempt]] = []
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
@@ -371,16 +386,16 @@ class CallbackRepository:
                 f" AND NOT {_CITIZEN_BUSY}"
                 " ORDER BY s.next_attempt_at, s.id LIMIT ?)"
                 f" RETURNING {_ITEM_COLUMNS}",
-                (stamp, stamp, stamp, limit),
+                (stamp, stamp, busy_after, limit),
             )
             rows = await cursor.fetchall()
             for row in rows:
                 item = _item(row)
                 attempt_cursor = await conn.execute(
                     "INSERT INTO callback_attempts (item_id, round, attempt, channel, outcome, pbx,"
-                    " started_at, up_until) VALUES (?, ?, ?, 'call', 'placed', ?, ?, ?)"
+                    " started_at, up_until, owner) VALUES (?, ?, ?, 'call', 'placed', ?, ?, ?, ?)"
                     " RETURNING id",
-                    (item.id, item.round, item.attempts, pbx, stamp, utc_iso(up_until)),
+                    (item.id, item.round, item.attempts, pbx, stamp, utc_iso(up_until), owner),
                 )
                 attempt_row = await attempt_cursor.fetchone()
                 assert attempt_row is not None
@@ -480,36 +495,65 @@ class CallbackRepository:
             ("rated" if rated else "no_rating", now, attempt_id),
         )
 
-    async def expire_unstarted_surveys(self, answered_before: datetime) -> list[Attempt]:
+    async def expire_unstarted_surveys(
+        self,
+        answered_before: datetime,
+        *,
+        owner: str | None = None,
+        others_after: timedelta = timedelta(0),
+    ) -> list[Attempt]:
         """Answered calls whose survey never started, answered before the given time,
         or that outlived their ``up_until`` (a survey that never ended): closed as
-        ``no_rating`` (answered, no rating); returns them."""
-        stamp = utc_iso(self._clock.now())
+        ``no_rating`` (answered, no rating); returns them. Another gateway's than
+        ``owner``'s are judged ``others_after`` later (their times are by its clock)."""
+        now = self._clock.now()
+        stamp = utc_iso(now)
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                "UPDATE callback_attempts SET outcome = 'no_rating', ended_at = ?, up_until = NULL"
-                " WHERE outcome = 'answered' AND ended_at IS NULL"
-                " AND ((survey_started_at IS NULL AND answered_at <= ?) OR up_until <= ?)"
+                "UPDATE callback_attempts SET outcome = 'no_rating', ended_at = ?1,"
+                " up_until = NULL WHERE outcome = 'answered' AND ended_at IS NULL AND CASE"
+                " WHEN owner IS NOT DISTINCT FROM CAST(?5 AS TEXT) THEN"
+                " (survey_started_at IS NULL AND answered_at <= ?2) OR up_until <= ?1"
+                " ELSE (survey_started_at IS NULL AND answered_at <= ?3) OR up_until <= ?4 END"
                 " RETURNING id, item_id, round, attempt, channel, outcome",
-                (stamp, utc_iso(answered_before), stamp),
+                (
+                    stamp,
+                    utc_iso(answered_before),
+                    utc_iso(answered_before - others_after),
+                    utc_iso(now - others_after),
+                    owner,
+                ),
             )
             rows = await cursor.fetchall()
         return [Attempt(*r) for r in rows]
 
-    async def settle_lapsed(self, now: datetime) -> list[Attempt]:
+    async def settle_lapsed(
+        self, now: datetime, *, owner: str | None = None, others_after: timedelta = timedelta(0)
+    ) -> list[Attempt]:
         """Attempts whose outcome was lost, closed as ``unknown`` (the attempt counts)
         once their call is known to be over: the call log holds a finished record of a
         call with the citizen that began after the attempt and none still open, or
-        the call can no longer be up (its ``up_until`` has passed)."""
+        the call can no longer be up (its ``up_until`` has passed).
+
+        With ``owner`` (this gateway, among several on one database), the same for
+        another gateway's call still ``placed`` once its ``up_until`` has passed: that
+        gateway died before the Originate's answer and may never come back to settle it
+        (this gateway's own are its calls in flight, or its restart's business). An
+        attempt of a gateway other than ``owner`` is judged ``others_after`` later (its
+        ``up_until`` is by its own clock)."""
         stamp = utc_iso(now)
+        others = utc_iso(now - others_after)
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                "UPDATE callback_attempts SET ended_at = ?, up_until = NULL"
-                " WHERE outcome = 'unknown' AND ended_at IS NULL AND (up_until <= ?"
-                f" OR (EXISTS ({_CITIZEN_CALLS} AND r.complete = 1)"
+                "UPDATE callback_attempts SET ended_at = ?1, up_until = NULL, outcome = 'unknown'"
+                " WHERE ended_at IS NULL AND (outcome = 'unknown' OR (outcome = 'placed'"
+                " AND CAST(?3 AS TEXT) IS NOT NULL AND owner IS DISTINCT FROM CAST(?3 AS TEXT)))"
+                " AND (up_until <="
+                " CASE WHEN owner IS NOT DISTINCT FROM CAST(?3 AS TEXT) THEN ?1 ELSE ?2 END"
+                f" OR (outcome = 'unknown' AND EXISTS ({_CITIZEN_CALLS} AND r.complete = 1)"
                 f" AND NOT EXISTS ({_CITIZEN_CALLS} AND r.complete = 0)))"
                 " RETURNING id, item_id, round, attempt, channel, outcome",
-                (stamp, stamp),
+                (stamp, others, owner),
             )
             rows = await cursor.fetchall()
         return [Attempt(*r) for r in rows]
@@ -583,14 +627,37 @@ class CallbackRepository:
             return cursor.rowcount > 0
 
     async def recover_interrupted(
-        self, hold: datetime, unanswered_until: datetime | None = None
+        self,
+        hold: datetime,
+        unanswered_until: datetime | None = None,
+        *,
+        owner: str | None = None,
+        others_after: timedelta = timedelta(0),
     ) -> list[ServedItem]:
         """After a restart: calls that were out when the gateway stopped become
         ``unknown``; the attempt counts as used and the item stays ``calling`` until
         the call is settled (its survey ends, or its ``up_until`` passes; ``hold`` for a
         call that had none). An item left ``calling`` with no open attempt (a stop
-        between two writes) waits until ``hold``: nobody is dialled again at once."""
-        stamp, held = utc_iso(self._clock.now()), utc_iso(hold)
+        between two writes) waits until ``hold``: nobody is dialled again at once.
+
+        With ``owner`` (several gateways on one database), only the calls that gateway
+        placed: another's are its own business while it lives, and settled by
+        :meth:`settle_lapsed` once they can no longer be up if it does not come back.
+        An item left ``calling`` with no open attempt is then taken only if its last
+        attempt was ``owner``'s or ended ``others_after`` ago or more (a live gateway
+        moves its item on right after ending the attempt)."""
+        now = self._clock.now()
+        stamp, held = utc_iso(now), utc_iso(hold)
+        mine = "" if owner is None else " AND owner IS NOT DISTINCT FROM CAST(?3 AS TEXT)"
+        settled_by = (
+            ""
+            if owner is None
+            else " AND EXISTS (SELECT 1 FROM callback_attempts l WHERE l.item_id ="
+            " served_items.id AND l.id = (SELECT MAX(id) FROM callback_attempts m"
+            " WHERE m.item_id = served_items.id) AND (l.owner IS NOT DISTINCT FROM"
+            " CAST(?3 AS TEXT) OR l.ended_at <= ?4))"
+        )
+        before = utc_iso(now - others_after)
         # A call nobody saw answered rings no longer than the Originate's timeout after
         # the restart (it was sent before it): ``unanswered_until`` bounds it.
         unanswered = utc_iso(unanswered_until) if unanswered_until is not None else None
@@ -603,20 +670,27 @@ class CallbackRepository:
                 " AND survey_started_at IS NULL THEN MIN(COALESCE(up_until, ?1), ?2)"
                 " ELSE COALESCE(up_until, ?1) END"
                 " WHERE ended_at IS NULL AND (outcome IN ('placed', 'unknown')"
-                " OR (outcome = 'answered' AND survey_started_at IS NOT NULL))",
-                (held, unanswered),
+                f" OR (outcome = 'answered' AND survey_started_at IS NOT NULL)){mine}",
+                (held, unanswered, *(() if owner is None else (owner,))),
             )
             cursor = await conn.execute(
-                "UPDATE served_items SET status = 'pending', next_attempt_at = ?, updated_at = ?"
+                "UPDATE served_items SET status = 'pending', next_attempt_at = ?1, updated_at = ?2"
                 " WHERE status = 'calling' AND NOT EXISTS (SELECT 1 FROM callback_attempts a"
-                " WHERE a.item_id = served_items.id AND a.ended_at IS NULL)"
+                f" WHERE a.item_id = served_items.id AND a.ended_at IS NULL){settled_by}"
                 f" RETURNING {_ITEM_COLUMNS}",
-                (held, stamp),
+                (held, stamp, *(() if owner is None else (owner, before))),
             )
             rows = await cursor.fetchall()
             open_rows = await (
                 await conn.execute(
                     f"SELECT {_ITEM_COLUMNS} FROM served_items WHERE status = 'calling'"
+                    + (
+                        ""
+                        if owner is None
+                        else " AND EXISTS (SELECT 1 FROM callback_attempts a WHERE a.item_id"
+                        " = served_items.id AND a.ended_at IS NULL AND a.owner = ?)"
+                    ),
+                    () if owner is None else (owner,),
                 )
             ).fetchall()
         return [_item(r) for r in [*rows, *open_rows]]

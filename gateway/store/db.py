@@ -202,6 +202,9 @@ def bundled_migrations(package: str = "gateway.store.migrations") -> list[Migrat
 class Database:
     """An open store file. Use ``async with Database.open(path) as db``."""
 
+    #: The SQL dialect, where a repository's statement needs a clause of one engine only.
+    dialect = "sqlite"
+
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
@@ -316,8 +319,11 @@ class Database:
         return applied
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction (``BEGIN IMMEDIATE``); rolled back on any exception."""
+    async def transaction(self, *, serialised: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``); rolled back on any exception.
+
+        On SQLite every write transaction is serialised (``serialised`` has a meaning on
+        PostgreSQL only, see :meth:`PostgresDatabase.transaction`)."""
         async with self._write_lock:
             begin = asyncio.ensure_future(self.conn.execute("BEGIN IMMEDIATE"))
             try:

@@ -209,6 +209,8 @@ class PgConnection:
 class PostgresDatabase(Database):
     """A PostgreSQL store. Use ``async with PostgresDatabase.open(url) as db``."""
 
+    dialect = "postgresql"
+
     def __init__(
         self,
         pool: asyncpg.Pool[asyncpg.Record],
@@ -314,19 +316,23 @@ class PostgresDatabase(Database):
         return True
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Any]:
+    async def transaction(self, *, serialised: bool = True) -> AsyncIterator[Any]:
         """One write transaction, after the store's write lock; rolled back on any exception.
+
+        ``serialised=False`` skips the write lock (this process's and every gateway's):
+        only for a transaction whose SQL is safe by itself under READ COMMITTED, each
+        statement locking the rows it changes (``FOR UPDATE SKIP LOCKED``) and no
+        decision spanning rows that another writer could change meanwhile.
 
         The lock is waited for at most ``lock_timeout`` seconds (then the database is
         "locked by another process", as SQLite's busy timeout says). A server or connection
         that fails, here or in the caller's statements, is a :class:`PostgresUnavailable`;
         the pool replaces the broken connection at the next acquire, and the caller retries
         as it does a locked SQLite store."""
-        begin = (
-            f"BEGIN; SET LOCAL lock_timeout = {max(1, round(self.lock_timeout * 1000))};"
-            f" SELECT pg_advisory_xact_lock({WRITE_LOCK})"
-        )
-        async with self._write_lock:
+        begin = f"BEGIN; SET LOCAL lock_timeout = {max(1, round(self.lock_timeout * 1000))};"
+        if serialised:
+            begin += f" SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+        async with self._write_lock if serialised else contextlib.nullcontext():
             with failures_of(self.label):
                 conn = await self.pool.acquire()
             try:

@@ -5,9 +5,11 @@ The outbox's guarantees live here, in SQL:
 * a text is a row before any network call, and ``idempotency_key`` is unique, so
   the same order never yields two rows;
 * :meth:`SmsRepository.claim_due` moves due rows ``queued → sending`` in one
-  ``UPDATE … RETURNING`` inside a write transaction, as a *lease* held by one worker
-  until ``lease_until``: another worker reclaims a row (for a look-up before any
-  re-send) only once its lease has expired, never while its holder may be sending;
+  ``UPDATE … RETURNING``, as a *lease* held by one worker (a gateway's name) until
+  ``lease_until``: another worker reclaims a row (for a look-up before any re-send)
+  only once its lease has expired, never while its holder may be sending. On
+  PostgreSQL, gateways claim at once, each skipping the rows another is claiming
+  (``FOR UPDATE SKIP LOCKED``), outside the store's write lock;
 * ``first_attempt_at`` is set by the first claim and never overwritten: the look-up
   before a re-send searches the provider from there, whatever the gap;
 * ``provider_sid`` is unique: one provider message belongs to one row only, and
@@ -366,42 +368,68 @@ class SmsRepository:
         )
         return [SmsEvent(r[0], r[1], r[2], r[3], r[4], r[5], parse_utc(r[6])) for r in rows]
 
-    async def next_due(self) -> datetime | None:
-        """When the next queued row comes due or the next lease without a sid expires."""
+    async def next_due(
+        self, owner: str = "", others_after: timedelta = timedelta(0)
+    ) -> datetime | None:
+        """When the next queued row comes due or the next lease without a sid may be
+        taken: ``owner``'s own when it expires, another's ``others_after`` later (see
+        :meth:`claim_due`)."""
         row = await self._db.fetchone(
-            f"SELECT MIN(at) FROM (SELECT MIN(next_attempt_at) AS at FROM sms_messages"
-            f" WHERE status = ? UNION ALL SELECT MIN(lease_until) FROM {_LEASES}"
-            f" WHERE {_LEASED}) AS due",
-            (QUEUED,),
+            f"SELECT MIN(at), MIN(other) FROM (SELECT MIN(next_attempt_at) AS at, NULL AS other"
+            f" FROM sms_messages WHERE status = ? UNION ALL"
+            f" SELECT MIN(CASE WHEN lease_owner = ? THEN lease_until END),"
+            f" MIN(CASE WHEN lease_owner IS DISTINCT FROM ? THEN lease_until END)"
+            f" FROM {_LEASES} WHERE {_LEASED}) AS due",
+            (QUEUED, owner, owner),
         )
-        return parse_utc(row[0]) if row and row[0] else None
+        if row is None:
+            return None
+        times = [parse_utc(row[0])] if row[0] else []
+        if row[1]:
+            times.append(parse_utc(row[1]) + others_after)
+        return min(times, default=None)
 
     async def claim_due(
-        self, limit: int, *, owner: str = "", lease: timedelta = timedelta(minutes=1)
+        self,
+        limit: int,
+        *,
+        owner: str = "",
+        lease: timedelta = timedelta(minutes=1),
+        others_after: timedelta = timedelta(0),
     ) -> list[OutboxMessage]:
         """Lease up to ``limit`` due rows to ``owner`` until now + ``lease`` and return
         them (oldest first). Rows whose lease has expired with no sid recorded (the
         holder died or stalled mid-send) go back to the queue first, marked for a
-        look-up before any re-send, and are claimed like any due row."""
+        look-up before any re-send, and are claimed like any due row; a lease of
+        another owner only ``others_after`` past its end (the clocks of two gateways
+        may differ by up to that much: :mod:`gateway.cluster.skew`).
+
+        The rows are independent of each other, so on PostgreSQL this transaction skips
+        the store's write lock: each statement takes the rows it changes with ``FOR
+        UPDATE SKIP LOCKED``, so gateways claiming at once each take other rows, and a
+        row another transaction changed meanwhile is read again (READ COMMITTED) and
+        left out if it no longer qualifies. SQLite serialises every writer anyway."""
         now = self._clock.now()
         at = utc_iso(now)
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(serialised=False) as conn:
             await self._requeue_sending(
                 conn,
-                "lease_until <= ?",
-                (at,),
+                "lease_until <= CASE WHEN lease_owner = ? THEN ? ELSE ? END",
+                (owner, at, utc_iso(now - others_after)),
                 at,
                 at,
                 "lease expired mid-send: look it up at the provider before re-sending",
             )
             cursor = await conn.execute(
-                f"UPDATE sms_messages SET status = ?, claimed_at = ?, updated_at = ?,"
+                f"WITH picked AS MATERIALIZED (SELECT id AS picked_id FROM sms_messages"
+                f" WHERE status = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, id"
+                f" LIMIT ?{self._skip_locked})"
+                f" UPDATE sms_messages SET status = ?, claimed_at = ?, updated_at = ?,"
                 f" first_attempt_at = COALESCE(first_attempt_at, ?),"
                 f" lease_owner = ?, lease_until = ?, attempts = attempts + 1"
-                f" WHERE id IN (SELECT id FROM sms_messages WHERE status = ? AND"
-                f" next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?)"
+                f" FROM picked WHERE sms_messages.id = picked.picked_id AND status = ?"
                 f" RETURNING {_COLUMNS}",
-                (SENDING, at, at, at, owner, utc_iso(now + lease), QUEUED, at, limit),
+                (QUEUED, at, limit, SENDING, at, at, at, owner, utc_iso(now + lease), QUEUED),
             )
             rows = await cursor.fetchall()
             claimed = sorted((_message(r) for r in rows), key=lambda m: (m.next_attempt_at, m.id))
@@ -410,6 +438,12 @@ class SmsRepository:
                 [(m.id, None, "claimed", SENDING, f"attempt {m.attempts}", at) for m in claimed],
             )
         return claimed
+
+    @property
+    def _skip_locked(self) -> str:
+        """Rows another claim holds are skipped, not waited for (PostgreSQL; SQLite has no
+        row locks: its writers take turns)."""
+        return " FOR UPDATE SKIP LOCKED" if self._db.dialect == "postgresql" else ""
 
     async def renew(self, message_id: int, owner: str, lease: timedelta) -> bool:
         """Extend ``owner``'s lease on a row it is sending; False if it no longer holds it."""
@@ -423,21 +457,22 @@ class SmsRepository:
             return await cursor.fetchone() is not None
 
     async def reclaim_interrupted(
-        self, owner: str = "", look_up_after: timedelta = timedelta(0)
+        self, owner: str = "", look_up_after: timedelta = timedelta(0), *, only_own: bool = False
     ) -> int:
-        """Rows left ``sending`` with no provider sid by any worker but ``owner`` go
-        back to the queue marked for a look-up before any re-send, leases or not, due
-        after ``look_up_after`` (a request the dead worker left in flight may still
-        land at the provider meanwhile).
+        """Rows left ``sending`` with no provider sid go back to the queue marked for a
+        look-up before any re-send, leases or not, due after ``look_up_after`` (a request
+        the dead worker left in flight may still land at the provider meanwhile).
 
-        Only for a worker that knows every other holder is dead: one that holds the
-        store's lock (:mod:`gateway.store.lock`) at start. Returns how many."""
+        Only for a worker that knows their holder is dead: one that holds the store's
+        lock (:mod:`gateway.store.lock`) at start takes every row; with ``only_own``,
+        a gateway that holds its name on a shared database (:mod:`gateway.cluster`)
+        takes the rows leased to ``owner`` in its previous life. Returns how many."""
         now = self._clock.now()
         async with self._db.transaction() as conn:
             ids = await self._requeue_sending(
                 conn,
-                "lease_owner IS DISTINCT FROM ?",
-                (owner,),
+                "lease_owner = ?" if only_own else "1 = 1",
+                (owner,) if only_own else (),
                 utc_iso(now),
                 utc_iso(now + look_up_after),
                 "found sending at start: look it up at the provider before re-sending",
@@ -453,11 +488,15 @@ class SmsRepository:
         due: str,
         detail: str,
     ) -> list[int]:
+        # The rows are picked once (MATERIALIZED): PostgreSQL may otherwise run a locking
+        # subquery again for each row it updates, and take more rows than it picked.
         cursor = await conn.execute(
-            f"UPDATE {_LEASES} SET status = ?, needs_lookup = 1, updated_at = ?,"
+            f"WITH picked AS MATERIALIZED (SELECT id AS picked_id FROM {_LEASES}"
+            f" WHERE {_LEASED} AND {condition}{self._skip_locked})"
+            f" UPDATE sms_messages SET status = ?, needs_lookup = 1, updated_at = ?,"
             f" next_attempt_at = ?, lease_owner = NULL, lease_until = NULL"
-            f" WHERE {_LEASED} AND {condition} RETURNING id",
-            (QUEUED, now, due, *params),
+            f" FROM picked WHERE sms_messages.id = picked.picked_id AND {_LEASED} RETURNING id",
+            (*params, QUEUED, now, due),
         )
         ids = [int(r[0]) for r in await cursor.fetchall()]
         await _events(conn, [(i, None, "interrupted", QUEUED, detail, now) for i in ids])

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -50,7 +50,8 @@ from gateway.web.scope import MACHINE_SCOPE, SCOPE, NotLoggedIn, scope_of
 
 log = logging.getLogger(__name__)
 
-HealthCheck = Callable[[web.Application], Awaitable[None]]
+# A check raises when its peer fails; it may return facts to show beside "ok".
+HealthCheck = Callable[[web.Application], Awaitable[Mapping[str, str] | None]]
 Feature = Callable[[web.Application], None]
 
 CONFIG = web.AppKey("config", Config)
@@ -247,8 +248,8 @@ async def health(request: web.Request) -> web.Response:
     ok = True
     for name, check in request.app[HEALTH_CHECKS].items():
         try:
-            await check(request.app)
-            results[name] = {"status": "ok"}
+            facts = await check(request.app)
+            results[name] = {"status": "ok", **(facts or {})}
         except Exception as exc:
             ok = False
             results[name] = {"status": "failing", "reason": str(exc)}

@@ -21,6 +21,7 @@ from multidict import MultiDict, MultiDictProxy
 from twilio.request_validator import RequestValidator
 
 from gateway.clock import utc_iso
+from gateway.cluster.wiring import CLUSTER
 from gateway.limits import BadText, check_reference
 from gateway.phone import mask
 from gateway.sms.exceptions import NoSuchMessage, ReplyNotHandled
@@ -111,10 +112,13 @@ async def _with_provider(
         return
     # Replies a handler failed on (or a crash cut short) are offered again.
     replies = Supervisor("sms", backoff_min=1.0, backoff_max=60.0)
-    replies.loop("replies", service.reoffer_due, every=config.sms.poll_interval)
+    # A sweep: one gateway at a time re-offers (the leader: gateway.cluster), where it runs.
+    cluster = app.get(CLUSTER)
+    reoffer = cluster.led(service.reoffer_due) if cluster else service.reoffer_due
+    replies.loop("replies", reoffer, every=config.sms.poll_interval)
     app[REPLIES] = replies
     try:
-        async with OutboxWorker(service, provider) as worker:
+        async with OutboxWorker(service, provider, cluster=app.get(CLUSTER)) as worker:
             app[OUTBOX] = worker
             yield
     finally:

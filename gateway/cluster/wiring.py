@@ -1,0 +1,46 @@
+"""The cluster's part of the gateway application: the leadership and its health check."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from aiohttp import web
+
+from gateway.cluster.leader import Leadership
+from gateway.store.postgres import PostgresDatabase
+from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE
+
+CLUSTER = web.AppKey("cluster", Leadership)
+
+
+def add_cluster(app: web.Application) -> None:
+    """This gateway among the others on the store; before the features that gate on it."""
+    app.cleanup_ctx.append(_cluster_context)
+    app[HEALTH_CHECKS]["cluster"] = _check
+
+
+async def _cluster_context(app: web.Application) -> AsyncIterator[None]:
+    config, store = app[CONFIG], app[STORE]
+    url = store.db.url if isinstance(store.db, PostgresDatabase) else None
+    leadership = Leadership(
+        config.gateway.name,
+        app[CLOCK],
+        url=url,
+        max_skew=timedelta(seconds=config.store.max_clock_skew),
+    )
+    await leadership.start()
+    app[CLUSTER] = leadership
+    try:
+        yield
+    finally:
+        await leadership.aclose()
+
+
+async def _check(app: web.Application) -> dict[str, str]:
+    """This gateway's name and who leads; failing while the leadership connection fails,
+    the name is another's, or the clock is off the database's beyond the bound."""
+    leadership = app[CLUSTER]
+    leadership.check()
+    leader = await leadership.leader(app[STORE].db)
+    return {"name": leadership.name, "leader": leader or "(none yet)"}
