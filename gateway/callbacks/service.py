@@ -42,7 +42,7 @@ from gateway.errors import GatewayError
 from gateway.limits import MAX_NAME, MAX_REFERENCE, BadText, check_name, check_reference
 from gateway.phone import InvalidPhoneNumber, Use, mask, to_e164
 from gateway.store import Store
-from gateway.store.callbacks import LostRace, Order, Rating, ServedItem
+from gateway.store.callbacks import Attempt, LostRace, Order, Rating, ServedItem
 from gateway.store.units import HEAD_ROLES, Officer
 
 log = logging.getLogger(__name__)
@@ -98,15 +98,26 @@ class DialResult:
 
 
 class Dialer(Protocol):
+    """Places callbacks on the PBXs (``gateway.app.AmiDialer``)."""
+
     @property
-    def connected(self) -> bool:
-        """Whether the PBX link is up now (no claims are made while it is not)."""
+    def lines(self) -> Mapping[str, int]:
+        """Each PBX's trunk lines for callbacks, by name, in the configured order."""
+        ...
+
+    def connected(self, pbx: str) -> bool:
+        """Whether the link to ``pbx`` is up now (it gets no claims while it is not)."""
         ...
 
     async def call(
-        self, number: str, variables: Mapping[str, str], timeout_s: float, action_id: str
+        self,
+        pbx: str,
+        number: str,
+        variables: Mapping[str, str],
+        timeout_s: float,
+        action_id: str,
     ) -> DialResult:
-        """Place the call as the Originate ``action_id``;
+        """Place the call on ``pbx`` as the Originate ``action_id``;
         :class:`~gateway.pbx.exceptions.AmiNotConnected` if it could not even be sent
         (nothing rang)."""
         ...
@@ -315,15 +326,19 @@ class CallbackService:
             seconds=self.settings.ring_timeout_seconds + SURVEY_START_SECONDS
         )
 
-    async def claim_calls(self, free_lines: int, pbx: str) -> list[tuple[ServedItem, int]]:
-        """Due items to call now (inside a window), each with its attempt row's id."""
+    async def claim_calls(self, lines: int, pbx: str) -> list[tuple[ServedItem, int]]:
+        """Due items to call now on the one PBX ``pbx`` of ``lines`` trunk lines, each with
+        its attempt row's id (see :meth:`claim_spread`)."""
+        return [(item, attempt.id) for item, attempt in await self.claim_spread({pbx: lines})]
+
+    async def claim_spread(self, lines: Mapping[str, int]) -> list[tuple[ServedItem, Attempt]]:
+        """Due items to call now (inside a window), spread over the PBXs of ``lines``
+        (those whose link is up, with their trunk lines): each attempt names the PBX with
+        the most free lines, counted in the store over every gateway."""
         now = self.clock.now()
-        if free_lines <= 0 or not self.windows.is_open(self.clock.local(now)):
+        if not lines or not self.windows.is_open(self.clock.local(now)):
             return []
-        claimed = await self.store.callbacks.claim_due(
-            now, free_lines, pbx, now + self._call_bound()
-        )
-        return [(item, attempt.id) for item, attempt in claimed]
+        return await self.store.callbacks.claim_due(now, lines, now + self._call_bound())
 
     async def release_claim(self, item: ServedItem, attempt_id: int) -> None:
         """The call could not be sent (no PBX link): the claim is undone, not counted."""
