@@ -15,6 +15,7 @@ the order (1, 2) or climbs it a level (3), as does a missed deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ REASONS = {
 # ("answered, no rating"); a survey lasting longer than the second bound is over.
 SURVEY_START_SECONDS = 60.0
 MAX_SURVEY_SECONDS = 600.0
+# How often a gateway waiting for a survey another gateway runs asks the store about it.
+SURVEY_RECHECK_SECONDS = 2.0
 
 
 class CallbackError(GatewayError):
@@ -519,16 +522,29 @@ class CallbackService:
             event.set()
 
     async def wait_survey(self, attempt_id: int, max_seconds: float) -> None:
-        """Wait until the survey flow of an answered call has ended (or ``max_seconds``)."""
+        """Wait until the survey flow of an answered call has ended (or ``max_seconds``).
+
+        The survey may run here (its end wakes this waiter) or on another gateway, the
+        one the dialplan's FastAGI URL names: only the store tells of that one's end, so
+        it is asked again every ``SURVEY_RECHECK_SECONDS``."""
         event = self._surveys.setdefault(attempt_id, asyncio.Event())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_seconds
         try:
-            # The survey may have ended before this waiter existed: the store knows.
-            attempt = await self.store.callbacks.attempt(attempt_id)
-            if attempt is None or attempt.outcome not in ("placed", "answered"):
-                return
-            await asyncio.wait_for(event.wait(), max_seconds)
-        except TimeoutError:
-            log.warning("callback attempt %d: no end of survey in %gs", attempt_id, max_seconds)
+            while True:
+                # The survey may have ended before this waiter existed: the store knows.
+                attempt = await self.store.callbacks.attempt(attempt_id)
+                if attempt is None or attempt.outcome not in ("placed", "answered"):
+                    return
+                left = deadline - loop.time()
+                if left <= 0:
+                    log.warning(
+                        "callback attempt %d: no end of survey in %gs", attempt_id, max_seconds
+                    )
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(left, SURVEY_RECHECK_SECONDS))
+                    return
         finally:
             self._surveys.pop(attempt_id, None)
 
