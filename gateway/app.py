@@ -278,30 +278,37 @@ class CallRouter:
 
 
 class AmiDialer:
-    """Places callbacks by Originate through the trunk of one PBX."""
+    """Places callbacks by Originate, each on the PBX its attempt names, through that
+    PBX's trunk (its ``dial_string``)."""
 
     def __init__(self, pool: PbxPool, config: Config) -> None:
-        self.section = config.pbx[0]
-        if "{number}" not in self.section.dial_string:
-            raise ConfigError(
-                f"pbx.{self.section.name}.dial_string", config.source, "must contain {number}"
-            )
-        self.session = pool[self.section.name]
+        for section in config.pbx:
+            if "{number}" not in section.dial_string:
+                raise ConfigError(
+                    f"pbx.{section.name}.dial_string", config.source, "must contain {number}"
+                )
+        self.sections = {section.name: section for section in config.pbx}
+        self.sessions = {name: pool[name] for name in self.sections}
+        self.lines = {section.name: config.lines_of(section) for section in config.pbx}
         self.context = config.callbacks.originate_context
         self.caller_id = config.callbacks.caller_id.strip()
         if any(c in self.caller_id for c in "\r\n"):
             raise ConfigError("callbacks.caller_id", config.source, "must be one line")
 
-    @property
-    def connected(self) -> bool:
-        return self.session.connected
+    def connected(self, pbx: str) -> bool:
+        return self.sessions[pbx].connected
 
     async def call(
-        self, number: str, variables: Mapping[str, str], timeout_s: float, action_id: str
+        self,
+        pbx: str,
+        number: str,
+        variables: Mapping[str, str],
+        timeout_s: float,
+        action_id: str,
     ) -> DialResult:
         dial = dial_string(number)
-        result = await self.session.originate(
-            self.section.dial_string.format(number=dial),
+        result = await self.sessions[pbx].originate(
+            self.sections[pbx].dial_string.format(number=dial),
             self.context,
             "s",
             caller_id=self.caller_id,
@@ -324,9 +331,7 @@ def add_scheduler(app: web.Application) -> None:
 async def _scheduler_context(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     dialer = AmiDialer(app[PBX], config)
-    scheduler = CallbackScheduler(
-        app[CALLBACKS], dialer, pbx=dialer.section.name, cluster=app[CLUSTER]
-    )
+    scheduler = CallbackScheduler(app[CALLBACKS], dialer, cluster=app[CLUSTER])
     await scheduler.start()
     app[SCHEDULER] = scheduler
     try:

@@ -114,6 +114,10 @@ class PbxSection:
     login_attempts: int = 5
     # The Originate channel of a callback; {number} is the national number to dial.
     dial_string: str = "PJSIP/{number}@trunk"
+    # Trunk lines of this PBX for callbacks: at most this many callback calls up on it at
+    # once, counted in the store over every gateway. 0: no callbacks on this PBX (hotline
+    # only). Unset: callbacks.max_concurrent_calls (see Config.lines_of).
+    lines: int | None = None
     hotline_context: str = "hotline"
     # How the PBX encodes text (caller names): "utf-8", or e.g. "gbk" for an old site.
     charset: str = "utf-8"
@@ -197,7 +201,7 @@ class CallbacksSection:
     windows: str = "09:00-12:00,14:00-20:30"
     excluded_weekdays: tuple[int, ...] = ()  # ISO weekdays: 1 = Monday … 7 = Sunday
     excluded_dates: tuple[str, ...] = ()  # "2026-10-01", public holidays
-    # Trunk lines for callbacks: at most this many calls at once.
+    # Trunk lines for callbacks of a PBX that does not set its own pbx.lines.
     max_concurrent_calls: int = 4
     max_attempts: int = 3  # calls per round before the SMS fallback
     retry_spacing_minutes: float = 30.0
@@ -347,6 +351,11 @@ class Config:
             return Path(self.store.path)
         return self.gateway.data_dir / "gateway.sqlite3"
 
+    def lines_of(self, pbx: PbxSection) -> int:
+        """How many callback calls may be up at once on ``pbx``: its ``lines``, else
+        ``callbacks.max_concurrent_calls`` (the setting of the one-PBX gateway)."""
+        return self.callbacks.max_concurrent_calls if pbx.lines is None else pbx.lines
+
     @property
     def store_location(self) -> Path | str:
         """Where the store is: ``store.url`` (PostgreSQL) if set, else the SQLite file."""
@@ -410,6 +419,7 @@ def load(
 
     _apply_env(sections, env or {})
     _apply_overrides(sections, overrides)
+    _check_pbx_names(sections["pbx"], source)
 
     _check_pairs(sections, source)
     kwargs: dict[str, Any] = {}
@@ -420,9 +430,6 @@ def load(
             for index, obj in enumerate(objs):
                 if isinstance(obj, PbxSection):
                     _check_charset(obj.charset, f"{name}[{index}].charset", source)
-            names = [o.name for o in objs]
-            if len(set(names)) != len(names):
-                raise ConfigError(name, source, f"names must differ, got {names}")
             kwargs[name] = objs
         else:
             kwargs[name] = hint(**sections[name])
@@ -430,6 +437,26 @@ def load(
     if not kwargs["gateway"].name:  # empty: derived from the host name
         kwargs["gateway"] = dataclasses.replace(kwargs["gateway"], name=default_name())
     return Config(**kwargs, source=source)
+
+
+def _check_pbx_names(tables: list[Any], source: str) -> None:
+    """Each [[pbx]] table names a PBX of its own. Names are compared without case, as
+    their GATEWAY_PBX_<NAME>_… environment settings are: "Main" and "main" are one."""
+    if not tables:
+        raise ConfigError("pbx", source, "at least one [[pbx]] table is needed")
+    seen: dict[str, int] = {}
+    for index, table in enumerate(tables):
+        name = table["name"]
+        first = seen.setdefault(name.lower(), index)
+        if first != index:
+            earlier = tables[first]["name"]
+            same = "" if earlier == name else f" (the same as {earlier!r} but for case)"
+            raise ConfigError(
+                f"pbx[{index}].name",
+                source,
+                f"PBX {name!r} is named twice{same}: [[pbx]] tables {first + 1} and"
+                f" {index + 1}; give each PBX its own name",
+            )
 
 
 def _check_store(store: StoreSection, source: str) -> None:
@@ -727,6 +754,7 @@ RULES: dict[str, Rule] = {
     "pbx.reconnect_max": _SECONDS,
     "pbx.login_attempts": _between(1, 1000),
     "pbx.dial_string": _number_slot,
+    "pbx.lines": _between(0, 1000),
     "pbx.hotline_context": _not_empty,
     "agi.listen_host": _matches(_HOST, "a host name or an IP address of this machine"),
     "agi.listen_port": _between(0, 65535),
@@ -860,6 +888,11 @@ def _check_pairs(sections: dict[str, Any], source: str) -> None:
 def warnings_of(config: Config) -> list[str]:
     """Settings that work but weaken the gateway, one line each, for the start-up log."""
     found = []
+    if not any(config.lines_of(pbx) for pbx in config.pbx):
+        found.append(
+            f"{config.source}: no PBX has lines for callbacks (pbx.lines = 0 on every one):"
+            " no callback will be placed"
+        )
     for pbx in config.pbx:
         if pbx.auth == "plain":
             found.append(

@@ -134,6 +134,8 @@ async def test_report_an_order_done_through_the_api(stack: Stack) -> None:
     await service.call_finished(served, attempt, DialResult(CallOutcome.ANSWERED))
     await service.record_phone_rating(served.id, attempt, 3)
     await service.survey_ended(served.id, attempt)
+    status, body = await call(stack, "GET", "/api/served-items/O1")
+    assert [(a["outcome"], a["pbx"]) for a in body["attempts"]] == [("rated", "main")]
     status, orders = await call(stack, "GET", "/api/orders")
     assert status == 200 and len(orders) == 1 and orders[0]["level"] == 1
     ref = orders[0]["ref"]

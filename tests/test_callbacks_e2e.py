@@ -34,16 +34,22 @@ CALLER_ID = '"鲁州公安" <053912110>'
 
 @contextlib.asynccontextmanager
 async def start_stack(
-    tmp_path: Path, *overrides: str, run_outbox: bool = True, agi: str = "async"
+    tmp_path: Path,
+    *overrides: str,
+    run_outbox: bool = True,
+    agi: str = "async",
+    pbx_names: tuple[str, ...] = ("main",),
 ) -> AsyncIterator[Stack]:
     """The gateway and both simulators, on a Monday at 09:00 in Shanghai, 100× fast;
-    ``agi``: how the simulated PBX hands calls over ("async" or "fastagi")."""
+    ``agi``: how the simulated PBX hands calls over ("async" or "fastagi"); one
+    simulated PBX per name of ``pbx_names``."""
     clock = ScaledClock(datetime(2026, 11, 30, 1, 0, tzinfo=UTC), SPEED)
     async with running_stack(
         tmp_path / "data",
         clock,
         run_outbox=run_outbox,
         agi=agi,
+        pbx_names=pbx_names,
         recordings_dir=ROOT / "recordings" / "zh",
         overrides=[
             "callbacks.poll_seconds=30",

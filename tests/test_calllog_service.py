@@ -238,3 +238,32 @@ async def test_from_config_and_bad_input(store: Store, clock: ManualClock) -> No
 def store(engine_store: Store) -> Store:
     """This module's store tests run on SQLite and on PostgreSQL."""
     return engine_store
+
+
+async def test_two_pbxs_with_one_linkedid_give_two_records_each_naming_its_pbx(
+    store: Store, clock: ManualClock, transcripts: Path
+) -> None:
+    """A Linkedid is unique per PBX only: the same call on two PBXs is two records, each
+    naming its PBX, and the resync of one PBX closes only its own open records."""
+    frames = frames_of(transcripts / "ivr-asyncagi-dtmf.rx.txt")
+    cut = next(i for i, f in enumerate(frames) if f.event == "Hangup")
+    north, south = ReplaySession(), ReplaySession()
+    async with CallLogService(store.calls, clock, pbx=["north", "south"]) as calllog:
+        calllog.connect(north, "north")
+        calllog.connect(south, "south")
+        await north.play(frames[:cut])
+        await south.play(frames[:cut])
+        await calllog.flush()
+        both = await store.calls.find(limit=10)
+        assert sorted(r.record.pbx for r in both) == ["north", "south"]
+        assert {r.record.linkedid for r in both} == {"1795896766.4"}
+        north.resync(Report(pbx="north", at=clock.now(), reconnect=True))
+        await calllog.flush()
+        closed = await store.calls.get("north", "1795896766.4")
+        still = await store.calls.get("south", "1795896766.4")
+        assert closed is not None and closed.record.complete
+        assert still is not None and not still.record.complete
+        await south.play(frames[cut:])
+    ended = await store.calls.get("south", "1795896766.4")
+    assert ended is not None and ended.record.complete and ended.record.note is None
+    assert await store.calls.count() == 2

@@ -60,7 +60,9 @@ def test_secrets_never_show() -> None:
         ('[web]\nport = "80"\n', "web.port", "must be an integer"),
         ("[web]\nport = 8.5\n", "web.port", "must be an integer"),
         ("[sms]\nrate_per_second = true\n", "sms.rate_per_second", "must be a number"),
-        ("[[pbx]]\nname = 'a'\n[[pbx]]\nname = 'a'\n", "pbx", "names must differ"),
+        ("[[pbx]]\nname = 'a'\n[[pbx]]\nname = 'a'\n", "pbx[1].name", "named twice"),
+        ("pbx = []\n", "pbx", "at least one [[pbx]]"),
+        ("[[pbx]]\nlines = -1\n", "pbx[0].lines", "from 0"),
         ("[web\n", "(file)", "not valid TOML"),
         ("pbx = 3\n", "pbx", "array of tables"),
     ],
@@ -193,3 +195,42 @@ def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
     path.write_bytes("[web]\nhost = '主机'\n".encode("gbk"))
     with pytest.raises(ConfigError, match="not UTF-8 text"):
         config.load(path)
+
+
+def test_a_pbx_named_twice_is_refused_in_one_line_naming_it(tmp_path: Path) -> None:
+    """Two [[pbx]] tables with one name (or names that differ only in case, which share
+    their GATEWAY_PBX_<NAME>_… settings) stop the start, naming the PBX and both tables."""
+    text = "[[pbx]]\nname = 'north'\n[[pbx]]\nname = 'south'\n[[pbx]]\nname = 'north'\n"
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, text))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "'north' is named twice" in message and "tables 1 and 3" in message
+    assert caught.value.key == "pbx[2].name"
+    with pytest.raises(ConfigError, match=r"'North' is named twice.*but for case"):
+        config.load(write(tmp_path, "[[pbx]]\nname = 'north'\n[[pbx]]\nname = 'North'\n"))
+
+
+def test_a_pbx_renamed_onto_another_on_the_command_line_is_refused(tmp_path: Path) -> None:
+    """The check runs on the final layers: --set may not give two PBXs one name either."""
+    path = write(tmp_path, "[[pbx]]\nname = 'north'\n[[pbx]]\nname = 'south'\n")
+    with pytest.raises(ConfigError, match="'north' is named twice"):
+        config.load(path, overrides=["pbx.south.name=north"])
+
+
+def test_lines_per_pbx_default_to_max_concurrent_calls(tmp_path: Path) -> None:
+    """A PBX without `lines` has callbacks.max_concurrent_calls lines (the one-PBX
+    setting); one with `lines` has its own; 0 is a hotline-only PBX, warned when no
+    PBX has lines at all."""
+    text = (
+        "[callbacks]\nmax_concurrent_calls = 6\n"
+        "[[pbx]]\nname = 'north'\nlines = 2\n[[pbx]]\nname = 'south'\n"
+        "[[pbx]]\nname = 'desk'\nlines = 0\n"
+    )
+    loaded = config.load(write(tmp_path, text), env={"GATEWAY_PBX_NORTH_LINES": "3"})
+    assert [loaded.lines_of(p) for p in loaded.pbx] == [3, 6, 0]
+    assert config.warnings_of(loaded) == []
+    none = config.load(overrides=["pbx.main.lines=0"])
+    assert [w for w in config.warnings_of(none) if "no callback will be placed" in w]
+    with pytest.raises(ConfigError, match="must be from 0 to 1000"):
+        config.load(overrides=["pbx.main.lines=1001"])

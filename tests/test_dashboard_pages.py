@@ -366,6 +366,7 @@ async def test_case_page_shows_the_whole_timeline_with_players(
     assert rating["title"] == "群众评价：不满意" and "办事拖拉" in rating["detail"]
     call = next(e for e in data["timeline"] if e["kind"] == "call")
     assert call["recording"] == f"/dashboard/recordings/call/{call_id}"
+    assert call["detail"].endswith("交换机 main")  # the PBX that carried it
     stamps = [e["at"] for e in data["timeline"]]
     assert stamps == sorted(stamps)
     page = await (await http.get(f"/dashboard/cases/{number}", headers=AUTH)).text()

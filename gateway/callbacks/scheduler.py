@@ -1,4 +1,4 @@
-"""The campaign scheduler: places due callbacks within the windows and the trunk's lines.
+"""The campaign scheduler: places due callbacks within the windows and the PBXs' lines.
 
 Two supervised loops (``gateway.supervise``): *calls* settles calls whose outcome
 is overdue, then claims and places due calls; *orders* escalates overdue
@@ -9,8 +9,11 @@ it degraded for ``/health``. Each call runs as a task the supervisor owns; one
 cancelled at stop leaves its attempt row ``placed``, which the next start marks
 ``unknown``: the citizen is not called again until that call can no longer be up.
 
-No claims are made while the PBX link is down, and a call that could not be sent
-(not connected) puts its claim back without counting an attempt.
+Each round's claim spreads the due calls over the PBXs whose link is up, by their
+free lines counted in the store (``pbx.lines`` minus the callback calls that may
+still be up on that PBX, whichever gateway placed them), and each call is placed on
+its attempt's PBX. A PBX whose link is down gets no claims; a call that could not be
+sent (not connected) puts its claim back without counting an attempt.
 
 Several gateways on one database (:mod:`gateway.cluster`): every gateway places calls
 (the claims take turns on the store's write lock), but only the leader runs the order
@@ -41,7 +44,7 @@ from gateway.pbx.exceptions import (
     OriginateOutcomeUnknown,
 )
 from gateway.phone import mask
-from gateway.store.callbacks import ServedItem, originate_id
+from gateway.store.callbacks import Attempt, ServedItem, originate_id
 from gateway.supervise import Supervisor
 
 log = logging.getLogger(__name__)
@@ -53,16 +56,16 @@ class CallbackScheduler:
         service: CallbackService,
         dialer: Dialer,
         *,
-        pbx: str,
         supervisor: Supervisor | None = None,
         cluster: Leadership | None = None,
     ) -> None:
         self.service = service
         self.cluster = cluster
         self.dialer = dialer
-        self.pbx = pbx
         self.supervisor = supervisor or Supervisor("callbacks")
-        self.active = 0  # lines in use: from Originate until the survey call ends
+        # Calls this gateway has out, from Originate until the survey ends (a figure:
+        # the lines are counted in the store, over every gateway).
+        self.active = 0
         self.placed = 0
         self._wake = asyncio.Event()
 
@@ -120,24 +123,30 @@ class CallbackScheduler:
         await self.service.expire_sms_requests()
 
     async def tick(self) -> int:
-        """One round of calls: settle overdue ones, then place due calls if the PBX
-        link is up. Returns how many calls were placed."""
+        """One round of calls: settle overdue ones, then place due calls on the PBXs
+        whose link is up. Returns how many calls were placed."""
         await self.service.settle_calls()
-        if not self.dialer.connected:
-            return 0  # "not connected" is never an attempt: nothing is claimed
-        free = self.service.settings.max_concurrent_calls - self.active
-        claimed = await self.service.claim_calls(free, self.pbx)
-        for item, attempt_id in claimed:
+        # "Not connected" is never an attempt: a PBX whose link is down gets no claim.
+        lines = {
+            pbx: n for pbx, n in self.dialer.lines.items() if n > 0 and self.dialer.connected(pbx)
+        }
+        if not lines:
+            return 0
+        claimed = await self.service.claim_spread(lines)
+        for item, attempt in claimed:
             self.active += 1
             self.placed += 1
-            self.supervisor.spawn(f"callback-{item.id}", self._call(item, attempt_id))
+            self.supervisor.spawn(f"callback-{item.id}", self._call(item, attempt))
         return len(claimed)
 
-    async def _call(self, item: ServedItem, attempt_id: int) -> None:
+    async def _call(self, item: ServedItem, attempt: Attempt) -> None:
+        attempt_id = attempt.id
         try:
+            assert attempt.pbx is not None  # a claimed call names its PBX
             variables = self.service.call_variables(item, attempt_id)
             try:
                 result = await self.dialer.call(
+                    attempt.pbx,
                     item.citizen_number,
                     variables,
                     self.service.settings.ring_timeout_seconds,
@@ -145,14 +154,24 @@ class CallbackScheduler:
                 )
             except AmiNotConnected as exc:
                 # Nothing was sent: the claim goes back, no attempt is counted.
-                log.info("callback to %s not placed: %s", mask(item.citizen_number), exc)
+                log.info(
+                    "callback to %s on %s not placed: %s",
+                    mask(item.citizen_number),
+                    attempt.pbx,
+                    exc,
+                )
                 await self.service.release_claim(item, attempt_id)
                 return
             except OriginateOutcomeUnknown as exc:
                 # Sent, but its answer was lost (the link cut, or no OriginateResponse
                 # in time): the call may ring or be up, and carries its ActionID. It is
                 # settled later, by the call log or once it can no longer be up.
-                log.warning("callback to %s: outcome lost: %s", mask(item.citizen_number), exc)
+                log.warning(
+                    "callback to %s on %s: outcome lost: %s",
+                    mask(item.citizen_number),
+                    attempt.pbx,
+                    exc,
+                )
                 result = DialResult(CallOutcome.UNKNOWN, action_id=exc.action_id)
             except (AmiConnectionLost, AmiActionTimeout) as exc:
                 log.warning("callback to %s: outcome lost: %s", mask(item.citizen_number), exc)

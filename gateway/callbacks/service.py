@@ -15,6 +15,7 @@ the order (1, 2) or climbs it a level (3), as does a missed deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from gateway.errors import GatewayError
 from gateway.limits import MAX_NAME, MAX_REFERENCE, BadText, check_name, check_reference
 from gateway.phone import InvalidPhoneNumber, Use, mask, to_e164
 from gateway.store import Store
-from gateway.store.callbacks import LostRace, Order, Rating, ServedItem
+from gateway.store.callbacks import Attempt, LostRace, Order, Rating, ServedItem
 from gateway.store.units import HEAD_ROLES, Officer
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ REASONS = {
 # ("answered, no rating"); a survey lasting longer than the second bound is over.
 SURVEY_START_SECONDS = 60.0
 MAX_SURVEY_SECONDS = 600.0
+# How often a gateway waiting for a survey another gateway runs asks the store about it.
+SURVEY_RECHECK_SECONDS = 2.0
 
 
 class CallbackError(GatewayError):
@@ -98,15 +101,26 @@ class DialResult:
 
 
 class Dialer(Protocol):
+    """Places callbacks on the PBXs (``gateway.app.AmiDialer``)."""
+
     @property
-    def connected(self) -> bool:
-        """Whether the PBX link is up now (no claims are made while it is not)."""
+    def lines(self) -> Mapping[str, int]:
+        """Each PBX's trunk lines for callbacks, by name, in the configured order."""
+        ...
+
+    def connected(self, pbx: str) -> bool:
+        """Whether the link to ``pbx`` is up now (it gets no claims while it is not)."""
         ...
 
     async def call(
-        self, number: str, variables: Mapping[str, str], timeout_s: float, action_id: str
+        self,
+        pbx: str,
+        number: str,
+        variables: Mapping[str, str],
+        timeout_s: float,
+        action_id: str,
     ) -> DialResult:
-        """Place the call as the Originate ``action_id``;
+        """Place the call on ``pbx`` as the Originate ``action_id``;
         :class:`~gateway.pbx.exceptions.AmiNotConnected` if it could not even be sent
         (nothing rang)."""
         ...
@@ -323,20 +337,25 @@ class CallbackService:
             seconds=self.settings.ring_timeout_seconds + SURVEY_START_SECONDS
         )
 
-    async def claim_calls(self, free_lines: int, pbx: str) -> list[tuple[ServedItem, int]]:
-        """Due items to call now (inside a window), each with its attempt row's id."""
+    async def claim_calls(self, lines: int, pbx: str) -> list[tuple[ServedItem, int]]:
+        """Due items to call now on the one PBX ``pbx`` of ``lines`` trunk lines, each with
+        its attempt row's id (see :meth:`claim_spread`)."""
+        return [(item, attempt.id) for item, attempt in await self.claim_spread({pbx: lines})]
+
+    async def claim_spread(self, lines: Mapping[str, int]) -> list[tuple[ServedItem, Attempt]]:
+        """Due items to call now (inside a window), spread over the PBXs of ``lines``
+        (those whose link is up, with their trunk lines): each attempt names the PBX with
+        the most free lines, counted in the store over every gateway."""
         now = self.clock.now()
-        if free_lines <= 0 or not self.windows.is_open(self.clock.local(now)):
+        if not lines or not self.windows.is_open(self.clock.local(now)):
             return []
-        claimed = await self.store.callbacks.claim_due(
+        return await self.store.callbacks.claim_due(
             now,
-            free_lines,
-            pbx,
+            lines,
             now + self._call_bound(),
             owner=self.owner,
             others_after=self.others_after,
         )
-        return [(item, attempt.id) for item, attempt in claimed]
 
     async def release_claim(self, item: ServedItem, attempt_id: int) -> None:
         """The call could not be sent (no PBX link): the claim is undone, not counted."""
@@ -521,16 +540,29 @@ class CallbackService:
             event.set()
 
     async def wait_survey(self, attempt_id: int, max_seconds: float) -> None:
-        """Wait until the survey flow of an answered call has ended (or ``max_seconds``)."""
+        """Wait until the survey flow of an answered call has ended (or ``max_seconds``).
+
+        The survey may run here (its end wakes this waiter) or on another gateway, the
+        one the dialplan's FastAGI URL names: only the store tells of that one's end, so
+        it is asked again every ``SURVEY_RECHECK_SECONDS``."""
         event = self._surveys.setdefault(attempt_id, asyncio.Event())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_seconds
         try:
-            # The survey may have ended before this waiter existed: the store knows.
-            attempt = await self.store.callbacks.attempt(attempt_id)
-            if attempt is None or attempt.outcome not in ("placed", "answered"):
-                return
-            await asyncio.wait_for(event.wait(), max_seconds)
-        except TimeoutError:
-            log.warning("callback attempt %d: no end of survey in %gs", attempt_id, max_seconds)
+            while True:
+                # The survey may have ended before this waiter existed: the store knows.
+                attempt = await self.store.callbacks.attempt(attempt_id)
+                if attempt is None or attempt.outcome not in ("placed", "answered"):
+                    return
+                left = deadline - loop.time()
+                if left <= 0:
+                    log.warning(
+                        "callback attempt %d: no end of survey in %gs", attempt_id, max_seconds
+                    )
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(left, SURVEY_RECHECK_SECONDS))
+                    return
         finally:
             self._surveys.pop(attempt_id, None)
 

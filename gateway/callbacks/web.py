@@ -188,7 +188,13 @@ async def get_item(request: web.Request) -> web.Response:
         {
             **item_json(item),
             "attempts": [
-                {"round": a.round, "attempt": a.attempt, "channel": a.channel, "outcome": a.outcome}
+                {
+                    "round": a.round,
+                    "attempt": a.attempt,
+                    "channel": a.channel,
+                    "outcome": a.outcome,
+                    "pbx": a.pbx,
+                }
                 for a in attempts
             ],
             "ratings": [

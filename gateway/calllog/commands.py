@@ -163,6 +163,7 @@ def call_json(row: StoredCall, case_numbers: dict[int, str]) -> dict[str, Any]:
 def calls_table(records: list[CallRecord], tz: ZoneInfo, case_numbers: dict[int, str]) -> str:
     headers = [
         "开始时间",
+        "交换机",
         "方向",
         "主叫",
         "姓名",
@@ -184,6 +185,7 @@ def calls_table(records: list[CallRecord], tz: ZoneInfo, case_numbers: dict[int,
         rows.append(
             [
                 r.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
+                r.pbx,
                 DIRECTION_NAMES.get(r.direction, r.direction),
                 mask(r.caller_number) if r.caller_number else "",
                 r.caller_name or "",
@@ -197,7 +199,7 @@ def calls_table(records: list[CallRecord], tz: ZoneInfo, case_numbers: dict[int,
                 _note(r),
             ]
         )
-    return render(headers, rows, right=(5, 8))
+    return render(headers, rows, right=(6, 9))
 
 
 def _note(record: CallRecord) -> str:

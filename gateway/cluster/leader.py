@@ -43,7 +43,7 @@ from gateway.store.db import Database
 from gateway.store.postgres import (
     CONNECT_TIMEOUT,
     PostgresUnavailable,
-    connect_problem,
+    pg_problem,
     url_label,
 )
 from gateway.supervise import Supervisor
@@ -168,7 +168,7 @@ class Leadership:
                     if await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *LEADER_KEYS):
                         self._take()
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            reason = connect_problem(self._label, exc)
+            reason = pg_problem(exc)
             self._lose(reason)
             raise LeadershipLost(f"cluster connection to {self._label}: {reason}") from exc
 
@@ -183,7 +183,7 @@ class Leadership:
                 server_settings={"application_name": APPLICATION_PREFIX + self.name},
             )
         except ValueError as exc:
-            raise PostgresUnavailable(self._label, connect_problem(self._label, exc)) from exc
+            raise PostgresUnavailable(self._label, pg_problem(exc)) from exc
         conn.add_termination_listener(self._terminated)
         self._conn = conn
         return conn

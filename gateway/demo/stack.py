@@ -8,6 +8,7 @@ simulated Twilio posts signed webhooks back to the gateway's web port.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import socket
@@ -54,6 +55,8 @@ class Stack:
     bookings_token: str = ""
     # The demo's people (gateway.accounts.demo): password by username.
     people: dict[str, str] = field(default_factory=dict)
+    # Every simulated PBX by its [[pbx]] name (``pbx`` is the first).
+    pbxes: dict[str, SimulatedPbx] = field(default_factory=dict)
 
     @property
     def inbound_url(self) -> str:
@@ -71,6 +74,13 @@ class Stack:
             _bound_socket(port),
             self.run_scheduler,
             run_outbox=self.run_outbox,
+        )
+
+    async def another_gateway(self, config: Config) -> tuple[web.Application, web.AppRunner]:
+        """A second gateway beside this one, on the same store and peers, with its own
+        ``config`` and a free web port (clean its runner up when done)."""
+        return await _start_gateway(
+            config, self.clock, self.store, _bound_socket(), self.run_scheduler
         )
 
 
@@ -107,6 +117,15 @@ async def _start_gateway(
     return app, runner
 
 
+def _pbx_tables(data_dir: Path, names: Sequence[str]) -> Path:
+    """A configuration file of one [[pbx]] table per name (only a file holds several),
+    and nothing else: every other setting comes from the stack's overrides."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "pbxes.toml"
+    path.write_text("".join(f'[[pbx]]\nname = "{name}"\n' for name in names), encoding="utf-8")
+    return path
+
+
 @contextlib.asynccontextmanager
 async def running_stack(
     data_dir: Path,
@@ -121,6 +140,7 @@ async def running_stack(
     intake_channels: Sequence[str] = (),
     bookings: bool = False,
     people: bool = False,
+    pbx_names: Sequence[str] = ("main",),
 ) -> AsyncIterator[Stack]:
     """Start the simulated peers, then the gateway against them; stop in reverse.
 
@@ -130,48 +150,63 @@ async def running_stack(
     ``intake_channels`` (web, wechat, letter, visit, 12345) are opened, each with a
     fresh credential of its own (``Stack.channel_tokens``); ``bookings`` opens
     ``/api/bookings`` with one (``Stack.bookings_token``). ``people``: add the demo's
-    accounts (a leader, a station chief) with fresh passwords."""
+    accounts (a leader, a station chief) with fresh passwords. ``pbx_names``: one
+    simulated PBX per name, each a [[pbx]] table of the gateway's configuration (an
+    override names it: ``pbx.<name>.lines=2``)."""
     if agi not in AGI_TRANSPORTS:
         raise ValueError(f"agi must be one of {AGI_TRANSPORTS}, got {agi!r}")
-    pbx_secret = secrets.token_urlsafe(12)
+    if not pbx_names or len(set(pbx_names)) != len(pbx_names):
+        raise ValueError(f"pbx_names must be distinct names, got {pbx_names!r}")
+    pbx_secrets = {name: secrets.token_urlsafe(12) for name in pbx_names}
     agi_overrides: list[str] = []
-    agi_url = "agi:async"
+    agi_base = ""
     if agi == "fastagi":
         with _bound_socket() as probe:  # a free port for the gateway's FastAGI listener
             agi_port = probe.getsockname()[1]
         agi_overrides = ["agi.listen_host=127.0.0.1", f"agi.listen_port={agi_port}"]
-        agi_url = f"agi://127.0.0.1:{agi_port}/main"
+        agi_base = f"agi://127.0.0.1:{agi_port}/"
     twilio_token = secrets.token_urlsafe(16)
     api_token = secrets.token_urlsafe(16)
     channel_tokens = {name: secrets.token_urlsafe(18) for name in intake_channels}
     bookings_token = secrets.token_urlsafe(18) if bookings else ""
-    sim_config = SimConfig(
-        host="127.0.0.1",
-        port=0,
-        users=(shipped_gateway_user(pbx_secret, PBX_USER),),
-        agi_url=agi_url,
-        agents=agents,
-        time_scale=1.0 / clock.speed,
-        recordings_dir=recordings_dir,
-        epoch=clock.now().timestamp(),
-        timezone=str(clock.tz),
-    )
+    sim_configs = {
+        name: SimConfig(
+            host="127.0.0.1",
+            port=0,
+            users=(shipped_gateway_user(pbx_secrets[name], PBX_USER),),
+            agi_url=f"{agi_base}{name}" if agi_base else "agi:async",
+            agents=agents,
+            time_scale=1.0 / clock.speed,
+            recordings_dir=recordings_dir,
+            epoch=clock.now().timestamp(),
+            timezone=str(clock.tz),
+        )
+        for name in pbx_names
+    }
     sock = _bound_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    async with (
-        SimulatedPbx(sim_config) as pbx,
-        SimulatedTwilio(ACCOUNT_SID, twilio_token, time_scale=1.0 / clock.speed) as twilio,
-    ):
+    async with contextlib.AsyncExitStack() as peers:
+        pbxes = {
+            name: await peers.enter_async_context(SimulatedPbx(sim_configs[name]))
+            for name in pbx_names
+        }
+        twilio = await peers.enter_async_context(
+            SimulatedTwilio(ACCOUNT_SID, twilio_token, time_scale=1.0 / clock.speed)
+        )
+        config_file = None
+        if tuple(pbx_names) != ("main",):
+            config_file = await asyncio.to_thread(_pbx_tables, data_dir, pbx_names)
         config = config_module.load(
+            config_file,
             env={
-                "GATEWAY_PBX_MAIN_SECRET": pbx_secret,
+                **{f"GATEWAY_PBX_{n.upper()}_SECRET": pbx_secrets[n] for n in pbx_names},
                 "GATEWAY_SMS_AUTH_TOKEN": twilio_token,
                 "GATEWAY_WEB_API_TOKEN": api_token,
             },
             overrides=[
                 f"gateway.data_dir={data_dir}",
-                f"pbx.main.port={pbx.port}",
-                f"pbx.main.username={PBX_USER}",
+                *(f"pbx.{name}.port={pbxes[name].port}" for name in pbx_names),
+                *(f"pbx.{name}.username={PBX_USER}" for name in pbx_names),
                 f"sms.api_base_url={twilio.base_url}",
                 f"sms.account_sid={ACCOUNT_SID}",
                 f"sms.from_number={SENDER}",
@@ -192,7 +227,7 @@ async def running_stack(
                 config,
                 clock,
                 store,
-                pbx,
+                pbxes[pbx_names[0]],
                 twilio,
                 app,
                 url,
@@ -203,6 +238,7 @@ async def running_stack(
                 channel_tokens,
                 bookings_token,
                 passwords,
+                pbxes,
             )
             try:
                 yield stack

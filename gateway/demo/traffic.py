@@ -345,7 +345,7 @@ async def callback_day(
     stack: Stack, items: int, rng: random.Random, progress: Progress, until_local: str = "20:30"
 ) -> CallbackDay:
     day = await serve_items(stack, items, rng)
-    lines = stack.config.callbacks.max_concurrent_calls
+    lines = sum(stack.config.lines_of(pbx) for pbx in stack.config.pbx)
     progress(f"{_hhmm(stack)} 回访：{items} 件已办结业务待回访，{lines} 条外呼线路")
     stop = asyncio.Event()
     end = datetime.combine(

@@ -14,7 +14,7 @@ told (a False return or :class:`LostRace`) instead of overwriting newer state.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -39,9 +39,13 @@ def originate_id(attempt_id: int) -> str:
 # (records carry whole seconds: the bound is 2 s earlier; the comparison is on the
 # ISO text, so the index on started_at serves) and that this gateway last wrote after
 # it, by its own clock: a PBX clock that runs ahead never makes an earlier call count.
+# Only records of the PBX the attempt was placed on: a call with the citizen on another
+# PBX says nothing of this one (which may be down, its call up and unseen), and each
+# PBX has Linkedids of its own.
 _CITIZEN_CALLS = (
     "SELECT 1 FROM call_records r JOIN served_items i ON i.id = callback_attempts.item_id"
-    f" WHERE (r.originate_id = '{ORIGINATE_PREFIX}' || callback_attempts.id"
+    " WHERE r.pbx = callback_attempts.pbx"
+    f" AND (r.originate_id = '{ORIGINATE_PREFIX}' || callback_attempts.id"
     " OR (r.started_at >= strftime('%Y-%m-%dT%H:%M:%S', callback_attempts.started_at,"
     " '-2 seconds') AND r.updated_at >= callback_attempts.started_at"
     " AND i.citizen_number IN (r.dialled_number, r.caller_number)))"
@@ -104,6 +108,7 @@ class Attempt:
     attempt: int
     channel: str
     outcome: str
+    pbx: str | None = None  # the PBX a call was placed on (None for a text)
 
 
 @dataclass(frozen=True)
@@ -345,15 +350,21 @@ class CallbackRepository:
     async def claim_due(
         self,
         now: datetime,
-        limit: int,
-        pbx: str,
+        lines: Mapping[str, int],
         up_until: datetime,
         *,
         owner: str | None = None,
         others_after: timedelta = timedelta(0),
     ) -> list[tuple[ServedItem, Attempt]]:
-        """Move up to ``limit`` due items to ``calling`` and write their attempt rows,
+        """Move due items to ``calling``, each with its attempt row on a PBX of ``lines``,
         placed by the gateway ``owner``.
+
+        ``lines`` gives the trunk lines of each PBX that may take calls now (its link is
+        up). A PBX's free lines are its lines minus its callback calls that may still be
+        up (attempts not ended whose ``up_until`` is ahead), counted here, in the write
+        transaction, so that every gateway on the store sees the same count. As many
+        items are claimed as there are free lines in all, and each goes to the PBX with
+        the most free lines then (the first of ``lines`` on a tie).
 
         One call per citizen at a time: of a citizen's due items only the earliest is
         taken, and none while another of their items is ``calling`` or one of their
@@ -365,12 +376,16 @@ class CallbackRepository:
         too: its rules span rows (one call per citizen over all their items, the lines
         of a PBX counted over the attempts), which row locks (``SKIP LOCKED``) cannot
         keep when two gateways claim at once."""
-        if limit <= 0:
+        if not any(n > 0 for n in lines.values()):
             return []
         stamp = utc_iso(now)
         busy_after = utc_iso(now - others_after)
         claimed: list[tuple[ServedItem, Attempt]] = []
         async with self._db.transaction() as conn:
+            free = await self._free_lines(conn, lines, stamp)
+            limit = sum(free.values())
+            if limit <= 0:
+                return []
             cursor = await conn.execute(
                 "UPDATE served_items SET status = 'calling', attempts = attempts + 1,"
                 " next_attempt_at = NULL, updated_at = ?"
@@ -388,9 +403,10 @@ class CallbackRepository:
                 f" RETURNING {_ITEM_COLUMNS}",
                 (stamp, stamp, busy_after, limit),
             )
-            rows = await cursor.fetchall()
-            for row in rows:
-                item = _item(row)
+            items = sorted((_item(row) for row in await cursor.fetchall()), key=lambda i: i.id)
+            for item in items:
+                pbx = max(free, key=lambda name: free[name])  # the first of the most free
+                free[pbx] -= 1
                 attempt_cursor = await conn.execute(
                     "INSERT INTO callback_attempts (item_id, round, attempt, channel, outcome, pbx,"
                     " started_at, up_until, owner) VALUES (?, ?, ?, 'call', 'placed', ?, ?, ?, ?)"
@@ -400,11 +416,27 @@ class CallbackRepository:
                 attempt_row = await attempt_cursor.fetchone()
                 assert attempt_row is not None
                 attempt = Attempt(
-                    attempt_row[0], item.id, item.round, item.attempts, "call", "placed"
+                    attempt_row[0], item.id, item.round, item.attempts, "call", "placed", pbx
                 )
                 claimed.append((item, attempt))
-        claimed.sort(key=lambda pair: pair[0].id)
         return claimed
+
+    @staticmethod
+    async def _free_lines(
+        conn: aiosqlite.Connection, lines: Mapping[str, int], stamp: str
+    ) -> dict[str, int]:
+        """Each PBX's lines minus its callback calls that may still be up at ``stamp``
+        (in the caller's write transaction: no other gateway claims meanwhile)."""
+        names = [name for name, n in lines.items() if n > 0]
+        marks = ",".join("?" for _ in names)
+        cursor = await conn.execute(
+            "SELECT pbx, COUNT(*) FROM callback_attempts"
+            " WHERE ended_at IS NULL AND channel = 'call'"
+            f" AND (up_until IS NULL OR up_until > ?) AND pbx IN ({marks}) GROUP BY pbx",
+            (stamp, *names),
+        )
+        busy = {row[0]: int(row[1]) for row in await cursor.fetchall()}
+        return {name: max(0, lines[name] - busy.get(name, 0)) for name in names}
 
     async def release_claim(self, item_id: int, attempt_id: int, now: datetime) -> bool:
         """Undo a claim whose call was never placed (no link to the PBX): the attempt
@@ -560,7 +592,7 @@ class CallbackRepository:
 
     async def attempt(self, attempt_id: int) -> Attempt | None:
         row = await self._db.fetchone(
-            "SELECT id, item_id, round, attempt, channel, outcome FROM callback_attempts"
+            "SELECT id, item_id, round, attempt, channel, outcome, pbx FROM callback_attempts"
             " WHERE id = ?",
             (attempt_id,),
         )
@@ -576,7 +608,7 @@ class CallbackRepository:
 
     async def attempts(self, item_id: int) -> list[Attempt]:
         rows = await self._db.fetchall(
-            "SELECT id, item_id, round, attempt, channel, outcome FROM callback_attempts"
+            "SELECT id, item_id, round, attempt, channel, outcome, pbx FROM callback_attempts"
             " WHERE item_id = ? ORDER BY id",
             (item_id,),
         )

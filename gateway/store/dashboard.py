@@ -291,7 +291,9 @@ class DashboardReads:
             (case_id,),
         ):
             add(r[1], "history", r[0], actor=r[2], action=r[3], note=r[4])
-        calls = "id, started_at, direction, disposition, queue_wait_s, agent, talk_s, recording"
+        calls = (
+            "id, started_at, direction, disposition, queue_wait_s, agent, talk_s, recording, pbx"
+        )
         for r in await self._reads.fetchall(
             # The call that opened the case (its unique key), and the citizen's later calls.
             f"SELECT {calls} FROM call_records WHERE (pbx, linkedid) ="
@@ -310,6 +312,7 @@ class DashboardReads:
                 agent=r[5],
                 talk_s=r[6],
                 recording=r[7],
+                pbx=r[8],
             )
         items = await self._reads.fetchall(
             "SELECT id, kind_code, status, round, created_at FROM served_items"
@@ -323,11 +326,20 @@ class DashboardReads:
         if item_ids:
             marks = _marks(item_ids)
             for r in await self._reads.fetchall(
-                "SELECT id, round, attempt, channel, outcome, started_at FROM callback_attempts"
-                f" WHERE item_id IN ({marks}) ORDER BY id",
+                "SELECT id, round, attempt, channel, outcome, started_at, pbx"
+                f" FROM callback_attempts WHERE item_id IN ({marks}) ORDER BY id",
                 item_ids,
             ):
-                add(r[5], "attempt", r[0], round=r[1], attempt=r[2], channel=r[3], outcome=r[4])
+                add(
+                    r[5],
+                    "attempt",
+                    r[0],
+                    round=r[1],
+                    attempt=r[2],
+                    channel=r[3],
+                    outcome=r[4],
+                    pbx=r[6],
+                )
             for r in await self._reads.fetchall(
                 "SELECT id, round, channel, score, reason, recording, rated_at FROM ratings"
                 f" WHERE item_id IN ({marks}) ORDER BY id",

@@ -148,12 +148,14 @@ def describe(row: TimelineRow) -> tuple[str, str, str | None]:
         detail = f"排队 {_seconds(f['queue_wait_s'])}，通话 {_seconds(f['talk_s'])}"
         if f["agent"]:
             detail += f"，坐席 {f['agent']}"
-        return f"{direction}电话：{outcome}", detail, recording
+        return f"{direction}电话：{outcome}", f"{detail}，交换机 {f['pbx']}", recording
     if row.kind == "item":
         status = ITEM_STATUS_NAMES.get(f["status"], f["status"])
         return "登记回访", f"第 {f['round']} 轮，现状：{status}", None
     if row.kind == "attempt":
         outcome = OUTCOME_NAMES.get(f"{f['channel']}:{f['outcome']}", f["outcome"])
+        if f["pbx"]:  # a call (a text has no PBX)
+            outcome += f"（交换机 {f['pbx']}）"
         return f"回访第 {f['round']} 轮第 {f['attempt']} 次", outcome, None
     if row.kind == "rating":
         score = SCORE_NAMES.get(int(f["score"]), str(f["score"]))
