@@ -1,6 +1,6 @@
 """The chaos run's peers in their own process: the simulated PBX(s) and Twilio, a control port.
 
-    python tests/chaos/peers.py --seed 7 --secret S --token T --time-scale 0.1 --pbxes 2
+    python tests/chaos/peers.py --seed 7 --secret S --token T --time-scale 0.1 --pbxes a,b
 
 Prints one JSON line with the ports once everything listens, then serves until
 killed. The control port (plain HTTP on loopback) lets the test cut an AMI link,
@@ -216,8 +216,15 @@ async def main() -> None:
     parser.add_argument("--time-scale", type=float, default=0.1)
     parser.add_argument("--agents", type=int, default=4)
     parser.add_argument("--pbxes", default="main", help="the PBXs' names, comma-separated (main)")
+    parser.add_argument(
+        "--agi",
+        default="",
+        help="name=agi://host:port/name,…: the PBXs whose dialplan reaches a gateway by"
+        " FastAGI (the others by AsyncAGI)",
+    )
     args = parser.parse_args()
     names = args.pbxes.split(",")
+    agi = dict(pair.split("=", 1) for pair in args.agi.split(",") if pair)
     async with contextlib.AsyncExitStack() as stack:
         pbxes: dict[str, SimulatedPbx] = {}
         for index, name in enumerate(names):
@@ -229,6 +236,7 @@ async def main() -> None:
                 agents=args.agents,
                 time_scale=args.time_scale,
                 seed=_seed(args.seed, index),
+                agi_url=agi.get(name, "agi:async"),
             )
             pbxes[name] = await stack.enter_async_context(SimulatedPbx(sim_config))
         twilio = await stack.enter_async_context(

@@ -179,7 +179,12 @@ class Gateway:
 
 @contextlib.asynccontextmanager
 async def peers_process(
-    seed: int, secret: str, token: str, scale: float, pbxes: list[str]
+    seed: int,
+    secret: str,
+    token: str,
+    scale: float,
+    pbxes: list[str],
+    agi: dict[str, str] | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -194,6 +199,7 @@ async def peers_process(
         "--time-scale",
         str(scale),
         f"--pbxes={','.join(pbxes)}",
+        "--agi=" + ",".join(f"{name}={url}" for name, url in (agi or {}).items()),
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -338,10 +344,12 @@ def make_fleet(
     values: dict[str, str],
     env: dict[str, str],
     lines: int | None = None,
+    agi_ports: dict[int, int] | None = None,
 ) -> list[Gateway]:
     """One :class:`Gateway` per entry of ``served_by`` (gateway index → the PBXs it logs
     in to), each with its own configuration file, web port and, when there are several,
-    its own name (``gw1``, ``gw2``…), on the settings ``values`` and the environment."""
+    its own name (``gw1``, ``gw2``…), on the settings ``values`` and the environment;
+    ``agi_ports``: the FastAGI port of each gateway (index → port) that listens."""
     fleet = []
     for index, names in served_by.items():
         web_port = free_port()
@@ -354,6 +362,8 @@ def make_fleet(
         }
         if len(served_by) > 1:
             own["gateway.name"] = f"gw{index + 1}"
+        if agi_ports and index in agi_ports:
+            own["agi.listen_port"] = str(agi_ports[index])
         settings = ["--config", str(config)]
         settings += [a for k, v in own.items() for a in ("--set", f"{k}={v}")]
         gateway = Gateway(settings, env, data / f"run-output-{index + 1}.log")
@@ -376,7 +386,8 @@ async def run_chaos(
     """One seeded chaos run (see the module docstring): ``gateways`` processes on one
     store (the SQLite file, or the PostgreSQL database at ``store_url``) against the
     simulated PBXs named ``pbxes``; gateway ``i`` is logged in to PBX ``i mod len(pbxes)``
-    (one gateway: to every PBX)."""
+    (one gateway: to every PBX). A PBX that several gateways log in to sends its calls
+    by FastAGI to the first of them, the others by AsyncAGI."""
     rng = random.Random(seed)
     report = ChaosReport(seed)
     secret, token, api = (secrets.token_urlsafe(16) for _ in range(3))
@@ -385,9 +396,18 @@ async def run_chaos(
     served_by = {
         index: names if gateways == 1 else [names[index % len(names)]] for index in range(gateways)
     }
+    # A PBX that several gateways log in to reaches one of them by FastAGI, as a real
+    # site must (AsyncAGI would offer each call to every gateway): the first one.
+    agi_ports: dict[int, int] = {}
+    agi: dict[str, str] = {}
+    for name in names:
+        sharing = [i for i, served in served_by.items() if name in served]
+        if len(sharing) > 1:
+            port = agi_ports.setdefault(sharing[0], free_port())
+            agi[name] = f"agi://127.0.0.1:{port}/{name}"
     try:
         async with (
-            peers_process(seed, secret, token, scale, names) as ports,
+            peers_process(seed, secret, token, scale, names, agi) as ports,
             aiohttp.ClientSession() as http,
         ):
             control = f"http://127.0.0.1:{ports['control']}"
@@ -401,7 +421,7 @@ async def run_chaos(
             }
             if store_url:
                 env["GATEWAY_STORE_URL"] = store_url
-            fleet = make_fleet(data, ports["ami"], served_by, values, env)
+            fleet = make_fleet(data, ports["ami"], served_by, values, env, agi_ports=agi_ports)
             records = StoreReader(store_url or data / "gateway.sqlite3")
             try:
                 await fleet[0].command("db", "seed")
