@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import ipaddress
 import math
 import re
 import tomllib
@@ -181,6 +182,10 @@ class WebSection:
     # Mark the session cookie Secure even on plain HTTP: set it when a TLS proxy
     # in front of the gateway talks HTTP to it.
     secure_cookies: bool = False
+    # Load balancers or proxies in front of the gateway (addresses or networks, e.g.
+    # "10.0.0.0/24"): from them, the client's address is read from X-Forwarded-For,
+    # so that limits and the audit log see the client, not the proxy. Empty: none.
+    trusted_proxies: tuple[str, ...] = ()
     # A person's session ends after this many seconds without a request, and this
     # many seconds after the login whatever happens (and at logout).
     session_idle: float = 1800.0
@@ -694,6 +699,15 @@ def _dates(values: Any) -> str | None:
     return None
 
 
+def _networks(values: Any) -> str | None:
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            return f"{value!r} is not an IP address or network (e.g. 10.0.0.0/24)"
+    return None
+
+
 def _weekdays(values: Any) -> str | None:
     bad = [v for v in values if not 1 <= v <= 7]
     return f"{bad} are not ISO weekdays 1 (Monday) … 7 (Sunday)" if bad else None
@@ -784,6 +798,7 @@ RULES: dict[str, Rule] = {
     "web.login_max_failures": _between(1, 1000),
     "web.login_max_failures_per_address": _between(1, 10000),
     "web.login_failure_window": _between(1, 30 * 86400),
+    "web.trusted_proxies": _networks,
     "callbacks.windows": _matches(_SPANS, "spans HH:MM-HH:MM separated by commas"),
     "callbacks.excluded_weekdays": _weekdays,
     "callbacks.excluded_dates": _dates,

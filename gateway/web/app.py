@@ -46,6 +46,7 @@ from gateway.web.auth import (
     token_matches,
 )
 from gateway.web.errors import ApiError
+from gateway.web.proxies import proxies_middleware
 from gateway.web.scope import MACHINE_SCOPE, SCOPE, NotLoggedIn, scope_of
 
 log = logging.getLogger(__name__)
@@ -267,7 +268,13 @@ def create_web_app(
     features: Sequence[Feature] = (),
 ) -> web.Application:
     """The application: store, health, then each feature in order (closed in reverse)."""
-    app = web.Application(middlewares=[error_middleware, auth_middleware])
+    app = web.Application(
+        middlewares=[
+            proxies_middleware(config.web.trusted_proxies),
+            error_middleware,
+            auth_middleware,
+        ]
+    )
     app[CONFIG] = config
     app[CLOCK] = clock or Clock()
     app[FAILURES] = FailureLog()
