@@ -5,9 +5,11 @@ engines, with the clock moved by hand (the PBXs themselves: test_callbacks_pbxes
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -167,3 +169,20 @@ async def test_only_the_call_log_of_the_attempts_pbx_settles_it(
     assert await service.settle_calls() == 1
     [settled] = await store.callbacks.attempts(item.id)
     assert (settled.pbx, settled.outcome) == ("north", "unknown")
+
+
+async def test_concurrent_claims_of_two_gateways_never_exceed_the_lines(
+    service: CallbackService, store_location: Path | str, clock: ManualClock
+) -> None:
+    """Two gateways, each with its own connection to the store (its own pool on
+    PostgreSQL), claiming at the same moment again and again: the store's write lock
+    serialises the claims, so together they never take more than the PBX's lines."""
+    await serve_many(service, 20)
+    async with Store.open(store_location, clock) as second_store:
+        other = new_service(second_store, clock)
+        rounds = [
+            claimer.claim_spread({"main": 3}) for _ in range(5) for claimer in (service, other)
+        ]
+        claimed = [pair for claims in await asyncio.gather(*rounds) for pair in claims]
+    assert len(claimed) == 3
+    assert len({item.id for item, _ in claimed}) == 3
