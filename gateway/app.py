@@ -36,7 +36,7 @@ from gateway.callbacks.survey import register_survey_actions
 from gateway.callbacks.web import CALLBACKS, SCHEDULER, add_callback_routes
 from gateway.calllog.service import CallLogService
 from gateway.clock import Clock, real_seconds
-from gateway.cluster.wiring import CLUSTER, add_cluster
+from gateway.cluster.wiring import CLUSTER, add_cluster, led, others_after
 from gateway.config import Config, ConfigError
 from gateway.hotline.actions import register_hotline_actions
 from gateway.ivr.actions import ActionRegistry
@@ -124,7 +124,7 @@ async def _callbacks_context(app: web.Application) -> AsyncIterator[None]:
         config.callbacks,
         app[SMS],
         owner=config.gateway.name,
-        others_after=app[CLUSTER].skew.margin,
+        others_after=others_after(app),
     )
 
     async def on_reply(reply: Any) -> bool:
@@ -331,7 +331,7 @@ def add_scheduler(app: web.Application) -> None:
 async def _scheduler_context(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     dialer = AmiDialer(app[PBX], config)
-    scheduler = CallbackScheduler(app[CALLBACKS], dialer, cluster=app[CLUSTER])
+    scheduler = CallbackScheduler(app[CALLBACKS], dialer, cluster=app.get(CLUSTER))
     await scheduler.start()
     app[SCHEDULER] = scheduler
     try:
@@ -361,7 +361,7 @@ async def _chasing_context(app: web.Application) -> AsyncIterator[None]:
     supervisor = Supervisor("chasing")
     poll = config.appeals.chase_poll_seconds
     # One gateway at a time chases (the leader: gateway.cluster).
-    cases = app[CLUSTER].led(chaser.run_once)
+    cases = led(app, chaser.run_once)
     supervisor.loop("cases", cases, every=lambda: real_seconds(clock, poll))
     app[CHASING] = supervisor
     try:

@@ -359,6 +359,29 @@ async def test_health_names_this_gateway_and_the_leader(postgres_url: str) -> No
     assert checks["cluster"] == {"status": "ok", "name": "gw-web", "leader": "gw-lead"}
 
 
+@pytest.mark.postgres
+async def test_health_fails_while_the_clock_is_off_the_databases(postgres_url: str) -> None:
+    """A gateway whose clock runs 5 minutes ahead of the database's shows the cluster
+    check failing on /health, saying how far off it is."""
+    ahead = AheadClock(timedelta(minutes=5))
+    async with Store.open(postgres_url, ahead) as store:
+        config = Config(gateway=GatewaySection(name="gw-ahead"))
+        app = create_web_app(config, clock=ahead, store=store, features=[add_cluster])
+        checks = await _health(app)
+    assert checks["cluster"]["status"] == "failing"
+    assert "clock is 30" in checks["cluster"]["reason"]
+    assert "ahead of the database server's" in checks["cluster"]["reason"]
+
+
+async def test_the_only_gateway_on_sqlite_leads(tmp_path: Path, clock: ManualClock) -> None:
+    """On SQLite the one gateway always leads, and /health says so."""
+    async with Store.open(tmp_path / "gateway.sqlite3", clock) as store:
+        config = Config(gateway=GatewaySection(name="solo"))
+        app = create_web_app(config, clock=clock, store=store, features=[add_cluster])
+        checks = await _health(app)
+    assert checks["cluster"] == {"status": "ok", "name": "solo", "leader": "solo"}
+
+
 async def _health(app: web.Application) -> dict[str, dict[str, str]]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -31,7 +31,7 @@ from gateway.bookings.exceptions import (
 )
 from gateway.bookings.service import FIELDS, BookingInput, BookingService, Kind, load_kinds
 from gateway.clock import Clock, real_seconds, utc_iso
-from gateway.cluster.wiring import CLUSTER
+from gateway.cluster.wiring import led
 from gateway.store.bookings import Booking
 from gateway.supervise import Supervisor
 from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE
@@ -70,9 +70,7 @@ async def _bookings_context(run_reminders: bool, app: web.Application) -> AsyncI
     supervisor = Supervisor("bookings")
     every = _every(clock, config.bookings.poll_seconds)
     # One gateway at a time reminds (the leader: gateway.cluster), where it runs.
-    cluster = app.get(CLUSTER)
-    reminders = cluster.led(service.remind_due) if cluster else service.remind_due
-    supervisor.loop("reminders", reminders, every=every)
+    supervisor.loop("reminders", led(app, service.remind_due), every=every)
     app[BOOKING_REMINDERS] = supervisor
     try:
         yield

@@ -103,6 +103,7 @@ class Leadership:
         self._conn: asyncpg.Connection[asyncpg.Record] | None = None
         self._leading = url is None
         self._holds_name = url is None
+        self._name_refused = False  # the last try found the name held by another
         self._ended = asyncio.Event()  # set when the current term of leadership ends
         self._closing = False
 
@@ -156,6 +157,7 @@ class Leadership:
                             "SELECT pg_try_advisory_lock($1, $2)", NAMES, name_key(self.name)
                         )
                     )
+                    self._name_refused = not self._holds_name
                 before = self.clock.now()
                 server = await conn.fetchval("SELECT clock_timestamp()")
                 after = self.clock.now()
@@ -254,8 +256,10 @@ class Leadership:
         """Raise (for ``/health``) while the connection fails, another gateway holds this
         name, or the clock is off the server's beyond the bound."""
         self.supervisor.check()
-        if self.shared and not self._holds_name:
+        if self._name_refused:
             raise NameInUse(self._name_problem())
+        if not self._holds_name:
+            raise LeadershipLost(f"cluster connection to {self._label} ended; reconnecting")
         self.skew.check()
 
     async def aclose(self) -> None:

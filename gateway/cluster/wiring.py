@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from gateway.cluster.leader import Leadership
+from gateway.cluster.leader import Body, Leadership
 from gateway.store.postgres import PostgresDatabase
 from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE
 
@@ -18,6 +18,20 @@ def add_cluster(app: web.Application) -> None:
     """This gateway among the others on the store; before the features that gate on it."""
     app.cleanup_ctx.append(_cluster_context)
     app[HEALTH_CHECKS]["cluster"] = _check
+
+
+def led(app: web.Application, body: Body) -> Body:
+    """``body`` run only on the leader; as it is where the application has no cluster
+    feature (a part built alone, as in tests)."""
+    cluster = app.get(CLUSTER)
+    return cluster.led(body) if cluster is not None else body
+
+
+def others_after(app: web.Application) -> timedelta:
+    """How long past their end other gateways' leases are left to them (the clock-skew
+    margin, :mod:`gateway.cluster.skew`); none without the cluster feature."""
+    cluster = app.get(CLUSTER)
+    return cluster.skew.margin if cluster is not None else timedelta(0)
 
 
 async def _cluster_context(app: web.Application) -> AsyncIterator[None]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway.cluster.wiring import CLUSTER
+from gateway.cluster.wiring import led
 from gateway.reports.making import ReportMaker, ReportSchedule, catalogue_names
 from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE
 from gateway.web.sms import SMS
@@ -25,7 +26,7 @@ async def _schedule_context(app: web.Application) -> AsyncIterator[None]:
     names = await asyncio.to_thread(catalogue_names)
     maker = ReportMaker(app[STORE], app[CLOCK], app[CONFIG], app[SMS], names)
     schedule = ReportSchedule(maker)
-    schedule.start(app[CLUSTER].led)  # one gateway at a time makes them (the leader)
+    schedule.start(functools.partial(led, app))  # one gateway at a time (the leader)
     app[REPORTS] = schedule
     try:
         yield

@@ -21,7 +21,7 @@ from multidict import MultiDict, MultiDictProxy
 from twilio.request_validator import RequestValidator
 
 from gateway.clock import utc_iso
-from gateway.cluster.wiring import CLUSTER
+from gateway.cluster.wiring import CLUSTER, led
 from gateway.limits import BadText, check_reference
 from gateway.phone import mask
 from gateway.sms.exceptions import NoSuchMessage, ReplyNotHandled
@@ -113,9 +113,7 @@ async def _with_provider(
     # Replies a handler failed on (or a crash cut short) are offered again.
     replies = Supervisor("sms", backoff_min=1.0, backoff_max=60.0)
     # A sweep: one gateway at a time re-offers (the leader: gateway.cluster), where it runs.
-    cluster = app.get(CLUSTER)
-    reoffer = cluster.led(service.reoffer_due) if cluster else service.reoffer_due
-    replies.loop("replies", reoffer, every=config.sms.poll_interval)
+    replies.loop("replies", led(app, service.reoffer_due), every=config.sms.poll_interval)
     app[REPLIES] = replies
     try:
         async with OutboxWorker(service, provider, cluster=app.get(CLUSTER)) as worker:
