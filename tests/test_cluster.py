@@ -490,8 +490,9 @@ async def test_a_restart_recovers_only_its_own_calls(
     another gateway, alive, stays as that gateway left it."""
     for ref, number in (("XZ-A", "139 1234 5678"), ("XZ-B", "139 1234 5679")):
         await callbacks["gw-a"].serve(_item(ref, number))
+    # The PBX's lines are counted in the store: one for gw-a's call, a second for gw-b's.
     [(_, mine)] = await callbacks["gw-a"].claim_calls(1, "main")
-    [(_, theirs)] = await callbacks["gw-b"].claim_calls(1, "main")
+    [(_, theirs)] = await callbacks["gw-b"].claim_calls(2, "main")
     hold = clock.now() + timedelta(minutes=30)
     await engine_store.callbacks.recover_interrupted(hold, owner="gw-a")
     assert await _outcome(engine_store, mine) == "unknown"
@@ -602,7 +603,7 @@ async def test_a_gateway_whose_clock_is_ahead_places_no_call(postgres_url: str) 
             )
             await pool["main"].wait_connected(5)
             dialer = AmiDialer(pool, config)
-            skewed = CallbackScheduler(services["gw-b"], dialer, pbx="main", cluster=lead_b)
+            skewed = CallbackScheduler(services["gw-b"], dialer, cluster=lead_b)
             await skewed.start()
             try:
                 calls = skewed.supervisor.loops["calls"]
@@ -610,7 +611,7 @@ async def test_a_gateway_whose_clock_is_ahead_places_no_call(postgres_url: str) 
             finally:
                 await skewed.aclose()
             assert skewed.placed == 0 and not lead_b.leading and lead_a.leading
-            in_step = CallbackScheduler(services["gw-a"], dialer, pbx="main", cluster=lead_a)
+            in_step = CallbackScheduler(services["gw-a"], dialer, cluster=lead_a)
             await in_step.start()
             try:
                 await until(lambda: in_step.placed == 1)
