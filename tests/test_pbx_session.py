@@ -438,6 +438,67 @@ async def test_a_call_that_reached_asyncagi_while_the_link_was_down_is_handed_ba
         await eventually(lambda: not pbx.world.channels, within=5)
 
 
+async def test_a_call_queued_by_a_killed_gateways_flow_is_handed_back_when_its_queue_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A caller whose flow ran EXEC Queue when its gateway was killed is listed in Queue,
+    not AGI: a fresh gateway queues ASYNCAGI BREAK for it, which Asterisk runs when the
+    seat hangs up first, so the caller goes back to the dialplan instead of waiting in
+    silence; a caller the dialplan itself queued is refused the BREAK and left alone."""
+    caplog.set_level(logging.INFO, logger="gateway.pbx")
+    sim = SimConfig(
+        port=0,
+        secret=SECRET,
+        time_scale=0.01,
+        agents=1,
+        ring_seconds=(1, 1),
+        talk_seconds=(100, 100),
+    )
+    async with SimulatedPbx(sim) as pbx:
+        clock = GateClock()
+        flows: list[str] = []
+
+        async def killed_gateways_flow(channel: AgiChannel) -> None:
+            flows.append(channel.name)
+            if len(flows) == 1:
+                await channel.exec("Queue", "hotline,,,,180")
+            else:
+                await channel.release()  # the dialplan queues this one
+
+        killed = AmiSession(section(pbx), clock=clock, agi_handler=killed_gateways_flow)
+        async with killed:
+            await killed.wait_connected(2)
+            in_flow = pbx.place_call(CallerScript(caller="13800000011", steps=[Silence(3000)]))
+            await eventually(lambda: len(flows) == 1)
+            dialplan = pbx.place_call(CallerScript(caller="13800000012", steps=[Silence(3000)]))
+            chans = pbx.world.channels
+            await eventually(lambda: chans[in_flow.channel].app == "Queue")
+            await eventually(lambda: chans[dialplan.channel].app == "Queue")
+            assert chans[in_flow.channel].in_agi and not chans[dialplan.channel].in_agi
+            clock.gate.clear()  # the killed gateway never comes back
+            pbx.faults.drop_connections()
+            await eventually(lambda: clock.waiting == 1)
+            reports: list[ResyncReport] = []
+
+            async def no_flow(channel: AgiChannel) -> None:
+                raise AssertionError(f"no flow may start for {channel.name}")
+
+            async with AmiSession(section(pbx), agi_handler=no_flow) as fresh:
+                fresh.add_resync_listener(reports.append)
+                await eventually(lambda: len(reports) == 1)
+                (report,) = reports
+                assert set(report.maybe_in_asyncagi) == {in_flow.channel, dialplan.channel}
+                assert report.released == ()
+                outcome = await asyncio.wait_for(in_flow.finished, 10)
+                assert outcome.queue == "hotline"
+                assert (await asyncio.wait_for(dialplan.finished, 10)).agent is not None
+    handed_back = [r.message for r in caplog.records if "inside AsyncAGI" in r.message]
+    assert handed_back == [
+        f"PBX main: {in_flow.channel} runs an application inside AsyncAGI with no flow:"
+        " handed back to the dialplan when it returns"
+    ]
+
+
 async def test_close_hands_callers_in_the_ivr_back_to_the_dialplan(
     pbx: SimulatedPbx, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -4,10 +4,12 @@ The tracker follows ``Newchannel``/``Hangup`` while the link is up, remembers
 the live set when the link drops, and after each login compares it with the
 PBX's ``CoreShowChannels`` list: calls that survived the outage, calls lost
 while we were away, calls that appeared, and the AsyncAGI calls to hand back to
-the dialplan because no flow serves them any more. A ``Hangup`` seen after the
-list was asked for wins over the list, and a ``Newchannel`` seen then adds to it:
-Asterisk sends the events raised while it builds the list after the list's
-``Complete``, and listeners get the report after those events.
+the dialplan because no flow serves them any more (and those that may be running
+an application such a call's flow started, to hand back when it returns). A
+``Hangup`` seen after the list was asked for wins over the list, and a
+``Newchannel`` seen then adds to it: Asterisk sends the events raised while it
+builds the list after the list's ``Complete``, and listeners get the report
+after those events.
 """
 
 from __future__ import annotations
@@ -101,12 +103,15 @@ class ChannelTracker:
         self.live.update(alive)
         self._at_loss = None
         released: list[str] = []
+        maybe: list[str] = []
         for info in survived:
             if info.channel in orphaned or _waits_in_asyncagi(info, serving):
                 released.append(info.channel)
         for info in appeared:
             if _waits_in_asyncagi(info, serving):
                 released.append(info.channel)
+            elif _may_run_inside_asyncagi(info, serving):
+                maybe.append(info.channel)
         log.info(
             "PBX %s: resync: %d live, %d survived, %d lost, %d appeared",
             self._pbx,
@@ -123,6 +128,7 @@ class ChannelTracker:
             lost=lost,
             appeared=appeared,
             released=tuple(released),
+            maybe_in_asyncagi=tuple(maybe),
         )
 
 
@@ -132,3 +138,21 @@ def _waits_in_asyncagi(info: ChannelInfo, serving: Callable[[str], bool]) -> boo
     no flow can take it. It is handed back to the dialplan (the hotline context queues it
     for an agent; the callback context hangs up and the attempt settles as unknown)."""
     return info.application.startswith("AGI(agi:async") and not serving(info.channel)
+
+
+def _may_run_inside_asyncagi(info: ChannelInfo, serving: Callable[[str], bool]) -> bool:
+    """A call that appeared running a dialplan application may be running it for an
+    AsyncAGI session: a flow's ``EXEC Queue`` whose gateway was killed meanwhile (a link
+    loss leaves the call among the orphans instead). When the application returns, the
+    call waits at AsyncAGI's command poll for a command nobody will send. The channel
+    list cannot tell (it names the application, not the AGI around it); Asterisk can:
+    it queues an AGI command for a channel in AsyncAGI and refuses it for any other.
+    A channel with no application yet, and the called side of a Dial or a queue
+    ("(Outgoing Line)"), never runs AGI."""
+    app = info.application
+    return (
+        app not in ("", "()")
+        and not app.startswith("AGI(")
+        and not app.endswith("(Outgoing Line))")
+        and not serving(info.channel)
+    )

@@ -310,11 +310,29 @@ class AmiSession:
             # Their IVR session ended with the link (or never began): hand the caller
             # back to the dialplan rather than leave them in silence.
             log.info("PBX %s: %s handed back to the dialplan after the resync", self.name, channel)
-            try:
-                await self.dispatcher.request(
-                    protocol,
-                    agi_break(channel, self.asyncagi.next_command_id()),
-                    self.config.action_timeout,
+            await self._hand_back(protocol, channel)
+        for channel in report.maybe_in_asyncagi:
+            # Refused ("Failed to add AGI command") unless the call is in AsyncAGI. One
+            # whose AsyncAGIStart came meanwhile is a new call for a flow of ours.
+            if self.agi.serving(channel):
+                continue
+            if await self._hand_back(protocol, channel):
+                log.info(
+                    "PBX %s: %s runs an application inside AsyncAGI with no flow: handed back"
+                    " to the dialplan when it returns",
+                    self.name,
+                    channel,
                 )
-            except AmiError as exc:
-                log.warning("PBX %s: could not release %s: %s", self.name, channel, exc)
+
+    async def _hand_back(self, protocol: AmiProtocol, channel: str) -> bool:
+        """Queue ``ASYNCAGI BREAK`` on ``channel``; whether Asterisk accepted it."""
+        try:
+            reply = await self.dispatcher.request(
+                protocol,
+                agi_break(channel, self.asyncagi.next_command_id()),
+                self.config.action_timeout,
+            )
+        except AmiError as exc:
+            log.warning("PBX %s: could not release %s: %s", self.name, channel, exc)
+            return False
+        return reply.response == n.RESPONSE_SUCCESS

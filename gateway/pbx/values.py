@@ -78,7 +78,11 @@ class ResyncReport:
     ``survived`` are still up; ``appeared`` started while we were away (or before
     the first connect); ``released`` are AsyncAGI calls handed back to the
     dialplan: those whose IVR session the link loss ended, and those that entered
-    AsyncAGI while nobody listened (their AsyncAGIStart is gone)."""
+    AsyncAGI while nobody listened (their AsyncAGIStart is gone). ``maybe_in_asyncagi``
+    appeared running another dialplan application, which may be one a flow of a gateway
+    since killed started by ``EXEC`` (its queue): they are offered ``ASYNCAGI BREAK``
+    too, which Asterisk runs when the application returns, or refuses if the call is
+    not in AsyncAGI."""
 
     pbx: str
     at: datetime
@@ -87,6 +91,7 @@ class ResyncReport:
     lost: tuple[ChannelInfo, ...] = ()
     appeared: tuple[ChannelInfo, ...] = ()
     released: tuple[str, ...] = ()
+    maybe_in_asyncagi: tuple[str, ...] = ()
 
 
 ResyncListener = Callable[[ResyncReport], None]

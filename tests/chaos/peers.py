@@ -6,7 +6,8 @@ Prints one JSON line with the ports once everything listens, then serves until
 killed. The control port (plain HTTP on loopback) lets the test cut an AMI link,
 start Twilio 429 storms, 5xx and dropped responses, make citizens reply by text, and
 read back what the peers saw: every Originate on every PBX (who, for which attempt,
-from when to when) and every message created at Twilio. The peers only observe the
+from when to when), where each call still up stands (its channel's application,
+AsyncAGI, queue), and every message created at Twilio. The peers only observe the
 gateways; they never look into their store.
 """
 
@@ -94,6 +95,24 @@ def _seed(seed: int, index: int) -> int:
     return seed if index == 0 else seed * 100 + index
 
 
+def _where(pbx: SimulatedPbx, call: Any) -> str | None:
+    """Where an unfinished call stands on the PBX (its channel's application, state, and
+    whether AsyncAGI or a queue holds it), for the reader of a failed run; None once over."""
+    if call.finished.done():
+        return None
+    chan = pbx.world.channels.get(call.channel)
+    if chan is None:
+        return "no channel"
+    queues = pbx.world.queues.values()
+    queued = [q.name for q in queues if any(e.channel is chan for e in q.waiting)]
+    return (
+        f"{chan.name} {chan.app}({chan.appdata}) state={chan.state_desc} in_agi={chan.in_agi}"
+        f" agi_commands={chan.agi_commands.qsize()} queue={','.join(queued) or '-'}"
+        f" bridge={chan.bridge_id or '-'} prompts={len(call.outcome.prompts)}"
+        f" keys={call.outcome.keys!r} agent={call.outcome.agent or '-'}"
+    )
+
+
 def control_app(
     pbxes: dict[str, SimulatedPbx],
     twilio: SimulatedTwilio,
@@ -169,6 +188,7 @@ def control_app(
                     "direction": call.outcome.direction,
                     "finished": call.finished.done(),
                     "span": observers[name].span(call),
+                    "where": _where(pbx, call),
                 }
                 for call in [*hotline[name], *outbound]
             )

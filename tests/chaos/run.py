@@ -610,6 +610,7 @@ async def _count(report: ChaosReport, records: StoreReader, seen: dict[str, Any]
         if not call["finished"]:
             problems.append(
                 f"{call['direction']} call {call['pbx']}/{call['linkedid']} still up at the end"
+                f" ({call.get('where')})"
             )
             continue
         found = call_records.get((call["pbx"], call["linkedid"]), [])
