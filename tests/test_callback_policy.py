@@ -52,6 +52,15 @@ def test_window_end_is_exclusive() -> None:
     assert not WINDOWS.is_open(local(2026, 11, 30, 20, 30))
 
 
+def test_a_window_may_end_at_midnight() -> None:
+    """"20:00-24:00", which the configuration accepts, is open until the day ends and
+    opens again the next evening."""
+    evening = CallingWindows(parse_windows("20:00-24:00"))
+    assert evening.is_open(local(2026, 11, 30, 23, 59))
+    assert not evening.is_open(local(2026, 12, 1, 0, 0))
+    assert evening.next_open(local(2026, 12, 1, 0, 0)) == local(2026, 12, 1, 20)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [("9-12", "not HH:MM-HH:MM"), ("12:00-09:00", "ends before it starts"), ("", "no calling")],

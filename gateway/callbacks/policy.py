@@ -52,7 +52,8 @@ class CallingWindows:
 
 
 def parse_windows(text: str, *, key: str = "callbacks.windows") -> tuple[tuple[time, time], ...]:
-    """``"09:00-12:00,14:00-20:30"`` → ((09:00, 12:00), (14:00, 20:30))."""
+    """``"09:00-12:00,14:00-20:30"`` → ((09:00, 12:00), (14:00, 20:30)). An end of
+    ``24:00`` (accepted by the configuration's check) is the end of the day."""
     windows = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
@@ -62,7 +63,8 @@ def parse_windows(text: str, *, key: str = "callbacks.windows") -> tuple[tuple[t
             if not sep:
                 raise ValueError
             start = time.fromisoformat(start_text.strip())
-            end = time.fromisoformat(end_text.strip())
+            end_text = end_text.strip()
+            end = time.max if end_text == "24:00" else time.fromisoformat(end_text)
         except ValueError:
             raise PolicyError(f"{key}: {part!r} is not HH:MM-HH:MM") from None
         if end <= start:
