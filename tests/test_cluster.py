@@ -573,7 +573,7 @@ async def test_a_gateway_whose_clock_is_ahead_places_no_call(postgres_url: str) 
             overrides=[
                 f"pbx.main.port={pbx.port}",
                 "pbx.main.auth=plain",
-                "callbacks.windows=00:00-23:59",
+                "callbacks.windows=00:00-24:00",
                 "callbacks.poll_seconds=0.05",
             ],
         )

@@ -328,7 +328,7 @@ def base_values(data: Path, twilio_url: str) -> dict[str, str]:
         "sms.max_attempts": "40",  # storms are compressed in time: allow as many tries
         "ivr.flows_dir": str(ROOT / "flows"),
         "ivr.prompts": str(ROOT / "recordings" / "prompts.yaml"),
-        "callbacks.windows": "00:00-23:59",
+        "callbacks.windows": "00:00-24:00",
         "callbacks.max_concurrent_calls": "8",
         "callbacks.max_attempts": "2",
         "callbacks.retry_spacing_minutes": "0.05",
