@@ -446,9 +446,13 @@ class SmsRepository:
         return " FOR UPDATE SKIP LOCKED" if self._db.dialect == "postgresql" else ""
 
     async def renew(self, message_id: int, owner: str, lease: timedelta) -> bool:
-        """Extend ``owner``'s lease on a row it is sending; False if it no longer holds it."""
+        """Extend ``owner``'s lease on a row it is sending; False if it no longer holds it.
+
+        One conditional change of one row, which PostgreSQL locks and checks again once
+        any other writer of it is done (READ COMMITTED): safe without the store's write
+        lock, so the renewal before each send never queues behind other gateways' writes."""
         now = self._clock.now()
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(serialised=False) as conn:
             cursor = await conn.execute(
                 "UPDATE sms_messages SET lease_until = ? WHERE id = ? AND status = ?"
                 " AND provider_sid IS NULL AND lease_owner = ? AND lease_until > ? RETURNING id",
