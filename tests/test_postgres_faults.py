@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,12 +15,15 @@ import asyncpg
 import pytest
 from postgres_cluster import Cluster, restart_server, stop_server
 from sms_support import API_TOKEN, ORDER_VARS, running_gateway, until
+from test_calllog_service import ReplaySession, frames_of
 
+from gateway.calllog.service import CallLogService
 from gateway.clock import Clock, ManualClock
 from gateway.sim.twilio import SimulatedTwilio
 from gateway.store import Store
 from gateway.store.db import StoreUnavailable, is_store_failure
 from gateway.store.postgres import WRITE_LOCK, url_label
+from gateway.supervise import ComponentDegraded
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("restore_logging")]
 
@@ -208,3 +212,46 @@ async def test_texts_sent_through_postgresql_restarts_arrive_exactly_once(
     at_twilio = Counter(m.to for m in tw.messages)
     assert len(at_twilio) == TEXTS and set(at_twilio.values()) == {1}, at_twilio
     assert {(r[2], r[3]) for r in rows} == {(m.sid, m.to) for m in tw.messages}
+
+
+async def test_call_records_written_through_a_postgresql_restart_are_all_there_once(
+    own_postgres_cluster: Cluster, transcripts: Path
+) -> None:
+    """200 calls replayed from a real Asterisk stream while PostgreSQL is restarted: the
+    call log keeps what it could not store and stores it when the server is back, so every
+    call ends as one complete row."""
+    frames = frames_of(transcripts / "sip-load-200-calls.rx.txt")
+    session = ReplaySession()
+    clock = Clock()
+    async with Store.open(own_postgres_cluster.url(), clock) as store:
+        async with CallLogService(
+            store.calls, clock, flush_interval=0.02, batch_size=16
+        ) as calllog:
+            calllog.connect(session)
+            third = len(frames) // 3
+            await session.play(frames[:third])
+            await asyncio.sleep(0.1)
+            restart = asyncio.create_task(asyncio.to_thread(restart_server, own_postgres_cluster))
+            while not restart.done():  # calls go on while the server is away
+                await session.play(frames[third : third + 200])
+                third += 200
+                await asyncio.sleep(0.05)
+            await restart
+            await session.play(frames[third:])
+
+            async def stored() -> bool:
+                await calllog.flush()
+                try:
+                    calllog.check()  # degraded while records wait for the store
+                except ComponentDegraded:
+                    return False
+                return True
+
+            assert await until_async(stored, 30)
+        assert calllog.failed_flushes > 0  # the restart was felt
+        rows = await store.db.fetchall(
+            "SELECT linkedid, COUNT(*) FROM call_records GROUP BY linkedid"
+        )
+        records = await store.calls.find(limit=500)
+    assert len(rows) == 200 and {r[1] for r in rows} == {1}
+    assert all(r.record.complete for r in records)
