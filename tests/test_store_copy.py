@@ -4,6 +4,7 @@ verified by counts, giving the same answers there; bad input refused in one line
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sqlite3
 from datetime import UTC, date, datetime
@@ -195,3 +196,25 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(
     }[problem]
     assert expected in err
     assert (source.read_bytes() if source.exists() else None) == before
+
+
+def test_db_fake_fills_a_new_postgresql_database(
+    tmp_path: Path, postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`gateway db fake` with store.url fills the empty database with the same synthetic
+    traffic as on SQLite (no SQLite file left behind), and refuses a database that holds
+    rows before doing any work."""
+    args = [*QUIET, "--data-dir", str(tmp_path), "--set", f"store.url={postgres_url}"]
+    fake = ["db", "fake", "--scale", "3d", "--volume", "0.02", "--seed", "4"]
+    assert cli.main([*args, *fake]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "3 days of synthetic traffic" in out and "gateway-test" not in out
+    found = re.search(r"calls=(\d+)", out)
+    assert found is not None, out
+    calls = int(found.group(1))
+    assert cli.main([*args, "calls", "--json", "--limit", "100000"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == calls > 0
+    assert not [p.name for p in tmp_path.rglob("*") if ".sqlite3" in p.name]
+    assert cli.main([*args, *fake]) == 1
+    err = capsys.readouterr().err
+    assert "already holds rows" in err and len(err.strip().splitlines()) == 1

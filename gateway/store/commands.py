@@ -5,15 +5,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.store import Store
-from gateway.store.copy import CopyMismatch, TableCount, copy_store, sqlite_schema_version
+from gateway.store.copy import (
+    CopyMismatch,
+    TableCount,
+    check_empty,
+    copy_store,
+    sqlite_schema_version,
+)
 from gateway.store.db import Database, StoreError
-from gateway.store.fake import FakePlan, build_fake_store, parse_scale
+from gateway.store.fake import FakeCounts, FakePlan, build_fake_store, parse_scale
 from gateway.store.lock import StoreLock
 from gateway.store.postgres import PostgresDatabase
 from gateway.store.seed import demo_city, load_seed, load_seed_file
@@ -82,12 +89,32 @@ async def _fake(config: Config, args: argparse.Namespace) -> int:
     end = Clock().now().date()  # up to last midnight (UTC): nothing in the future
     plan = FakePlan(days=days, seed=args.seed, end=end, volume=args.volume)
     try:
-        counts = await build_fake_store(config.store_path, plan)
+        if config.on_sqlite:
+            counts = await build_fake_store(config.store_path, plan)
+            name = str(config.store_path)
+        else:
+            counts, name = await _fake_postgres(config, plan)
     except StoreError as exc:
         print(f"gateway db fake: {exc}", file=sys.stderr)
         return 1
-    print(f"{config.store_path}: {days} days of synthetic traffic: {counts.line()}")
+    print(f"{name}: {days} days of synthetic traffic: {counts.line()}")
     return 0
+
+
+async def _fake_postgres(config: Config, plan: FakePlan) -> tuple[FakeCounts, str]:
+    """The same synthetic store on PostgreSQL: made in a SQLite file in the data folder (the
+    filler's fast path), then copied into the database, which must be new and empty."""
+    async with Store.configured(config, Clock()) as store:
+        assert isinstance(store.db, PostgresDatabase)
+        await check_empty(store.db)  # before minutes of work, not after
+        data = config.gateway.data_dir
+        await asyncio.to_thread(data.mkdir, parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="fake-", dir=data) as folder:
+            path = Path(folder) / "fake.sqlite3"
+            counts = await build_fake_store(path, plan)
+            async with Database.open(path) as source:
+                await copy_store(source, store.db)
+        return counts, store.name
 
 
 async def _copy(config: Config, args: argparse.Namespace) -> int:

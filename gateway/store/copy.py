@@ -84,12 +84,7 @@ async def copy_store(source: Database, target: PostgresDatabase) -> list[TableCo
         columns = await _columns(conn)
         tables = _in_key_order(columns, await _references(conn))
         await _check_same_tables(source, tables, columns)
-        full = [t for t in tables if await _count(conn, t)]
-        if full:
-            raise CopyError(
-                f"the database {target.label} already holds rows ({', '.join(full)}): copy"
-                " into a new, empty database (create it again and run `gateway db migrate`)"
-            )
+        await _refuse_rows(conn, target.label, tables)
         counts = []
         for table in tables:
             await conn.execute(f'ALTER TABLE "{table}" DISABLE TRIGGER USER')
@@ -104,6 +99,21 @@ async def copy_store(source: Database, target: PostgresDatabase) -> list[TableCo
             # Raising rolls the copy back: the database stays empty.
             raise CopyMismatch(counts, wrong)
     return counts
+
+
+async def check_empty(target: PostgresDatabase) -> None:
+    """Refuse, in one line naming them, a database whose tables hold rows already."""
+    async with target.transaction() as conn:
+        await _refuse_rows(conn, target.label, list(await _columns(conn)))
+
+
+async def _refuse_rows(conn: PgConnection, label: str, tables: list[str]) -> None:
+    full = [t for t in tables if await _count(conn, t)]
+    if full:
+        raise CopyError(
+            f"the database {label} already holds rows ({', '.join(full)}): copy into a new,"
+            " empty database (create it again and run `gateway db migrate`)"
+        )
 
 
 class CopyMismatch(CopyError):
