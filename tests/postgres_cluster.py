@@ -97,8 +97,8 @@ def _as_server_user() -> list[str]:
 
 
 def start_cluster() -> Cluster:
-    initdb, postgres = find_bin("initdb"), find_bin("postgres")
-    if initdb is None or postgres is None:
+    initdb = find_bin("initdb")
+    if initdb is None or find_bin("postgres") is None:
         raise ClusterFailed(
             "PostgreSQL's server programs (initdb, postgres) are not installed;"
             " scripts/postgres.sh installs Debian's postgresql package"
@@ -107,7 +107,7 @@ def start_cluster() -> Cluster:
     prefix = _as_server_user()
     if os.geteuid() == 0:
         shutil.chown(folder, SERVER_USER)
-    data, log = folder / "data", folder / "server.log"
+    data = folder / "data"
     pwfile = folder / "password"
     pwfile.write_text(PASSWORD)
     if os.geteuid() == 0:
@@ -134,12 +134,17 @@ def start_cluster() -> Cluster:
         shutil.rmtree(folder, ignore_errors=True)
         detail = (made.stderr or made.stdout).decode(errors="replace").strip().splitlines()
         raise ClusterFailed(f"initdb failed: {detail[-1] if detail else made.returncode}")
-    port = free_port()
-    with log.open("wb") as out:
+    return start_server(folder, free_port())
+
+
+def start_server(folder: Path, port: int) -> Cluster:
+    """Start the server of the cluster in ``folder`` on ``port``, ready for connections."""
+    data, log = folder / "data", folder / "server.log"
+    with log.open("ab") as out:
         process = subprocess.Popen(
             [
-                *prefix,
-                postgres,
+                *_as_server_user(),
+                _server_program(),
                 "-D",
                 str(data),
                 "-k",
@@ -178,6 +183,33 @@ def start_cluster() -> Cluster:
         time.sleep(0.1)
 
 
+def _server_program() -> str:
+    postgres = find_bin("postgres")
+    if postgres is None:
+        raise ClusterFailed("PostgreSQL's server program (postgres) is not installed")
+    return postgres
+
+
+def stop_server(cluster: Cluster, signal_number: int = 2) -> None:
+    """Stop the server, keeping its data: SIGINT is PostgreSQL's fast shutdown (what
+    ``pg_ctl stop -m fast`` sends: sessions are ended, work in flight rolled back), SIGQUIT
+    its immediate one (a crash: recovery at the next start)."""
+    if cluster.process.poll() is None:
+        cluster.process.send_signal(signal_number)
+        try:
+            cluster.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            cluster.process.kill()
+            cluster.process.wait()
+
+
+def restart_server(cluster: Cluster, signal_number: int = 2) -> None:
+    """``pg_ctl restart -m fast``: stop the server and start it again on the same port;
+    ``cluster`` then names the new server."""
+    stop_server(cluster, signal_number)
+    cluster.process = start_server(cluster.folder, cluster.port).process
+
+
 async def _ready(cluster: Cluster) -> bool:
     try:
         conn = await asyncpg.connect(cluster.url(), timeout=2)
@@ -189,19 +221,13 @@ async def _ready(cluster: Cluster) -> bool:
 
 def stop_cluster(cluster: Cluster) -> None:
     """Fast shutdown (SIGINT), then kill if it lingers; remove the folder."""
-    if cluster.process.poll() is None:
-        cluster.process.send_signal(2)
-        try:
-            cluster.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            cluster.process.kill()
-            cluster.process.wait()
+    stop_server(cluster)
     shutil.rmtree(cluster.folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def postgres_cluster() -> Iterator[Cluster]:
-    """The session's throwaway PostgreSQL, started on first use and stopped at the end."""
+def _cluster_while_used() -> Iterator[Cluster]:
+    """A new cluster for a fixture, stopped when the fixture ends; a test that cannot have
+    it fails with the reason."""
     try:
         cluster = start_cluster()
     except ClusterFailed as exc:
@@ -210,6 +236,12 @@ def postgres_cluster() -> Iterator[Cluster]:
         yield cluster
     finally:
         stop_cluster(cluster)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    """The session's throwaway PostgreSQL, started on first use and stopped at the end."""
+    yield from _cluster_while_used()
 
 
 _numbers = itertools.count(1)
@@ -227,6 +259,13 @@ async def _admin(cluster: Cluster, sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+@pytest.fixture
+def own_postgres_cluster() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL of this test alone, which it may stop and restart
+    (:func:`stop_server`, :func:`restart_server`); the session's one is shared."""
+    yield from _cluster_while_used()
 
 
 @pytest.fixture

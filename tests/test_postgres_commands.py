@@ -72,7 +72,9 @@ async def test_two_gateways_run_on_one_postgresql_database(
 ) -> None:
     """`gateway run` with store.url starts on a new database (migrating it), answers /health
     with the store ok, and a second `gateway run` on the same database starts too instead
-    of being refused; both stop cleanly, and no SQLite file or lock file is made."""
+    of being refused; `sms send --wait` beside them (an outbox of its own, as there is no
+    lock to tell it a gateway serves) gets its text out once; both stop cleanly, and no
+    SQLite file or lock file is made."""
     async with (
         SimulatedPbx(SimConfig(port=0, secret=PBX_SECRET, time_scale=0.01)) as pbx,
         SimulatedTwilio(ACCOUNT, TOKEN, time_scale=0.1) as tw,
@@ -90,6 +92,22 @@ async def test_two_gateways_run_on_one_postgresql_database(
             assert isinstance(health["checks"], dict)
             assert health["checks"]["store"] == {"status": "ok"}
             assert first.returncode is None  # both serve at once
+            variables = [f"--var={k}={v}" for k, v in ORDER_VARS.items()]
+            send = await gateway_process(
+                *first_args,
+                "sms",
+                "send",
+                "--to=13912345678",
+                "--template=rectification_order",
+                *variables,
+                "--key=beside-two",
+                "--wait=30",
+            )
+            async with asyncio.timeout(60):
+                out, err = await send.communicate()
+            assert send.returncode == 0 and b"(SM" in out, (out, err)
+            await asyncio.sleep(0.5)  # time for a second send, if any worker made one
+            assert len(tw.messages) == 1
         finally:
             errors = [await _stop(p) for p in (first, second) if p is not None]
         assert first.returncode == 0 and second is not None and second.returncode == 0, errors

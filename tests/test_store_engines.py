@@ -14,7 +14,9 @@ import pytest
 from postgres_cluster import Cluster
 
 from gateway import cli
+from gateway import config as config_module
 from gateway.clock import ManualClock
+from gateway.config import ConfigError
 from gateway.store import Store
 from gateway.store.db import bundled_migrations
 from gateway.store.postgres import (
@@ -241,19 +243,16 @@ def test_db_migrate_and_seed_on_postgresql_through_the_command_line(
     assert not (tmp_path / "gateway.sqlite3").exists()
 
 
-def test_a_sqlite_only_command_refuses_store_url(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A command that works on the SQLite file only refuses store.url in one line, rather than
-    quietly using a SQLite file beside the PostgreSQL database."""
+def test_the_sqlite_file_is_refused_with_store_url(tmp_path: Path) -> None:
+    """With store.url set, what only the SQLite file has (its lock file) is refused in one
+    line rather than quietly used beside the PostgreSQL database; the store's location is
+    the URL."""
     url = "postgresql://gw:s3cret@127.0.0.1:1/gateway"
-    code = cli.main(["--data-dir", str(tmp_path), "--set", f"store.url={url}", "db", "fake"])
-    err = capsys.readouterr().err
-    assert code != 0
-    assert [line for line in err.splitlines() if line.strip()] == [err.strip()]
-    assert "store.url" in err and "works on the SQLite file only" in err
-    assert "s3cret" not in err
-    assert not list(tmp_path.glob("*.sqlite3*"))
+    loaded = config_module.load(overrides=[f"gateway.data_dir={tmp_path}", f"store.url={url}"])
+    with pytest.raises(ConfigError, match="works on the SQLite file only") as refused:
+        _ = loaded.store_path
+    assert "s3cret" not in str(refused.value) and len(str(refused.value).splitlines()) == 1
+    assert loaded.store_location == url and not loaded.on_sqlite
 
 
 @pytest.mark.postgres

@@ -73,6 +73,7 @@ from gateway.sms.exceptions import (
 from gateway.sms.policy import Backoff, TokenBucket, earliest_send
 from gateway.sms.provider import ProviderMessage, SmsProvider
 from gateway.sms.service import OPTED_OUT_CODE, SmsService
+from gateway.store.db import is_store_failure
 from gateway.store.lock import held_here
 from gateway.store.sms import Accepted, OutboxMessage
 from gateway.supervise import Supervisor
@@ -86,6 +87,8 @@ MIN_LEASE = timedelta(minutes=1)
 PREFETCH = 4
 # How long the sids of sends that returned gather before one transaction writes them.
 RESULT_DELAY = 0.02
+# How often those sids are written again while the store fails (for half a lease at most).
+RESULT_RETRY = 0.5
 # Texts to one number a look-up lists back to a row's first attempt (100 a page);
 # more, and it cannot tell whether the text is among them.
 LOOKUP_LIMIT = 5000
@@ -350,16 +353,27 @@ class OutboxWorker:
         return await future
 
     async def _record_results(self) -> None:
+        loop = asyncio.get_running_loop()
+        failing_since: float | None = None
         while self._results:
-            await asyncio.sleep(self.result_delay)
+            await asyncio.sleep(self.result_delay if failing_since is None else RESULT_RETRY)
             batch, self._results = self._results, []
             try:
                 taken = await self.repo.record_accepted_many([a for a, _ in batch])
             except Exception as exc:
+                failing_since = failing_since or loop.time()
+                patience = self.lease.total_seconds() / 2
+                if is_store_failure(exc) and loop.time() - failing_since < patience:
+                    # The store is away a moment (PostgreSQL restarting, a busy file): keep
+                    # the provider's sids and write them when it is back, not look them up.
+                    self._results[:0] = batch
+                    continue
+                failing_since = None
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            failing_since = None
             for accepted, future in batch:
                 if not future.done():  # its task may have been cancelled at stop
                     future.set_result(accepted.message_id in taken)

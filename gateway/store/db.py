@@ -97,15 +97,32 @@ PG_FAILURES: tuple[type[Exception], ...] = (
 )
 
 
+def lost_connection(exc: BaseException) -> bool:
+    """Whether ``exc`` says a PostgreSQL connection is gone or unusable: the server closed it
+    (a restart, an administrator), the network dropped it, or the client found it closed or
+    left mid-operation by a server that went away."""
+    if isinstance(exc, asyncpg.InterfaceError):
+        # The client's side, not a misuse: "connection is closed", a pool closing, or a
+        # connection the pool took back when it closed ("released back to the pool").
+        text = str(exc)
+        return "closed" in text or "closing" in text or "released back to the pool" in text
+    return isinstance(
+        exc,
+        asyncpg.PostgresConnectionError
+        | asyncpg.AdminShutdownError
+        | asyncpg.CrashShutdownError
+        | asyncpg.InternalClientError
+        | ConnectionResetError
+        | BrokenPipeError,
+    )
+
+
 def is_store_failure(exc: BaseException) -> bool:
     """True for errors of the store's file, disk, server or connection (full, locked,
     damaged, I/O, the server gone or restarting), on either engine; not for errors of the
     statement (a constraint, a misuse), which are bugs or conflicts."""
-    if isinstance(exc, (StoreUnavailable, *PG_FAILURES)):
+    if isinstance(exc, (StoreUnavailable, *PG_FAILURES)) or lost_connection(exc):
         return True
-    if isinstance(exc, asyncpg.InterfaceError):
-        # The client's side of a lost connection ("connection is closed", a pool closing).
-        return "closed" in str(exc) or "closing" in str(exc)
     return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
 
 

@@ -22,7 +22,7 @@ import functools
 import logging
 import re
 import socket
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +37,7 @@ from gateway.store.db import (
     bundled_migrations,
     check_sequence,
     is_store_failure,
+    lost_connection,
 )
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,10 @@ def pg_problem(exc: BaseException) -> str:
         return "the database server is starting up or shutting down"
     if isinstance(exc, asyncpg.OperatorInterventionError):
         return "the database server shut down or restarted"
-    if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
+    if isinstance(
+        exc,
+        asyncpg.PostgresConnectionError | asyncpg.InterfaceError | asyncpg.InternalClientError,
+    ):
         return "the connection to the database server was lost"
     if isinstance(exc, socket.gaierror):
         return f"unknown host ({exc.strerror})"
@@ -148,7 +152,7 @@ class PostgresUnavailable(StoreUnavailable):
 
 
 # What reaching or using the server may raise besides PostgreSQL's own errors.
-_CLIENT_FAILURES = (OSError, asyncpg.InterfaceError)
+_CLIENT_FAILURES = (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
 @contextlib.contextmanager
@@ -161,6 +165,26 @@ def failures_of(label: str) -> Iterator[None]:
         if isinstance(exc, asyncpg.InterfaceError) and not is_store_failure(exc):
             raise  # a misuse of the client, not a lost connection
         raise PostgresUnavailable(label, pg_problem(exc)) from exc
+
+
+async def _read(label: str, fetch: Callable[[], Awaitable[Any]]) -> Any:
+    """``fetch()`` on the pool; once more on a fresh connection if the pooled one was found
+    dead (the server restarted since it was last used: the pool replaces it)."""
+    with failures_of(label):
+        try:
+            return await fetch()
+        except Exception as exc:
+            if not lost_connection(exc):
+                raise
+            log.debug("store %s: a pooled connection was dead (%s); reconnecting", label, exc)
+            return await fetch()
+
+
+async def _release(pool: asyncpg.Pool[asyncpg.Record], conn: Any) -> None:
+    """Give ``conn`` back; one that cannot be reset is closed by the pool, which makes a
+    new one at the next acquire: nothing for the caller to know."""
+    with contextlib.suppress(Exception):
+        await pool.release(conn)
 
 
 class PgCursor:
@@ -191,10 +215,16 @@ class PgConnection:
         self.label = label
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> PgCursor:
+        # The rows and the command's status ("UPDATE 3") together, through asyncpg's
+        # statement cache: one round trip once the connection knows the statement, where
+        # the public prepare() (uncached) costs a second one each time (3-4x slower on
+        # loopback, bench/store_engines.py). No public call returns both; asyncpg is pinned
+        # and the engines' tests check rows and counts.
         with failures_of(self.label):
-            statement = await self.raw.prepare(translate(sql))
-            rows = await statement.fetch(*params)
-        match = _COUNT.search(statement.get_statusmsg() or "")
+            rows, status, _ = await self.raw._execute(
+                translate(sql), tuple(params), 0, None, return_status=True
+            )
+        match = _COUNT.search(status.decode() if status else "")
         return PgCursor(rows, int(match.group(1)) if match else -1)
 
     async def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
@@ -329,35 +359,53 @@ class PostgresDatabase(Database):
         that fails, here or in the caller's statements, is a :class:`PostgresUnavailable`;
         the pool replaces the broken connection at the next acquire, and the caller retries
         as it does a locked SQLite store."""
-        begin = f"BEGIN; SET LOCAL lock_timeout = {max(1, round(self.lock_timeout * 1000))};"
-        if serialised:
-            begin += f" SELECT pg_advisory_xact_lock({WRITE_LOCK})"
         async with self._write_lock if serialised else contextlib.nullcontext():
-            with failures_of(self.label):
-                conn = await self.pool.acquire()
+            conn = await self._begin(serialised)
             try:
-                with failures_of(self.label):
-                    await conn.execute(begin)  # one round trip
                 try:
                     yield PgConnection(conn, self.label)
                 except BaseException:
-                    if not conn.is_closed():
-                        # A failed rollback leaves a connection the pool resets or replaces.
-                        with contextlib.suppress(Exception):
+                    # A connection lost meanwhile is the pool's already (asking it anything
+                    # raises); a failed rollback leaves one the pool resets or replaces.
+                    with contextlib.suppress(Exception):
+                        if not conn.is_closed():
                             await conn.execute("ROLLBACK")
                     raise
                 with failures_of(self.label):
                     await conn.execute("COMMIT")
             finally:
-                await self.pool.release(conn)
+                await _release(self.pool, conn)
+
+    async def _begin(self, serialised: bool = True) -> Any:
+        """A pooled connection in a new transaction that holds the write lock (unless not
+        ``serialised``). One the server closed since it was last used (a restart) is
+        replaced once: nothing was done on it."""
+        begin = f"BEGIN; SET LOCAL lock_timeout = {max(1, round(self.lock_timeout * 1000))};"
+        if serialised:
+            begin += f" SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+        for attempt in range(2):
+            with failures_of(self.label):
+                conn = await self.pool.acquire()
+            try:
+                await conn.execute(begin)  # one round trip
+                return conn
+            except Exception as exc:
+                await _release(self.pool, conn)
+                if attempt == 0 and lost_connection(exc):
+                    log.debug("store %s: a pooled connection was dead (%s)", self.label, exc)
+                    continue
+                with failures_of(self.label):
+                    raise
+            except BaseException:
+                await _release(self.pool, conn)
+                raise
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        with failures_of(self.label):
-            return list(await self.pool.fetch(translate(sql), *params))
+        return list(await _read(self.label, lambda: self.pool.fetch(translate(sql), *params)))
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        with failures_of(self.label):
-            return await self.pool.fetchrow(translate(sql), *params)
+        return await _read(self.label, lambda: self.pool.fetchrow(translate(sql), *params))
 
 
 class PostgresReads:
@@ -381,12 +429,10 @@ class PostgresReads:
             await pool.close()
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        with failures_of(self.label):
-            return list(await self.pool.fetch(translate(sql), *params))
+        return list(await _read(self.label, lambda: self.pool.fetch(translate(sql), *params)))
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        with failures_of(self.label):
-            return await self.pool.fetchrow(translate(sql), *params)
+        return await _read(self.label, lambda: self.pool.fetchrow(translate(sql), *params))
 
 
 async def _pool(
