@@ -53,7 +53,7 @@ def test_window_end_is_exclusive() -> None:
 
 
 def test_a_window_may_end_at_midnight() -> None:
-    """"20:00-24:00", which the configuration accepts, is open until the day ends and
+    """ "20:00-24:00", which the configuration accepts, is open until the day ends and
     opens again the next evening."""
     evening = CallingWindows(parse_windows("20:00-24:00"))
     assert evening.is_open(local(2026, 11, 30, 23, 59))
