@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import signal
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from gateway.clock import Clock
@@ -183,6 +185,36 @@ def process_settings(tw: SimulatedTwilio, **values: str) -> tuple[list[str], int
         **values,
     }
     return [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")], port
+
+
+async def healthy_process(port: int, proc: asyncio.subprocess.Process) -> dict[str, Any]:
+    """The /health answer of the gateway process ``proc`` (web on ``port``) once every check
+    is ok; fails with its last answer and its errors if it exits or is not healthy in 60 s."""
+    body: dict[str, Any] = {}
+    async with aiohttp.ClientSession() as http:
+        for _ in range(600):
+            if proc.returncode is not None:
+                break
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/health") as response:
+                    body = await response.json()
+                    if response.status == 200:
+                        return body
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    assert proc.stderr is not None
+    err = (await proc.stderr.read()).decode() if proc.returncode is not None else ""
+    raise AssertionError(f"not healthy: {body} (exit {proc.returncode}) {err}")
+
+
+async def stop_process(proc: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -> bytes:
+    """Stop a gateway process with ``sig`` (if still running) and wait for it: its stderr."""
+    if proc.returncode is None:
+        proc.send_signal(sig)
+    async with asyncio.timeout(30):
+        _, err = await proc.communicate()
+    return err or b""
 
 
 def outbox_service(store: Store, clock: Clock, sms: SmsSection) -> SmsService:

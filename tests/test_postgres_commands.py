@@ -7,13 +7,19 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import signal
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import aiohttp
 import pytest
-from sms_support import ACCOUNT, ORDER_VARS, TOKEN, gateway_process, process_settings
+from sms_support import (
+    ACCOUNT,
+    ORDER_VARS,
+    TOKEN,
+    gateway_process,
+    healthy_process,
+    process_settings,
+    stop_process,
+)
 
 from gateway import cli
 from gateway.clock import Clock
@@ -39,34 +45,6 @@ def _settings(url: str, tw: SimulatedTwilio, pbx_port: int, data: Path) -> tuple
     )
 
 
-async def _healthy(port: int, proc: asyncio.subprocess.Process) -> dict[str, object]:
-    """/health's answer once every check is ok (the process must not exit meanwhile)."""
-    body: dict[str, object] = {}
-    async with aiohttp.ClientSession() as http:
-        for _ in range(600):
-            if proc.returncode is not None:
-                break
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/health") as response:
-                    body = await response.json()
-                    if response.status == 200:
-                        return body
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    assert proc.stderr is not None
-    err = (await proc.stderr.read()).decode() if proc.returncode is not None else ""
-    raise AssertionError(f"not healthy: {body} (exit {proc.returncode}) {err}")
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> bytes:
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGTERM)
-    async with asyncio.timeout(30):
-        _, err = await proc.communicate()
-    return err
-
-
 async def test_two_gateways_run_on_one_postgresql_database(
     tmp_path: Path, postgres_url: str
 ) -> None:
@@ -84,11 +62,11 @@ async def test_two_gateways_run_on_one_postgresql_database(
         first = await gateway_process(*first_args, "run")
         second = None
         try:
-            health = await _healthy(first_port, first)
+            health = await healthy_process(first_port, first)
             checks = health["checks"]
             assert isinstance(checks, dict) and checks["store"] == {"status": "ok"}
             second = await gateway_process(*second_args, "run")
-            health = await _healthy(second_port, second)
+            health = await healthy_process(second_port, second)
             assert isinstance(health["checks"], dict)
             assert health["checks"]["store"] == {"status": "ok"}
             assert first.returncode is None  # both serve at once
@@ -109,7 +87,7 @@ async def test_two_gateways_run_on_one_postgresql_database(
             await asyncio.sleep(0.5)  # time for a second send, if any worker made one
             assert len(tw.messages) == 1
         finally:
-            errors = [await _stop(p) for p in (first, second) if p is not None]
+            errors = [await stop_process(p) for p in (first, second) if p is not None]
         assert first.returncode == 0 and second is not None and second.returncode == 0, errors
     for err in errors:
         assert b"gateway-test" not in err  # the password never reaches the log

@@ -19,6 +19,8 @@ from gateway import cli
 from gateway.clock import ManualClock
 from gateway.store import Store
 from gateway.store.fake import FakePlan, build_fake_store
+from gateway.store.lock import StoreLock
+from gateway.store.seed import demo_city, load_seed
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("restore_logging")]
 
@@ -218,3 +220,34 @@ def test_db_fake_fills_a_new_postgresql_database(
     assert cli.main([*args, *fake]) == 1
     err = capsys.readouterr().err
     assert "already holds rows" in err and len(err.strip().splitlines()) == 1
+
+
+async def test_sqlite_values_take_the_column_types_and_a_served_file_is_refused(
+    tmp_path: Path, postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A number SQLite kept in a text column arrives as its text, a blob as the same bytes,
+    a text timestamp as it was; while a gateway serves the file the copy is
+    refused in one line, as it could change under the copy."""
+    path = tmp_path / "city.sqlite3"
+    clock = ManualClock(datetime(2026, 11, 30, 2, tzinfo=UTC))
+    async with Store.open(path, clock) as store:
+        await load_seed(store.units, demo_city(), "demo-city.toml")
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE units SET abbreviation = 12 WHERE code = 'LZ-DC'")
+        conn.execute(
+            "INSERT INTO store_probe (payload, at) VALUES (x'00ff10', '2026-11-30 02:00:00')"
+        )
+    with StoreLock(path):
+        code, _, err = await asyncio.to_thread(_copy, tmp_path, postgres_url, path, capsys)
+    assert code == 1 and "in use by another gateway" in err and len(err.splitlines()) == 1
+    code, _, err = await asyncio.to_thread(_copy, tmp_path, postgres_url, path, capsys)
+    assert code == 0, err
+    conn2 = await asyncpg.connect(postgres_url)
+    try:
+        assert await conn2.fetchval("SELECT abbreviation FROM units WHERE code = 'LZ-DC'") == "12"
+        probe = await conn2.fetchrow("SELECT payload, at FROM store_probe")
+        assert probe is not None and probe["payload"] == b"\x00\xff\x10"
+        assert probe["at"] == "2026-11-30 02:00:00"
+        assert await conn2.fetchval("SELECT COUNT(*) FROM units") == 27
+    finally:
+        await conn2.close()

@@ -7,7 +7,14 @@ import asyncio
 import signal
 from pathlib import Path
 
-from sms_support import ACCOUNT, ORDER_VARS, TOKEN, gateway_process, process_settings
+from sms_support import (
+    ACCOUNT,
+    ORDER_VARS,
+    TOKEN,
+    gateway_process,
+    process_settings,
+    stop_process,
+)
 
 from gateway.sim.twilio import SimulatedTwilio
 
@@ -34,13 +41,6 @@ async def _serving(settings: list[str]) -> asyncio.subprocess.Process:
     return proc
 
 
-async def _stop(proc: asyncio.subprocess.Process, sig: int) -> None:
-    if proc.returncode is None:
-        proc.send_signal(sig)
-    async with asyncio.timeout(30):
-        await proc.communicate()
-
-
 async def test_second_gateway_refuses_and_kill_frees_the_store(tmp_path: Path) -> None:
     """While one process serves a store, gateway run and sms run refuse with one line naming
     its pid; list and send --wait work beside it; after kill -9 a new one starts at once."""
@@ -62,11 +62,11 @@ async def test_second_gateway_refuses_and_kill_frees_the_store(tmp_path: Path) -
             assert code == 0 and "a running gateway sends it" in out, (out, err)
             assert len(tw.messages) == 1  # sent by the first process's outbox, once
         finally:
-            await _stop(first, signal.SIGKILL)
+            await stop_process(first, signal.SIGKILL)
         # No gateway now: send --wait takes the lock and runs an outbox of its own.
         code, out, err = await _run(settings, *send, *variables, "--key=alone", "--wait=30")
         assert code == 0 and "running gateway" not in out and "(SM" in out, (out, err)
         assert len(tw.messages) == 2
         second = await _serving(settings)  # the kernel released the killed one's lock
-        await _stop(second, signal.SIGTERM)
+        await stop_process(second)
         assert second.returncode == 0
