@@ -32,11 +32,14 @@ pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("restore_logging")]
 PBX_SECRET = "s3cret"
 
 
-def _settings(url: str, tw: SimulatedTwilio, pbx_port: int, data: Path) -> tuple[list[str], int]:
-    """Command-line settings of one gateway on ``url``, and its web port."""
+def _settings(
+    url: str, tw: SimulatedTwilio, pbx_port: int, data: Path, name: str = "gw-1"
+) -> tuple[list[str], int]:
+    """Command-line settings of the gateway ``name`` on ``url``, and its web port."""
     return process_settings(
         tw,
         **{
+            "gateway.name": name,
             "store.url": url,
             "gateway.data_dir": str(data),
             "pbx.main.port": str(pbx_port),
@@ -49,7 +52,7 @@ async def test_two_gateways_run_on_one_postgresql_database(
     tmp_path: Path, postgres_url: str
 ) -> None:
     """`gateway run` with store.url starts on a new database (migrating it), answers /health
-    with the store ok, and a second `gateway run` on the same database starts too instead
+    with the store ok, and a second `gateway run` (its own name) on the same database starts instead
     of being refused; `sms send --wait` beside them (an outbox of its own, as there is no
     lock to tell it a gateway serves) gets its text out once; both stop cleanly, and no
     SQLite file or lock file is made."""
@@ -58,7 +61,7 @@ async def test_two_gateways_run_on_one_postgresql_database(
         SimulatedTwilio(ACCOUNT, TOKEN, time_scale=0.1) as tw,
     ):
         first_args, first_port = _settings(postgres_url, tw, pbx.port, tmp_path / "one")
-        second_args, second_port = _settings(postgres_url, tw, pbx.port, tmp_path / "two")
+        second_args, second_port = _settings(postgres_url, tw, pbx.port, tmp_path / "two", "gw-2")
         first = await gateway_process(*first_args, "run")
         second = None
         try:
