@@ -44,6 +44,7 @@ from chaos.run import (  # noqa: E402
     FINAL_ITEM_STATES,
     StoreReader,
     base_values,
+    fresh_database,
     make_fleet,
     peers_process,
     served_items,
@@ -194,17 +195,6 @@ async def measure(
         shutil.rmtree(data, ignore_errors=True)
 
 
-async def _fresh_database(cluster_url: str, name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(cluster_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    finally:
-        await conn.close()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=300, help="served items to call back")
@@ -216,7 +206,7 @@ def main() -> int:
     try:
         for count in (int(c) for c in args.counts.split(",")):
             name = f"bench_{count}"
-            asyncio.run(_fresh_database(cluster.url(), name))
+            asyncio.run(fresh_database(cluster.url(), name))
             label = f"PostgreSQL, {count} gateway{'s' if count > 1 else ''}"
             rows.append(
                 asyncio.run(measure(label, count, cluster.url(name), args.items, args.texts))

@@ -674,7 +674,8 @@ def _near_a_kill(start: float | None, end: float | None, report: ChaosReport) ->
     return f" (began {start - down:+.2f} s from the kill, {ended})"
 
 
-async def _fresh_database(admin_url: str, name: str) -> None:
+async def fresh_database(admin_url: str, name: str) -> None:
+    """A new, empty database ``name`` on the cluster at ``admin_url`` (an old one dropped)."""
     conn = await asyncpg.connect(admin_url)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
@@ -711,7 +712,7 @@ def main() -> int:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             url = None
             if cluster is not None:
-                asyncio.run(_fresh_database(cluster.url(), f"chaos_{seed}"))
+                asyncio.run(fresh_database(cluster.url(), f"chaos_{seed}"))
                 url = cluster.url(f"chaos_{seed}")
             report = asyncio.run(
                 run_chaos(
