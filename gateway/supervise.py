@@ -45,6 +45,7 @@ class LoopState:
     name: str
     rounds: int = 0
     failures: int = 0  # consecutive failed rounds; 0 when healthy
+    in_round: bool = False  # its body is running now
     last_error: str = ""
     errors_seen: dict[str, int] = field(default_factory=dict)  # error kind → count
 
@@ -135,11 +136,15 @@ class Supervisor:
         wake: asyncio.Event | None,
     ) -> None:
         while True:
+            # Set in the same step as the wake is cleared: "not woken and not in a
+            # round" means the last wake's round is over.
+            state.in_round = True
             try:
                 await body()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                state.in_round = False
                 delay = self._failed(state, exc)
                 await asyncio.sleep(delay)
                 continue
@@ -152,6 +157,7 @@ class Supervisor:
                 )
             state.failures = 0
             state.rounds += 1
+            state.in_round = False
             pause = every() if callable(every) else every
             if wake is not None:
                 try:

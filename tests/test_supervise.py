@@ -106,3 +106,36 @@ async def test_wake_runs_the_next_round_at_once() -> None:
     wake.set()
     await wait_until(lambda: state.rounds == 2)
     await supervisor.aclose()
+
+
+async def test_in_round_tells_whether_the_body_runs_now() -> None:
+    """``in_round`` is true while the body runs (also after a wake or a failed round's
+    retry) and false between rounds, so "not woken and not in a round" means idle."""
+    supervisor = _supervisor()
+    wake = asyncio.Event()
+    release = asyncio.Event()
+    fail = False
+
+    async def body() -> None:
+        await release.wait()
+        release.clear()
+        if fail:
+            raise sqlite3.OperationalError("database is locked")
+
+    state = supervisor.loop("tick", body, every=3600, wake=wake)
+    await asyncio.sleep(0)
+    assert state.in_round
+    release.set()
+    await wait_until(lambda: state.rounds == 1)
+    assert not state.in_round
+    wake.set()
+    await wait_until(lambda: not wake.is_set())
+    assert state.in_round  # cleared the wake and went straight into the round
+    fail = True
+    release.set()
+    await wait_until(lambda: state.failures == 1 and state.in_round)  # the retry
+    fail = False
+    release.set()
+    await wait_until(lambda: state.rounds == 2)
+    assert not state.in_round and state.failures == 0
+    await supervisor.aclose()

@@ -73,6 +73,14 @@ class CallbackScheduler:
         """Look for due work now (a new item, a report, a finished call)."""
         self._wake.set()
 
+    @property
+    def idle(self) -> bool:
+        """No call of this gateway's is out, and the round its last wake asked for is
+        over: until the next wake or poll, it claims nothing."""
+        calls = self.supervisor.loops.get("calls")
+        busy = calls is not None and calls.in_round
+        return self.active == 0 and not self._wake.is_set() and not busy
+
     async def start(self) -> None:
         """Settle what a previous run left out, then start the loops."""
         hold = self.service.clock.now() + timedelta(
