@@ -190,6 +190,36 @@ async def test_two_gateways_drain_one_outbox_sending_each_text_once(postgres_url
     assert len(bodies) == texts and set(bodies.values()) == {1}
 
 
+@pytest.mark.postgres
+async def test_only_the_leader_looks_up_texts_whose_callbacks_were_lost(postgres_url: str) -> None:
+    """Twilio's status callbacks are lost: both gateways send, but the statuses of every
+    gateway's texts are looked up by the leader alone, and all end delivered."""
+    texts = 20
+    async with (
+        Store.open(postgres_url, Clock()) as store_a,
+        Store.open(postgres_url, Clock()) as store_b,
+        SimulatedTwilio(ACCOUNT, TOKEN, time_scale=0.01) as tw,
+        running_gateway(store_a, tw, run_outbox=False, status_refresh=0.4) as gw_a,
+        running_gateway(store_b, tw, run_outbox=False, status_refresh=0.4) as gw_b,
+        member(postgres_url, "gw-a", store_a.clock) as lead_a,
+        member(postgres_url, "gw-b", store_b.clock) as lead_b,
+    ):
+        tw.faults.lose_callbacks = True
+        tw.faults.slow(0.02)  # each send takes a while: both workers send some
+        await until(lambda: lead_a.leading or lead_b.leading, 10)
+        async with (
+            OutboxWorker(gw_a.sms, gw_a.app[SMS_PROVIDER], cluster=lead_a) as one,
+            OutboxWorker(gw_b.sms, gw_b.app[SMS_PROVIDER], cluster=lead_b) as two,
+        ):
+            for i in range(texts):
+                await order(gw_a, f"order-{i}", f"LZ2026-{i:06d}")
+            await until(lambda: _delivered(store_a, texts), 60)
+        leader, other = (one, two) if lead_a.leading else (two, one)
+        assert one.sent > 0 and two.sent > 0
+        assert leader.refreshed >= texts and other.refreshed == 0
+    assert tw.stats.callbacks_posted == 0
+
+
 async def _delivered(store: Store, count: int) -> bool:
     return (await store.sms.counts()).get("delivered", 0) == count
 

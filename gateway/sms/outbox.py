@@ -151,6 +151,7 @@ class OutboxWorker:
         self._idle = asyncio.Event()
         self._idle.set()
         self.sent = 0  # texts accepted by the provider in this worker's life
+        self.refreshed = 0  # statuses looked up because their callbacks seemed lost
         self.reconciled = 0  # texts found at the provider instead of re-sent
 
     async def __aenter__(self) -> OutboxWorker:
@@ -237,9 +238,13 @@ class OutboxWorker:
             log.warning("%d text(s) were mid-send at the last stop: looking them up", interrupted)
 
     async def _refresh_if_due(self) -> None:
-        """Fetch texts whose callbacks seem lost, at most every ``status_refresh / 4`` s."""
+        """Fetch texts whose callbacks seem lost, at most every ``status_refresh / 4`` s;
+        with several gateways on the database, only on the leader (the rows are
+        everyone's: one look-up each is enough)."""
         now = asyncio.get_running_loop().time()
         if now < self._next_refresh:
+            return
+        if self.cluster is not None and not self.cluster.leading:
             return
         self._next_refresh = now + max(self.poll_interval, self.status_refresh / 4)
         stale = await self.repo.stale_in_flight(
@@ -252,6 +257,7 @@ class OutboxWorker:
             except ProviderError as exc:
                 log.warning("text #%d: status refresh failed: %s", message.id, exc)
                 return
+            self.refreshed += 1
             code = str(found.error_code) if found.error_code else None
             update = await self.repo.apply_status(found.sid, found.status, code, "refreshed")
             if not update.applied:

@@ -121,6 +121,7 @@ class Faults:
     _slow_count: int | None = None
     duplicate_callbacks: bool = False
     reorder_callbacks: bool = False
+    lose_callbacks: bool = False  # status callbacks are never posted (lost on the way)
 
     def burst_429(self, n: int, retry_after: float | None = 1.0) -> None:
         """The next ``n`` creates get HTTP 429 / 20429 with ``Retry-After``."""
@@ -147,7 +148,7 @@ class Faults:
         self._429 = self._5xx = self._drop = 0
         self.slow_seconds = 0.0
         self._slow_count = None
-        self.duplicate_callbacks = self.reorder_callbacks = False
+        self.duplicate_callbacks = self.reorder_callbacks = self.lose_callbacks = False
 
     def _take(self, name: str) -> bool:
         value = getattr(self, name)
@@ -530,7 +531,7 @@ class SimulatedTwilio:
         while True:
             item = await self._queue.get()
             try:
-                if item.url:
+                if item.url and not self.faults.lose_callbacks:
                     message = self._by_sid[item.params["__sid"]]
                     params = self._callback_params(
                         message, item.params["__status"], item.params["__code"]
