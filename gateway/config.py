@@ -92,6 +92,9 @@ class StoreSection:
     # PostgreSQL: how long (seconds) a write waits for another writer's lock before it
     # fails as "locked by another process", like SQLite's busy timeout (5 s there).
     lock_timeout: float = 10.0
+    # PostgreSQL: this gateway's pooled connections for writes and most reads (it opens
+    # 4 more for the dashboard's reads and 1 for its place among the gateways).
+    pool_size: int = 10
     # Seconds this gateway's clock may be off the database server's (PostgreSQL) before
     # it stops claiming work (``/health`` shows it); twice this is waited past another
     # gateway's lease before taking it over.
@@ -753,6 +756,7 @@ RULES: dict[str, Rule] = {
     "gateway.timezone": _timezone,
     "gateway.log_level": _one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     "store.lock_timeout": _positive(3600),
+    "store.pool_size": _between(2, 100),
     "gateway.name": lambda v: None if v == "" else _matches(NAME_PATTERN, NAME_FORM)(v),
     "store.max_clock_skew": _between(0.1, 3600),
     "pbx.name": _matches(_NAME, "1–32 letters, digits, '_' or '-'"),

@@ -63,6 +63,8 @@ def test_secrets_never_show() -> None:
         ("[[pbx]]\nname = 'a'\n[[pbx]]\nname = 'a'\n", "pbx[1].name", "named twice"),
         ("pbx = []\n", "pbx", "at least one [[pbx]]"),
         ("[[pbx]]\nlines = -1\n", "pbx[0].lines", "from 0"),
+        ("[store]\npool_size = 1\n", "store.pool_size", "from 2 to 100"),
+        ("[store]\npool_size = 2.5\n", "store.pool_size", "must be an integer"),
         ("[web\n", "(file)", "not valid TOML"),
         ("pbx = 3\n", "pbx", "array of tables"),
     ],

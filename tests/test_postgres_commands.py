@@ -168,10 +168,11 @@ async def test_a_command_on_an_unreachable_database_is_one_line(
     assert "s3cret" not in err
 
 
-async def test_store_configured_opens_the_database_with_its_lock_timeout(
+async def test_store_configured_opens_the_database_with_its_settings(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    """Store.configured opens store.url (not a SQLite file) with store.lock_timeout."""
+    """Store.configured opens store.url (not a SQLite file) with store.lock_timeout and a
+    pool of store.pool_size connections."""
     from gateway import config as config_module
     from gateway.store.postgres import PostgresDatabase
 
@@ -180,9 +181,11 @@ async def test_store_configured_opens_the_database_with_its_lock_timeout(
             f"gateway.data_dir={tmp_path}",
             f"store.url={postgres_url}",
             "store.lock_timeout=2.5",
+            "store.pool_size=3",
         ]
     )
     async with Store.configured(config, Clock()) as store:
         assert isinstance(store.db, PostgresDatabase)
         assert store.db.lock_timeout == 2.5
+        assert store.db.pool.get_max_size() == 3
         assert store.db.file is None and "gateway-test" not in store.name

@@ -28,7 +28,13 @@ from gateway.store.chases import ChaseRepository
 from gateway.store.dashboard import DashboardReads
 from gateway.store.db import Database, StoreError, StoreUnavailable
 from gateway.store.figures import FigureRepository
-from gateway.store.postgres import LOCK_TIMEOUT, PostgresDatabase, PostgresReads, is_postgres_url
+from gateway.store.postgres import (
+    LOCK_TIMEOUT,
+    POOL_SIZE,
+    PostgresDatabase,
+    PostgresReads,
+    is_postgres_url,
+)
 from gateway.store.reader import ReadConnection
 from gateway.store.sessions import SessionRepository
 from gateway.store.sms import SmsRepository
@@ -74,7 +80,11 @@ class Store:
         """The configured store (``store.url``, else the SQLite file), with its settings:
         what every command opens."""
         return cls.open(
-            config.store_location, clock, migrate=migrate, lock_timeout=config.store.lock_timeout
+            config.store_location,
+            clock,
+            migrate=migrate,
+            lock_timeout=config.store.lock_timeout,
+            pool_size=config.store.pool_size,
         )
 
     @classmethod
@@ -86,14 +96,18 @@ class Store:
         *,
         migrate: bool = True,
         lock_timeout: float = LOCK_TIMEOUT,
+        pool_size: int = POOL_SIZE,
     ) -> AsyncIterator[Store]:
         """The store at ``location``: a SQLite file's path, or a ``postgresql://`` URL
-        (whose writers wait ``lock_timeout`` seconds at most for another's lock)."""
+        (whose writers wait ``lock_timeout`` seconds at most for another's lock, over a
+        pool of ``pool_size`` connections)."""
         async with contextlib.AsyncExitStack() as opened:
             if is_postgres_url(location):
                 url = str(location)
                 db: Database = await opened.enter_async_context(
-                    PostgresDatabase.open(url, migrate=migrate, lock_timeout=lock_timeout)
+                    PostgresDatabase.open(
+                        url, migrate=migrate, lock_timeout=lock_timeout, pool_size=pool_size
+                    )
                 )
                 reads: ReadConnection | PostgresReads = await opened.enter_async_context(
                     PostgresReads.open(url)
