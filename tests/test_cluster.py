@@ -33,7 +33,7 @@ from gateway.callbacks.service import (
 )
 from gateway.clock import Clock, ManualClock
 from gateway.cluster.identity import name_from_host
-from gateway.cluster.leader import Leadership, NameInUse
+from gateway.cluster.leader import Leadership, NameInUse, visiting
 from gateway.cluster.skew import ClockSkewed
 from gateway.cluster.wiring import add_cluster
 from gateway.config import Config, ConfigError, GatewaySection
@@ -318,6 +318,29 @@ async def _interrupted(store: Store, message: OutboxMessage) -> list[str]:
 
 
 # -- the leadership ------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+async def test_a_visiting_command_never_leads_but_checks_its_clock(postgres_url: str) -> None:
+    """A command's outbox (``sms send --wait``) visits under a name of its own and with
+    its clock compared; it does not lead even when no gateway does, and a gateway that
+    comes meanwhile leads. On SQLite there is nobody to visit."""
+    async with visiting(postgres_url, Clock(), SKEW) as visitor:
+        assert visitor is not None and visitor.name.startswith("cli-")
+        assert visitor.holds_name and visitor.skew.offset is not None and visitor.skew.ok
+        rounds = visitor.supervisor.loops["leadership"]
+        await until(lambda: rounds.rounds >= 1, 10)  # a round that would have led
+        assert not visitor.leading
+        async with (
+            Store.open(postgres_url, Clock()) as store,
+            member(postgres_url, "gw-a", Clock()) as gateway,
+        ):
+            await until(lambda: gateway.leading, 10)
+            assert await visitor.leader(store.db) == "gw-a"
+            async with visiting(postgres_url, Clock(), SKEW) as other:
+                assert other is not None and other.name != visitor.name
+    async with visiting(None, Clock(), SKEW) as alone:
+        assert alone is None
 
 
 @pytest.mark.postgres

@@ -9,7 +9,9 @@ import io
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 from sms_support import (
     ACCOUNT,
@@ -19,6 +21,7 @@ from sms_support import (
     healthy_process,
     process_settings,
     stop_process,
+    until,
 )
 
 from gateway import cli
@@ -189,3 +192,58 @@ async def test_store_configured_opens_the_database_with_its_settings(
         assert store.db.lock_timeout == 2.5
         assert store.db.pool.get_max_size() == 3
         assert store.db.file is None and "gateway-test" not in store.name
+
+
+async def _health(port: int) -> dict[str, Any]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port}/health") as response,
+    ):
+        body: dict[str, Any] = await response.json()
+        return body
+
+
+async def test_sms_run_works_beside_a_gateway_and_leaves_it_the_leadership(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """`gateway sms run` on PostgreSQL (the outbox and Twilio's webhooks alone) serves under
+    its own name but never leads, even started first: the `gateway run` that comes after
+    leads the periodic jobs. A text queued on the database goes out exactly once."""
+    async with (
+        SimulatedPbx(SimConfig(port=0, secret=PBX_SECRET, time_scale=0.01)) as pbx,
+        SimulatedTwilio(ACCOUNT, TOKEN, time_scale=0.1) as tw,
+    ):
+        sms_args, sms_port = _settings(postgres_url, tw, pbx.port, tmp_path / "sms", "sms-1")
+        gw_args, gw_port = _settings(postgres_url, tw, pbx.port, tmp_path / "gw", "gw-1")
+        outbox = await gateway_process(*sms_args, "sms", "run")
+        gateway = None
+        try:
+            health = await healthy_process(sms_port, outbox)
+            assert health["checks"]["cluster"]["name"] == "sms-1"
+            assert health["checks"]["cluster"]["leader"] == "(none yet)"
+            gateway = await gateway_process(*gw_args, "run")
+            await healthy_process(gw_port, gateway)
+
+            async def led_by_the_gateway() -> bool:
+                return (await _health(sms_port))["checks"]["cluster"]["leader"] == "gw-1"
+
+            await until(led_by_the_gateway, 30)
+            variables = [f"--var={k}={v}" for k, v in ORDER_VARS.items()]
+            queue = await gateway_process(
+                *sms_args,
+                "sms",
+                "send",
+                "--to=13912345678",
+                "--template=rectification_order",
+                *variables,
+                "--key=beside-sms-run",
+            )
+            async with asyncio.timeout(60):
+                out, err = await queue.communicate()
+            assert queue.returncode == 0, (out, err)
+            await until(lambda: len(tw.messages) == 1, 30)
+            await asyncio.sleep(0.5)  # time for a second send, if any worker made one
+            assert len(tw.messages) == 1
+        finally:
+            errors = [await stop_process(p) for p in (outbox, gateway) if p is not None]
+        assert outbox.returncode == 0 and gateway is not None and gateway.returncode == 0, errors

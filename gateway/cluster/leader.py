@@ -30,7 +30,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -72,6 +73,27 @@ class LeadershipLost(GatewayError):
     """The leadership connection failed; the message says how."""
 
 
+@contextlib.asynccontextmanager
+async def visiting(
+    url: str | None, clock: Clock, max_skew: timedelta
+) -> AsyncIterator[Leadership | None]:
+    """A command's short stay among the gateways on the database ``url`` (None on
+    SQLite: there the store's lock keeps it alone): a name of its own (``cli-`` and 8
+    hex digits), so its leases are its own; its clock compared with the server's, so it
+    takes no lease early; never the leadership."""
+    if url is None:
+        yield None
+        return
+    member = Leadership(
+        f"cli-{secrets.token_hex(4)}", clock, url=url, max_skew=max_skew, candidate=False
+    )
+    await member.start()
+    try:
+        yield member
+    finally:
+        await member.aclose()
+
+
 def name_key(name: str) -> int:
     """The name's advisory lock key: a stable signed 32-bit hash of it."""
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), signed=True)
@@ -89,9 +111,14 @@ class Leadership:
         max_skew: timedelta,
         poll: float = POLL_SECONDS,
         name_wait: float = NAME_WAIT,
+        candidate: bool = True,
     ) -> None:
-        """``url``: the PostgreSQL database; None on SQLite (always leads)."""
+        """``url``: the PostgreSQL database; None on SQLite (always leads).
+        ``candidate``: whether it may lead on PostgreSQL; a process that runs only the
+        outbox (``sms run``, ``sms send --wait``) holds a name and checks its clock, but
+        leaves the leadership to the gateways, whose jobs it does not run."""
         self.name = name
+        self.candidate = candidate
         self.url = url
         self.clock = clock
         self.poll = poll
@@ -101,7 +128,7 @@ class Leadership:
         self.terms = 0  # how many times this gateway took the leadership
         self._label = url_label(url) if url else ""
         self._conn: asyncpg.Connection[asyncpg.Record] | None = None
-        self._leading = url is None
+        self._leading = url is None  # on SQLite it is the only process on the store
         self._holds_name = url is None
         self._name_refused = False  # the last try found the name held by another
         self._ended = asyncio.Event()  # set when the current term of leadership ends
@@ -166,7 +193,7 @@ class Leadership:
                     # Its jobs judge deadlines by this clock: another gateway leads instead.
                     await conn.fetchval("SELECT pg_advisory_unlock($1, $2)", *LEADER_KEYS)
                     self._end("its clock is off the database's")
-                elif self._holds_name and not self._leading and self.skew.ok:
+                elif self.candidate and self._holds_name and not self._leading and self.skew.ok:
                     if await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *LEADER_KEYS):
                         self._take()
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -14,9 +15,10 @@ from gateway.web.app import CLOCK, CONFIG, HEALTH_CHECKS, STORE
 CLUSTER = web.AppKey("cluster", Leadership)
 
 
-def add_cluster(app: web.Application) -> None:
-    """This gateway among the others on the store; before the features that gate on it."""
-    app.cleanup_ctx.append(_cluster_context)
+def add_cluster(app: web.Application, *, candidate: bool = True) -> None:
+    """This gateway among the others on the store; before the features that gate on it.
+    ``candidate``: whether it may lead (see :class:`Leadership`)."""
+    app.cleanup_ctx.append(functools.partial(_cluster_context, candidate))
     app[HEALTH_CHECKS]["cluster"] = _check
 
 
@@ -34,7 +36,7 @@ def others_after(app: web.Application) -> timedelta:
     return cluster.skew.margin if cluster is not None else timedelta(0)
 
 
-async def _cluster_context(app: web.Application) -> AsyncIterator[None]:
+async def _cluster_context(candidate: bool, app: web.Application) -> AsyncIterator[None]:
     config, store = app[CONFIG], app[STORE]
     url = store.db.url if isinstance(store.db, PostgresDatabase) else None
     leadership = Leadership(
@@ -42,6 +44,7 @@ async def _cluster_context(app: web.Application) -> AsyncIterator[None]:
         app[CLOCK],
         url=url,
         max_skew=timedelta(seconds=config.store.max_clock_skew),
+        candidate=candidate,
     )
     await leadership.start()
     app[CLUSTER] = leadership

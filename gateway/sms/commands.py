@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import signal
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
 from gateway.clock import Clock
+from gateway.cluster.leader import visiting
+from gateway.cluster.wiring import add_cluster
 from gateway.config import Config
 from gateway.phone import mask
 from gateway.sms.exceptions import NoSuchMessage, SmsError
@@ -21,6 +25,7 @@ from gateway.sms.provider import TwilioProvider
 from gateway.sms.service import SmsService
 from gateway.store import Store
 from gateway.store.lock import StoreInUse, single_gateway
+from gateway.store.postgres import PostgresDatabase
 from gateway.store.sms import OutboxMessage
 from gateway.tables import render
 from gateway.web.app import create_web_app
@@ -97,9 +102,16 @@ async def _send(config: Config, args: argparse.Namespace) -> int:
                 # Send it here when no gateway serves this SQLite file; on PostgreSQL always:
                 # outbox workers there share the queue by their leases.
                 with single_gateway(config):
-                    async with TwilioProvider.open(config.sms) as provider:
-                        async with OutboxWorker(service, provider):
-                            await _handed_over(store, message.id, args.wait)
+                    url = store.db.url if isinstance(store.db, PostgresDatabase) else None
+                    skew = timedelta(seconds=config.store.max_clock_skew)
+                    async with (
+                        visiting(url, clock, skew) as member,
+                        TwilioProvider.open(config.sms) as provider,
+                        OutboxWorker(service, provider, cluster=member),
+                    ):
+                        if member is not None and not member.skew.ok:
+                            print(f"not sent from here: {member.skew.problem()}; waiting")
+                        await _handed_over(store, message.id, args.wait)
             except StoreInUse:
                 # A gateway serves this store: its outbox sends the text; only wait for it.
                 print("a running gateway sends it; waiting")
@@ -219,7 +231,10 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _serve(config: Config) -> int:
-    app = create_web_app(config, features=[sms_feature()])
+    # On PostgreSQL it works beside the gateways under its own [gateway] name (never
+    # leading their jobs); on SQLite it is alone on the store.
+    member = functools.partial(add_cluster, candidate=False)
+    app = create_web_app(config, features=[member, sms_feature()])
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

@@ -240,11 +240,12 @@ class OutboxWorker:
     async def _refresh_if_due(self) -> None:
         """Fetch texts whose callbacks seem lost, at most every ``status_refresh / 4`` s;
         with several gateways on the database, only on the leader (the rows are
-        everyone's: one look-up each is enough)."""
+        everyone's: one look-up each is enough), and on an outbox-only process (``sms
+        run``), which never leads and may be the only one there."""
         now = asyncio.get_running_loop().time()
         if now < self._next_refresh:
             return
-        if self.cluster is not None and not self.cluster.leading:
+        if self.cluster is not None and self.cluster.candidate and not self.cluster.leading:
             return
         self._next_refresh = now + max(self.poll_interval, self.status_refresh / 4)
         stale = await self.repo.stale_in_flight(
