@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -112,6 +113,39 @@ async def has_sid(store: Store, message: OutboxMessage) -> bool:
     return row is not None and row.provider_sid is not None
 
 
+Member = tuple[Store, Gateway, Leadership]  # one gateway: its store, web side, leadership
+
+
+@contextlib.asynccontextmanager
+async def two_gateways(
+    url: str, time_scale: float, **sms: Any
+) -> AsyncIterator[tuple[SimulatedTwilio, Member, Member]]:
+    """The simulated Twilio, and two gateways on ``url`` named gw-a and gw-b, each with
+    the SMS settings ``sms`` and no outbox running (see :func:`outboxes`)."""
+    async with (
+        Store.open(url, Clock()) as store_a,
+        Store.open(url, Clock()) as store_b,
+        SimulatedTwilio(ACCOUNT, TOKEN, time_scale=time_scale) as tw,
+        running_gateway(store_a, tw, run_outbox=False, **sms) as gw_a,
+        running_gateway(store_b, tw, run_outbox=False, **sms) as gw_b,
+        member(url, "gw-a", store_a.clock) as lead_a,
+        member(url, "gw-b", store_b.clock) as lead_b,
+    ):
+        yield tw, (store_a, gw_a, lead_a), (store_b, gw_b, lead_b)
+
+
+@contextlib.asynccontextmanager
+async def outboxes(*members: Member) -> AsyncIterator[list[OutboxWorker]]:
+    """An outbox worker for each gateway, under its leadership."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(
+                OutboxWorker(gw.sms, gw.app[SMS_PROVIDER], cluster=lead)
+            )
+            for _, gw, lead in members
+        ]
+
+
 # -- the name ----------------------------------------------------------------------------
 
 
@@ -163,20 +197,10 @@ async def test_two_gateways_drain_one_outbox_sending_each_text_once(postgres_url
     """Two gateways' outbox workers on one database claim at once (SKIP LOCKED): every text
     reaches Twilio exactly once, and both send some."""
     texts = 60
-    async with (
-        Store.open(postgres_url, Clock()) as store_a,
-        Store.open(postgres_url, Clock()) as store_b,
-        SimulatedTwilio(ACCOUNT, TOKEN, time_scale=0.1) as tw,
-        running_gateway(store_a, tw, run_outbox=False, workers=2) as gw_a,
-        running_gateway(store_b, tw, run_outbox=False, workers=2) as gw_b,
-        member(postgres_url, "gw-a", store_a.clock) as lead_a,
-        member(postgres_url, "gw-b", store_b.clock) as lead_b,
-    ):
+    async with two_gateways(postgres_url, 0.1, workers=2) as (tw, a, b):
+        (store_a, gw_a, _), (_, gw_b, _) = a, b
         tw.faults.slow(0.05)  # each send takes a while: the claims overlap
-        async with (
-            OutboxWorker(gw_a.sms, gw_a.app[SMS_PROVIDER], cluster=lead_a) as one,
-            OutboxWorker(gw_b.sms, gw_b.app[SMS_PROVIDER], cluster=lead_b) as two,
-        ):
+        async with outboxes(a, b) as (one, two):
             for i in range(texts):
                 await order(gw_a if i % 2 else gw_b, f"order-{i}", f"LZ2026-{i:06d}")
             await until(lambda: _delivered(store_a, texts), 60)
@@ -195,22 +219,12 @@ async def test_only_the_leader_looks_up_texts_whose_callbacks_were_lost(postgres
     """Twilio's status callbacks are lost: both gateways send, but the statuses of every
     gateway's texts are looked up by the leader alone, and all end delivered."""
     texts = 20
-    async with (
-        Store.open(postgres_url, Clock()) as store_a,
-        Store.open(postgres_url, Clock()) as store_b,
-        SimulatedTwilio(ACCOUNT, TOKEN, time_scale=0.01) as tw,
-        running_gateway(store_a, tw, run_outbox=False, status_refresh=0.4) as gw_a,
-        running_gateway(store_b, tw, run_outbox=False, status_refresh=0.4) as gw_b,
-        member(postgres_url, "gw-a", store_a.clock) as lead_a,
-        member(postgres_url, "gw-b", store_b.clock) as lead_b,
-    ):
+    async with two_gateways(postgres_url, 0.01, status_refresh=0.4) as (tw, a, b):
+        (store_a, gw_a, lead_a), (_, _, lead_b) = a, b
         tw.faults.lose_callbacks = True
         tw.faults.slow(0.02)  # each send takes a while: both workers send some
         await until(lambda: lead_a.leading or lead_b.leading, 10)
-        async with (
-            OutboxWorker(gw_a.sms, gw_a.app[SMS_PROVIDER], cluster=lead_a) as one,
-            OutboxWorker(gw_b.sms, gw_b.app[SMS_PROVIDER], cluster=lead_b) as two,
-        ):
+        async with outboxes(a, b) as (one, two):
             for i in range(texts):
                 await order(gw_a, f"order-{i}", f"LZ2026-{i:06d}")
             await until(lambda: _delivered(store_a, texts), 60)

@@ -76,20 +76,8 @@ async def test_two_gateways_run_on_one_postgresql_database(
             assert isinstance(health["checks"], dict)
             assert health["checks"]["store"] == {"status": "ok"}
             assert first.returncode is None  # both serve at once
-            variables = [f"--var={k}={v}" for k, v in ORDER_VARS.items()]
-            send = await gateway_process(
-                *first_args,
-                "sms",
-                "send",
-                "--to=13912345678",
-                "--template=rectification_order",
-                *variables,
-                "--key=beside-two",
-                "--wait=30",
-            )
-            async with asyncio.timeout(60):
-                out, err = await send.communicate()
-            assert send.returncode == 0 and b"(SM" in out, (out, err)
+            out = await _send_order(first_args, "beside-two", "--wait=30")
+            assert b"(SM" in out
             await asyncio.sleep(0.5)  # time for a second send, if any worker made one
             assert len(tw.messages) == 1
         finally:
@@ -99,6 +87,25 @@ async def test_two_gateways_run_on_one_postgresql_database(
         assert b"gateway-test" not in err  # the password never reaches the log
     made = await asyncio.to_thread(lambda: [p.name for p in tmp_path.rglob("*")])
     assert not [name for name in made if ".sqlite3" in name or name.endswith(".lock")], made
+
+
+async def _send_order(settings: list[str], key: str, *options: str) -> bytes:
+    """`gateway sms send` of a rectification order under ``key``: what it printed."""
+    variables = [f"--var={k}={v}" for k, v in ORDER_VARS.items()]
+    send = await gateway_process(
+        *settings,
+        "sms",
+        "send",
+        "--to=13912345678",
+        "--template=rectification_order",
+        *variables,
+        f"--key={key}",
+        *options,
+    )
+    async with asyncio.timeout(60):
+        out, err = await send.communicate()
+    assert send.returncode == 0, (out, err)
+    return out
 
 
 def _cli(args: list[str], capsys: pytest.CaptureFixture[str], *command: str) -> str:
@@ -228,19 +235,7 @@ async def test_sms_run_works_beside_a_gateway_and_leaves_it_the_leadership(
                 return (await _health(sms_port))["checks"]["cluster"]["leader"] == "gw-1"
 
             await until(led_by_the_gateway, 30)
-            variables = [f"--var={k}={v}" for k, v in ORDER_VARS.items()]
-            queue = await gateway_process(
-                *sms_args,
-                "sms",
-                "send",
-                "--to=13912345678",
-                "--template=rectification_order",
-                *variables,
-                "--key=beside-sms-run",
-            )
-            async with asyncio.timeout(60):
-                out, err = await queue.communicate()
-            assert queue.returncode == 0, (out, err)
+            await _send_order(sms_args, "beside-sms-run")
             await until(lambda: len(tw.messages) == 1, 30)
             await asyncio.sleep(0.5)  # time for a second send, if any worker made one
             assert len(tw.messages) == 1
