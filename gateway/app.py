@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -163,6 +164,14 @@ async def _telephony_context(app: web.Application) -> AsyncIterator[None]:
         pool = PbxPool(config.pbx, clock=clock, agi_handler=router.handle)
         for session in pool:
             calllog.connect(session, session.name)
+        cluster = app.get(CLUSTER)
+        if cluster is not None:
+            # Several gateways logged in to one PBX: one at a time runs its AsyncAGI calls.
+            for session in pool:
+                session.share_asyncagi(functools.partial(cluster.serves_asyncagi, session.name))
+            await cluster.claim_asyncagi(
+                [session.name for session in pool], lambda pbx: pool[pbx].asyncagi_gained()
+            )
         wall = HotlineWall(clock)
         wall.connect(pool)
         async with wall, pool, _fastagi(config, pool):

@@ -335,6 +335,48 @@ async def _interrupted(store: Store, message: OutboxMessage) -> list[str]:
 
 
 @pytest.mark.postgres
+async def test_one_gateway_serves_a_pbxs_asyncagi_calls_and_another_takes_over(
+    postgres_url: str,
+) -> None:
+    """Two gateways logged in to PBXs "north" and "south": each PBX's AsyncAGI calls are
+    served by exactly one of them. When that one's connection dies it stops at once (and
+    at its reconnection it may take the PBXs back, before anyone else has: its calls are
+    still its own); when it is gone, the other serves the PBXs within seconds, told so
+    (to hand back what was left). On SQLite the only gateway serves every PBX."""
+    gained: dict[str, list[str]] = {"gw-a": [], "gw-b": []}
+    async with (
+        member(postgres_url, "gw-a", Clock()) as a,
+        member(postgres_url, "gw-b", Clock(), poll=2.0) as b,
+    ):
+        await a.claim_asyncagi(["north", "south"], gained["gw-a"].append)
+        await b.claim_asyncagi(["north", "south"], gained["gw-b"].append)
+        for pbx in ("north", "south"):
+            assert a.serves_asyncagi(pbx) and not b.serves_asyncagi(pbx)
+        assert gained == {"gw-a": [], "gw-b": []}  # the first claim has nobody to replace
+        served: list[tuple[bool, bool]] = []
+
+        async def watch() -> None:
+            while True:
+                served.append((a.serves_asyncagi("north"), b.serves_asyncagi("north")))
+                await asyncio.sleep(0.005)
+
+        watcher = asyncio.create_task(watch())
+        try:
+            assert await kill_connections(postgres_url, "gw-a") == 1
+            await until(lambda: not a.serves_asyncagi("north"), 5)
+            await until(lambda: a.holds_name, 10)  # back within its 0.2 s round
+            await a.aclose()  # and gone
+            await until(lambda: b.serves_asyncagi("north") and b.serves_asyncagi("south"), 10)
+        finally:
+            watcher.cancel()
+        assert sorted(gained["gw-b"]) == ["north", "south"]
+        assert (True, True) not in served  # never both
+    alone = Leadership("gw", Clock(), url=None, max_skew=SKEW)
+    await alone.claim_asyncagi(["main"])
+    assert alone.serves_asyncagi("main")
+
+
+@pytest.mark.postgres
 async def test_a_visiting_command_never_leads_but_checks_its_clock(postgres_url: str) -> None:
     """A command's outbox (``sms send --wait``) visits under a name of its own and with
     its clock compared; it does not lead even when no gateway does, and a gateway that

@@ -732,3 +732,42 @@ def test_unknown_charset_is_refused_naming_the_key(tmp_path: Path) -> None:
     path.write_text('[[pbx]]\nname = "main"\ncharset = "klingon"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"pbx\[0\]\.charset.*unknown charset 'klingon'"):
         load(path)
+
+
+async def test_a_standby_gateway_runs_no_asyncagi_flow_until_it_serves_the_pbx(
+    pbx: SimulatedPbx,
+) -> None:
+    """While another gateway serves the PBX's AsyncAGI calls, a call entering
+    AGI(agi:async) starts no flow here, and a resync hands nothing back (the call is the
+    other's). Once this gateway serves them (the other died), the calls left waiting in
+    AsyncAGI go back to the dialplan, and the next call runs a flow here."""
+    reports: list[ResyncReport] = []
+    flows: list[str] = []
+    serves = False
+    for citizen in ("13900000005", "13900000006"):
+        pbx.set_citizen(citizen, Answer(steps=[WaitForPrompt(input=True)], ring_seconds=1))
+
+    async def survey(channel: AgiChannel) -> None:
+        flows.append(channel.name)
+        await channel.hangup()
+
+    async with AmiSession(section(pbx), agi_handler=survey) as session:
+        session.share_asyncagi(lambda: serves)
+        session.add_resync_listener(reports.append)
+        await session.wait_connected(2)
+        await session.originate("PJSIP/trunk/13900000005", "survey", "s", 1, "", 30000)
+        (chan,) = pbx.world.channels.values()
+        await eventually(lambda: chan.in_agi)
+        pbx.faults.drop_connections()
+        await eventually(lambda: len(reports) == 2)
+        assert reports[1].released == () and chan.uniqueid in {
+            c.uniqueid for c in reports[1].survived
+        }
+        await asyncio.sleep(0.2)
+        assert flows == [] and chan.in_agi  # left to the gateway that serves the PBX
+        serves = True
+        session.asyncagi_gained()
+        await eventually(lambda: not pbx.world.channels, within=5)  # the dialplan hangs up
+        assert flows == []
+        await session.originate("PJSIP/trunk/13900000006", "survey", "s", 1, "", 30000)
+        await eventually(lambda: len(flows) == 1)

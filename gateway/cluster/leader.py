@@ -18,7 +18,8 @@ is bounded by a timeout) and a gated round still running is cancelled; its write
 transactions, rolled back. The same round measures the clock's offset to the server's
 (:mod:`gateway.cluster.skew`); a gateway whose clock is off does not lead. Who leads
 is read from the server's lock table, by the ``application_name`` of the holder's
-connection (``gateway/<name>``).
+connection (``gateway/<name>``). The same connection holds, per PBX, the lock that
+says which gateway runs that PBX's AsyncAGI calls (:meth:`Leadership.claim_asyncagi`).
 
 On SQLite there is one gateway (the store's file lock, :mod:`gateway.store.lock`): it
 always leads.
@@ -31,7 +32,7 @@ import contextlib
 import hashlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 # one-key write lock of gateway.store.postgres): the first names the kind.
 LEADER_KEYS = (0x67617465, 1)  # "gate", 1: the leadership
 NAMES = 0x6E616D65  # "name": the second key is the name's hash (name_key)
+ASYNCAGI = 0x61676921  # "agi!": the second key is the PBX name's hash (name_key)
 POLL_SECONDS = 2.0
 # A round's queries on a live server take milliseconds; past this the link is deemed lost.
 ROUND_TIMEOUT = 5.0
@@ -133,6 +135,10 @@ class Leadership:
         self._name_refused = False  # the last try found the name held by another
         self._ended = asyncio.Event()  # set when the current term of leadership ends
         self._closing = False
+        # The round and the AsyncAGI claims take turns on the one connection.
+        self._conn_lock = asyncio.Lock()
+        self._asyncagi: dict[str, bool] = {}  # PBX → whether this gateway serves its AsyncAGI
+        self._asyncagi_gained: Callable[[str], None] = lambda pbx: None
 
     @property
     def shared(self) -> bool:
@@ -174,9 +180,11 @@ class Leadership:
         )
 
     async def round(self) -> None:
-        """Reconnect if needed, hold the name, measure the clock, try for the leadership."""
+        """Reconnect if needed, hold the name, measure the clock, try for the leadership
+        and for the AsyncAGI calls of the PBXs no gateway serves."""
+        gained: list[str] = []
         try:
-            async with asyncio.timeout(ROUND_TIMEOUT):
+            async with self._conn_lock, asyncio.timeout(ROUND_TIMEOUT):
                 conn = await self._connection()
                 if not self._holds_name:
                     self._holds_name = bool(
@@ -196,10 +204,53 @@ class Leadership:
                 elif self.candidate and self._holds_name and not self._leading and self.skew.ok:
                     if await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *LEADER_KEYS):
                         self._take()
+                if self._holds_name:
+                    gained = await self._try_asyncagi(conn)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             reason = pg_problem(exc)
             self._lose(reason)
             raise LeadershipLost(f"cluster connection to {self._label}: {reason}") from exc
+        for pbx in gained:
+            self._asyncagi_gained(pbx)
+
+    # -- AsyncAGI: one gateway per PBX --------------------------------------------------
+
+    async def claim_asyncagi(
+        self, pbxes: Iterable[str], gained: Callable[[str], None] = lambda pbx: None
+    ) -> None:
+        """Serve the AsyncAGI calls of ``pbxes`` where no other gateway does.
+
+        Every gateway logged in to a PBX gets each ``AsyncAGIStart``; on PostgreSQL one
+        of them at a time runs the flows (an advisory lock per PBX on this gateway's
+        connection), the others stand by and hand back nothing at a resync. When the
+        serving gateway dies, another takes the PBX at its next round and ``gained(pbx)``
+        is called: the calls the dead one left in AsyncAGI are to be handed back. On
+        SQLite this gateway is alone: it serves them all."""
+        for pbx in pbxes:
+            self._asyncagi.setdefault(pbx, self.url is None)
+        self._asyncagi_gained = gained
+        if self.url is None or not self._holds_name:
+            return
+        try:
+            async with self._conn_lock, asyncio.timeout(ROUND_TIMEOUT):
+                await self._try_asyncagi(await self._connection())
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            self._lose(pg_problem(exc))  # the next round reconnects and tries again
+
+    def serves_asyncagi(self, pbx: str) -> bool:
+        """Whether this gateway runs the flows of ``pbx``'s AsyncAGI calls now."""
+        return self._asyncagi.get(pbx, self.url is None)
+
+    async def _try_asyncagi(self, conn: asyncpg.Connection[asyncpg.Record]) -> list[str]:
+        gained = []
+        for pbx, held in self._asyncagi.items():
+            if held:
+                continue
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", ASYNCAGI, name_key(pbx)):
+                self._asyncagi[pbx] = True
+                gained.append(pbx)
+                log.warning("cluster: %s serves the AsyncAGI calls of PBX %s now", self.name, pbx)
+        return gained
 
     async def _connection(self) -> asyncpg.Connection[asyncpg.Record]:
         if self._conn is not None and not self._conn.is_closed():
@@ -231,9 +282,22 @@ class Leadership:
     def _lose(self, reason: str) -> None:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
-            conn.terminate()  # the server frees both locks
+            conn.terminate()  # the server frees every lock of the connection
         self._holds_name = False
+        self._drop_asyncagi(reason)
         self._end(reason)
+
+    def _drop_asyncagi(self, reason: str) -> None:
+        served = [pbx for pbx, held in self._asyncagi.items() if held]
+        for pbx in served:
+            self._asyncagi[pbx] = False
+        if served:
+            log.warning(
+                "cluster: %s no longer serves the AsyncAGI calls of %s: %s",
+                self.name,
+                ", ".join(served),
+                reason,
+            )
 
     def _end(self, reason: str) -> None:
         if self._leading:
@@ -294,6 +358,8 @@ class Leadership:
         self._closing = True
         await self.supervisor.aclose()
         await self._close_connection()
+        if self.shared:
+            self._asyncagi = dict.fromkeys(self._asyncagi, False)
         if self._leading and self.shared:
             self._leading = False
             self._ended.set()

@@ -52,6 +52,9 @@ class AsyncAgiTransport:
         self._send_action = send_action
         self._command_seq = 0
         self._waiting: dict[str, AgiChannel] = {}  # CommandID → channel
+        # Whether this gateway runs the flows of the PBX's AsyncAGI calls; with several
+        # gateways logged in to the PBX, one at a time does (gateway.cluster).
+        self.serves: Callable[[], bool] = lambda: True
 
     # -- AgiLink ----------------------------------------------------------------
 
@@ -130,6 +133,9 @@ class AsyncAgiTransport:
 
     def ev_agi_start(self, frame: Frame) -> None:
         name = frame.get(n.H_CHANNEL, "")
+        if not self.serves():
+            log.debug("PBX %s: AsyncAGI call %s: another gateway serves it", self._pbx, name)
+            return
         # The Env is decoded when the flow first reads the channel's environment
         # (URL-decoding it was a fifth of the ingest cost of an AGI burst).
         channel = AgiChannel(

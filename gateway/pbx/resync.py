@@ -79,16 +79,9 @@ class ChannelTracker:
         hung_up, self._hung_up = self._hung_up or set(), None
         began, self._began = self._began or set(), None
         for item in items:
-            uid = item.get(n.H_UNIQUEID) or item.get_ci(n.H_UNIQUEID) or ""
-            if not uid or uid in hung_up:
-                continue
-            alive[uid] = ChannelInfo(
-                channel=item.get(n.H_CHANNEL, ""),
-                uniqueid=uid,
-                linkedid=item.get(n.H_LINKEDID) or item.get_ci(n.H_LINKEDID) or uid,
-                caller_number=item.get(n.H_CALLER_ID_NUM, ""),
-                application=f"{item.get('Application', '')}({item.get('ApplicationData', '')})",
-            )
+            info = listed_channel(item)
+            if info is not None and info.uniqueid not in hung_up:
+                alive[info.uniqueid] = info
         for uid in began - hung_up:
             # Too new for the list, but live: listeners have seen its events already.
             info = self.live.get(uid)
@@ -130,6 +123,39 @@ class ChannelTracker:
             released=tuple(released),
             maybe_in_asyncagi=tuple(maybe),
         )
+
+
+def listed_channel(item: Frame) -> ChannelInfo | None:
+    """A channel of ``CoreShowChannels``' list; None for an item with no Uniqueid."""
+    uid = item.get(n.H_UNIQUEID) or item.get_ci(n.H_UNIQUEID) or ""
+    if not uid:
+        return None
+    return ChannelInfo(
+        channel=item.get(n.H_CHANNEL, ""),
+        uniqueid=uid,
+        linkedid=item.get(n.H_LINKEDID) or item.get_ci(n.H_LINKEDID) or uid,
+        caller_number=item.get(n.H_CALLER_ID_NUM, ""),
+        application=f"{item.get('Application', '')}({item.get('ApplicationData', '')})",
+    )
+
+
+def asyncagi_orphans(
+    items: Iterable[Frame], serving: Callable[[str], bool]
+) -> tuple[list[str], list[str]]:
+    """Of a channel list, the calls waiting in AsyncAGI that no flow serves, and those
+    that may run an application inside an AsyncAGI session no flow serves: what a
+    gateway that takes over a PBX's AsyncAGI calls from a dead one hands back."""
+    released: list[str] = []
+    maybe: list[str] = []
+    for item in items:
+        info = listed_channel(item)
+        if info is None:
+            continue
+        if _waits_in_asyncagi(info, serving):
+            released.append(info.channel)
+        elif _may_run_inside_asyncagi(info, serving):
+            maybe.append(info.channel)
+    return released, maybe
 
 
 def _waits_in_asyncagi(info: ChannelInfo, serving: Callable[[str], bool]) -> bool:

@@ -21,10 +21,11 @@ cancels and awaits what still runs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Self
 
@@ -39,7 +40,7 @@ from gateway.pbx.exceptions import AmiActionFailed, AmiError
 from gateway.pbx.link import LOGOFF_TIMEOUT, Link, backoff_delay
 from gateway.pbx.originate import Originator
 from gateway.pbx.pool import PbxPool
-from gateway.pbx.resync import ChannelTracker
+from gateway.pbx.resync import ChannelTracker, asyncagi_orphans
 from gateway.pbx.transport import AmiProtocol
 from gateway.pbx.values import (
     ChannelInfo,
@@ -197,6 +198,17 @@ class AmiSession:
         """Call ``fn(report)`` after every (re)connect, in order with the events."""
         self.dispatcher.add_resync_listener(fn)
 
+    def share_asyncagi(self, serves: Callable[[], bool]) -> None:
+        """With other gateways logged in to this PBX: run the flows of its AsyncAGI calls,
+        and hand calls back at a resync, only while ``serves()``; call
+        :meth:`asyncagi_gained` when this gateway starts serving them."""
+        self.asyncagi.serves = serves
+
+    def asyncagi_gained(self) -> None:
+        """This gateway serves the PBX's AsyncAGI calls from now on, after another that
+        died: the calls it left waiting in AsyncAGI go back to the dialplan."""
+        self.supervisor.spawn(f"ami-{self.name}-asyncagi", self._take_over_asyncagi())
+
     def set_agi_handler(self, handler: AgiHandler) -> None:
         """Run ``await handler(channel)`` for every call entering AGI, in a task the
         session owns; ChannelHungUp and any other exception are caught and logged."""
@@ -305,13 +317,43 @@ class AmiSession:
             orphaned=self.agi.take_orphaned(),
             serving=self.agi.serving,
         )
+        if not self.asyncagi.serves():
+            # Another gateway runs this PBX's AsyncAGI calls: they are its to hand back.
+            report = dataclasses.replace(report, released=(), maybe_in_asyncagi=())
         self.dispatcher.inbox.put_nowait(report)
-        for channel in report.released:
+        await self._hand_back_orphans(protocol, report.released, report.maybe_in_asyncagi)
+
+    async def _take_over_asyncagi(self) -> None:
+        if not self.connected:
+            return  # the next login's resync hands them back
+        try:
+            protocol = await self.link.get(n.ACTION_CORE_SHOW_CHANNELS)
+            items = await self.dispatcher.request_list(
+                protocol, {n.H_ACTION: n.ACTION_CORE_SHOW_CHANNELS}, self.config.action_timeout
+            )
+        except AmiError as exc:
+            log.warning("PBX %s: no channel list to take AsyncAGI calls over: %s", self.name, exc)
+            return
+        released, maybe = asyncagi_orphans(items, self.agi.serving)
+        log.info(
+            "PBX %s: taking over its AsyncAGI calls: %d waiting, %d maybe inside an application",
+            self.name,
+            len(released),
+            len(maybe),
+        )
+        await self._hand_back_orphans(protocol, released, maybe)
+
+    async def _hand_back_orphans(
+        self, protocol: AmiProtocol, released: Iterable[str], maybe: Iterable[str]
+    ) -> None:
+        """Hand back to the dialplan the calls waiting in AsyncAGI with no flow, and
+        those that may run an application inside such a session (see the resync)."""
+        for channel in released:
             # Their IVR session ended with the link (or never began): hand the caller
             # back to the dialplan rather than leave them in silence.
             log.info("PBX %s: %s handed back to the dialplan after the resync", self.name, channel)
             await self._hand_back(protocol, channel)
-        for channel in report.maybe_in_asyncagi:
+        for channel in maybe:
             # Refused ("Failed to add AGI command") unless the call is in AsyncAGI. One
             # whose AsyncAGIStart came meanwhile is a new call for a flow of ours.
             if self.agi.serving(channel):
