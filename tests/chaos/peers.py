@@ -189,6 +189,7 @@ def control_app(
                     "finished": call.finished.done(),
                     "span": observers[name].span(call),
                     "where": _where(pbx, call),
+                    "first_prompts": call.outcome.prompts[:2],
                 }
                 for call in [*hotline[name], *outbound]
             )

@@ -382,12 +382,14 @@ async def run_chaos(
     gateways: int = 1,
     pbxes: tuple[str, ...] = ("main",),
     store_url: str | None = None,
+    shared_agi: str = "fastagi",
 ) -> ChaosReport:
     """One seeded chaos run (see the module docstring): ``gateways`` processes on one
     store (the SQLite file, or the PostgreSQL database at ``store_url``) against the
     simulated PBXs named ``pbxes``; gateway ``i`` is logged in to PBX ``i mod len(pbxes)``
     (one gateway: to every PBX). A PBX that several gateways log in to sends its calls
-    by FastAGI to the first of them, the others by AsyncAGI."""
+    by FastAGI to the first of them (``shared_agi="fastagi"``) or by AsyncAGI to all of
+    them, one at a time serving (``"async"``); the others by AsyncAGI."""
     rng = random.Random(seed)
     report = ChaosReport(seed)
     secret, token, api = (secrets.token_urlsafe(16) for _ in range(3))
@@ -397,12 +399,13 @@ async def run_chaos(
         index: names if gateways == 1 else [names[index % len(names)]] for index in range(gateways)
     }
     # A PBX that several gateways log in to reaches one of them by FastAGI, as a real
-    # site must (AsyncAGI would offer each call to every gateway): the first one.
+    # site best does: the first one. (By AsyncAGI each call goes to every gateway and
+    # the one that holds the PBX's lock serves it.)
     agi_ports: dict[int, int] = {}
     agi: dict[str, str] = {}
     for name in names:
         sharing = [i for i, served in served_by.items() if name in served]
-        if len(sharing) > 1:
+        if len(sharing) > 1 and shared_agi == "fastagi":
             port = agi_ports.setdefault(sharing[0], free_port())
             agi[name] = f"agi://127.0.0.1:{port}/{name}"
     try:
@@ -643,6 +646,15 @@ async def _count(report: ChaosReport, records: StoreReader, seen: dict[str, Any]
                 f"{call['direction']} call {call['pbx']}/{call['linkedid']} has records: {state}"
                 f"{_near_a_kill(start, end, report)}"
             )
+    for call in seen["pbx_calls"]:
+        first = call["first_prompts"]
+        if len(first) == 2 and first[0] == first[1]:
+            # A flow never opens with its first prompt twice: two flows ran on the call
+            # (two gateways each took its AsyncAGIStart).
+            problems.append(
+                f"{call['direction']} call {call['pbx']}/{call['linkedid']} heard"
+                f" {first[0]!r} twice at its start: two flows ran on it"
+            )
     report.hotline_calls = sum(1 for c in seen["pbx_calls"] if c["direction"] == "inbound")
     calls = seen["calls"]
     report.calls = len(calls)
@@ -693,6 +705,12 @@ def main() -> int:
     parser.add_argument("--gateways", type=int, default=1, help="gateway processes (1)")
     parser.add_argument("--pbxes", default="main", help="simulated PBXs, comma-separated")
     parser.add_argument(
+        "--shared-agi",
+        choices=("fastagi", "async"),
+        default="fastagi",
+        help="how a PBX several gateways log in to hands its calls over (fastagi)",
+    )
+    parser.add_argument(
         "--postgresql",
         action="store_true",
         help="the store on a throwaway PostgreSQL (several gateways need it)",
@@ -722,6 +740,7 @@ def main() -> int:
                     gateways=args.gateways,
                     pbxes=tuple(args.pbxes.split(",")),
                     store_url=url,
+                    shared_agi=args.shared_agi,
                 )
             )
             print(report.line(), flush=True)
