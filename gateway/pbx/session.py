@@ -207,6 +207,8 @@ class AmiSession:
     def asyncagi_gained(self) -> None:
         """This gateway serves the PBX's AsyncAGI calls from now on, after another that
         died: the calls it left waiting in AsyncAGI go back to the dialplan."""
+        if self._closing:
+            return  # stopping: the calls go back with the others (close)
         self.supervisor.spawn(f"ami-{self.name}-asyncagi", self._take_over_asyncagi())
 
     def set_agi_handler(self, handler: AgiHandler) -> None:
