@@ -44,6 +44,7 @@ from gateway.errors import GatewayError
 from gateway.store.db import Database
 from gateway.store.postgres import (
     CONNECT_TIMEOUT,
+    KEEPALIVES,
     PostgresUnavailable,
     pg_problem,
     url_label,
@@ -260,7 +261,10 @@ class Leadership:
             conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(
                 self.url,
                 timeout=CONNECT_TIMEOUT,
-                server_settings={"application_name": APPLICATION_PREFIX + self.name},
+                server_settings={
+                    **KEEPALIVES,
+                    "application_name": APPLICATION_PREFIX + self.name,
+                },
             )
         except ValueError as exc:
             raise PostgresUnavailable(self._label, pg_problem(exc)) from exc
