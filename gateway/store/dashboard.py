@@ -13,7 +13,7 @@ the citizen's number since the case opened.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from gateway.calllog.builder import ABANDONED, INBOUND
 from gateway.clock import Clock, parse_utc, utc_iso
 from gateway.store.cases import answer_item_reference
-from gateway.store.db import StoreError
+from gateway.store.db import StoreError, param_marks
 from gateway.store.figures import Reads
 
 
@@ -88,10 +88,6 @@ class TimelineRow:
 CALLS_LISTED = 50
 
 
-def _marks(values: Collection[Any]) -> str:
-    return ",".join("?" for _ in values)
-
-
 def _units_clause(column: str, unit_ids: frozenset[int] | None) -> tuple[str, list[Any]]:
     """`` AND <column> IN (...)`` for a limited viewer (an empty set sees nothing)."""
     if unit_ids is None:
@@ -99,7 +95,7 @@ def _units_clause(column: str, unit_ids: frozenset[int] | None) -> tuple[str, li
     if not unit_ids:
         return " AND 1 = 0", []
     ordered = sorted(unit_ids)
-    return f" AND {column} IN ({_marks(ordered)})", list(ordered)
+    return f" AND {column} IN ({param_marks(ordered)})", list(ordered)
 
 
 def _at(text: str | None) -> datetime | None:
@@ -223,7 +219,7 @@ class DashboardReads:
         rows = await self._reads.fetchall(
             "SELECT c.number, c.category, c.status, c.subject, c.deadline, c.created_at, u.name"
             " FROM cases c JOIN units u ON u.id = c.owner_unit_id"
-            f" WHERE c.owner_unit_id IN ({_marks(ordered)}) AND c.merged_into IS NULL"
+            f" WHERE c.owner_unit_id IN ({param_marks(ordered)}) AND c.merged_into IS NULL"
             " ORDER BY c.status IN ('open', 'assigned', 'in_progress') DESC,"
             " CASE WHEN c.status IN ('open', 'assigned', 'in_progress') THEN c.deadline END,"
             " c.created_at DESC LIMIT ?",
@@ -324,7 +320,7 @@ class DashboardReads:
             add(r[4], "item", r[0], kind_code=r[1], status=r[2], round=r[3])
         order_ids: list[int] = []
         if item_ids:
-            marks = _marks(item_ids)
+            marks = param_marks(item_ids)
             for r in await self._reads.fetchall(
                 "SELECT id, round, attempt, channel, outcome, started_at, pbx"
                 f" FROM callback_attempts WHERE item_id IN ({marks}) ORDER BY id",
@@ -366,7 +362,7 @@ class DashboardReads:
             for r in await self._reads.fetchall(
                 "SELECT e.id, e.at, e.level, e.action, e.actor, e.note, o.ref FROM order_events e"
                 f" JOIN rectification_orders o ON o.id = e.order_id"
-                f" WHERE e.order_id IN ({_marks(order_ids)}) ORDER BY e.id",
+                f" WHERE e.order_id IN ({param_marks(order_ids)}) ORDER BY e.id",
                 order_ids,
             ):
                 add(

@@ -34,6 +34,12 @@ from gateway.errors import GatewayError
 
 log = logging.getLogger(__name__)
 
+
+def param_marks(values: Collection[Any]) -> str:
+    """``?,?,?``: one parameter mark per value, for ``IN (…)`` (either engine's dialect)."""
+    return ",".join("?" for _ in values)
+
+
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 # Migration numbers that were never released. 0003 was dropped before any store

@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 from gateway.clock import Clock, parse_utc, utc_iso
 from gateway.store.callbacks import _ORDER_COLUMNS, Order, OrderEvent, _order
-from gateway.store.db import StoreError, in_units
+from gateway.store.db import StoreError, in_units, param_marks
 
 T = TypeVar("T")
 
@@ -116,10 +116,6 @@ def _counted(column: str, table: str) -> str:
         f" UNION ALL SELECT {column}, score, n FROM {table}_days WHERE day >= ? AND day < ?"
         f" UNION ALL SELECT {column}, score, n FROM {table}_hours WHERE hour >= ? AND hour < ?"
     )
-
-
-def _marks(values: Collection[Any]) -> str:
-    return ",".join("?" for _ in values)
 
 
 def _scores(
@@ -292,9 +288,9 @@ class FigureRepository:
         where, ids = only
         rows = await self._reads.fetchall(
             f"SELECT status, COUNT(*) FROM {table}"
-            f" WHERE likelihood(status IN ({_marks(waiting)}), {FEW}){where} GROUP BY status"
+            f" WHERE likelihood(status IN ({param_marks(waiting)}), {FEW}){where} GROUP BY status"
             f" UNION ALL SELECT status, COUNT(*) FROM {table} WHERE {stamp} >= ? AND {stamp} < ?"
-            f" AND status IN ({_marks(done)}){where} GROUP BY status",
+            f" AND status IN ({param_marks(done)}){where} GROUP BY status",
             (*waiting, *ids, start, end, *done, *ids),
         )
         return {str(r[0]): int(r[1]) for r in rows}
@@ -329,7 +325,7 @@ class FigureRepository:
             f"SELECT {_ORDER_ALIASED}, i.reference, i.citizen_number, u.code, u.name"
             " FROM rectification_orders o JOIN served_items i ON i.id = o.item_id"
             " JOIN units u ON u.id = i.unit_id"
-            f" WHERE o.id < ? AND o.status IN ({_marks(statuses)}){only}"
+            f" WHERE o.id < ? AND o.status IN ({param_marks(statuses)}){only}"
             " ORDER BY o.id DESC LIMIT ?",
             (before if before is not None else 2**62, *statuses, *ids, limit),
         )
@@ -377,7 +373,7 @@ class FigureRepository:
             return found
         rows = await self._reads.fetchall(
             "SELECT order_id, at, level, action, actor, note FROM order_events"
-            f" WHERE order_id IN ({_marks(found)}) ORDER BY order_id, id",
+            f" WHERE order_id IN ({param_marks(found)}) ORDER BY order_id, id",
             tuple(found),
         )
         for r in rows:

@@ -19,17 +19,13 @@ from typing import Any
 
 from gateway.clock import parse_utc, utc_iso
 from gateway.store.cases import OPEN_STATUSES
-from gateway.store.db import Database, StoreError
+from gateway.store.db import Database, StoreError, param_marks
 from gateway.store.figures import FEW, Reads, _counted, _period, _spans
 
 RUN_KINDS = ("daily", "weekly", "agenda")
 # Statuses of a case not yet accepted by its owner (lifecycle: see gateway.store.cases).
 NOT_ACCEPTED = ("open", "assigned")
 _CHUNK = 500
-
-
-def _marks(values: Collection[Any]) -> str:
-    return ",".join("?" for _ in values)
 
 
 def _chunks(values: Sequence[int]) -> Iterable[Sequence[int]]:
@@ -150,7 +146,7 @@ class ReportQueries:
         if not codes:
             return {}
         rows = await self._reads.fetchall(
-            f"SELECT code, name, mobile FROM officers WHERE code IN ({_marks(codes)})",
+            f"SELECT code, name, mobile FROM officers WHERE code IN ({param_marks(codes)})",
             tuple(codes),
         )
         return {str(r[0]): (str(r[1]), r[2]) for r in rows}
@@ -196,7 +192,7 @@ class ReportQueries:
                 "SELECT i.kind_code, r.score, COUNT(*) FROM ratings r"
                 " JOIN served_items i ON i.id = r.item_id"
                 " WHERE r.rated_at >= ? AND r.rated_at < ? AND r.round = 1"
-                f" AND i.unit_id IN ({_marks(chunk)}) GROUP BY i.kind_code, r.score",
+                f" AND i.unit_id IN ({param_marks(chunk)}) GROUP BY i.kind_code, r.score",
                 (start, end, *chunk),
             )
             for key, counts in _score_table(rows).items():
@@ -221,7 +217,7 @@ class ReportQueries:
         deadline passed before ``at``, by owner unit."""
         rows = await self._reads.fetchall(
             "SELECT owner_unit_id, COUNT(*) FROM cases"
-            f" WHERE likelihood(status IN ({_marks(OPEN_STATUSES)}), {FEW})"
+            f" WHERE likelihood(status IN ({param_marks(OPEN_STATUSES)}), {FEW})"
             " AND deadline < ? AND merged_into IS NULL AND owner_unit_id IS NOT NULL"
             " GROUP BY owner_unit_id",
             (*OPEN_STATUSES, utc_iso(at)),
@@ -318,9 +314,10 @@ class ReportQueries:
         against their deadline first)."""
         when = utc_iso(at)
         where = (
-            f" WHERE likelihood(c.status IN ({_marks(OPEN_STATUSES)}), {FEW})"
+            f" WHERE likelihood(c.status IN ({param_marks(OPEN_STATUSES)}), {FEW})"
             " AND c.merged_into IS NULL"
-            f" AND (c.deadline < ? OR (t.accept_by < ? AND c.status IN ({_marks(NOT_ACCEPTED)})))"
+            " AND (c.deadline < ? OR (t.accept_by < ?"
+            f" AND c.status IN ({param_marks(NOT_ACCEPTED)})))"
         )
         params = (*OPEN_STATUSES, when, when, *NOT_ACCEPTED)
         join = " FROM cases c LEFT JOIN appeal_terms t ON t.case_id = c.id"
@@ -355,8 +352,8 @@ class ReportQueries:
         for chunk in _chunks(sorted(unit_ids)):
             rows = await self._reads.fetchall(
                 f"SELECT {_OPEN_CASE} FROM cases c LEFT JOIN appeal_terms t ON t.case_id = c.id"
-                f" WHERE c.owner_unit_id IN ({_marks(chunk)})"
-                f" AND c.status IN ({_marks(OPEN_STATUSES)}) AND c.merged_into IS NULL",
+                f" WHERE c.owner_unit_id IN ({param_marks(chunk)})"
+                f" AND c.status IN ({param_marks(OPEN_STATUSES)}) AND c.merged_into IS NULL",
                 (*chunk, *OPEN_STATUSES),
             )
             found.extend(_open_case(r) for r in rows)
@@ -397,7 +394,7 @@ class ReportQueries:
         for chunk in _chunks(list(case_ids)):
             rows = await self._reads.fetchall(
                 "SELECT case_id, at, actor, action, note FROM case_history"
-                f" WHERE case_id IN ({_marks(chunk)}) ORDER BY case_id, id",
+                f" WHERE case_id IN ({param_marks(chunk)}) ORDER BY case_id, id",
                 tuple(chunk),
             )
             for r in rows:
@@ -412,7 +409,7 @@ class ReportQueries:
                 "SELECT order_id, at, COALESCE(actor, ''), action,"
                 " COALESCE(note, '') || CASE WHEN level > 1 THEN ' (' || level || '级)' ELSE ''"
                 " END FROM order_events"
-                f" WHERE order_id IN ({_marks(chunk)}) ORDER BY order_id, id",
+                f" WHERE order_id IN ({param_marks(chunk)}) ORDER BY order_id, id",
                 tuple(chunk),
             )
             for r in rows:

@@ -47,6 +47,7 @@ import asyncpg
 
 from gateway.callbacks.catalogue import load_catalogue
 from gateway.demo.traffic import random_mobile
+from gateway.store.db import param_marks
 from gateway.store.postgres import WRITE_LOCK, translate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -537,19 +538,13 @@ async def _ami_back(http: aiohttp.ClientSession, control: str, fleet: list[Gatew
             await asyncio.sleep(0.05)
 
 
-def _placeholders(values: tuple[str, ...]) -> str:
-    return ",".join("?" * len(values))
-
-
 async def _settled(records: StoreReader) -> bool:
     open_items = await records.value(
-        f"SELECT count(*) FROM served_items WHERE status NOT IN"
-        f" ({_placeholders(FINAL_ITEM_STATES)})",
+        f"SELECT count(*) FROM served_items WHERE status NOT IN ({param_marks(FINAL_ITEM_STATES)})",
         FINAL_ITEM_STATES,
     )
     open_texts = await records.value(
-        f"SELECT count(*) FROM sms_messages WHERE status NOT IN"
-        f" ({_placeholders(FINAL_TEXT_STATES)})",
+        f"SELECT count(*) FROM sms_messages WHERE status NOT IN ({param_marks(FINAL_TEXT_STATES)})",
         FINAL_TEXT_STATES,
     )
     unnotified = await records.value(
