@@ -77,6 +77,12 @@ async def test_unsettled_replies_are_offered_again_by_the_loop(tmp_path: Path) -
             clock.advance(1)
             await until(lambda: rating.taken == ["2"])
             assert rating.calls == 3
+
+            async def two_settled() -> bool:
+                # The handler has returned; its reply is marked handled just after.
+                return any(r.body == "2" and r.settled for r in await store.sms.inbound())
+
+            await until(two_settled)
             assert [r.body for r in await store.sms.due_offers(10)] == []  # "1" not yet due
             clock.advance(OFFER_GRACE.total_seconds())
             await until(lambda: rating.taken == ["2", "1"])
