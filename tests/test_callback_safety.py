@@ -324,6 +324,100 @@ async def test_a_survey_ending_before_the_outcome_is_saved_is_not_overwritten(
 # -- orders -------------------------------------------------------------------------
 
 
+# -- a stop between two writes ---------------------------------------------------------
+# A call's end and its item's next step are two writes; a kill -9 (or a failed write)
+# between them is reproduced by making the first write alone.
+
+
+async def test_an_item_left_calling_after_its_call_ended_is_retried_once(
+    service: CallbackService, store: Store, clock: ManualClock
+) -> None:
+    """The call's end was written, the item never moved: no call of it will end again,
+    so the round moves it on as the end would have, once, and not while a live flow
+    may still be about to."""
+    served = await service.serve(item("XZ-1"))
+    [(_, attempt)] = await service.claim_calls(1, "main")
+    assert await store.callbacks.attempt_not_reached(
+        attempt, "no_answer", action_id=None, uniqueid=None
+    )
+    clock.advance(timedelta(seconds=20))
+    assert await service.move_stranded() == 0  # a live flow may be between its writes
+    clock.advance(timedelta(seconds=11))
+    assert await service.move_stranded() == 1
+    assert await service.move_stranded() == 0
+    after = await store.callbacks.item(served.id)
+    assert after is not None and (after.status, after.attempts) == ("pending", 1)
+    assert after.next_attempt_at is not None and after.next_attempt_at > clock.now()
+    assert await service.claim_calls(1, "main") == []  # the retry keeps its spacing
+
+
+async def test_an_item_left_calling_after_its_last_call_is_asked_by_text_once(
+    service: CallbackService, store: Store, clock: ManualClock
+) -> None:
+    """After the last call, a stop came between queuing the rating request and marking
+    the item (its SMS attempt written): the item is asked by text, and one text goes."""
+    served = await service.serve(item("XZ-1"))
+    for n in (1, 2):
+        [(got, attempt)] = await service.claim_calls(1, "main")
+        if n == 1:
+            await service.call_finished(got, attempt, DialResult(CallOutcome.NO_ANSWER))
+            clock.advance(timedelta(hours=1))
+    assert await store.callbacks.attempt_not_reached(
+        attempt, "no_answer", action_id=None, uniqueid=None
+    )
+    await store.callbacks.add_sms_attempt(served.id, 1)
+    assert await service.move_stranded(timedelta(0)) == 1
+    assert await service.move_stranded(timedelta(0)) == 0
+    after = await store.callbacks.item(served.id)
+    assert after is not None and after.status == "sms" and after.sms_expires_at is not None
+    assert [to for to, _ in await texts(store, "rating_request")] == [CITIZEN]
+
+
+async def test_a_rating_stored_before_a_stop_is_kept_and_opens_its_order(
+    service: CallbackService, store: Store, clock: ManualClock
+) -> None:
+    """The citizen pressed 3 and the rating was stored; the gateway died before the item
+    was marked rated. Its call then settles as lost: the item is rated, not called again,
+    and its order opens, once, texted to the chief."""
+    served = await service.serve(item("XZ-1"))
+    [(got, attempt)] = await service.claim_calls(1, "main")
+    await service.call_finished(got, attempt, DialResult(CallOutcome.ANSWERED, "1.1"))
+    await service.survey_context(got.id, attempt)
+    await store.callbacks.add_rating(
+        item_id=got.id, round_=1, attempt_id=attempt, channel="phone", score=3
+    )
+    await store.callbacks.recover_interrupted(clock.now())  # the restart
+    clock.advance(timedelta(seconds=MAX_SURVEY_SECONDS + 1))
+    assert await service.settle_calls() == 1
+    after = await store.callbacks.item(served.id)
+    assert after is not None and after.status == "rated"
+    [order] = await store.callbacks.orders()
+    assert (order.item_id, order.level, order.notified_level) == (served.id, 1, 1)
+    assert len(await texts(store, "rectification_order")) == 1
+    assert await service.move_stranded(timedelta(0)) == 0
+    assert await service.claim_calls(1, "main") == []
+
+
+async def test_a_rating_stored_before_the_items_move_is_found_by_the_round(
+    service: CallbackService, store: Store, clock: ManualClock
+) -> None:
+    """The survey ended (its attempt closed as rated) but the item's move failed: the
+    round finds it, marks it rated and opens its order once."""
+    served = await service.serve(item("XZ-1"))
+    [(got, attempt)] = await service.claim_calls(1, "main")
+    await service.call_finished(got, attempt, DialResult(CallOutcome.ANSWERED, "1.1"))
+    await store.callbacks.add_rating(
+        item_id=got.id, round_=1, attempt_id=attempt, channel="phone", score=3
+    )
+    assert await store.callbacks.attempt_ended(attempt, rated=True)
+    clock.advance(timedelta(minutes=1))
+    assert await service.move_stranded() == 1
+    after = await store.callbacks.item(served.id)
+    assert after is not None and after.status == "rated"
+    assert len(await store.callbacks.orders()) == 1
+    assert await service.move_stranded() == 0
+
+
 async def test_an_escalation_racing_a_report_cannot_reopen_the_order(
     service: CallbackService, store: Store, clock: ManualClock
 ) -> None:

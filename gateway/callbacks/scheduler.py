@@ -19,6 +19,9 @@ Several gateways on one database (:mod:`gateway.cluster`): every gateway places 
 (the claims take turns on the store's write lock), but only the leader runs the order
 round, and a gateway whose clock is off the database's runs no call round. At start a
 gateway settles only the calls it placed itself before it stopped.
+
+An item whose call ended but which was never moved on (a stop or a failed write
+between the two) is moved on by the next round, whichever gateway placed its call.
 """
 
 from __future__ import annotations
@@ -91,7 +94,6 @@ class CallbackScheduler:
             hold,
             self.service.unanswered_until(),
             owner=self.service.owner if shared else None,
-            others_after=self.service.others_after,
         )
         if recovered:
             log.warning(
@@ -99,6 +101,9 @@ class CallbackScheduler:
                 " counted and nobody is called again until those calls are over",
                 len(recovered),
             )
+        # Nothing of this gateway's is between two writes now: what a stop left
+        # "calling" moves on at once.
+        await self.service.move_stranded(timedelta(0))
         poll = self._poll_seconds
         self.supervisor.loop("calls", self._calls_round, every=poll, wake=self._wake)
         orders = self.order_round if self.cluster is None else self.cluster.led(self.order_round)
@@ -134,6 +139,7 @@ class CallbackScheduler:
         """One round of calls: settle overdue ones, then place due calls on the PBXs
         whose link is up. Returns how many calls were placed."""
         await self.service.settle_calls()
+        await self.service.move_stranded()
         # "Not connected" is never an attempt: a PBX whose link is down gets no claim.
         lines = {
             pbx: n for pbx, n in self.dialer.lines.items() if n > 0 and self.dialer.connected(pbx)

@@ -63,6 +63,12 @@ SURVEY_START_SECONDS = 60.0
 MAX_SURVEY_SECONDS = 600.0
 # How often a gateway waiting for a survey another gateway runs asks the store about it.
 SURVEY_RECHECK_SECONDS = 2.0
+# A call attempt's end and its item's next step are two writes a moment apart (a held
+# write lock stretches that to the store's lock timeout). An item still ``calling`` this
+# long after its last call ended was left there by a stop or a failed write, and is
+# moved on by the calls round. Moving it on twice is harmless (each move expects
+# ``calling``, a text goes once by its key): the wait only spares duplicate work.
+STRANDED_AFTER = timedelta(seconds=30)
 
 
 class CallbackError(GatewayError):
@@ -432,8 +438,42 @@ class CallbackService:
             self._end_wait(attempt.id)
             item = await callbacks.item(attempt.item_id)
             if item is not None and item.status == "calling":
-                await self._not_reached(item, outcome)
+                await self._move_on(item, outcome)
         return len(unstarted) + len(lapsed)
+
+    async def move_stranded(self, after: timedelta = STRANDED_AFTER) -> int:
+        """Move on the items left ``calling`` whose calls all ended ``after`` ago or
+        more (:meth:`~gateway.store.callbacks.CallbackRepository.stranded_items`), as their
+        last call's end would have: rated if their round was rated, else retried, asked
+        by text or unreachable. Returns how many."""
+        stranded = await self.store.callbacks.stranded_items(self.clock.now() - after)
+        for item, last in stranded:
+            log.warning(
+                "item %s: still calling after its last call ended (%s); moved on",
+                item.reference,
+                last or "no call",
+            )
+            known = last in {o.value for o in CallOutcome}
+            await self._move_on(item, CallOutcome(last) if known else CallOutcome.NO_ANSWER)
+        return len(stranded)
+
+    async def _move_on(self, item: ServedItem, outcome: CallOutcome) -> None:
+        """A call of ``item``'s ended without moving it on. If its round was rated (a
+        stop between storing the rating and moving the item), it is rated and the rating
+        acted on unless that was done; else as after a call that did not reach the
+        citizen."""
+        callbacks = self.store.callbacks
+        rating = await callbacks.rating(item.id, item.round)
+        if rating is None:
+            await self._not_reached(item, outcome)
+            return
+        if not await callbacks.move_item(item.id, "rated", expect=("calling",)):
+            return
+        # A first round's order opens once per rating; a recall is applied while the
+        # order still waits for it ("reported").
+        order = await callbacks.order_for_item(item.id)
+        if order is None or order.status == "reported":
+            await self._after_rating(item, rating)
 
     async def _not_reached(self, item: ServedItem, outcome: CallOutcome) -> None:
         now = self.clock.now()

@@ -664,32 +664,18 @@ class CallbackRepository:
         unanswered_until: datetime | None = None,
         *,
         owner: str | None = None,
-        others_after: timedelta = timedelta(0),
     ) -> list[ServedItem]:
         """After a restart: calls that were out when the gateway stopped become
         ``unknown``; the attempt counts as used and the item stays ``calling`` until
         the call is settled (its survey ends, or its ``up_until`` passes; ``hold`` for a
-        call that had none). An item left ``calling`` with no open attempt (a stop
-        between two writes) waits until ``hold``: nobody is dialled again at once.
+        call that had none). Returns the items of those calls.
 
         With ``owner`` (several gateways on one database), only the calls that gateway
         placed: another's are its own business while it lives, and settled by
         :meth:`settle_lapsed` once they can no longer be up if it does not come back.
-        An item left ``calling`` with no open attempt is then taken only if its last
-        attempt was ``owner``'s or ended ``others_after`` ago or more (a live gateway
-        moves its item on right after ending the attempt)."""
-        now = self._clock.now()
-        stamp, held = utc_iso(now), utc_iso(hold)
+        An item left ``calling`` with no call open is :meth:`stranded_items`' business."""
+        held = utc_iso(hold)
         mine = "" if owner is None else " AND owner IS NOT DISTINCT FROM CAST(?3 AS TEXT)"
-        settled_by = (
-            ""
-            if owner is None
-            else " AND EXISTS (SELECT 1 FROM callback_attempts l WHERE l.item_id ="
-            " served_items.id AND l.id = (SELECT MAX(id) FROM callback_attempts m"
-            " WHERE m.item_id = served_items.id) AND (l.owner IS NOT DISTINCT FROM"
-            " CAST(?3 AS TEXT) OR l.ended_at <= ?4))"
-        )
-        before = utc_iso(now - others_after)
         # A call nobody saw answered rings no longer than the Originate's timeout after
         # the restart (it was sent before it): ``unanswered_until`` bounds it.
         unanswered = utc_iso(unanswered_until) if unanswered_until is not None else None
@@ -705,27 +691,34 @@ class CallbackRepository:
                 f" OR (outcome = 'answered' AND survey_started_at IS NOT NULL)){mine}",
                 (held, unanswered, *(() if owner is None else (owner,))),
             )
-            cursor = await conn.execute(
-                "UPDATE served_items SET status = 'pending', next_attempt_at = ?1, updated_at = ?2"
-                " WHERE status = 'calling' AND NOT EXISTS (SELECT 1 FROM callback_attempts a"
-                f" WHERE a.item_id = served_items.id AND a.ended_at IS NULL){settled_by}"
-                f" RETURNING {_ITEM_COLUMNS}",
-                (held, stamp, *(() if owner is None else (owner, before))),
-            )
-            rows = await cursor.fetchall()
             open_rows = await (
                 await conn.execute(
                     f"SELECT {_ITEM_COLUMNS} FROM served_items WHERE status = 'calling'"
-                    + (
-                        ""
-                        if owner is None
-                        else " AND EXISTS (SELECT 1 FROM callback_attempts a WHERE a.item_id"
-                        " = served_items.id AND a.ended_at IS NULL AND a.owner = ?)"
-                    ),
+                    " AND EXISTS (SELECT 1 FROM callback_attempts a WHERE a.item_id"
+                    " = served_items.id AND a.channel = 'call' AND a.ended_at IS NULL"
+                    + ("" if owner is None else " AND a.owner = ?")
+                    + ") ORDER BY id",
                     () if owner is None else (owner,),
                 )
             ).fetchall()
-        return [_item(r) for r in [*rows, *open_rows]]
+        return [_item(r) for r in open_rows]
+
+    async def stranded_items(self, before: datetime) -> list[tuple[ServedItem, str | None]]:
+        """Items left ``calling`` with no call open: each of their call attempts ended,
+        the last at or before ``before``. Ending an attempt and moving its item on are
+        two writes; a stop (``kill -9``) or a failed write between them leaves the item
+        here, and no call of its will ever end again to move it. With each item, the
+        outcome of its last call attempt (None: it has none)."""
+        rows = await self._db.fetchall(
+            f"SELECT {_ITEM_COLUMNS}, (SELECT a.outcome FROM callback_attempts a"
+            " WHERE a.item_id = served_items.id AND a.channel = 'call'"
+            " ORDER BY a.id DESC LIMIT 1) FROM served_items WHERE status = 'calling'"
+            " AND NOT EXISTS (SELECT 1 FROM callback_attempts a WHERE a.item_id ="
+            " served_items.id AND a.channel = 'call' AND (a.ended_at IS NULL OR a.ended_at > ?))"
+            " ORDER BY id",
+            (utc_iso(before),),
+        )
+        return [(_item(r), r[-1]) for r in rows]
 
     async def sms_item_for(self, citizen_number: str) -> ServedItem | None:
         """The newest item of this citizen waiting for an SMS rating (expired or not)."""
