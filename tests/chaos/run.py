@@ -501,7 +501,12 @@ async def run_chaos(
                 # Let the gateways finish the day without faults.
                 async with http.post(f"{control}/fault/clear") as response:
                     response.raise_for_status()
-                settle_until = time.monotonic() + max(90.0, seconds * 3)
+                # The longest an item may rightly take to end once the faults stop: a
+                # call lost at a kill is over by the ring timeout and the survey's
+                # start (80 s) after the restart, an item left between two writes is
+                # moved on after 30 s, then a retry and its call (the loop ends as
+                # soon as all is settled).
+                settle_until = time.monotonic() + max(180.0, seconds * 3)
                 while time.monotonic() < settle_until:
                     async with http.get(control + "/report") as response:
                         now_seen = await response.json()
@@ -553,6 +558,21 @@ async def _settled(records: StoreReader) -> bool:
     return bool(open_items == 0 and open_texts == 0 and unnotified == 0)
 
 
+async def _unended(records: StoreReader, status: str) -> str:
+    """Why items did not end: the attempts of the first few, as the store left them."""
+    described = []
+    for item_id, reference in await records.rows(
+        "SELECT id, reference FROM served_items WHERE status = ? ORDER BY id LIMIT 3", (status,)
+    ):
+        attempts = await records.rows(
+            "SELECT attempt, channel, outcome, pbx, owner, started_at, up_until, ended_at"
+            " FROM callback_attempts WHERE item_id = ? ORDER BY id",
+            (item_id,),
+        )
+        described.append(f"{reference}: {attempts}")
+    return "; ".join(described)
+
+
 async def _count(report: ChaosReport, records: StoreReader, seen: dict[str, Any]) -> None:
     problems = report.problems
     for status, count in await records.rows(
@@ -560,7 +580,9 @@ async def _count(report: ChaosReport, records: StoreReader, seen: dict[str, Any]
     ):
         report.item_states[status] = count
         if status not in FINAL_ITEM_STATES:
-            problems.append(f"{count} served items ended {status!r}")
+            problems.append(
+                f"{count} served items ended {status!r}; " + await _unended(records, status)
+            )
     rows = await records.rows(
         "SELECT id, status, provider_sid, error_code, error_message FROM sms_messages"
     )
