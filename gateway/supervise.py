@@ -106,7 +106,11 @@ class Supervisor:
         if self._closed:
             coro.close()
             raise RuntimeError(f"{self.component}: supervisor closed")
-        return self._own(self._guard(name, coro), name)
+        task = self._own(self._guard(name, coro), name)
+        # A task cancelled before its first step never starts ``coro``: close it then,
+        # or Python warns that it was never awaited (a no-op once it ran).
+        task.add_done_callback(lambda _: coro.close())
+        return task
 
     @property
     def tasks(self) -> int:

@@ -139,3 +139,20 @@ async def test_in_round_tells_whether_the_body_runs_now() -> None:
     await wait_until(lambda: state.rounds == 2)
     assert not state.in_round and state.failures == 0
     await supervisor.aclose()
+
+
+async def test_a_task_closed_before_it_starts_leaves_no_unawaited_coroutine() -> None:
+    """Spawned and closed at once (a stop right after a send): the coroutine is closed,
+    not left for the garbage collector to warn about."""
+    supervisor = _supervisor()
+    started = False
+
+    async def work() -> None:
+        nonlocal started
+        started = True
+
+    coro = work()
+    supervisor.spawn("never-started", coro)
+    await supervisor.aclose()
+    assert not started
+    assert coro.cr_frame is None  # closed: it can no longer run, and warns about nothing
