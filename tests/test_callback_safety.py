@@ -378,7 +378,7 @@ async def test_a_rating_stored_before_a_stop_is_kept_and_opens_its_order(
 ) -> None:
     """The citizen pressed 3 and the rating was stored; the gateway died before the item
     was marked rated. Its call then settles as lost: the item is rated, not called again,
-    and its order opens, once, texted to the chief."""
+    and once that call is over its order opens, once, texted to the chief."""
     served = await service.serve(item("XZ-1"))
     [(got, attempt)] = await service.claim_calls(1, "main")
     await service.call_finished(got, attempt, DialResult(CallOutcome.ANSWERED, "1.1"))
@@ -391,18 +391,21 @@ async def test_a_rating_stored_before_a_stop_is_kept_and_opens_its_order(
     assert await service.settle_calls() == 1
     after = await store.callbacks.item(served.id)
     assert after is not None and after.status == "rated"
+    assert await service.claim_calls(1, "main") == []
+    assert await service.act_on_ratings() == 0  # its call ended just now
+    clock.advance(timedelta(seconds=31))
+    assert await service.act_on_ratings() == 1
+    assert await service.act_on_ratings() == 0
     [order] = await store.callbacks.orders()
     assert (order.item_id, order.level, order.notified_level) == (served.id, 1, 1)
     assert len(await texts(store, "rectification_order")) == 1
-    assert await service.move_stranded(timedelta(0)) == 0
-    assert await service.claim_calls(1, "main") == []
 
 
 async def test_a_rating_stored_before_the_items_move_is_found_by_the_round(
     service: CallbackService, store: Store, clock: ManualClock
 ) -> None:
     """The survey ended (its attempt closed as rated) but the item's move failed: the
-    round finds it, marks it rated and opens its order once."""
+    round marks it rated, and the order round opens its order once."""
     served = await service.serve(item("XZ-1"))
     [(got, attempt)] = await service.claim_calls(1, "main")
     await service.call_finished(got, attempt, DialResult(CallOutcome.ANSWERED, "1.1"))
@@ -412,10 +415,66 @@ async def test_a_rating_stored_before_the_items_move_is_found_by_the_round(
     assert await store.callbacks.attempt_ended(attempt, rated=True)
     clock.advance(timedelta(minutes=1))
     assert await service.move_stranded() == 1
+    assert await service.move_stranded() == 0
     after = await store.callbacks.item(served.id)
     assert after is not None and after.status == "rated"
+    assert await service.act_on_ratings() == 1
     assert len(await store.callbacks.orders()) == 1
-    assert await service.move_stranded() == 0
+    assert await service.act_on_ratings() == 0
+
+
+async def test_a_stop_during_the_reason_menu_still_opens_the_order(
+    service: CallbackService, store: Store, clock: ManualClock
+) -> None:
+    """The citizen pressed 3 (the item is rated at once) and the gateway died while they
+    chose a reason, before the end of the call that opens the order. After the restart
+    the call settles as lost and the order opens, with the reason given before the stop."""
+    served = await service.serve(item("XZ-1"))
+    [(got, attempt)] = await service.claim_calls(1, "main")
+    await service.call_finished(got, attempt, DialResult(CallOutcome.ANSWERED, "1.1"))
+    await service.survey_context(got.id, attempt)
+    await service.record_phone_rating(got.id, attempt, 3)
+    await service.record_reason(got.id, "slow", None)
+    await store.callbacks.recover_interrupted(clock.now())  # the restart
+    assert await service.act_on_ratings() == 0  # the call may still be up
+    clock.advance(timedelta(seconds=MAX_SURVEY_SECONDS + 1))
+    assert await service.settle_calls() == 1
+    clock.advance(timedelta(seconds=31))
+    assert await service.act_on_ratings() == 1
+    [order] = await store.callbacks.orders()
+    assert order.item_id == served.id
+    [(_, body)] = await texts(store, "rectification_order")
+    assert "办事拖拉" in body
+    after = await store.callbacks.item(served.id)
+    assert after is not None and after.status == "rated"
+
+
+async def test_a_recall_answer_cut_off_by_a_stop_still_closes_the_order(
+    service: CallbackService, store: Store, clock: ManualClock
+) -> None:
+    """After the unit reported the order done, the recall's citizen pressed 1 and the
+    gateway died before the call's end: the order is closed by the order round, once;
+    an order whose recall was applied is left alone."""
+    order_item = await dissatisfied(service)
+    [order] = await store.callbacks.orders()
+    await service.report_done(order.ref, "已整改", actor="J00010")
+    clock.advance(timedelta(hours=30))
+    [(got, attempt)] = await service.claim_calls(1, "main")
+    assert got.id == order_item and got.round == 2
+    await service.call_finished(got, attempt, DialResult(CallOutcome.ANSWERED, "1.2"))
+    await service.survey_context(got.id, attempt)
+    await service.record_phone_rating(got.id, attempt, 1)
+    await store.callbacks.recover_interrupted(clock.now())  # the restart
+    clock.advance(timedelta(seconds=MAX_SURVEY_SECONDS + 1))
+    assert await service.settle_calls() == 1
+    clock.advance(timedelta(seconds=31))
+    assert (await store.callbacks.orders())[0].status == "reported"
+    assert await service.act_on_ratings() == 1
+    order = (await store.callbacks.orders())[0]
+    assert order.status == "closed"
+    assert await service.act_on_ratings() == 0
+    actions = [e.action for e in await store.callbacks.order_events(order.id)]
+    assert actions.count("closed") == 1
 
 
 async def test_an_escalation_racing_a_report_cannot_reopen_the_order(

@@ -130,7 +130,9 @@ class CallbackScheduler:
         return float(self.service.settings.poll_seconds) / float(scale)
 
     async def order_round(self) -> None:
-        """Escalate overdue orders, text unnotified ones, expire SMS rating requests."""
+        """Act on ratings a stop left unacted on, escalate overdue orders, text unnotified
+        ones, expire SMS rating requests."""
+        await self.service.act_on_ratings()
         await self.service.escalate_overdue()
         await self.service.notify_unnotified()
         await self.service.expire_sms_requests()

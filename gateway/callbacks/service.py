@@ -69,6 +69,9 @@ SURVEY_RECHECK_SECONDS = 2.0
 # moved on by the calls round. Moving it on twice is harmless (each move expects
 # ``calling``, a text goes once by its key): the wait only spares duplicate work.
 STRANDED_AFTER = timedelta(seconds=30)
+# How far back the order round looks for ratings never acted on (a stop between the two):
+# a gateway down longer than this leaves the older ones to an operator.
+RATINGS_LOOKBACK = timedelta(days=7)
 
 
 class CallbackError(GatewayError):
@@ -458,22 +461,32 @@ class CallbackService:
         return len(stranded)
 
     async def _move_on(self, item: ServedItem, outcome: CallOutcome) -> None:
-        """A call of ``item``'s ended without moving it on. If its round was rated (a
-        stop between storing the rating and moving the item), it is rated and the rating
-        acted on unless that was done; else as after a call that did not reach the
-        citizen."""
-        callbacks = self.store.callbacks
-        rating = await callbacks.rating(item.id, item.round)
-        if rating is None:
+        """A call of ``item``'s ended without moving it on: rated if its round was rated
+        (a stop between storing the rating and moving the item; :meth:`act_on_ratings`
+        then acts on it), else as after a call that did not reach the citizen."""
+        if await self.store.callbacks.rating(item.id, item.round) is not None:
+            await self.store.callbacks.move_item(item.id, "rated", expect=("calling",))
+        else:
             await self._not_reached(item, outcome)
-            return
-        if not await callbacks.move_item(item.id, "rated", expect=("calling",)):
-            return
-        # A first round's order opens once per rating; a recall is applied while the
-        # order still waits for it ("reported").
-        order = await callbacks.order_for_item(item.id)
-        if order is None or order.status == "reported":
+
+    async def act_on_ratings(self) -> int:
+        """Act on the ratings whose call or text ended ``STRANDED_AFTER`` ago or more
+        without it, over the last ``RATINGS_LOOKBACK``: open the dissatisfied answer's
+        order, apply the recall's answer to its order. Returns how many."""
+        now = self.clock.now()
+        callbacks = self.store.callbacks
+        found = await callbacks.unacted_ratings(now - RATINGS_LOOKBACK, now - STRANDED_AFTER)
+        for item_id, round_ in found:
+            item = await callbacks.item(item_id)
+            rating = await callbacks.rating(item_id, round_)
+            assert item is not None and rating is not None  # found joined on both
+            log.warning(
+                "item %s: its round %d rating was never acted on (a stop); acting now",
+                item.reference,
+                round_,
+            )
             await self._after_rating(item, rating)
+        return len(found)
 
     async def _not_reached(self, item: ServedItem, outcome: CallOutcome) -> None:
         now = self.clock.now()

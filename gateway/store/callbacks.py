@@ -779,6 +779,26 @@ class CallbackRepository:
             row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], parse_utc(row[8])
         )
 
+    async def unacted_ratings(self, since: datetime, before: datetime) -> list[tuple[int, int]]:
+        """Ratings given after ``since`` whose call (or text) was over by ``before`` and
+        that asked for something never done: a dissatisfied first answer with no order,
+        or a recall's answer while its order still waits for it (``reported``). A stop
+        between storing a rating and acting on it (at the end of the call, after the
+        reason and the voice message) leaves one. (item id, round) of each, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT r.item_id, r.round FROM ratings r JOIN served_items s ON s.id = r.item_id"
+            " WHERE r.rated_at > ?1 AND r.rated_at <= ?2 AND s.status = 'rated'"
+            " AND s.round = r.round AND NOT EXISTS (SELECT 1 FROM callback_attempts a"
+            " WHERE a.id = r.attempt_id AND (a.ended_at IS NULL OR a.ended_at > ?2))"
+            " AND CASE WHEN EXISTS (SELECT 1 FROM rectification_orders o"
+            " WHERE o.item_id = r.item_id) THEN EXISTS (SELECT 1 FROM rectification_orders o"
+            " WHERE o.item_id = r.item_id AND o.status = 'reported'"
+            " AND o.reported_at <= r.rated_at)"
+            " ELSE r.score = 3 END ORDER BY r.rated_at, r.id",
+            (utc_iso(since), utc_iso(before)),
+        )
+        return [(r[0], r[1]) for r in rows]
+
     async def set_rating_reason(
         self, item_id: int, round_: int, reason: str | None, recording: str | None
     ) -> None:

@@ -13,7 +13,8 @@ and counts, at the simulators and in the store:
 * no citizen had two calls up at once;
 * no callback attempt was dialled twice;
 * every text row was created at Twilio exactly once (none missing, none doubled);
-* every order was texted at every level it reached;
+* every dissatisfied rating opened an order, and every order was texted at every
+  level it reached;
 * every call, hotline or callback, has one complete call record.
 
 ``run_chaos`` returns a :class:`ChaosReport`; the test command runs one short seed.
@@ -608,6 +609,12 @@ async def _count(report: ChaosReport, records: StoreReader, seen: dict[str, Any]
         "SELECT ref, level, status, notified_level FROM rectification_orders"
     )
     report.orders = len(orders)
+    for reference, rated_at in await records.rows(
+        "SELECT i.reference, r.rated_at FROM ratings r JOIN served_items i ON i.id = r.item_id"
+        " WHERE r.round = 1 AND r.score = 3 AND NOT EXISTS (SELECT 1 FROM"
+        " rectification_orders o WHERE o.item_id = r.item_id)"
+    ):
+        problems.append(f"item {reference} was rated dissatisfied at {rated_at} but has no order")
     texted_levels = {
         (ref, level)
         for ref, level in await records.rows(
