@@ -787,7 +787,9 @@ class CallbackRepository:
         reason and the voice message) leaves one. (item id, round) of each, oldest first."""
         rows = await self._db.fetchall(
             "SELECT r.item_id, r.round FROM ratings r JOIN served_items s ON s.id = r.item_id"
-            " WHERE r.rated_at > ?1 AND r.rated_at <= ?2 AND s.status = 'rated'"
+            # a satisfied first answer asks for nothing: most ratings stop here
+            " WHERE r.rated_at > ?1 AND r.rated_at <= ?2 AND (r.score = 3 OR r.round > 1)"
+            " AND s.status = 'rated'"
             " AND s.round = r.round AND NOT EXISTS (SELECT 1 FROM callback_attempts a"
             " WHERE a.id = r.attempt_id AND (a.ended_at IS NULL OR a.ended_at > ?2))"
             " AND CASE WHEN EXISTS (SELECT 1 FROM rectification_orders o"
