@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +26,7 @@ from gateway.sms.service import SmsService
 from gateway.sms.templates import load_templates
 from gateway.store import Store
 from gateway.store.callbacks import LostRace, originate_id
-from gateway.store.db import StoreError
+from gateway.store.db import StoreError, bundled_migrations
 from gateway.store.seed import demo_city, load_seed
 
 CITIZEN = "+8613912345678"
@@ -371,6 +372,33 @@ async def test_an_item_left_calling_after_its_last_call_is_asked_by_text_once(
     after = await store.callbacks.item(served.id)
     assert after is not None and after.status == "sms" and after.sms_expires_at is not None
     assert [to for to, _ in await texts(store, "rating_request")] == [CITIZEN]
+    # The text's attempt is over once sent: no attempt stays open to be searched each round.
+    open_attempts = "SELECT COUNT(*) FROM callback_attempts WHERE ended_at IS NULL"
+    row = await store.db.fetchone(open_attempts)
+    assert row is not None and row[0] == 0
+
+
+async def test_the_migration_ends_the_text_attempts_left_open(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Rating requests by text stored before 0017 stayed open for ever: they end when sent;
+    calls in flight stay open."""
+    async with Store.open(tmp_path / "s.sqlite3", clock, migrate=False) as old:
+        await old.db.migrate([m for m in bundled_migrations() if m.version <= 16])
+        conn = old.db.conn
+        await conn.execute("PRAGMA foreign_keys=OFF")
+        for attempt, channel, outcome in ((1, "call", "placed"), (2, "sms", "sent")):
+            await conn.execute(
+                "INSERT INTO callback_attempts (item_id, round, attempt, channel, outcome,"
+                " started_at) VALUES (1, 1, ?, ?, ?, '2026-11-30T01:00:00+00:00')",
+                (attempt, channel, outcome),
+            )
+        await conn.commit()
+        await old.db.migrate()
+        rows = await old.db.fetchall(
+            "SELECT channel, ended_at FROM callback_attempts ORDER BY attempt"
+        )
+    assert [tuple(r) for r in rows] == [("call", None), ("sms", "2026-11-30T01:00:00+00:00")]
 
 
 async def test_a_rating_stored_before_a_stop_is_kept_and_opens_its_order(

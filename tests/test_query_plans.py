@@ -48,6 +48,8 @@ BIG_TABLES = frozenset(
         "bookings",
     }
 )
+# Partial indexes whose rows stay few however long the store runs: scanning one is fine.
+BOUNDED_INDEXES = frozenset({"callback_attempts_open"})  # attempts not ended: calls in flight
 _SKIP = re.compile(r"^\s*(--|BEGIN|COMMIT|ROLLBACK|PRAGMA|SAVEPOINT|RELEASE)", re.I)
 _NAMES = re.compile(r"\b(?:FROM|JOIN|UPDATE|INTO)\s+(\w+)(?:\s+(?:AS\s+)?(\w+))?", re.I)
 _KEYWORDS = frozenset(
@@ -96,6 +98,8 @@ def scans_of_big_tables(path: Path, statements: list[str]) -> list[str]:
                 if not detail.startswith("SCAN "):
                     continue
                 name = detail.split()[1]
+                if detail.split()[-1] in BOUNDED_INDEXES:
+                    continue
                 if names.get(name, name) in BIG_TABLES:
                     found.append(f"{detail}\n    in: {sql}")
     finally:
@@ -181,6 +185,9 @@ async def test_no_page_summary_listing_or_tick_scans_a_big_table(
     service = http.server.app[CALLBACKS]
     await service.escalate_overdue()
     await service.expire_sms_requests()
+    await service.settle_calls()
+    await service.move_stranded()
+    await service.act_on_ratings()
     await store.callbacks.next_due_at()
     assert len(statements) > 20
     found = scans_of_big_tables(served_store, statements)

@@ -617,8 +617,10 @@ class CallbackRepository:
     async def add_sms_attempt(self, item_id: int, round_: int) -> None:
         async with self._db.transaction() as conn:
             await conn.execute(
+                # over once sent: the citizen's answer is a rating, not the attempt's end
                 "INSERT INTO callback_attempts (item_id, round, attempt, channel,"
-                " outcome, started_at) VALUES (?, ?, 1, 'sms', 'sent', ?) ON CONFLICT DO NOTHING",
+                " outcome, started_at, ended_at) VALUES (?1, ?2, 1, 'sms', 'sent', ?3, ?3)"
+                " ON CONFLICT DO NOTHING",
                 (item_id, round_, utc_iso(self._clock.now())),
             )
 
@@ -714,11 +716,11 @@ class CallbackRepository:
             " WHERE a.item_id = served_items.id AND a.channel = 'call'"
             " ORDER BY a.id DESC LIMIT 1) FROM served_items WHERE status = 'calling'"
             " AND NOT EXISTS (SELECT 1 FROM callback_attempts a WHERE a.item_id ="
-            " served_items.id AND a.channel = 'call' AND (a.ended_at IS NULL OR a.ended_at > ?))"
-            " ORDER BY id",
+            " served_items.id AND a.channel = 'call' AND (a.ended_at IS NULL OR a.ended_at > ?))",
             (utc_iso(before),),
         )
-        return [(_item(r), r[-1]) for r in rows]
+        # sorted here: an ORDER BY id would have SQLite walk every item in id order
+        return sorted(((_item(r), r[-1]) for r in rows), key=lambda found: found[0].id)
 
     async def sms_item_for(self, citizen_number: str) -> ServedItem | None:
         """The newest item of this citizen waiting for an SMS rating (expired or not)."""
@@ -785,12 +787,15 @@ class CallbackRepository:
         or a recall's answer while its order still waits for it (``reported``). A stop
         between storing a rating and acting on it (at the end of the call, after the
         reason and the voice message) leaves one. (item id, round) of each, oldest first."""
+        # From the ratings of the period (their time index), never from the items:
+        # nearly every item of two years is "rated".
         rows = await self._db.fetchall(
-            "SELECT r.item_id, r.round FROM ratings r JOIN served_items s ON s.id = r.item_id"
+            "SELECT r.item_id, r.round FROM ratings r"
             # a satisfied first answer asks for nothing: most ratings stop here
             " WHERE r.rated_at > ?1 AND r.rated_at <= ?2 AND (r.score = 3 OR r.round > 1)"
-            " AND s.status = 'rated'"
-            " AND s.round = r.round AND NOT EXISTS (SELECT 1 FROM callback_attempts a"
+            " AND EXISTS (SELECT 1 FROM served_items s WHERE s.id = r.item_id"
+            " AND s.status = 'rated' AND s.round = r.round)"
+            " AND NOT EXISTS (SELECT 1 FROM callback_attempts a"
             " WHERE a.id = r.attempt_id AND (a.ended_at IS NULL OR a.ended_at > ?2))"
             " AND CASE WHEN EXISTS (SELECT 1 FROM rectification_orders o"
             " WHERE o.item_id = r.item_id) THEN EXISTS (SELECT 1 FROM rectification_orders o"

@@ -462,8 +462,11 @@ class _Filler:
             return "sms", 1, attempt, None, expires, at
         if rng.random() < 0.35:
             score = rng.choices(_SCORES, weights=(80, 12, 8))[0]
-            self._rating(item_id, None, 1, "sms", score, at + timedelta(hours=3), rows)
-            return "rated", 1, attempt, None, None, at + timedelta(hours=3)
+            rated_at = at + timedelta(hours=3)
+            rating_id = self._rating(item_id, None, 1, "sms", score, rated_at, rows)
+            if score == 3:  # a 3 by text opens an order as one by phone does
+                return self._order(item_id, unit, rating_id, citizen, rated_at, rows)
+            return "rated", 1, attempt, None, None, rated_at
         return "unreachable", 1, attempt, None, None, expires
 
     def _attempt(
