@@ -378,6 +378,27 @@ async def test_an_item_left_calling_after_its_last_call_is_asked_by_text_once(
     assert row is not None and row[0] == 0
 
 
+async def test_a_late_step_of_one_call_never_moves_a_later_claim(
+    service: CallbackService, store: Store, clock: ManualClock
+) -> None:
+    """The round moved a stranded item on and it was called again; the first call's own
+    step, arriving late, must not move the second call's item."""
+    served = await service.serve(item("XZ-1"))
+    [(first, attempt)] = await service.claim_calls(1, "main")
+    await store.callbacks.attempt_not_reached(attempt, "busy", action_id=None, uniqueid=None)
+    clock.advance(timedelta(seconds=31))
+    assert await service.move_stranded() == 1
+    clock.advance(timedelta(hours=4))  # past the retry spacing and the lunch break
+    [(second, _)] = await service.claim_calls(1, "main")
+    assert (first.attempts, second.attempts) == (1, 2)
+    late = await store.callbacks.move_item(
+        served.id, "pending", expect=("calling",), attempts=first.attempts
+    )
+    assert late is False
+    after = await store.callbacks.item(served.id)
+    assert after is not None and (after.status, after.attempts) == ("calling", 2)
+
+
 async def test_the_migration_ends_the_text_attempts_left_open(
     tmp_path: Path, clock: ManualClock
 ) -> None:

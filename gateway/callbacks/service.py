@@ -68,7 +68,7 @@ SURVEY_RECHECK_SECONDS = 2.0
 # long after its last call ended was left there by a stop or a failed write, and is
 # moved on by the calls round. Moving it on twice is harmless (each move expects
 # ``calling``, a text goes once by its key): the wait only spares duplicate work.
-STRANDED_AFTER = timedelta(seconds=30)
+STRANDED_AFTER = timedelta(seconds=30)  # of real time
 # How far back the order round looks for ratings never acted on (a stop between the two):
 # a gateway down longer than this leaves the older ones to an operator.
 RATINGS_LOOKBACK = timedelta(days=7)
@@ -449,7 +449,7 @@ class CallbackService:
         more (:meth:`~gateway.store.callbacks.CallbackRepository.stranded_items`), as their
         last call's end would have: rated if their round was rated, else retried, asked
         by text or unreachable. Returns how many."""
-        stranded = await self.store.callbacks.stranded_items(self.clock.now() - after)
+        stranded = await self.store.callbacks.stranded_items(self.clock.now() - self._real(after))
         for item, last in stranded:
             log.warning(
                 "item %s: still calling after its last call ended (%s); moved on",
@@ -460,12 +460,20 @@ class CallbackService:
             await self._move_on(item, CallOutcome(last) if known else CallOutcome.NO_ANSWER)
         return len(stranded)
 
+    def _real(self, wait: timedelta) -> timedelta:
+        """``wait`` in real time, as this clock counts it: a clock that runs faster than
+        real time (the demo's) counts more, as what is waited for (a flow's next write)
+        takes real time."""
+        return wait * float(getattr(self.clock, "speed", 1.0))
+
     async def _move_on(self, item: ServedItem, outcome: CallOutcome) -> None:
         """A call of ``item``'s ended without moving it on: rated if its round was rated
         (a stop between storing the rating and moving the item; :meth:`act_on_ratings`
         then acts on it), else as after a call that did not reach the citizen."""
         if await self.store.callbacks.rating(item.id, item.round) is not None:
-            await self.store.callbacks.move_item(item.id, "rated", expect=("calling",))
+            await self.store.callbacks.move_item(
+                item.id, "rated", expect=("calling",), attempts=item.attempts
+            )
         else:
             await self._not_reached(item, outcome)
 
@@ -475,7 +483,9 @@ class CallbackService:
         order, apply the recall's answer to its order. Returns how many."""
         now = self.clock.now()
         callbacks = self.store.callbacks
-        found = await callbacks.unacted_ratings(now - RATINGS_LOOKBACK, now - STRANDED_AFTER)
+        found = await callbacks.unacted_ratings(
+            now - RATINGS_LOOKBACK, now - self._real(STRANDED_AFTER)
+        )
         for item_id, round_ in found:
             item = await callbacks.item(item_id)
             rating = await callbacks.rating(item_id, round_)
@@ -500,11 +510,17 @@ class CallbackService:
         )
         if step.action == "retry" and step.at is not None:
             await self.store.callbacks.move_item(
-                item.id, "pending", expect=("calling",), next_attempt_at=self._in_window(step.at)
+                item.id,
+                "pending",
+                expect=("calling",),
+                attempts=item.attempts,
+                next_attempt_at=self._in_window(step.at),
             )
         elif step.action == "sms":
             await self._request_rating_by_sms(item)
-        elif await self.store.callbacks.move_item(item.id, "unreachable", expect=("calling",)):
+        elif await self.store.callbacks.move_item(
+            item.id, "unreachable", expect=("calling",), attempts=item.attempts
+        ):
             log.info(
                 "item %s: %s unreachable after %d calls",
                 item.reference,
@@ -519,13 +535,15 @@ class CallbackService:
         try:
             await self._text_rating_request(item, unit.text_name if unit else "")
         except InvalidPhoneNumber as exc:
-            await self.store.callbacks.move_item(item.id, "unreachable", expect=("calling",))
+            await self.store.callbacks.move_item(
+                item.id, "unreachable", expect=("calling",), attempts=item.attempts
+            )
             log.info("item %s: no rating request by text: %s", item.reference, exc.reason)
             return
         expires = self.clock.now() + timedelta(hours=self.settings.sms_valid_hours)
         await self.store.callbacks.add_sms_attempt(item.id, item.round)
         await self.store.callbacks.move_item(
-            item.id, "sms", expect=("calling",), sms_expires_at=expires
+            item.id, "sms", expect=("calling",), attempts=item.attempts, sms_expires_at=expires
         )
 
     async def _text_rating_request(self, item: ServedItem, unit_name: str) -> None:

@@ -630,19 +630,25 @@ class CallbackRepository:
         status: str,
         *,
         expect: tuple[str, ...] | None = None,
+        attempts: int | None = None,
         next_attempt_at: datetime | None = None,
         sms_expires_at: datetime | None = None,
         new_round: bool = False,
         conn: aiosqlite.Connection | None = None,
     ) -> bool:
         """Set an item's status (and, for a new round after rectification, reset its
-        attempts). With ``expect``, only from one of those statuses; False if the item
-        was in another (a race lost: nothing changed). In ``conn``'s transaction if given."""
+        attempts). With ``expect``, only from one of those statuses, and with
+        ``attempts``, only while the item has made that many (the step of one call,
+        never applied to a later claim); False if not (a race lost: nothing changed).
+        In ``conn``'s transaction if given."""
         where = "id = ?"
         params: list[Any] = [item_id]
         if expect is not None:
             where += f" AND status IN ({','.join('?' for _ in expect)})"
             params.extend(expect)
+        if attempts is not None:
+            where += " AND attempts = ?"
+            params.append(attempts)
         async with self._within(conn) as tx:
             cursor = await tx.execute(
                 "UPDATE served_items SET status = ?, next_attempt_at = ?, sms_expires_at = ?,"
