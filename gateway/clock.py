@@ -20,6 +20,8 @@ class Clock:
     #: Whether ``now()`` follows real time (a host's clock), so it can be compared with
     #: another machine's (:mod:`gateway.cluster.skew`); a test's or the demo's cannot.
     real_time = True
+    #: How many of this clock's seconds pass in a real second.
+    speed = 1.0
 
     def __init__(self, tz: ZoneInfo = LOCAL_TZ) -> None:
         self.tz = tz
@@ -106,4 +108,11 @@ class ScaledClock(Clock):
 def real_seconds(clock: Clock, seconds: float) -> float:
     """How long ``seconds`` of ``clock``'s time last in real time (a loop's pause on a
     clock that runs faster, as the demo's does)."""
-    return seconds / float(getattr(clock, "speed", 1.0))
+    return seconds / clock.speed
+
+
+def clock_span(clock: Clock, real: timedelta) -> timedelta:
+    """How much of ``clock``'s time passes in ``real`` time: a bound on work that takes
+    real time (a provider call, a flow's next write), written in the store in the clock's
+    time. The same on a real clock; longer on one that runs faster (the demo's)."""
+    return real * clock.speed

@@ -38,6 +38,7 @@ from gateway.callbacks.service import (
     Dialer,
     DialResult,
 )
+from gateway.clock import real_seconds
 from gateway.cluster.leader import Leadership
 from gateway.errors import GatewayError
 from gateway.pbx.exceptions import (
@@ -126,8 +127,7 @@ class CallbackScheduler:
 
     def _poll_seconds(self) -> float:
         # The clock may run faster than real time (the demo); poll in its time.
-        scale = getattr(self.service.clock, "speed", 1.0)
-        return float(self.service.settings.poll_seconds) / float(scale)
+        return real_seconds(self.service.clock, float(self.service.settings.poll_seconds))
 
     async def order_round(self) -> None:
         """Act on ratings a stop left unacted on, escalate overdue orders, text unnotified

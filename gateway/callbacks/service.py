@@ -37,7 +37,7 @@ from gateway.callbacks.policy import (
     parse_rectification_reply,
     parse_windows,
 )
-from gateway.clock import Clock, utc_iso
+from gateway.clock import Clock, clock_span, utc_iso
 from gateway.config import CallbacksSection
 from gateway.errors import GatewayError
 from gateway.limits import MAX_NAME, MAX_REFERENCE, BadText, check_name, check_reference
@@ -445,11 +445,13 @@ class CallbackService:
         return len(unstarted) + len(lapsed)
 
     async def move_stranded(self, after: timedelta = STRANDED_AFTER) -> int:
-        """Move on the items left ``calling`` whose calls all ended ``after`` ago or
+        """Move on the items left ``calling`` whose calls all ended ``after`` (real time) ago or
         more (:meth:`~gateway.store.callbacks.CallbackRepository.stranded_items`), as their
         last call's end would have: rated if their round was rated, else retried, asked
         by text or unreachable. Returns how many."""
-        stranded = await self.store.callbacks.stranded_items(self.clock.now() - self._real(after))
+        stranded = await self.store.callbacks.stranded_items(
+            self.clock.now() - clock_span(self.clock, after)
+        )
         for item, last in stranded:
             log.warning(
                 "item %s: still calling after its last call ended (%s); moved on",
@@ -459,12 +461,6 @@ class CallbackService:
             known = last in {o.value for o in CallOutcome}
             await self._move_on(item, CallOutcome(last) if known else CallOutcome.NO_ANSWER)
         return len(stranded)
-
-    def _real(self, wait: timedelta) -> timedelta:
-        """``wait`` in real time, as this clock counts it: a clock that runs faster than
-        real time (the demo's) counts more, as what is waited for (a flow's next write)
-        takes real time."""
-        return wait * float(getattr(self.clock, "speed", 1.0))
 
     async def _move_on(self, item: ServedItem, outcome: CallOutcome) -> None:
         """A call of ``item``'s ended without moving it on: rated if its round was rated
@@ -484,7 +480,7 @@ class CallbackService:
         now = self.clock.now()
         callbacks = self.store.callbacks
         found = await callbacks.unacted_ratings(
-            now - RATINGS_LOOKBACK, now - self._real(STRANDED_AFTER)
+            now - RATINGS_LOOKBACK, now - clock_span(self.clock, STRANDED_AFTER)
         )
         for item_id, round_ in found:
             item = await callbacks.item(item_id)

@@ -61,7 +61,7 @@ import secrets
 import socket
 from datetime import timedelta
 
-from gateway.clock import utc_iso
+from gateway.clock import clock_span, utc_iso
 from gateway.cluster.leader import Leadership
 from gateway.phone import mask
 from gateway.sms.exceptions import (
@@ -126,7 +126,10 @@ class OutboxWorker:
         self.max_attempts = max(1, config.max_attempts)
         self.lookup_delay = config.lookup_delay
         self.poll_interval = config.poll_interval
-        self.lease = max(MIN_LEASE, timedelta(seconds=4 * config.http_timeout))
+        # The lease bounds provider calls, which take real time: on a clock that runs
+        # faster (the demo's) it is longer in the clock's time, or it would end mid-batch.
+        self.lease_real = max(MIN_LEASE, timedelta(seconds=4 * config.http_timeout))
+        self.lease = clock_span(self.clock, self.lease_real)
         self.lookup_limit = LOOKUP_LIMIT
         self.backoff = Backoff(config.backoff_min, config.backoff_max)
         self.rate = config.rate_per_second
@@ -369,7 +372,7 @@ class OutboxWorker:
                 taken = await self.repo.record_accepted_many([a for a, _ in batch])
             except Exception as exc:
                 failing_since = failing_since or loop.time()
-                patience = self.lease.total_seconds() / 2
+                patience = self.lease_real.total_seconds() / 2
                 if is_store_failure(exc) and loop.time() - failing_since < patience:
                     # The store is away a moment (PostgreSQL restarting, a busy file): keep
                     # the provider's sids and write them when it is back, not look them up.
