@@ -556,7 +556,18 @@ async def _settled(records: StoreReader) -> bool:
     unnotified = await records.value(
         "SELECT count(*) FROM rectification_orders WHERE status = 'open' AND notified_level < level"
     )
-    return bool(open_items == 0 and open_texts == 0 and unnotified == 0)
+    # A 3 whose call a kill cut off gets its order from the leader's sweep, once the call
+    # is known over and 30 s more have passed.
+    unordered = len(await records.rows(_UNORDERED))
+    return bool(open_items == 0 and open_texts == 0 and unnotified == 0 and unordered == 0)
+
+
+# Dissatisfied first ratings with no order: (reference, rated_at).
+_UNORDERED = (
+    "SELECT i.reference, r.rated_at FROM ratings r JOIN served_items i ON i.id = r.item_id"
+    " WHERE r.round = 1 AND r.score = 3 AND NOT EXISTS (SELECT 1 FROM"
+    " rectification_orders o WHERE o.item_id = r.item_id)"
+)
 
 
 async def _unended(records: StoreReader, status: str) -> str:
@@ -609,11 +620,7 @@ async def _count(report: ChaosReport, records: StoreReader, seen: dict[str, Any]
         "SELECT ref, level, status, notified_level FROM rectification_orders"
     )
     report.orders = len(orders)
-    for reference, rated_at in await records.rows(
-        "SELECT i.reference, r.rated_at FROM ratings r JOIN served_items i ON i.id = r.item_id"
-        " WHERE r.round = 1 AND r.score = 3 AND NOT EXISTS (SELECT 1 FROM"
-        " rectification_orders o WHERE o.item_id = r.item_id)"
-    ):
+    for reference, rated_at in await records.rows(_UNORDERED):
         problems.append(f"item {reference} was rated dissatisfied at {rated_at} but has no order")
     texted_levels = {
         (ref, level)
