@@ -705,11 +705,12 @@ class CallbackRepository:
                     " AND EXISTS (SELECT 1 FROM callback_attempts a WHERE a.item_id"
                     " = served_items.id AND a.channel = 'call' AND a.ended_at IS NULL"
                     + ("" if owner is None else " AND a.owner = ?")
-                    + ") ORDER BY id",
+                    + ")",
                     () if owner is None else (owner,),
                 )
             ).fetchall()
-        return [_item(r) for r in open_rows]
+        # sorted here, as in stranded_items: an ORDER BY id walks every item
+        return sorted((_item(r) for r in open_rows), key=lambda item: item.id)
 
     async def stranded_items(self, before: datetime) -> list[tuple[ServedItem, str | None]]:
         """Items left ``calling`` with no call open: each of their call attempts ended,
